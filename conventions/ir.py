@@ -1,0 +1,110 @@
+"""The one layer description (IR) every front end produces and every formula, adapter and report reads.
+
+Shapes are channels-first (N, C, *spatial) whatever the framework: the Keras front end transposes NHWC, so a
+conv layer has the same IR from PyTorch, Keras and a Caffe prototxt. Shapes include the batch dimension; every
+count derived from a Layer covers the whole batch (batch 1 gives the document's per-sample numbers).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+# Layer kinds. The document has formulas only for CONV, LINEAR and the pools; the others are first-class so that
+# what a tool counts for them (or silently does not) can be named.
+CONV = "conv"
+LINEAR = "linear"
+POOL_MAX = "pool_max"
+POOL_AVG = "pool_avg"
+BN = "bn"
+LAYER_NORM = "layer_norm"
+ACT = "act"  # op holds the function: relu, gelu, sigmoid, ...
+ADD = "add"  # element-wise sum of tensors (residual connection, Caffe Eltwise SUM)
+MUL = "mul"
+MATMUL = "matmul"
+ATTENTION = "attention"  # multi-head attention as one layer (projections + two matmuls + softmax)
+SOFTMAX = "softmax"
+CONCAT = "concat"
+UNKNOWN = "unknown"  # a front end saw an op it has no description for: kept, never dropped
+
+KINDS = (CONV, LINEAR, POOL_MAX, POOL_AVG, BN, LAYER_NORM, ACT, ADD, MUL, MATMUL, ATTENTION, SOFTMAX, CONCAT,
+         UNKNOWN)
+POOL_KINDS = (POOL_MAX, POOL_AVG)
+
+Shape = tuple[int, ...]
+
+
+def numel(shape: Shape) -> int:
+    return math.prod(shape) if shape else 0
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One layer of a model, framework-neutral.
+
+    `params` is the parameter count the framework itself holds for the layer (torch: the module's own
+    parameters; prototxt: derived from the blob shapes Caffe would allocate), so formulas can be checked
+    against it. `attrs` carries kind-specific facts (attention heads, pooling `global`, ...).
+    """
+
+    name: str
+    kind: str
+    input_shapes: tuple[Shape, ...]
+    output_shape: Shape
+    kernel: tuple[int, ...] = ()
+    stride: tuple[int, ...] = ()
+    padding: tuple[int, ...] = ()
+    dilation: tuple[int, ...] = ()
+    groups: int = 1
+    bias: bool = False
+    op: str = ""  # the framework's own op / module type, e.g. "Conv2d", "relu", "Convolution"
+    params: int = 0
+    attrs: tuple[tuple[str, Any], ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"layer {self.name!r}: unknown kind {self.kind!r}")
+
+    @property
+    def input_shape(self) -> Shape:
+        return self.input_shapes[0] if self.input_shapes else ()
+
+    @property
+    def batch(self) -> int:
+        return self.output_shape[0] if self.output_shape else 1
+
+    @property
+    def in_elements(self) -> int:
+        return sum(numel(s) for s in self.input_shapes)
+
+    @property
+    def out_elements(self) -> int:
+        return numel(self.output_shape)
+
+    @property
+    def kernel_area(self) -> int:
+        return math.prod(self.kernel) if self.kernel else 1
+
+    def attr(self, key: str, default: Any = None) -> Any:
+        return dict(self.attrs).get(key, default)
+
+
+@dataclass(frozen=True)
+class Model:
+    """A model as a front end saw it: ordered layers plus where it came from."""
+
+    name: str
+    framework: str  # torch | keras | caffe
+    input_shape: Shape
+    layers: tuple[Layer, ...]
+    notes: tuple[str, ...] = ()  # e.g. "traced with module hooks: functional ops are not visible"
+
+    def layer(self, name: str) -> Layer:
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        raise KeyError(name)
+
+    @property
+    def params(self) -> int:
+        return sum(layer.params for layer in self.layers)

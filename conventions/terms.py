@@ -1,0 +1,121 @@
+"""Basis terms: the per-layer quantities every tool's number is decomposed into.
+
+Each term is an exact integer computed from the layer's shapes alone (pure functions, one per layer kind,
+registered in a table as torch/utils/flop_counter.py does with `register_flop_formula`). A tool's per-layer
+value is then explained as a small integer combination of these, e.g. thop's conv = 1*MACC, the document's
+conv = 2*MACC + 1*BIAS.
+
+Compute terms (counts over the whole batch):
+  MACC    multiply-accumulates of conv / linear / matmul / attention projections
+  BIAS    bias additions (one per output element of a layer with a bias)
+  OUT     output elements
+  IN      input elements (all inputs)
+  WINDOW  kernel_area * OUT, the element reads of a pooling window
+  ATTN    multiply-accumulates of attention's two matmuls (Q K^T and A V), which module hooks never see
+  SOFTMAX elements of the attention probability matrix
+Parameter terms:
+  WEIGHTS      weight parameters
+  BIAS_PARAMS  bias parameters
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+from .ir import (ACT, ADD, ATTENTION, BN, CONCAT, CONV, LAYER_NORM, LINEAR, MATMUL, MUL, POOL_AVG, POOL_MAX,
+                 SOFTMAX, UNKNOWN, Layer, numel)
+
+MACC, BIAS, OUT, IN, WINDOW, ATTN, SOFTMAX_TERM = "MACC", "BIAS", "OUT", "IN", "WINDOW", "ATTN", "SOFTMAX"
+WEIGHTS, BIAS_PARAMS = "WEIGHTS", "BIAS_PARAMS"
+
+COMPUTE_TERMS = (MACC, BIAS, OUT, IN, WINDOW, ATTN, SOFTMAX_TERM)
+PARAM_TERMS = (WEIGHTS, BIAS_PARAMS)
+
+TERM_MEANINGS = {
+    MACC: "multiply-accumulates",
+    BIAS: "bias additions",
+    OUT: "output elements",
+    IN: "input elements",
+    WINDOW: "kernel area x output elements",
+    ATTN: "attention-matmul multiply-accumulates (QK^T and AV)",
+    SOFTMAX_TERM: "attention-probability elements",
+    WEIGHTS: "weight parameters",
+    BIAS_PARAMS: "bias parameters",
+}
+
+_TERMS: dict[str, Callable[[Layer], dict[str, int]]] = {}
+
+
+def register_terms(*kinds: str):
+    def wrap(fn: Callable[[Layer], dict[str, int]]):
+        for kind in kinds:
+            _TERMS[kind] = fn
+        return fn
+    return wrap
+
+
+def _common(layer: Layer) -> dict[str, int]:
+    return {OUT: layer.out_elements, IN: layer.in_elements}
+
+
+def conv_weights(layer: Layer) -> int:
+    c_in, c_out = layer.input_shape[1], layer.output_shape[1]
+    return layer.kernel_area * (c_in // layer.groups) * c_out
+
+
+@register_terms(CONV)
+def conv_terms(layer: Layer) -> dict[str, int]:
+    c_out = layer.output_shape[1]
+    positions = numel(layer.output_shape) // c_out  # N * H_out * W_out
+    weights = conv_weights(layer)
+    return {**_common(layer), MACC: weights * positions, BIAS: layer.out_elements if layer.bias else 0,
+            WEIGHTS: weights, BIAS_PARAMS: c_out if layer.bias else 0}
+
+
+@register_terms(LINEAR)
+def linear_terms(layer: Layer) -> dict[str, int]:
+    n_in, n_out = layer.input_shape[-1], layer.output_shape[-1]
+    rows = layer.out_elements // n_out  # batch x tokens: a Linear on (N, L, n_in) does L rows per sample
+    return {**_common(layer), MACC: n_in * n_out * rows, BIAS: layer.out_elements if layer.bias else 0,
+            WEIGHTS: n_in * n_out, BIAS_PARAMS: n_out if layer.bias else 0}
+
+
+@register_terms(POOL_MAX, POOL_AVG)
+def pool_terms(layer: Layer) -> dict[str, int]:
+    return {**_common(layer), WINDOW: layer.kernel_area * layer.out_elements}
+
+
+@register_terms(MATMUL)
+def matmul_terms(layer: Layer) -> dict[str, int]:
+    inner = layer.input_shapes[0][-1]
+    return {**_common(layer), MACC: layer.out_elements * inner}
+
+
+@register_terms(ATTENTION)
+def attention_terms(layer: Layer) -> dict[str, int]:
+    # nn.MultiheadAttention: q/k/v projections, Q K^T per head, softmax, A V, out projection.
+    embed = layer.attr("embed_dim")
+    kdim, vdim = layer.attr("kdim", embed), layer.attr("vdim", embed)
+    heads = layer.attr("num_heads")
+    batch, q_len, kv_len = layer.batch, layer.attr("q_len"), layer.attr("kv_len")
+    proj = batch * (q_len * embed * embed + kv_len * kdim * embed + kv_len * vdim * embed + q_len * embed * embed)
+    bias_adds = batch * embed * (2 * q_len + 2 * kv_len) if layer.bias else 0
+    return {**_common(layer), MACC: proj, BIAS: bias_adds, ATTN: 2 * batch * q_len * kv_len * embed,
+            SOFTMAX_TERM: batch * heads * q_len * kv_len,
+            WEIGHTS: layer.params - (4 * embed if layer.bias else 0), BIAS_PARAMS: 4 * embed if layer.bias else 0}
+
+
+@register_terms(BN, LAYER_NORM)
+def norm_terms(layer: Layer) -> dict[str, int]:
+    affine = layer.params
+    return {**_common(layer), WEIGHTS: affine // 2, BIAS_PARAMS: affine - affine // 2}
+
+
+@register_terms(ACT, ADD, MUL, SOFTMAX, CONCAT, UNKNOWN)
+def elementwise_terms(layer: Layer) -> dict[str, int]:
+    return {**_common(layer), WEIGHTS: layer.params}
+
+
+def terms(layer: Layer) -> dict[str, int]:
+    """All basis terms of one layer; absent terms are 0 for that layer."""
+    values = _TERMS[layer.kind](layer)
+    return {t: values.get(t, 0) for t in COMPUTE_TERMS + PARAM_TERMS}
