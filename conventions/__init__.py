@@ -4,6 +4,5 @@ Pure Python over the framework-neutral layer IR (`conventions.ir`); nothing here
 """
 from .formulas import TOTAL, Counts, layer_counts, model_counts
 from .ir import Layer, Model
-from .terms import terms
 
-__all__ = ["TOTAL", "Counts", "Layer", "Model", "layer_counts", "model_counts", "terms"]
+__all__ = ["TOTAL", "Counts", "Layer", "Model", "layer_counts", "model_counts"]

@@ -13,6 +13,8 @@ Compute terms (counts over the whole batch):
   WINDOW  kernel_area * OUT, the element reads of a pooling window
   ATTN    multiply-accumulates of attention's two matmuls (Q K^T and A V), which module hooks never see
   SOFTMAX elements of the attention probability matrix
+  BIAS_CH bias additions counted once per output channel instead of once per output element (Netscope's later
+          analyzer adds `Cout` to a conv's count, not `Cout*H*W`)
 Parameter terms:
   WEIGHTS      weight parameters
   BIAS_PARAMS  bias parameters
@@ -24,10 +26,11 @@ from typing import Callable
 from .ir import (ACT, ADD, ATTENTION, BN, CONCAT, CONV, LAYER_NORM, LINEAR, MATMUL, MUL, POOL_AVG, POOL_MAX,
                  SOFTMAX, UNKNOWN, Layer, numel)
 
-MACC, BIAS, OUT, IN, WINDOW, ATTN, SOFTMAX_TERM = "MACC", "BIAS", "OUT", "IN", "WINDOW", "ATTN", "SOFTMAX"
+MACC, BIAS, OUT, IN, WINDOW, ATTN, SOFTMAX_TERM, BIAS_CH = ("MACC", "BIAS", "OUT", "IN", "WINDOW", "ATTN",
+                                                            "SOFTMAX", "BIAS_CH")
 WEIGHTS, BIAS_PARAMS = "WEIGHTS", "BIAS_PARAMS"
 
-COMPUTE_TERMS = (MACC, BIAS, OUT, IN, WINDOW, ATTN, SOFTMAX_TERM)
+COMPUTE_TERMS = (MACC, BIAS, OUT, IN, WINDOW, ATTN, SOFTMAX_TERM, BIAS_CH)
 PARAM_TERMS = (WEIGHTS, BIAS_PARAMS)
 
 TERM_MEANINGS = {
@@ -38,6 +41,7 @@ TERM_MEANINGS = {
     WINDOW: "kernel area x output elements",
     ATTN: "attention-matmul multiply-accumulates (QK^T and AV)",
     SOFTMAX_TERM: "attention-probability elements",
+    BIAS_CH: "bias additions once per output channel",
     WEIGHTS: "weight parameters",
     BIAS_PARAMS: "bias parameters",
 }
@@ -68,7 +72,7 @@ def conv_terms(layer: Layer) -> dict[str, int]:
     positions = numel(layer.output_shape) // c_out  # N * H_out * W_out
     weights = conv_weights(layer)
     return {**_common(layer), MACC: weights * positions, BIAS: layer.out_elements if layer.bias else 0,
-            WEIGHTS: weights, BIAS_PARAMS: c_out if layer.bias else 0}
+            BIAS_CH: c_out if layer.bias else 0, WEIGHTS: weights, BIAS_PARAMS: c_out if layer.bias else 0}
 
 
 @register_terms(LINEAR)
@@ -76,7 +80,7 @@ def linear_terms(layer: Layer) -> dict[str, int]:
     n_in, n_out = layer.input_shape[-1], layer.output_shape[-1]
     rows = layer.out_elements // n_out  # batch x tokens: a Linear on (N, L, n_in) does L rows per sample
     return {**_common(layer), MACC: n_in * n_out * rows, BIAS: layer.out_elements if layer.bias else 0,
-            WEIGHTS: n_in * n_out, BIAS_PARAMS: n_out if layer.bias else 0}
+            BIAS_CH: n_out if layer.bias else 0, WEIGHTS: n_in * n_out, BIAS_PARAMS: n_out if layer.bias else 0}
 
 
 @register_terms(POOL_MAX, POOL_AVG)
@@ -119,3 +123,19 @@ def terms(layer: Layer) -> dict[str, int]:
     """All basis terms of one layer; absent terms are 0 for that layer."""
     values = _TERMS[layer.kind](layer)
     return {t: values.get(t, 0) for t in COMPUTE_TERMS + PARAM_TERMS}
+
+
+def format_combo(combo: dict[str, int]) -> str:
+    """{"MACC": 2, "BIAS": 1} -> "2*MACC + 1*BIAS"; {} -> "0"."""
+    parts = []
+    for term, coef in combo.items():
+        if coef == 0:
+            continue
+        sign = "-" if coef < 0 else "+"
+        parts.append(f"{sign} {abs(coef)}*{term}")
+    text = " ".join(parts)
+    return (text[2:] if text.startswith("+ ") else "-" + text[2:]) if text else "0"
+
+
+def evaluate(combo: dict[str, int], values: dict[str, int]) -> int:
+    return sum(coef * values.get(term, 0) for term, coef in combo.items())

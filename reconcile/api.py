@@ -74,8 +74,10 @@ def run(models: "str | Sequence[str] | None" = None, tools: "str | Sequence[str]
 
 
 def frame(records: Iterable[Record]) -> pd.DataFrame:
+    records = list(records)
     df = pd.DataFrame([r.row() for r in records], columns=COLUMNS)
-    df["value"] = df["value"].astype("object")
+    # object dtype keeps integer counts integral next to empty values (a float column would print 288000.0)
+    df["value"] = pd.Series([r.value for r in records], dtype=object, index=df.index)
     return df
 
 

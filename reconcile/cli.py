@@ -107,7 +107,7 @@ def run(models: Optional[str], tools: Optional[str], model_file: Optional[str], 
     df = api.frame(records)
     from .report import write_outputs
 
-    paths = write_outputs(df, Path(out_dir))
+    paths = write_outputs(df, Path(out_dir), {job.spec.name: job.spec for job in jobs})
     if not quiet:
         click.echo(f"done in {time.monotonic() - started:.1f} s; report: {paths['report.md']} "
                    f"(and {paths['report.html'].name}, records.csv, explanations.csv)", err=True)

@@ -39,7 +39,7 @@ _K = "reference_models.keras_models:"
 MODELS: dict[str, ReferenceModel] = {m.name: m for m in [
     ReferenceModel("lenet", "The document's LeNet (ReLU applied functionally after ip1, as the document writes it)",
                    (1, 1, 28, 28), torch=_T + "lenet", keras=_K + "lenet", prototxt="lenet.prototxt",
-                   aliases={"torch": {"relu": "relu1"}}),
+                   aliases={"torch": {"relu": "relu1"}, "keras": {"ip1/relu": "relu1"}}),
     ReferenceModel("lenet_relu_module", "LeNet with an nn.ReLU module (relu1) instead of F.relu",
                    (1, 1, 28, 28), torch=_T + "lenet_relu_module"),
     ReferenceModel("sepnet", "conv (no bias) + BN + ReLU, 3x3/2 max pool, depthwise + pointwise, global avg pool, FC",

@@ -28,12 +28,27 @@ def get(tool: str) -> ModuleType:
 
 
 def distribution_version(distribution: str) -> str:
+    """The installed version in PEP 440 normal form: thop's metadata says "0.1.1-2209072238", pip and
+    constraints.txt say "0.1.1.post2209072238"; both are the same release."""
     from importlib.metadata import PackageNotFoundError, version
 
+    from packaging.version import InvalidVersion, Version
+
     try:
-        return version(distribution)
+        raw = version(distribution)
     except PackageNotFoundError:
         return "not installed"
+    try:
+        return str(Version(raw))
+    except InvalidVersion:
+        return raw
+
+
+def layer_kinds(spec) -> dict[str, str]:
+    """Canonical layer kinds by torch qualified name, from the layer IR (the names module-walking tools use)."""
+    from ..models import layer_ir
+
+    return {layer.name: layer.kind for layer in layer_ir(spec, "torch").layers}
 
 
 def missing(distribution: str, module: str) -> "str | None":

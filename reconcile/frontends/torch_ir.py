@@ -8,6 +8,7 @@ to forward hooks on leaf modules, and the Model carries a note that functional o
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from typing import Any, Callable, Optional
 
 import torch
@@ -106,7 +107,8 @@ def _function_name(node: fx.Node) -> str:
 def _function_layer(name: str, node: fx.Node, inputs: tuple[tuple[int, ...], ...],
                     output: tuple[int, ...]) -> Optional[Layer]:
     fn = _function_name(node)
-    common = dict(name=name, input_shapes=inputs, output_shape=output, op=fn)
+    # `functional` marks what module hooks cannot see (F.relu, x + y): the diff engine names it when a tool misses it
+    common = dict(name=name, input_shapes=inputs, output_shape=output, op=fn, attrs=(("functional", True),))
     if fn in _SHAPE_OPS or not output:
         return None
     if fn in _ACTIVATION_FUNCTIONS:
@@ -191,6 +193,9 @@ def trace_hooks(module: nn.Module, input_shape: tuple[int, ...]) -> list[Layer]:
 def from_module(module: nn.Module, input_shape: tuple[int, ...], name: str = "model",
                 aliases: Optional[dict[str, str]] = None) -> Model:
     module = module.eval()
+    if not list(module.children()) and type(module).__module__.startswith("torch.nn"):
+        # A bare nn.Conv2d would be traced *through* (into F.conv2d); keep it one layer, named after its type.
+        module = nn.Sequential(OrderedDict([(type(module).__name__.lower(), module)]))
     try:
         layers = trace_fx(module, input_shape, aliases or {})
         notes: tuple[str, ...] = ()

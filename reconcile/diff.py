@@ -1,0 +1,391 @@
+"""The diff engine: every number a tool printed, written in the reference document's terms.
+
+For each record (tool, layer, metric) the value is decomposed into a small integer combination of the layer's
+basis terms (conventions.terms): first the catalogued convention of that tool/version/kind is checked
+numerically, then, if it has none or it does not fit, a bounded search. A decomposition with a non-zero residual
+is "unexplained"; two fitting combinations are "ambiguous" (a biased conv has BIAS == OUT, a 2x2/2 pool has
+IN == WINDOW). Totals are explained as the sum of a tool's layer rows plus the layers it skipped.
+"""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from typing import Iterable, Optional
+
+import pandas as pd
+
+from conventions import catalogue
+from conventions import terms as T
+from conventions.formulas import layer_counts
+from conventions.ir import Layer, Model
+
+from .records import COMPUTE, MODEL_LEVEL, OK, PARAMS, TOTAL
+
+COLUMNS = ["model", "layer", "layer_kind", "tool", "tool_version", "metric", "value", "reference", "reference_value",
+           "decomposition", "explanation", "residual", "status", "source"]
+
+# Bounded search: up to 3 terms, these coefficients. Enough for every convention seen (2*MACC - OUT + BIAS).
+_COEFFICIENTS = (1, 2, 4, -1, 3)
+_MAX_TERMS = 3
+_DOC_WEIGHTED = {T.MACC: 2, T.BIAS: 1}
+
+
+@dataclass
+class Decomposition:
+    combo: dict[str, int]
+    residual: int
+    per_sample: bool = False
+    origin: str = "catalogue"  # catalogue | search | none
+    alternatives: list[dict[str, int]] = field(default_factory=list)
+    convention: Optional[catalogue.Convention] = None
+
+    @property
+    def text(self) -> str:
+        body = T.format_combo(self.combo)
+        return f"per sample: {body}" if self.per_sample else body
+
+
+def _value_of(combo: dict[str, int], values: dict[str, int], batch: int, per_sample: bool) -> float:
+    total = T.evaluate(combo, values)
+    return total / batch if per_sample else total
+
+
+def _term_set(quantity: str) -> tuple[str, ...]:
+    # compute may involve WEIGHTS (TF counts variable initialisers per weight); params never involve compute terms
+    return T.PARAM_TERMS if quantity == PARAMS else T.COMPUTE_TERMS + (T.WEIGHTS,)
+
+
+def _search(value: float, values: dict[str, int], batch: int, quantity: str) -> list[tuple[dict[str, int], bool]]:
+    """All minimal combinations (fewest terms, then smallest coefficients) that give `value` exactly."""
+    if value == 0:
+        return [({}, False)]
+    candidates = [t for t in _term_set(quantity) if values.get(t)]
+    for size in range(1, _MAX_TERMS + 1):
+        fits: list[tuple[int, dict[str, int], bool]] = []
+        for names in itertools.combinations(candidates, size):
+            for coefs in itertools.product(_COEFFICIENTS, repeat=size):
+                if all(c < 0 for c in coefs):
+                    continue
+                combo = dict(zip(names, coefs))
+                for per_sample in ((False, True) if batch > 1 else (False,)):
+                    if _value_of(combo, values, batch, per_sample) == value:
+                        fits.append((sum(abs(c) for c in coefs) + 10 * per_sample, combo, per_sample))
+        if fits:
+            best = min(f[0] for f in fits)
+            return [(combo, ps) for weight, combo, ps in fits if weight == best]
+    return []
+
+
+# Term pairs whose coincidence hides a convention: a bias on every output makes BIAS == OUT; a pool whose windows
+# tile the input (2x2/2) makes IN == WINDOW. (IN == OUT on element-wise ops is a definition, not an ambiguity.)
+_CONFUSABLE = {(T.BIAS, T.OUT), (T.OUT, T.BIAS), (T.IN, T.WINDOW), (T.WINDOW, T.IN)}
+
+
+def _substitutions(combo: dict[str, int], values: dict[str, int]) -> list[dict[str, int]]:
+    """Other combinations equal to `combo` on this layer because two terms coincide (BIAS == OUT, IN == WINDOW).
+    Coefficients merge: torchstat's conv MAdd 2*MACC - OUT + BIAS is plain 2*MACC where BIAS == OUT."""
+    out = []
+    for term in combo:
+        for other in T.COMPUTE_TERMS:
+            if (term, other) in _CONFUSABLE and values.get(term) and values.get(term) == values.get(other):
+                alt = dict(combo)
+                alt[other] = alt.get(other, 0) + alt.pop(term)
+                alt = {k: v for k, v in alt.items() if v}
+                if alt not in out:
+                    out.append(alt)
+    return out
+
+
+def decompose(value: float, values: dict[str, int], batch: int, entry: Optional[catalogue.Convention],
+              quantity: str = COMPUTE) -> Decomposition:
+    if entry is not None:
+        expected = _value_of(entry.terms, values, batch, entry.per_sample)
+        if expected == value:
+            return Decomposition(entry.terms, 0, entry.per_sample, "catalogue",
+                                 _substitutions(entry.terms, values), entry)
+    fits = _search(value, values, batch, quantity)
+    if fits:
+        (combo, per_sample), rest = fits[0], fits[1:]
+        alternatives = [c for c, _ in rest] + _substitutions(combo, values)
+        return Decomposition(combo, 0, per_sample, "search", alternatives)
+    if entry is not None:  # the catalogued convention is the best guess; the residual says how far off it is
+        expected = _value_of(entry.terms, values, batch, entry.per_sample)
+        return Decomposition(entry.terms, _int(value - expected), entry.per_sample, "catalogue", [], entry)
+    return Decomposition({}, _int(value), False, "none")
+
+
+def _int(x: float):
+    return int(x) if float(x).is_integer() else x
+
+
+# ---------------------------------------------------------------------------------------------------- sentences
+def _n(x) -> str:
+    if isinstance(x, float) and x.is_integer():
+        x = int(x)
+    return f"{x:,}" if isinstance(x, int) else f"{x:,.6g}"
+
+
+def _weighted_phrases(combo: dict[str, int], values: dict[str, int]) -> list[str]:
+    """How a conv/linear count differs from the document's 2*MACC + BIAS, in named conventions."""
+    phrases = []
+    macc = combo.get(T.MACC, 0)
+    if macc == 1:
+        phrases.append("counts a multiply-accumulate as 1 op where the document counts 2 FLOPs")
+    elif macc == 2 and combo.get(T.OUT, 0) == -1:
+        phrases.append("counts (2k-1) ops per output (k multiplies, k-1 adds), one fewer per output than 2 per MACC")
+    elif macc == 2:
+        phrases.append("counts 2 FLOPs per multiply-accumulate, as the document")
+    elif macc == 0:
+        phrases.append("does not count the multiply-accumulates at all")
+    if values.get(T.BIAS):
+        if combo.get(T.BIAS_CH):
+            phrases.append(f"adds the bias once per channel ({_n(values[T.BIAS_CH])}) instead of once per output "
+                           f"element ({_n(values[T.BIAS])})")
+        elif combo.get(T.BIAS, 0) == 0 and combo.get(T.OUT, 0) <= 0:
+            phrases.append(f"leaves out the {_n(values[T.BIAS])} bias adds")
+        elif combo.get(T.BIAS, 0) == 1 or combo.get(T.OUT, 0) > 0:
+            phrases.append("counts the bias adds")
+    return phrases
+
+
+def _pool_phrases(combo: dict[str, int], values: dict[str, int]) -> list[str]:
+    same = values.get(T.IN) == values.get(T.WINDOW)
+    tie = " (equal on this layer, so the document's example cannot tell the two readings apart)" if same else ""
+    if not combo:
+        return ["counts pooling as 0 where the document counts its input elements"]
+    if combo == {T.IN: 1}:
+        return [f"counts a pool as its input elements, the document's literal reading{tie}"]
+    if combo == {T.WINDOW: 1}:
+        return [f"counts a pool as kernel_area x output elements{tie}"]
+    if combo == {T.WINDOW: 1, T.OUT: -1}:
+        return ["counts (k-1) comparisons per output element"]
+    if combo == {T.WINDOW: 1, T.OUT: 1}:
+        return ["counts kernel_area adds plus 1 division per output element"]
+    if combo == {T.OUT: 1}:
+        return ["counts 1 op per output element"]
+    return []
+
+
+def describe_terms(combo: dict[str, int]) -> str:
+    if not combo:
+        return "0"
+    return " + ".join(f"{c} x {T.TERM_MEANINGS[t]}" for t, c in combo.items()).replace("+ -", "- ")
+
+
+def sentence(tool: str, metric: str, value, layer: Layer, values: dict[str, int], dec: Decomposition,
+             batch: int, quantity: str) -> tuple[str, str, Optional[int]]:
+    """(reference label, explanation, reference value)."""
+    counts = layer_counts(layer)
+    head = f"{tool} {metric} {_n(value)} = {dec.text}"
+    phrases: list[str] = []
+    if quantity == PARAMS:
+        ref, ref_value = "document params", counts.params
+        if dec.combo == {T.WEIGHTS: 1} and values.get(T.BIAS_PARAMS):
+            phrases.append(f"weights only: leaves out the {_n(values[T.BIAS_PARAMS])} bias parameters")
+        elif value == ref_value:
+            phrases.append("weights plus biases, as the document")
+        elif value == 0 and ref_value:
+            phrases.append("reports 0 parameters for a layer that has them")
+    else:
+        ref, ref_value = ("document flops", counts.flops) if counts.flops is not None else \
+            (("document macc", counts.macc) if counts.macc is not None else ("none", None))
+        kind = catalogue.kind_key(layer)
+        if layer.kind in ("conv", "linear"):
+            phrases += _weighted_phrases(dec.combo, values)
+        elif layer.kind in ("pool_max", "pool_avg"):
+            phrases += _pool_phrases(dec.combo, values)
+        elif value == 0 and any(values.get(t) for t in T.COMPUTE_TERMS):
+            phrases.append(f"counts this {kind} as 0; the document has no formula for it")
+        elif ref == "none":
+            phrases.append(f"counts {describe_terms(dec.combo)}; the document has no formula for {kind}")
+    if dec.convention is not None and dec.origin == "catalogue" and dec.residual == 0:
+        phrases.append(f"[{dec.convention.says}; {dec.convention.source}]")
+    if dec.per_sample and batch > 1:
+        phrases.append(f"per sample: ignores the batch of {batch}")
+    if dec.residual:
+        phrases.append(f"UNEXPLAINED: {_n(dec.residual)} left over after {T.format_combo(dec.combo)}")
+    if dec.alternatives:
+        alts = "; ".join(T.format_combo(a) for a in dec.alternatives[:3])
+        phrases.append(f"ambiguous on this layer: {alts} fits too")
+    text = head + (": " + ", ".join(p for p in phrases if not p.startswith("[")) if phrases else "")
+    cites = [p for p in phrases if p.startswith("[")]
+    text += "." + (" " + cites[0] if cites else "")
+    if ref_value is not None and ref != "none" and quantity != PARAMS:
+        doc = {T.MACC: 2, T.BIAS: 1} if ref == "document flops" and layer.kind in ("conv", "linear") else \
+            ({T.IN: 1} if ref == "document flops" else {T.MACC: 1, T.ATTN: 1})
+        text += f" The document: {_n(ref_value)} = {T.format_combo({k: v for k, v in doc.items() if values.get(k)})}."
+    return ref, text, ref_value
+
+
+# ---------------------------------------------------------------------------------------------------- the engine
+_IR_CACHE: dict[tuple, Optional[Model]] = {}
+
+
+def canonical_ir(model: str, specs: Optional[dict] = None) -> Optional[Model]:
+    """The layer IR the terms are computed on: PyTorch's if the model has one, else Caffe's, else Keras'.
+    Twins have identical layer names and shapes (tested), so one IR serves every tool."""
+    from .errors import UserError
+    from .models import layer_ir, reference
+
+    spec = (specs or {}).get(model)
+    try:
+        spec = spec or reference(model)
+    except UserError:
+        return None
+    key = (spec.name, spec.input_shape, spec.torch_factory, str(spec.prototxt))
+    if key not in _IR_CACHE:
+        framework = next((f for f in ("torch", "caffe", "keras") if f in spec.frameworks), None)
+        _IR_CACHE[key] = layer_ir(spec, framework) if framework else None
+    return _IR_CACHE[key]
+
+
+def document_totals(model: str, specs: Optional[dict] = None):
+    """The document's Counts for a whole model (None if the model cannot be read)."""
+    from conventions.formulas import model_counts
+
+    ir = canonical_ir(model, specs)
+    return model_counts(ir)[-1][1] if ir is not None else None
+
+
+def _row(rec, **kw) -> dict:
+    base = {"model": rec.model, "layer": rec.layer, "layer_kind": rec.layer_kind, "tool": rec.tool,
+            "tool_version": rec.tool_version, "metric": rec.metric, "value": rec.value, "reference": "",
+            "reference_value": None, "decomposition": "", "explanation": "", "residual": None,
+            "status": rec.status, "source": ""}
+    base.update(kw)
+    return base
+
+
+def _model_terms(ir: Model) -> dict[str, int]:
+    total: dict[str, int] = {}
+    for layer in ir.layers:
+        for term, value in T.terms(layer).items():
+            total[term] = total.get(term, 0) + value
+    return total
+
+
+def _skipped_reason(layer: Layer) -> str:
+    if layer.attr("functional"):
+        return f"{layer.name} (a functional {layer.op} call, which module hooks cannot see)"
+    return f"{layer.name} ({layer.kind}, {layer.op})"
+
+
+def explain_model(records: pd.DataFrame, ir: Model) -> list[dict]:
+    rows: list[dict] = []
+    layers = {layer.name: layer for layer in ir.layers}
+    batch = ir.layers[0].batch if ir.layers else 1
+    for rec in records.itertuples(index=False):
+        if rec.layer == TOTAL:
+            continue
+        if rec.status != OK:
+            rows.append(_row(rec, decomposition=rec.status, explanation=f"{rec.tool}: {rec.message}"))
+            continue
+        layer = layers.get(rec.layer)
+        if layer is None:
+            rows.append(_row(rec, decomposition="not a layer of the model", residual=rec.value,
+                             explanation=f"{rec.tool} {rec.metric} {_n(rec.value)} is not attributed to a layer of "
+                                         f"{ir.name}" + (f": {rec.message}" if rec.message else "")))
+            continue
+        if rec.quantity not in (COMPUTE, PARAMS):
+            continue
+        values = T.terms(layer)
+        entry = catalogue.lookup(rec.tool, rec.tool_version, rec.metric, layer)
+        dec = decompose(float(rec.value), values, batch, entry, rec.quantity)
+        ref, text, ref_value = sentence(rec.tool, rec.metric, rec.value, layer, values, dec, batch, rec.quantity)
+        rows.append(_row(rec, layer_kind=layer.kind, reference=ref, reference_value=ref_value,
+                         decomposition=dec.text + (" (ambiguous)" if dec.alternatives else ""), explanation=text,
+                         residual=dec.residual, source=dec.convention.source if dec.convention else dec.origin))
+    rows += _explain_totals(records, ir, rows, batch)
+    return rows
+
+
+def _explain_totals(records: pd.DataFrame, ir: Model, layer_rows: list[dict], batch: int) -> list[dict]:
+    from conventions.formulas import model_counts
+
+    doc_total = model_counts(ir)[-1][1]
+    model_values = _model_terms(ir)
+    out = []
+    by_tool = {tool: df for tool, df in records.groupby("tool", sort=False)}
+    for rec in records[records["layer"] == TOTAL].itertuples(index=False):
+        if rec.quantity not in (COMPUTE, PARAMS):  # memory figures have no basis terms
+            continue
+        if rec.status != OK:
+            out.append(_row(rec, decomposition=rec.status, explanation=f"{rec.tool}: {rec.message}"))
+            continue
+        tool_rows = by_tool[rec.tool]
+        per_layer = tool_rows[(tool_rows["layer"] != TOTAL) & (tool_rows["layer"] != MODEL_LEVEL)
+                              & (tool_rows["quantity"] == rec.quantity) & (tool_rows["status"] == OK)
+                              & (tool_rows["tool_version"] == rec.tool_version)]
+        same_metric = per_layer[per_layer["metric"] == rec.metric]
+        parts = same_metric if len(same_metric) else (per_layer if rec.quantity == COMPUTE and
+                                                      per_layer["metric"].nunique() > 1 else same_metric)
+        seen = set(tool_rows["layer"])
+        skipped = [layer for layer in ir.layers if layer.name not in seen]
+        reference = ("document params", doc_total.params) if rec.quantity == PARAMS else \
+            ("document flops", doc_total.flops)
+        if len(parts):
+            summed = sum(v for v in parts["value"])
+            residual = _int(rec.value - summed)
+            kinds: dict[str, set[str]] = {}
+            for row in layer_rows:
+                if row["tool"] == rec.tool and row["metric"] in set(parts["metric"]) and row["layer"] in \
+                        set(parts["layer"]) and row["layer_kind"]:
+                    kinds.setdefault(row["layer_kind"], set()).add(row["decomposition"])
+            decomposition = "sum of layers: " + "; ".join(f"{k}: {' | '.join(sorted(v))}" for k, v in kinds.items())
+            text = (f"{rec.tool} total {rec.metric} {_n(rec.value)} = the sum of its {len(parts)} per-layer values"
+                    + (f", plus {_n(residual)} it does not attribute to any layer" if residual else ""))
+        else:
+            dec = decompose(float(rec.value), model_values, batch, None, rec.quantity)
+            residual, decomposition = dec.residual, "whole model: " + dec.text
+            text = f"{rec.tool} total {rec.metric} {_n(rec.value)} = {dec.text} over the whole model"
+            if rec.value == 0 and any(model_values.get(t) for t in (T.MACC, T.ATTN)):
+                text += (f": silently zero, although the model has {_n(model_values[T.MACC] + model_values[T.ATTN])}"
+                         f" multiply-accumulates")
+        if skipped:
+            text += "; it has no row for " + ", ".join(_skipped_reason(layer) for layer in skipped)
+        if rec.quantity == PARAMS:
+            text += f". The document's total: {_n(doc_total.params)} params"
+        else:
+            text += f". The document's totals: FLOPs {_n(doc_total.flops)}, MACC {_n(doc_total.macc)}"
+            if doc_total.note:
+                text += f" ({doc_total.note})"
+        out.append(_row(rec, reference=reference[0], reference_value=reference[1], decomposition=decomposition,
+                        explanation=text + ".", residual=residual))
+    for tool, df in by_tool.items():
+        seen = set(df["layer"])
+        if MODEL_LEVEL in seen or not (seen - {TOTAL}):
+            continue
+        rec = df.iloc[0]
+        for layer in ir.layers:
+            if layer.name not in seen:
+                out.append({**_row(rec, layer=layer.name, layer_kind=layer.kind, metric="", value=None),
+                            "decomposition": "no row",
+                            "explanation": f"{tool} reports nothing for {_skipped_reason(layer)}; "
+                                           f"terms it left out: {_present_terms(layer)}",
+                            "status": "missing"})
+    return out
+
+
+def _present_terms(layer: Layer) -> str:
+    values = T.terms(layer)
+    return ", ".join(f"{t} {_n(v)}" for t, v in values.items() if v and t in T.COMPUTE_TERMS) or "none"
+
+
+def explain(records: pd.DataFrame, specs: Optional[dict] = None, irs: Optional[dict[str, Model]] = None) \
+        -> pd.DataFrame:
+    """Explain every record of a run (a DataFrame with records.COLUMNS) in the document's terms."""
+    specs = specs or {}
+    rows: list[dict] = []
+    for model, df in records.groupby("model", sort=False):
+        ir = (irs or {}).get(model) or canonical_ir(model, specs)
+        if ir is None:
+            continue
+        rows += explain_model(df, ir)
+    out = pd.DataFrame(rows, columns=COLUMNS)
+    return out
+
+
+def explain_records(records: Iterable) -> pd.DataFrame:
+    from .api import frame
+
+    return explain(frame(records))
