@@ -3,16 +3,28 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# ultralytics-thop installs into the same `thop` package folder as thop: it lives outside the venv (see constraints.txt).
+ULTRA_THOP := .cache/tools/ultralytics-thop-$(shell sed -n 's/^ultralytics-thop==//p' constraints.txt)
+PIP_INSTALL := $(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt
 
 .PHONY: install reconcile test bench clean
 
-install: $(STAMP)
+install: $(STAMP) $(ULTRA_THOP)/thop/__init__.py
 
 # Re-install only when the pins or the package metadata change.
+# DeepSpeed: sdist whose setup.py imports torch; without build isolation it builds against the venv's pinned torch
+# (isolation would fetch another torch), with its C++/CUDA ops switched off (DS_BUILD_OPS=0, CPU accelerator).
 $(STAMP): constraints.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[tools,test]'
+	DS_BUILD_OPS=0 DS_ACCELERATOR=cpu $(PIP_INSTALL) --no-build-isolation deepspeed
+	test -f $(ULTRA_THOP)/thop/__init__.py || $(PIP_INSTALL) --no-deps --upgrade --target $(ULTRA_THOP) ultralytics-thop
 	touch $(STAMP)
+
+# The folder name carries the pinned version, so a new pin is a new target; an existing one is never redone.
+$(ULTRA_THOP)/thop/__init__.py:
+	$(PIP_INSTALL) --no-deps --upgrade --target $(ULTRA_THOP) ultralytics-thop
+	touch $@
 
 reconcile: $(STAMP)
 	$(VENV)/bin/reconcile run --out reports

@@ -70,7 +70,11 @@ def run(models: "str | Sequence[str] | None" = None, tools: "str | Sequence[str]
         if input_shape is None:
             raise UserError("a module needs input_shape, e.g. (1, 3, 224, 224)")
         specs.append(register_module(module, input_shape, name))
-    return frame(run_jobs(plan(models, tools, specs, batch), timeout, progress))
+    jobs = plan(models, tools, specs, batch)
+    df = frame(run_jobs(jobs, timeout, progress))
+    # the explain step needs each model's input shape (batch!) to compute its terms
+    df.attrs["specs"] = {job.spec.name: job.spec for job in jobs}
+    return df
 
 
 def frame(records: Iterable[Record]) -> pd.DataFrame:

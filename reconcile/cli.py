@@ -113,6 +113,19 @@ def run(models: Optional[str], tools: Optional[str], model_file: Optional[str], 
                    f"(and {paths['report.html'].name}, records.csv, explanations.csv)", err=True)
 
 
+def _register_commands() -> None:
+    import importlib
+    import pkgutil
+
+    from . import commands
+
+    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda i: i.name):
+        cli.add_command(importlib.import_module(f"{commands.__name__}.{info.name}").command)
+
+
+_register_commands()
+
+
 def main(argv: Optional[list[str]] = None) -> None:
     try:
         cli.main(args=argv, prog_name="reconcile", standalone_mode=False)

@@ -280,13 +280,13 @@ def explain_model(records: pd.DataFrame, ir: Model) -> list[dict]:
         if rec.status != OK:
             rows.append(_row(rec, decomposition=rec.status, explanation=f"{rec.tool}: {rec.message}"))
             continue
+        if rec.quantity not in (COMPUTE, PARAMS):  # memory figures have no basis terms
+            continue
         layer = layers.get(rec.layer)
         if layer is None:
             rows.append(_row(rec, decomposition="not a layer of the model", residual=rec.value,
                              explanation=f"{rec.tool} {rec.metric} {_n(rec.value)} is not attributed to a layer of "
                                          f"{ir.name}" + (f": {rec.message}" if rec.message else "")))
-            continue
-        if rec.quantity not in (COMPUTE, PARAMS):
             continue
         values = T.terms(layer)
         entry = catalogue.lookup(rec.tool, rec.tool_version, rec.metric, layer)
@@ -316,9 +316,13 @@ def _explain_totals(records: pd.DataFrame, ir: Model, layer_rows: list[dict], ba
         per_layer = tool_rows[(tool_rows["layer"] != TOTAL) & (tool_rows["layer"] != MODEL_LEVEL)
                               & (tool_rows["quantity"] == rec.quantity) & (tool_rows["status"] == OK)
                               & (tool_rows["tool_version"] == rec.tool_version)]
+        # The layers of a total: rows with the same metric, or, for tools whose per-layer metrics are op names
+        # (TF: conv1/Conv2D ... summed into float_ops), every per-layer metric that is not itself a total metric.
+        total_metrics = set(tool_rows[(tool_rows["layer"] == TOTAL)
+                                      & (tool_rows["tool_version"] == rec.tool_version)]["metric"])
         same_metric = per_layer[per_layer["metric"] == rec.metric]
-        parts = same_metric if len(same_metric) else (per_layer if rec.quantity == COMPUTE and
-                                                      per_layer["metric"].nunique() > 1 else same_metric)
+        parts = same_metric if len(same_metric) or rec.quantity != COMPUTE else \
+            per_layer[~per_layer["metric"].isin(total_metrics)]
         seen = set(tool_rows["layer"])
         skipped = [layer for layer in ir.layers if layer.name not in seen]
         reference = ("document params", doc_total.params) if rec.quantity == PARAMS else \
@@ -328,8 +332,8 @@ def _explain_totals(records: pd.DataFrame, ir: Model, layer_rows: list[dict], ba
             residual = _int(rec.value - summed)
             kinds: dict[str, set[str]] = {}
             for row in layer_rows:
-                if row["tool"] == rec.tool and row["metric"] in set(parts["metric"]) and row["layer"] in \
-                        set(parts["layer"]) and row["layer_kind"]:
+                if row["tool"] == rec.tool and row["tool_version"] == rec.tool_version and row["metric"] in \
+                        set(parts["metric"]) and row["layer"] in set(parts["layer"]) and row["layer_kind"]:
                     kinds.setdefault(row["layer_kind"], set()).add(row["decomposition"])
             decomposition = "sum of layers: " + "; ".join(f"{k}: {' | '.join(sorted(v))}" for k, v in kinds.items())
             text = (f"{rec.tool} total {rec.metric} {_n(rec.value)} = the sum of its {len(parts)} per-layer values"
@@ -338,7 +342,11 @@ def _explain_totals(records: pd.DataFrame, ir: Model, layer_rows: list[dict], ba
             dec = decompose(float(rec.value), model_values, batch, None, rec.quantity)
             residual, decomposition = dec.residual, "whole model: " + dec.text
             text = f"{rec.tool} total {rec.metric} {_n(rec.value)} = {dec.text} over the whole model"
-            if rec.value == 0 and any(model_values.get(t) for t in (T.MACC, T.ATTN)):
+            other_totals = tool_rows[(tool_rows["layer"] == TOTAL) & (tool_rows["quantity"] == COMPUTE)
+                                     & (tool_rows["tool_version"] == rec.tool_version) & (tool_rows["status"] == OK)]
+            if rec.value == 0 and any(v != 0 for v in other_totals["value"]):
+                text += f": no layer of this model costs anything under {rec.tool}'s '{rec.metric}' rules"
+            elif rec.value == 0 and any(model_values.get(t) for t in (T.MACC, T.ATTN)):
                 text += (f": silently zero, although the model has {_n(model_values[T.MACC] + model_values[T.ATTN])}"
                          f" multiply-accumulates")
         if skipped:
@@ -373,16 +381,20 @@ def _present_terms(layer: Layer) -> str:
 
 def explain(records: pd.DataFrame, specs: Optional[dict] = None, irs: Optional[dict[str, Model]] = None) \
         -> pd.DataFrame:
-    """Explain every record of a run (a DataFrame with records.COLUMNS) in the document's terms."""
-    specs = specs or {}
+    """Explain every record of a run (a DataFrame with records.COLUMNS) in the document's terms.
+
+    `specs` (model name -> ModelSpec) gives each model's input shape; reconcile.run() stores it in
+    `records.attrs["specs"]`. Without it, reference models are read at their default batch."""
+    specs = specs or records.attrs.get("specs") or {}
     rows: list[dict] = []
     for model, df in records.groupby("model", sort=False):
         ir = (irs or {}).get(model) or canonical_ir(model, specs)
         if ir is None:
             continue
         rows += explain_model(df, ir)
-    out = pd.DataFrame(rows, columns=COLUMNS)
-    return out
+    from .report import integral
+
+    return integral(pd.DataFrame(rows, columns=COLUMNS), ["value", "reference_value", "residual"])
 
 
 def explain_records(records: Iterable) -> pd.DataFrame:

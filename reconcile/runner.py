@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import sys
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection, wait
 from typing import Callable, Optional
 
-from . import adapters
+from . import adapters, shims
 from .models import ModelSpec
 from .records import ERROR, SKIPPED, Emitter, Record
 
@@ -33,6 +34,10 @@ _CTX = mp.get_context("fork")
 class Job:
     tool: str
     spec: ModelSpec
+    # Version matrix (reconcile/drift.py): folders put first on sys.path and named import shims
+    # (reconcile/shims.py), both applied only in the job's forked child, so one worker can run many releases.
+    extra_path: tuple[str, ...] = ()
+    shims: tuple[str, ...] = ()
 
     def describe(self) -> str:
         return f"{self.tool} on {self.spec.name}"
@@ -51,7 +56,9 @@ _FORM_NAMES = {"torch": "PyTorch definition", "keras": "Keras twin", "caffe": "C
 
 def _emitter(job: Job, framework: str) -> Emitter:
     module = adapters.get(job.tool)
-    return Emitter(job.spec.name, framework, job.tool, module.version())
+    with shims.on_path(job.extra_path):  # the version of the release the job runs, even in a timeout row
+        version = module.version()
+    return Emitter(job.spec.name, framework, job.tool, version)
 
 
 def precheck(job: Job) -> Optional[list[Record]]:
@@ -62,7 +69,7 @@ def precheck(job: Job) -> Optional[list[Record]]:
         emit = Emitter(job.spec.name, module.FRAMEWORK, job.tool, module.version())
         form = _FORM_NAMES.get(module.FRAMEWORK, module.FRAMEWORK)
         return [emit.status(SKIPPED, f"model {job.spec.name!r} has no {form}; {job.tool} reads only that")]
-    reason = module.unavailable()
+    reason = None if job.extra_path else module.unavailable()  # a matrix job brings its own install
     if reason:
         return [_emitter(job, framework).status(SKIPPED, reason)]
     return None
@@ -89,15 +96,31 @@ def _timeout_rows(job: Job, timeout: float) -> list[Record]:
 
 def _silence() -> None:
     """Tools print warnings and tables; keep them out of the progress lines (adapters that parse a tool's
-    printout capture sys.stdout themselves, which still works)."""
+    printout capture sys.stdout themselves, which still works). RECONCILE_DEBUG=1 keeps them."""
+    if os.environ.get("RECONCILE_DEBUG"):
+        return
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)
     os.dup2(devnull, 2)
     os.close(devnull)
 
 
+def _single_threaded() -> None:
+    """A process forked after its parent ran torch ops inherits a used OpenMP pool, and its first parallel
+    region hangs (libgomp is not fork-safe). Counting needs no parallelism: stay on one thread."""
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(1)
+
+
 def _child(conn: Connection, job: Job) -> None:
-    conn.send(execute(job))
+    _single_threaded()
+    if job.extra_path or job.shims:
+        sys.path[:0] = list(job.extra_path)
+        shims.apply(job.shims)
+    records = execute(job)
+    if job.shims:
+        records = [replace(r, message=shims.note(r.message)) for r in records]
+    conn.send(records)
     conn.close()
 
 
@@ -107,16 +130,17 @@ def _run_forked(job: Job, timeout: float) -> list[Record]:
     child.start()
     send.close()
     records: Optional[list[Record]] = None
-    if receive.poll(timeout):
+    answered = receive.poll(timeout)  # True on a result and on EOF (the child died)
+    if answered:
         try:
             records = receive.recv()
         except EOFError:
             records = None
-    child.join(1 if records is not None else 0)
+    child.join(5 if answered else 0)
     if child.is_alive():
         child.kill()
         child.join()
-        if records is None:
+        if not answered:
             return _timeout_rows(job, timeout)
     if records is None:
         emit = _emitter(job, framework_for(adapters.get(job.tool), job.spec))
@@ -139,6 +163,7 @@ def _warm(group: str) -> None:
 
 def _serve(conn: Connection, group: str, timeout: float) -> None:
     _silence()
+    _single_threaded()
     _warm(group)
     while True:
         try:

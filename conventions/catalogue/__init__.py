@@ -14,6 +14,7 @@ from ..ir import Layer
 from .base import Convention, kind_key
 
 TOOL_MODULES = ("document", "thop", "torchstat", "torchsummary", "tf_profiler", "netscope")
+TOOL_MODULES += ("fvcore", "ptflops", "torchinfo", "torch_flop_counter", "ultralytics_thop", "calflops", "deepspeed")
 
 CATALOGUE: tuple[Convention, ...] = tuple(
     entry for name in TOOL_MODULES for entry in importlib.import_module(f"{__name__}.{name}").CONVENTIONS)

@@ -13,7 +13,8 @@ Two metric sets, told apart by the metric name:
   `Variable` initialised from `random_normal`, kernels from `glorot_uniform_initializer`, biases zeros, TF1 op
   names (`conv1/Conv2D`, ...), profiled before freezing. Metrics `unfrozen:<graph op name>`, `unfrozen:float_ops`,
   `unfrozen:<variable name>` (params) and `unfrozen:total_parameters`. The initialiser ops and the input
-  Variable's `random_normal` are counted by the profiler too: their rows carry a message saying so.
+  Variable's `random_normal` are counted by the profiler too: their rows are attributed to the variable they
+  initialise (layer `conv1/kernel`, `Variable`; layer_kind `initializer`) with a message saying so.
 
 Ops the profiler has no FLOPs formula for (no `RegisterStatistics(<type>, "flops")`) are skipped silently by
 tensorflow/python/profiler/tfprof_logger.py `_get_logged_ops`, i.e. counted as 0: each such op gets an
@@ -39,6 +40,7 @@ WORKER = "tf"
 UNFROZEN = "unfrozen:"
 UNFROZEN_MODELS = ("lenet",)  # the document's TF1 graph exists only for its LeNet
 INPUT_VARIABLE = "Variable"  # the document's name of the input Variable (default tf.Variable name)
+INITIALIZER = "initializer"  # layer_kind of the unfrozen route's initialiser-op rows (layer = the variable)
 
 # Op types that do no floating-point arithmetic (data movement, variable bookkeeping, random-number generation):
 # the profiler has no formula for them and none is missing, so they get no `unsupported` row. Any other op type
@@ -60,7 +62,7 @@ OP_NOTES = {
                                "grouped Conv2D as a jit-compiled function)",
     "PartitionedCall": "it calls a nested tf.function the profiler does not look into",
     "FusedBatchNormV3": "batch norm in one fused op (TF1 graphs); Keras 3 decomposes BN into counted Mul/AddV2",
-    "Einsum": "Keras 3 MultiHeadAttention does its projections and attention matmuls with Einsum",
+    "Einsum": "Keras 3 MultiHeadAttention computes Q K^T and A V with Einsum (its projections are counted MatMuls)",
     "Erf": "exact GELU", "Erfc": "exact GELU (Keras 3: 0.5 * x * erfc(-x / sqrt(2)))",
 }
 
@@ -294,12 +296,12 @@ def frozen_graph(model: Any, batch: Optional[int]) -> tuple[Any, list[tuple[Any,
     return graph, seen
 
 
-def keras_scopes(model: Any, seen: list[tuple[Any, str]], aliases: dict[str, str]) -> list[Scope]:
+def keras_scopes(model: Any, seen: list[tuple[Any, str]], aliases: dict[str, str], batch: int) -> list[Scope]:
     """Pair each recorded call scope with its IR layer (k-th call of a layer <-> its k-th IR layer)."""
     from ..frontends import keras_ir
 
     ir_layers: dict[int, list[Any]] = {}
-    for layer, ir_layer in keras_ir.walk(model, aliases):
+    for layer, ir_layer in keras_ir.walk(model, aliases, batch):
         ir_layers.setdefault(id(layer), []).append(ir_layer)
     pairs, calls = [], {}
     for layer, scope in seen:
@@ -312,11 +314,11 @@ def keras_scopes(model: Any, seen: list[tuple[Any, str]], aliases: dict[str, str
     return _scopes_from_ir(pairs)
 
 
-def trainable_params(emit: Emitter, model: Any, aliases: dict[str, str]) -> list[Record]:
+def trainable_params(emit: Emitter, model: Any, aliases: dict[str, str], batch: int) -> list[Record]:
     from ..frontends import keras_ir
 
     records, total = [], 0
-    for layer, ir_layer in keras_ir.walk(model, aliases):
+    for layer, ir_layer in keras_ir.walk(model, aliases, batch):
         if ir_layer.attr("fused_with") or ir_layer.attr("shared_with"):
             continue
         value = sum(keras_ir.numel(w.shape) for w in getattr(layer, "trainable_weights", ()))
@@ -329,14 +331,15 @@ def trainable_params(emit: Emitter, model: Any, aliases: dict[str, str]) -> list
 def frozen_records(spec: Any, emit: Emitter) -> list[Record]:
     model = keras_model(spec)
     aliases = spec.aliases.get("keras", {})
-    graph, seen = frozen_graph(model, spec.input_shape[0])
-    scopes = keras_scopes(model, seen, aliases)
+    batch = spec.input_shape[0]
+    graph, seen = frozen_graph(model, batch)
+    scopes = keras_scopes(model, seen, aliases, batch)
     total, counted = float_ops(graph)
     rows = _tf1_suffixes([attribute(op, scopes) for op in graph.get_operations()])
     records = op_records(emit, graph, rows, counted)
     records.append(emit.ok(TOTAL, "", COMPUTE, "float_ops", total,
-                           f"frozen concrete function at batch {spec.input_shape[0]}"))
-    records += trainable_params(emit, model, aliases)
+                           f"frozen concrete function at batch {batch}"))
+    records += trainable_params(emit, model, aliases, batch)
     profiler_params, _ = parameters(graph)
     records.append(emit.ok(TOTAL, "", PARAMS, "total_parameters", profiler_params,
                            "profiler's trainable_variables_parameter on the frozen graph: freezing turned every "
@@ -439,17 +442,14 @@ def initialisers(graph: Any, image: Any) -> dict[str, str]:
     return found
 
 
-def _initialiser_row(row: OpRow, variable: str, is_input: bool, scopes: list[Scope]) -> tuple[OpRow, str]:
-    """Initialiser ops are attributed to the layer owning the variable (conv1/kernel -> conv1); the input
-    Variable's to `Variable`, which is no layer of the model."""
-    if is_input:
-        return (OpRow(row.op, row.type, row.op, INPUT_VARIABLE, "input"),
-                f"initialiser op of the input {variable} (random_normal = RandomStandardNormal * stddev + mean): "
-                "counted only because the graph is profiled before freezing")
-    owner = next((s for s in scopes if variable.startswith(s.scope + "/")), None)
-    return (OpRow(row.op, row.type, row.op, owner.layer if owner else variable, owner.kind if owner else "unknown"),
-            f"initialiser op of variable {variable} (glorot_uniform = RandomUniform * (max - min) + min): runs "
-            "once at initialisation, counted only because the graph is profiled before freezing")
+def _initialiser_row(row: OpRow, variable: str, is_input: bool) -> tuple[OpRow, str]:
+    """Initialiser ops are attributed to the variable they initialise (`conv1/kernel`, the input `Variable`), kind
+    `initializer`: they are not compute of any model layer, so no layer's terms should be asked to explain them."""
+    what = (f"the input {variable} (random_normal = RandomStandardNormal * stddev + mean)" if is_input else
+            f"variable {variable} (glorot_uniform = RandomUniform * (max - min) + min)")
+    return (OpRow(row.op, row.type, row.op, variable, INITIALIZER),
+            f"initialiser op of {what}: runs once at initialisation, not per inference; counted only because the "
+            "graph is profiled before freezing")
 
 
 def unfrozen_records(spec: Any, emit: Emitter) -> list[Record]:
@@ -467,7 +467,7 @@ def unfrozen_records(spec: Any, emit: Emitter) -> list[Record]:
         # TF1 graph: the op's own name is the label the document's profiler printed (conv1/Conv2D).
         row = OpRow(row.op, row.type, row.op, row.layer, row.kind)
         if op.name in inits:
-            row, notes[op.name] = _initialiser_row(row, inits[op.name], inits[op.name] == image.op.name, scopes)
+            row, notes[op.name] = _initialiser_row(row, inits[op.name], inits[op.name] == image.op.name)
         rows.append(row)
     records = op_records(emit, graph, rows, counted, UNFROZEN, notes)
     records.append(emit.ok(TOTAL, "", COMPUTE, UNFROZEN + "float_ops", total,

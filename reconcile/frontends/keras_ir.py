@@ -42,8 +42,15 @@ def numel(shape: Any) -> int:
     return math.prod(int(d) for d in shape)
 
 
-def _shape(tensor: Any) -> Shape:
-    return tuple(int(d) if d is not None else -1 for d in tensor.shape)
+def _shape(tensor: Any, batch: Optional[int]) -> Shape:
+    """A symbolic tensor's shape; a model built without a batch (None) gets the requested one."""
+    dims = list(tensor.shape)
+    if dims and dims[0] is None and batch is not None:
+        dims[0] = batch
+    if any(d is None for d in dims):
+        raise ValueError(f"tensor {getattr(tensor, 'name', '')} has unknown dimensions {tuple(tensor.shape)}: the IR "
+                         "needs concrete shapes (give keras.Input a fixed shape)")
+    return tuple(int(d) for d in dims)
 
 
 def channels_first(shape: Shape, spatial: bool) -> Shape:
@@ -204,15 +211,21 @@ def layer_calls(model: Any):
                 yield op, node.input_tensors, node.output_tensors
 
 
-def walk(model: Any, aliases: Optional[dict[str, str]] = None) -> list[tuple[Any, Layer]]:
+def walk(model: Any, aliases: Optional[dict[str, str]] = None,
+         batch: Optional[int] = None) -> list[tuple[Any, Layer]]:
     """(keras layer, IR layer) pairs in call order; a fused activation is paired with the layer fusing it."""
     aliases = aliases or {}
     pairs: list[tuple[Any, Layer]] = []
     calls: dict[str, int] = {}
+
+    def shape(layer: Any, tensor: Any) -> Shape:
+        raw = _shape(tensor, batch)
+        return channels_first(raw, _is_spatial(layer, raw))
+
     for layer, inputs, outputs in layer_calls(model):
-        call_inputs = tuple(channels_first(_shape(t), _is_spatial(layer, _shape(t))) for t in inputs)
+        call_inputs = tuple(shape(layer, t) for t in inputs)
         distinct = tuple({id(t): s for t, s in zip(inputs, call_inputs)}.values())
-        out = channels_first(_shape(outputs[0]), _is_spatial(layer, _shape(outputs[0])))
+        out = shape(layer, outputs[0])
         calls[layer.name] = calls.get(layer.name, 0) + 1
         base = layer_ir(layer, aliases.get(layer.name, layer.name), distinct, out, call_inputs)
         if base is None:
@@ -229,14 +242,21 @@ def walk(model: Any, aliases: Optional[dict[str, str]] = None) -> list[tuple[Any
 
 def from_model(model: Any, input_shape: Shape, name: str = "model",
                aliases: Optional[dict[str, str]] = None) -> Model:
-    layers = tuple(layer for _, layer in walk(model, aliases))
+    layers = tuple(layer for _, layer in walk(model, aliases, input_shape[0] if input_shape else None))
     return Model(name=name, framework="keras", input_shape=tuple(input_shape), layers=layers)
 
 
 def build(factory: Callable[..., Any], input_shape: Shape) -> Any:
-    model = factory(tuple(input_shape))
+    """Call a Keras factory with the channels-first input shape; its failures are the user's errors."""
+    from ..errors import UserError
+
+    try:
+        model = factory(tuple(input_shape))
+    except Exception as exc:
+        raise UserError(f"Keras factory {getattr(factory, '__name__', factory)!r} raised "
+                        f"{type(exc).__name__}: {exc}") from None
     if not isinstance(model, keras.Model):
-        raise TypeError(f"factory returned {type(model).__name__}, not a keras.Model")
+        raise UserError(f"Keras factory returned {type(model).__name__}, not a keras.Model")
     return model
 
 

@@ -1,0 +1,73 @@
+"""calflops (0.3.2): per-module FLOPs, MACs and params, a fork of DeepSpeed's flops profiler.
+
+Totals come from calflops/flops_counter.py `calculate_flops(model, input_shape, print_results=False,
+output_as_string=False)`: `CalFlopsPipline.start_flops_calculate`, one forward (no warm-up), `get_total_flops` /
+`get_total_macs` / `get_total_params`, `end_flops_calculate`. Per-layer numbers come from the same pipeline steps
+on a fresh copy of the model (see `_patch_profilers`). The per-op rules are calflops/pytorch_ops.py
+`_linear_flops_compute` (2*MACs, no bias adds), `_conv_flops_compute` (2*MACs + bias adds), `_pool_flops_compute`
+and the activation rules (input elements, 0 MACs), `_batch_norm_flops_compute`, `_layer_norm_flops_compute`.
+Unlike DeepSpeed 0.19.8 it patches no F.scaled_dot_product_attention, so attention's QK^T and AV are missed.
+
+calflops/__init__.py imports flops_counter_hf, which does `from transformers import AutoTokenizer` although
+calflops does not declare transformers: constraints.txt pins transformers for it.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+from . import layer_kinds
+from ._patch_profilers import attention_note, breakdown, layer_rows, per_layer_values, total_notes
+from ._torch_common import ir_of
+from ..records import COMPUTE, PARAMS, TOTAL, Emitter, Record
+
+TOOL = "calflops"
+FRAMEWORK = "torch"
+WORKER = "torch"
+DISTRIBUTION = "calflops"
+METRICS = ("FLOPs", "MACs", "Params")  # print_model_pipline: "fwd FLOPs", "fwd MACs", "Total Training Params"
+
+
+def version() -> str:
+    from . import distribution_version
+
+    return distribution_version(DISTRIBUTION)
+
+
+def unavailable() -> Optional[str]:
+    from . import missing
+
+    reason = missing(DISTRIBUTION, "calflops")
+    if reason is None and missing("transformers", "transformers"):
+        return ("calflops is installed but imports transformers, which it does not declare and is not installed "
+                "(calflops/flops_counter_hf.py: from transformers import AutoTokenizer)")
+    return reason
+
+
+def count(spec, emit: Emitter) -> list[Record]:
+    import torch
+    from calflops import calculate_flops
+    from calflops import calculate_pipline as pipeline
+
+    from ..models import torch_module
+
+    kinds = layer_kinds(spec)
+    ir = ir_of(spec)
+    flops, macs, params = calculate_flops(torch_module(spec), input_shape=tuple(spec.input_shape),
+                                          print_results=False, output_as_string=False)
+    model = torch_module(spec).eval()  # calculate_flops calls model.eval()
+    calc = pipeline.CalFlopsPipline(model, include_backPropagation=False, compute_bp_factor=2.0)
+    profile = breakdown(model, (torch.zeros(*spec.input_shape),), ir, pipeline, calc.start_flops_calculate,
+                        calc.end_flops_calculate)
+    patched = {getattr(f, "__name__", "") for f in pipeline.old_functions.values()}
+    note = attention_note("calflops", patched, "calflops/pytorch_ops.py _patch_functionals")
+    notes = {layer.name: note for layer in ir.layers if layer.kind == "attention" and note}
+    records = layer_rows(emit, profile, ir, kinds, METRICS, notes)
+    flops_values, macs_values = per_layer_values(profile, 0), per_layer_values(profile, 1)
+    records += [
+        emit.ok(TOTAL, "", COMPUTE, METRICS[0], flops,
+                total_notes(flops, flops_values, profile, ir, "flops", f"calflops {METRICS[0]}", 0)),
+        emit.ok(TOTAL, "", COMPUTE, METRICS[1], macs,
+                total_notes(macs, macs_values, profile, ir, "macc", f"calflops {METRICS[1]}", 1)),
+        emit.ok(TOTAL, "", PARAMS, METRICS[2], params, "trainable parameters (CalFlopsPipline.get_total_params)"),
+    ]
+    return records

@@ -1,0 +1,59 @@
+"""`reconcile matrix`: one tool, several of its releases, the same models: what changed, in convention terms."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Optional
+
+import click
+
+
+def _progress(done: int, total: int, job, records, seconds: float) -> None:
+    statuses = sorted({r.status for r in records})
+    version = records[0].tool_version if records else "?"
+    click.echo(f"[{done}/{total}] {job.tool} {version} on {job.spec.name:<12} {'/'.join(statuses) or 'no rows':<12} "
+               f"{seconds:5.1f} s", err=True)
+
+
+def _installed(inst) -> None:
+    if inst.how == "failed":
+        click.echo(f"{inst.version}: {inst.error}", err=True)
+    else:
+        click.echo(f"{inst.version}: {'reused cached install' if inst.how == 'reused' else 'installed'} "
+                   f"{inst.folder}", err=True)
+
+
+@click.command("matrix")
+@click.option("--tool", required=True, help="Tool id, e.g. thop.")
+@click.option("--versions", required=True,
+              help="Comma-separated releases in upgrade order, e.g. 0.0.31.post2005241907,0.1.1.post2209072238.")
+@click.option("--models", help="Comma-separated reference model names (default: all).")
+@click.option("--out", "out_dir", default="reports/drift", show_default=True, type=click.Path(file_okay=False))
+@click.option("--cache-dir", default=None,
+              help="Where releases are installed, one folder each (default: $RECONCILE_TOOL_CACHE or .cache/tools).")
+@click.option("--timeout", type=float, default=120.0, show_default=True, help="Seconds per (version, model) job.")
+@click.option("--quiet", is_flag=True, help="No progress lines.")
+def command(tool: str, versions: str, models: Optional[str], out_dir: str, cache_dir: Optional[str],
+            timeout: float, quiet: bool) -> None:
+    """Run one tool's releases side by side and explain each change of a number by a change of convention.
+
+    Writes OUT/drift.csv, OUT/records.csv and OUT/report_drift.md (+ .html). A release pip cannot install
+    becomes an error row; the others still run (exit 0)."""
+    from .. import api, drift
+
+    drift.tool_distribution(tool)  # a UserError (exit 2) before anything installs
+    wanted = drift.parse_versions(versions)
+    specs = [job.spec for job in api.plan(models, tool)]
+    started = time.monotonic()
+    records, installs = drift.run_matrix(tool, wanted, specs, drift.cache_root(cache_dir), timeout,
+                                         None if quiet else _progress, None if quiet else _installed)
+    table = drift.drift_rows(records, wanted, drift.irs_for(specs))
+    paths = drift.write_outputs(Path(out_dir), tool, wanted, installs, records, table)
+    for row in table[table["layer"] == "__total__"].itertuples(index=False):
+        click.echo(f"{row.model} {row.metric}: {row.from_version} -> {row.to_version}: {drift.n(row.from_value)} -> "
+                   f"{drift.n(row.to_value)}: {row.change}")
+    for row in table[table["layer"] == "__model__"].itertuples(index=False):
+        click.echo(f"{row.model}: {row.explanation}")
+    if not quiet:
+        click.echo(f"done in {time.monotonic() - started:.1f} s; {paths['drift.csv']}, {paths['report_drift.md']}",
+                   err=True)

@@ -1,0 +1,111 @@
+"""Golden snapshots (tests/golden/<tool>-<version>.csv): every number every installed tool prints on the reference
+suite is pinned; a tool upgrade or a model change fails here with what changed, in convention terms, until the
+goldens are regenerated on purpose with `reconcile check --update`.
+
+Hand arithmetic used below (the document's LeNet): conv1 MACC 20*24*24 outputs * 25 = 288,000, bias adds
+20*24*24 = 11,520; conv2 bias adds 50*8*8 = 3,200.
+"""
+import csv
+import shutil
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, run_cli
+
+GOLDEN = ROOT / "tests" / "golden"
+THOP = "0.1.1.post2209072238"
+THOP_GOLDEN = f"thop-{THOP}.csv"
+
+
+def edit(path: Path, model: str, layer: str, metric: str, value: int) -> None:
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    hits = [r for r in rows if (r["model"], r["layer"], r["metric"]) == (model, layer, metric)]
+    assert len(hits) == 1, hits
+    hits[0]["value"] = str(value)
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def test_installed_tools_match_their_goldens():
+    """Fails with a readable reason for a number that changed or a tool version that has no golden."""
+    result = run_cli("check", "--quiet")
+    assert result.returncode == 0, "\n" + result.stdout + result.stderr
+    assert f"ok       thop {THOP}" in result.stdout
+
+
+def test_a_changed_golden_value_fails_naming_layer_version_and_convention(tmp_path):
+    golden = tmp_path / "golden"
+    shutil.copytree(GOLDEN, golden)
+    edit(golden / THOP_GOLDEN, "lenet", "conv1", "macs", 288_000 + 11_520)  # as if thop still counted the bias
+    result = run_cli("check", "--tools", "thop", "--models", "lenet", "--golden-dir", str(golden), "--quiet")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert (f"thop {THOP} lenet conv1 macs: golden 299,520 (1*MACC + 1*BIAS) -> now 288,000 (1*MACC): "
+            "conv bias adds no longer counted") in result.stdout
+    assert f"DIFFERS  thop {THOP}: 1 of 14 rows differ" in result.stdout
+    assert "reconcile check --update" in result.stdout
+
+
+def test_a_tool_version_without_golden_is_reported_with_the_upgrade_diff(tmp_path):
+    """The lock file moved thop from 0.0.31 (golden present) to 0.1.1 (none): say so, and what changed."""
+    golden = tmp_path / "golden"
+    golden.mkdir()
+    old = golden / "thop-0.0.31.post2005241907.csv"
+    shutil.copy(GOLDEN / THOP_GOLDEN, old)
+    edit(old, "lenet", "conv1", "macs", 288_000 + 11_520)
+    edit(old, "lenet", "conv2", "macs", 1_600_000 + 3_200)
+    edit(old, "lenet", "__total__", "macs", 2_293_000 + 11_520 + 3_200)
+    result = run_cli("check", "--tools", "thop", "--models", "lenet", "--golden-dir", str(golden), "--quiet")
+    assert result.returncode == 1
+    out = result.stdout
+    assert f"MISSING  thop {THOP}: no golden file {golden / THOP_GOLDEN}" in out
+    assert "the golden of thop 0.0.31.post2005241907 is there" in out
+    assert ("thop 0.0.31.post2005241907 (golden) -> 0.1.1.post2209072238 lenet total macs: golden 2,307,720 -> "
+            "now 2,293,000 (-14,720): conv bias adds no longer counted: -11,520 on conv1, -3,200 on conv2") in out
+    assert f"reconcile check --update --golden-dir {golden}" in out
+
+
+def test_no_golden_at_all_is_a_failure_not_a_pass(tmp_path):
+    result = run_cli("check", "--tools", "thop", "--models", "lenet", "--golden-dir", str(tmp_path), "--quiet")
+    assert result.returncode == 1 and f"MISSING  thop {THOP}: no golden file" in result.stdout
+
+
+def test_update_rewrites_only_the_run_models_then_check_passes(tmp_path):
+    golden = tmp_path / "golden"
+    shutil.copytree(GOLDEN, golden)
+    edit(golden / THOP_GOLDEN, "lenet", "conv1", "macs", 1)
+    result = run_cli("check", "--update", "--tools", "thop", "--models", "lenet", "--golden-dir", str(golden),
+                     "--quiet")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"updated  thop {THOP}: 1 rows changed" in result.stdout
+    assert (golden / THOP_GOLDEN).read_text() == (GOLDEN / THOP_GOLDEN).read_text()  # other models' rows kept
+    again = run_cli("check", "--tools", "thop", "--models", "lenet", "--golden-dir", str(golden), "--quiet")
+    assert again.returncode == 0 and f"ok       thop {THOP}: 14 rows match" in again.stdout
+
+
+def test_bad_input_is_one_line_and_exit_2(cli):
+    result = cli("check", "--tools", "nosuch")
+    assert result.returncode == 2 and "unknown tool" in result.stderr
+
+
+def test_assert_counts_pins_a_users_own_model(tmp_path):
+    import torch.nn as nn
+
+    from reconcile.golden import assert_counts
+
+    def net(width):
+        return nn.Sequential(nn.Conv2d(3, width, 3), nn.ReLU(), nn.Flatten(), nn.Linear(width * 6 * 6, 10))
+
+    golden = tmp_path / "counts"
+    with pytest.raises(AssertionError, match="(?s)no golden file.*RECONCILE_UPDATE_GOLDEN=1 pytest"):
+        assert_counts(net(4), (1, 3, 8, 8), tools=("thop",), golden=golden, name="mynet")
+    assert_counts(net(4), (1, 3, 8, 8), tools=("thop",), golden=golden, name="mynet", update=True)
+    assert_counts(net(4), (1, 3, 8, 8), tools=("thop",), golden=golden, name="mynet")
+    # someone widens the conv: 4 -> 5 channels, 6*6 outputs each, 3*3*3 MACC per output: +36*27 = +972 on "0"
+    with pytest.raises(AssertionError) as failure:
+        assert_counts(net(5), (1, 3, 8, 8), tools=("thop",), golden=golden, name="mynet")
+    text = str(failure.value)
+    assert f"thop {THOP} mynet 0 macs: golden 3,888 (1*MACC) -> now 4,860 (1*MACC): changed" in text
