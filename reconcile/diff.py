@@ -154,7 +154,7 @@ def _pool_phrases(combo: dict[str, int], values: dict[str, int]) -> list[str]:
     if not combo:
         return ["counts pooling as 0 where the document counts its input elements"]
     if combo == {T.IN: 1}:
-        return [f"counts a pool as its input elements, the document's literal reading{tie}"]
+        return [f"counts a pool as its input elements (the document's literal reading){tie}"]
     if combo == {T.WINDOW: 1}:
         return [f"counts a pool as kernel_area x output elements{tie}"]
     if combo == {T.WINDOW: 1, T.OUT: -1}:
@@ -172,20 +172,32 @@ def describe_terms(combo: dict[str, int]) -> str:
     return " + ".join(f"{c} x {T.TERM_MEANINGS[t]}" for t, c in combo.items()).replace("+ -", "- ")
 
 
+def _join(phrases: list[str]) -> str:
+    return phrases[0] if len(phrases) == 1 else ", ".join(phrases[:-1]) + " and " + phrases[-1]
+
+
+def _document_combo(ref: str, layer: Layer, values: dict[str, int]) -> dict[str, int]:
+    if ref == "document flops":
+        combo = dict(_DOC_WEIGHTED) if layer.kind in ("conv", "linear") else {T.IN: 1}
+    else:
+        combo = {T.MACC: 1, T.ATTN: 1}
+    return {k: v for k, v in combo.items() if values.get(k)}
+
+
 def sentence(tool: str, metric: str, value, layer: Layer, values: dict[str, int], dec: Decomposition,
              batch: int, quantity: str) -> tuple[str, str, Optional[int]]:
-    """(reference label, explanation, reference value)."""
+    """(reference label, explanation, reference value). The explanation reads: what the number is in terms,
+    how that differs from the document in named conventions, the document's own number, ambiguity, source."""
     counts = layer_counts(layer)
-    head = f"{tool} {metric} {_n(value)} = {dec.text}"
     phrases: list[str] = []
     if quantity == PARAMS:
         ref, ref_value = "document params", counts.params
         if dec.combo == {T.WEIGHTS: 1} and values.get(T.BIAS_PARAMS):
-            phrases.append(f"weights only: leaves out the {_n(values[T.BIAS_PARAMS])} bias parameters")
-        elif value == ref_value:
-            phrases.append("weights plus biases, as the document")
+            phrases.append(f"counts weights only and leaves out the {_n(values[T.BIAS_PARAMS])} bias parameters")
         elif value == 0 and ref_value:
             phrases.append("reports 0 parameters for a layer that has them")
+        elif value == ref_value:
+            phrases.append("counts weights plus biases, as the document")
     else:
         ref, ref_value = ("document flops", counts.flops) if counts.flops is not None else \
             (("document macc", counts.macc) if counts.macc is not None else ("none", None))
@@ -195,25 +207,25 @@ def sentence(tool: str, metric: str, value, layer: Layer, values: dict[str, int]
         elif layer.kind in ("pool_max", "pool_avg"):
             phrases += _pool_phrases(dec.combo, values)
         elif value == 0 and any(values.get(t) for t in T.COMPUTE_TERMS):
-            phrases.append(f"counts this {kind} as 0; the document has no formula for it")
+            phrases.append(f"counts this {kind} as 0 (the document has no formula for {kind})")
         elif ref == "none":
-            phrases.append(f"counts {describe_terms(dec.combo)}; the document has no formula for {kind}")
-    if dec.convention is not None and dec.origin == "catalogue" and dec.residual == 0:
-        phrases.append(f"[{dec.convention.says}; {dec.convention.source}]")
+            phrases.append(f"counts {describe_terms(dec.combo)} (the document has no formula for {kind})")
     if dec.per_sample and batch > 1:
-        phrases.append(f"per sample: ignores the batch of {batch}")
+        phrases.append(f"counts per sample, ignoring the batch of {batch}")
+    text = f"{tool} {metric} {_n(value)} = {dec.text}."
+    if phrases:
+        text += f" It {_join(phrases)}."
     if dec.residual:
-        phrases.append(f"UNEXPLAINED: {_n(dec.residual)} left over after {T.format_combo(dec.combo)}")
-    if dec.alternatives:
-        alts = "; ".join(T.format_combo(a) for a in dec.alternatives[:3])
-        phrases.append(f"ambiguous on this layer: {alts} fits too")
-    text = head + (": " + ", ".join(p for p in phrases if not p.startswith("[")) if phrases else "")
-    cites = [p for p in phrases if p.startswith("[")]
-    text += "." + (" " + cites[0] if cites else "")
+        text += f" UNEXPLAINED: {_n(dec.residual)} left over after {T.format_combo(dec.combo)}."
     if ref_value is not None and ref != "none" and quantity != PARAMS:
-        doc = {T.MACC: 2, T.BIAS: 1} if ref == "document flops" and layer.kind in ("conv", "linear") else \
-            ({T.IN: 1} if ref == "document flops" else {T.MACC: 1, T.ATTN: 1})
-        text += f" The document: {_n(ref_value)} = {T.format_combo({k: v for k, v in doc.items() if values.get(k)})}."
+        text += f" The document: {_n(ref_value)} = {T.format_combo(_document_combo(ref, layer, values))}."
+    if dec.alternatives:
+        ties = sorted({f"{a} = {b} = {_n(values[a])}" for a, b in _CONFUSABLE
+                       if a < b and values.get(a) and values.get(a) == values.get(b)})
+        alts = "; ".join(T.format_combo(a) for a in dec.alternatives[:3])
+        text += f" Ambiguous on this layer: {alts} fits too" + (f" ({', '.join(ties)})." if ties else ".")
+    if dec.convention is not None and dec.origin == "catalogue" and dec.residual == 0:
+        text += f" Convention: {dec.convention.says} ({dec.convention.source})."
     return ref, text, ref_value
 
 

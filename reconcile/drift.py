@@ -338,7 +338,13 @@ def layer_change(old: Optional[Reading], new: Optional[Reading]) -> tuple[object
     if old.combo is None or new.combo is None:
         return delta, "", "unchanged" if delta == 0 else "changed"
     if old.residual or new.residual:
-        return delta, "", "unchanged" if delta == 0 else "changed, not fully explained by the basis terms"
+        if delta == 0:
+            return delta, "", "unchanged"
+        if old.combo == new.combo:
+            # both sit on one convention but only one fits this layer's terms: the layer changed (a golden taken
+            # on another definition of the model), not what the tool counts
+            return delta, "", f"the layer itself changed; same convention ({T.format_combo(new.combo)})"
+        return delta, "", "changed, not fully explained by the basis terms"
     if delta == 0:
         return delta, "", "unchanged"
     kind = new.kind or old.kind
@@ -439,11 +445,20 @@ def drift_rows(records: pd.DataFrame, versions: Sequence[str], irs: dict[str, Op
     return out
 
 
-def irs_for(specs: Sequence) -> dict[str, Optional[Model]]:
-    from .diff import canonical_ir
+def ir_of(spec) -> Optional[Model]:
+    """The layer IR terms are computed on, chosen as diff.canonical_ir does (torch, else caffe, else keras) but
+    not cached by name: a user's in-memory module keeps its name when its definition changes."""
+    from .models import layer_ir
 
-    by_name = {spec.name: spec for spec in specs}
-    return {spec.name: canonical_ir(spec.name, by_name) for spec in specs}
+    framework = next((f for f in ("torch", "caffe", "keras") if f in spec.frameworks), None)
+    try:
+        return layer_ir(spec, framework) if framework else None
+    except UserError:
+        return None
+
+
+def irs_for(specs: Sequence) -> dict[str, Optional[Model]]:
+    return {spec.name: ir_of(spec) for spec in specs}
 
 
 def drift_csv(drift: pd.DataFrame) -> str:
@@ -500,7 +515,8 @@ def report_blocks(tool: str, versions: Sequence[str], installs: Sequence[Install
         df = drift[drift["model"] == model]
         lines = [f"- `{r.from_version}` -> `{r.to_version}` ({r.metric}): {r.change}"
                  for r in df[df["layer"] == TOTAL].itertuples(index=False)]
-        lines += [f"- `{r.to_version}`: {r.explanation}" for r in df[df["layer"] == MODEL_LEVEL].itertuples(index=False)]
+        lines += [f"- `{r.to_version}`: {r.explanation}"
+                  for r in df[df["layer"] == MODEL_LEVEL].itertuples(index=False)]
         if lines:
             blocks.append(Para("\n".join(lines)))
         changed = df[~df["layer"].isin([TOTAL, MODEL_LEVEL]) & ~df["change"].isin(["unchanged", "unchanged status"])]

@@ -21,7 +21,7 @@ import pandas as pd
 
 from . import adapters, drift
 from .errors import UserError
-from .records import OK, TOTAL
+from .records import TOTAL
 
 GOLDEN_COLUMNS = ["model", "layer", "metric", "quantity", "value", "status"]
 GOLDEN_ENV = "RECONCILE_GOLDEN_DIR"

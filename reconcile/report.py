@@ -83,15 +83,21 @@ def totals_table(records: pd.DataFrame, model: str, doc_flops: Optional[int]) ->
     return pd.DataFrame(rows, columns=["tool", "version", "quantity", "metric", "value", "/ document FLOPs", "note"])
 
 
+def _labeller(df: pd.DataFrame):
+    """"tool: metric", with the version when the frame holds several versions of that tool (Netscope)."""
+    multi = {t for t, g in df.groupby("tool") if g["tool_version"].nunique() > 1}
+    return lambda r: f"{r.tool} {r.tool_version}: {r.metric}" if r.tool in multi else f"{r.tool}: {r.metric}"
+
+
 def layer_matrix(records: pd.DataFrame, model: str, quantity: str) -> pd.DataFrame:
     df = records[(records["model"] == model) & (records["quantity"] == quantity)
                  & ~records["layer"].isin([TOTAL, MODEL_LEVEL])]
     if df.empty:
         return pd.DataFrame()
     layers = list(dict.fromkeys(df["layer"]))
-    columns = list(dict.fromkeys(f"{r.tool}: {r.metric}" for r in df.itertuples(index=False)))
-    cells = {(r.layer, f"{r.tool}: {r.metric}"): (_fmt(r.value) if r.status == OK else r.status)
-             for r in df.itertuples(index=False)}
+    label = _labeller(df)
+    columns = list(dict.fromkeys(label(r) for r in df.itertuples(index=False)))
+    cells = {(r.layer, label(r)): (_fmt(r.value) if r.status == OK else r.status) for r in df.itertuples(index=False)}
     kinds = {r.layer: r.layer_kind for r in df.itertuples(index=False) if r.layer_kind}
     table = [{"layer": layer, "kind": kinds.get(layer, ""), **{c: cells.get((layer, c), "") for c in columns}}
              for layer in layers]
@@ -107,8 +113,9 @@ def counts_matrix(explanations: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame()
     kinds = list(dict.fromkeys(df["layer_kind"]))
     rows = []
-    for (tool, metric), group in df.groupby(["tool", "metric"], sort=False):
-        row = {"tool: metric": f"{tool}: {metric}"}
+    multi = {t for t, g in df.groupby("tool") if g["tool_version"].nunique() > 1}
+    for (tool, version, metric), group in df.groupby(["tool", "tool_version", "metric"], sort=False):
+        row = {"tool: metric": f"{tool} {version}: {metric}" if tool in multi else f"{tool}: {metric}"}
         for kind in kinds:
             seen = sorted(set(group[group["layer_kind"] == kind]["decomposition"].str.replace(" (ambiguous)", "")))
             row[kind] = " / ".join(seen)
@@ -135,7 +142,11 @@ def chart(records: pd.DataFrame, model: str, doc_flops: Optional[int]) -> Option
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    labels = [f"{r.tool}: {r.metric}" for r in df.itertuples(index=False)]
+    # zero totals of a tool that has non-zero ones are empty columns (Netscope's div/exp), not findings
+    nonzero = set(df[df["value"] != 0]["tool"])
+    df = df[(df["value"] != 0) | ~df["tool"].isin(nonzero)]
+    label = _labeller(df)
+    labels = [label(r) for r in df.itertuples(index=False)]
     ratios = [float(r.value) / doc_flops for r in df.itertuples(index=False)]
     fig, ax = plt.subplots(figsize=(7, 0.35 * len(labels) + 1.2), dpi=100)
     ax.barh(range(len(labels)), ratios, color=["#4c72b0" if abs(x - 1) < 1e-9 else "#dd8452" for x in ratios])
@@ -225,8 +236,10 @@ def build(records: pd.DataFrame, explanations: pd.DataFrame, specs: Optional[dic
             residual = ex[ex["residual"].notna() & (ex["residual"] != 0)]
             blocks.append(Para(f"{len(ex)} explanations; {len(residual)} with a non-zero residual (unexplained)."))
             for tool, group in ex.groupby("tool", sort=False):
-                lines = [f"- {row.layer}: {row.explanation}" for row in group.itertuples(index=False)
-                         if row.metric != "params" and row.layer != TOTAL]
+                # the document's own per-layer rows are the reference every other sentence quotes
+                lines = [] if tool == "document" else \
+                    [f"- {row.layer}: {row.explanation}" for row in group.itertuples(index=False)
+                     if row.metric not in ("params", "param", "Param #") and row.layer != TOTAL]
                 total_lines = [f"- **total**: {row.explanation}" for row in group.itertuples(index=False)
                                if row.layer == TOTAL]
                 blocks.append(Para(f"**{tool}**\n" + "\n".join(total_lines + lines)))
@@ -261,7 +274,7 @@ def render_md(blocks: list[Block]) -> str:
 _CSS = """body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}
 table{border-collapse:collapse;margin:1em 0;font-size:13px}th,td{border:1px solid #ccc;padding:3px 6px;
 text-align:right;vertical-align:top}th{background:#f2f2f2}td:first-child,th:first-child{text-align:left}
-ul{font-size:14px;line-height:1.45}code{background:#f5f5f5;padding:0 3px}img{max-width:100%}"""
+td.t{text-align:left}ul{font-size:14px;line-height:1.45}code{background:#f5f5f5;padding:0 3px}img{max-width:100%}"""
 
 
 def _inline(text: str) -> str:
@@ -270,6 +283,10 @@ def _inline(text: str) -> str:
     escaped = "".join(f"<strong>{p}</strong>" if i % 2 else p for i, p in enumerate(parts))
     parts = escaped.split("`")
     return "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts))
+
+
+def _numeric(cell: str) -> bool:
+    return cell.replace(",", "").replace(".", "", 1).lstrip("-").isdigit()
 
 
 def render_html(blocks: list[Block]) -> str:
@@ -290,7 +307,9 @@ def render_html(blocks: list[Block]) -> str:
             cols = list(block.frame.columns)
             out.append("<table><tr>" + "".join(f"<th>{html.escape(str(c))}</th>" for c in cols) + "</tr>")
             for values in block.frame.itertuples(index=False):
-                out.append("<tr>" + "".join(f"<td>{html.escape(_fmt(v))}</td>" for v in values) + "</tr>")
+                cells = [_fmt(v) for v in values]
+                out.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" if _numeric(c) else
+                                            f"<td class='t'>{html.escape(c)}</td>" for c in cells) + "</tr>")
             out.append("</table>")
         elif isinstance(block, Image):
             data = base64.b64encode(block.png).decode("ascii")

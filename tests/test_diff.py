@@ -98,7 +98,7 @@ def test_batch_scaling_is_named():
     ex = explain(records)
     assert row(ex, "thop", "conv1", "macs").value == 4 * 288_000
     per_sample = row(ex, "torchstat", "conv1", "Flops")
-    assert per_sample.value == 299_520 and "ignores the batch of 4" in per_sample.explanation
+    assert per_sample.value == 299_520 and "ignoring the batch of 4" in per_sample.explanation
 
 
 def test_search_and_unexplained_residual():

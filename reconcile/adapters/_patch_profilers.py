@@ -87,12 +87,16 @@ def breakdown(model, inputs: tuple, ir, tool: ModuleType, start: Callable, stop:
 
 
 def attention_note(tool_label: str, patched: set[str], source: str) -> str:
-    """nn.MultiheadAttention (grad enabled, the path these tools run) calls F.linear for its projections and
-    F.scaled_dot_product_attention for QK^T and AV: a tool that does not patch the latter misses those matmuls."""
-    if "scaled_dot_product_attention" in patched:
+    """nn.MultiheadAttention runs QK^T and AV through F.scaled_dot_product_attention (need_weights=False) or
+    torch.bmm (need_weights=True, torch/nn/functional.py multi_head_attention_forward); the projections go through
+    F.linear. A tool that patches neither misses those matmuls on either path."""
+    paths = {"scaled_dot_product_attention": "F.scaled_dot_product_attention (need_weights=False)",
+             "bmm": "torch.bmm (need_weights=True)"}
+    unpatched = [text for name, text in paths.items() if name not in patched]
+    if not unpatched:
         return ""
-    return (f"MISSES the attention matmuls (QK^T and AV): {tool_label} does not patch "
-            f"F.scaled_dot_product_attention ({source}), so only the projections (F.linear) are counted")
+    return (f"MISSES the attention matmuls (QK^T and AV): {tool_label} does not patch {' nor '.join(unpatched)} "
+            f"({source}), so only the projections (F.linear) are counted on that path")
 
 
 def layer_rows(emit, profile: Profile, ir, kinds: dict, metrics: tuple[str, str, str], notes: dict) -> list:

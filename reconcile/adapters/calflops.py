@@ -6,7 +6,8 @@ output_as_string=False)`: `CalFlopsPipline.start_flops_calculate`, one forward (
 on a fresh copy of the model (see `_patch_profilers`). The per-op rules are calflops/pytorch_ops.py
 `_linear_flops_compute` (2*MACs, no bias adds), `_conv_flops_compute` (2*MACs + bias adds), `_pool_flops_compute`
 and the activation rules (input elements, 0 MACs), `_batch_norm_flops_compute`, `_layer_norm_flops_compute`.
-Unlike DeepSpeed 0.19.8 it patches no F.scaled_dot_product_attention, so attention's QK^T and AV are missed.
+Unlike DeepSpeed 0.19.8 it patches no F.scaled_dot_product_attention, and its torch.bmm patch is commented out
+(`_patch_tensor_methods`), so attention's QK^T and AV are missed whichever path nn.MultiheadAttention takes.
 
 calflops/__init__.py imports flops_counter_hf, which does `from transformers import AutoTokenizer` although
 calflops does not declare transformers: constraints.txt pins transformers for it.
@@ -59,7 +60,8 @@ def count(spec, emit: Emitter) -> list[Record]:
     profile = breakdown(model, (torch.zeros(*spec.input_shape),), ir, pipeline, calc.start_flops_calculate,
                         calc.end_flops_calculate)
     patched = {getattr(f, "__name__", "") for f in pipeline.old_functions.values()}
-    note = attention_note("calflops", patched, "calflops/pytorch_ops.py _patch_functionals")
+    note = attention_note("calflops", patched, "calflops/pytorch_ops.py _patch_functionals; its torch.bmm patch is "
+                                                      "commented out in _patch_tensor_methods")
     notes = {layer.name: note for layer in ir.layers if layer.kind == "attention" and note}
     records = layer_rows(emit, profile, ir, kinds, METRICS, notes)
     flops_values, macs_values = per_layer_values(profile, 0), per_layer_values(profile, 1)
