@@ -13,6 +13,8 @@ Compute terms (counts over the whole batch):
   WINDOW  kernel_area * OUT, the element reads of a pooling window
   ATTN    multiply-accumulates of attention's two matmuls (Q K^T and A V), which module hooks never see
   SOFTMAX elements of the attention probability matrix
+  ROWS    rows of the attention probability matrix (batch x heads x queries): a softmax over a row of L costs
+          (3L-1) in some tools, i.e. 3*SOFTMAX - ROWS
   BIAS_CH bias additions counted once per output channel instead of once per output element (Netscope's later
           analyzer adds `Cout` to a conv's count, not `Cout*H*W`)
 Parameter terms:
@@ -26,11 +28,11 @@ from typing import Callable
 from .ir import (ACT, ADD, ATTENTION, BN, CONCAT, CONV, LAYER_NORM, LINEAR, MATMUL, MUL, POOL_AVG, POOL_MAX,
                  SOFTMAX, UNKNOWN, Layer, numel)
 
-MACC, BIAS, OUT, IN, WINDOW, ATTN, SOFTMAX_TERM, BIAS_CH = ("MACC", "BIAS", "OUT", "IN", "WINDOW", "ATTN",
-                                                            "SOFTMAX", "BIAS_CH")
+MACC, BIAS, OUT, IN, WINDOW, ATTN, SOFTMAX_TERM, BIAS_CH, ROWS = ("MACC", "BIAS", "OUT", "IN", "WINDOW", "ATTN",
+                                                                  "SOFTMAX", "BIAS_CH", "ROWS")
 WEIGHTS, BIAS_PARAMS = "WEIGHTS", "BIAS_PARAMS"
 
-COMPUTE_TERMS = (MACC, BIAS, OUT, IN, WINDOW, ATTN, SOFTMAX_TERM, BIAS_CH)
+COMPUTE_TERMS = (MACC, BIAS, OUT, IN, WINDOW, ATTN, SOFTMAX_TERM, BIAS_CH, ROWS)
 PARAM_TERMS = (WEIGHTS, BIAS_PARAMS)
 
 TERM_MEANINGS = {
@@ -42,6 +44,7 @@ TERM_MEANINGS = {
     ATTN: "attention-matmul multiply-accumulates (QK^T and AV)",
     SOFTMAX_TERM: "attention-probability elements",
     BIAS_CH: "bias additions once per output channel",
+    ROWS: "attention-probability rows",
     WEIGHTS: "weight parameters",
     BIAS_PARAMS: "bias parameters",
 }
@@ -104,7 +107,7 @@ def attention_terms(layer: Layer) -> dict[str, int]:
     proj = batch * (q_len * embed * embed + kv_len * kdim * embed + kv_len * vdim * embed + q_len * embed * embed)
     bias_adds = batch * embed * (2 * q_len + 2 * kv_len) if layer.bias else 0
     return {**_common(layer), MACC: proj, BIAS: bias_adds, ATTN: 2 * batch * q_len * kv_len * embed,
-            SOFTMAX_TERM: batch * heads * q_len * kv_len,
+            SOFTMAX_TERM: batch * heads * q_len * kv_len, ROWS: batch * heads * q_len,
             WEIGHTS: layer.params - (4 * embed if layer.bias else 0), BIAS_PARAMS: 4 * embed if layer.bias else 0}
 
 

@@ -191,7 +191,7 @@ class Outcome:
     tool: str
     version: str
     path: Path
-    state: str  # match | differs | missing | created | updated
+    state: str  # match | differs | missing | created | updated | unchanged
     rows: int
     changes: list[Change] = field(default_factory=list)
     against: str = ""  # the other version's golden compared with, when this version has none
@@ -210,6 +210,7 @@ class Outcome:
                           f"downgraded, {len(self.changes)} rows differ from it" if self.against else ""),
             "created": f"created  {self.tool} {self.version}: {self.rows} rows -> {self.path}",
             "updated": f"updated  {self.tool} {self.version}: {len(self.changes)} rows changed -> {self.path}",
+            "unchanged": f"same     {self.tool} {self.version}: {self.rows} rows, nothing changed in {self.path}",
         }[self.state]
         return [head] + [f"  - {c.text}" for c in self.changes]
 
@@ -274,8 +275,9 @@ def compare_all(records: pd.DataFrame, directory: Path, update: bool, irs: dict)
             from .api import write_atomic
 
             write_atomic(path, to_text(merge(existing, current)))
-            outcomes.append(Outcome(tool, version, path, "updated" if existing is not None else "created",
-                                    len(current), changes))
+            path.chmod(0o644)  # write_atomic's temp file is private; goldens are ordinary repository files
+            state = "created" if existing is None else ("updated" if changes else "unchanged")
+            outcomes.append(Outcome(tool, version, path, state, len(current), changes))
         elif existing is not None:
             changes = compare(existing[existing["model"].isin(models)], current, tool, version, version, irs)
             outcomes.append(Outcome(tool, version, path, "differs" if changes else "match", len(current), changes))

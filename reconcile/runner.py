@@ -115,7 +115,7 @@ def _single_threaded() -> None:
 def _child(conn: Connection, job: Job) -> None:
     _single_threaded()
     if job.extra_path or job.shims:
-        sys.path[:0] = list(job.extra_path)
+        shims.put_first(job.extra_path)
         shims.apply(job.shims)
     records = execute(job)
     if job.shims:

@@ -70,6 +70,28 @@ def note(message: str) -> str:
     return f"{message}; {text}" if message else text
 
 
+def top_level_names(folder: str) -> set[str]:
+    """Importable top-level names a `pip install --target` folder provides (packages and modules)."""
+    names = set()
+    for entry in os.scandir(folder):
+        if entry.is_dir() and os.path.exists(os.path.join(entry.path, "__init__.py")):
+            names.add(entry.name)
+        elif entry.is_file() and entry.name.endswith(".py"):
+            names.add(entry.name[:-3])
+    return names
+
+
+def put_first(folders: tuple[str, ...]) -> None:
+    """In a job's child: `folders` first on sys.path, and any module they provide that the parent had already
+    imported (say `thop` from the venv, imported by an earlier in-process caller) forgotten, so the next import
+    reads the folder's release."""
+    sys.path[:0] = list(folders)
+    shadowed = set().union(*(top_level_names(f) for f in folders if os.path.isdir(f))) if folders else set()
+    for name in [m for m in sys.modules if m.split(".")[0] in shadowed]:
+        del sys.modules[name]
+    importlib.invalidate_caches()
+
+
 @contextmanager
 def on_path(folders: tuple[str, ...]) -> Iterator[None]:
     """`folders` first on sys.path for the duration (metadata look-ups without importing the tool)."""

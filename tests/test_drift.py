@@ -143,7 +143,8 @@ def test_catalogue_keys_thop_conventions_by_release():
     from conventions.ir import Layer
     from conventions.terms import BIAS, MACC, OUT
 
-    conv = Layer("conv1", "conv", ((1, 1, 28, 28),), (1, 20, 24, 24), kernel=(5, 5), bias=True, op="Conv2d", params=520)
+    conv = Layer("conv1", "conv", ((1, 1, 28, 28),), (1, 20, 24, 24), kernel=(5, 5), bias=True, op="Conv2d",
+                 params=520)
     bn = Layer("bn1", "bn", ((1, 16, 32, 32),), (1, 16, 32, 32), op="BatchNorm2d", params=32)
     old, new = (catalogue.lookup("thop", v, "macs", conv) for v in (OLD, NEW))
     assert old.terms == {MACC: 1, BIAS: 1} and "basic_hooks.py: count_convNd" in old.source
@@ -187,3 +188,17 @@ def test_shim_serves_only_what_is_asked_and_records_it(tmp_path):
     import collections
 
     assert not hasattr(collections, "Iterable")  # the test process itself never gets the shim
+
+
+def test_a_job_shadows_a_release_the_parent_already_imported(lenet_matrix):
+    """In-process API use: the caller imported the venv's thop 0.1.1 before running a 0.0.31 job; the child
+    forgets it (reconcile/shims.py `put_first`) and reads the cached release."""
+    code = ("import thop\n"
+            "from reconcile import models, runner\n"
+            "job = runner.Job('thop', models.reference('lenet'), extra_path=(%r,),\n"
+            "                 shims=('collections_abc_aliases',))\n"
+            "total = [r for r in runner.run_jobs([job], 60) if r.layer == '__total__' and r.metric == 'macs'][0]\n"
+            "print(total.tool_version, total.value, total.status)\n") % str((CACHE / f"thop-{OLD}").resolve())
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [OLD, "2307720", "ok"]

@@ -22,29 +22,22 @@ CATALOGUE: tuple[Convention, ...] = tuple(
 __all__ = ["CATALOGUE", "Convention", "kind_key", "lookup", "in_range"]
 
 
-def _release(version: str) -> tuple:
-    parts = []
-    for piece in version.replace("+", ".").split("."):
-        digits = "".join(ch for ch in piece if ch.isdigit())
-        if not digits or not piece[0].isdigit():
-            break
-        parts.append(int(digits))
-    return tuple(parts)
-
-
 def in_range(version: str, bounds: tuple[str, str]) -> bool:
-    """Release-number comparison ("0.1.1.post2209072238" is in ["0.1", "")). Non-numeric versions (Netscope
-    commit ids) must match a bound exactly."""
+    """PEP 440 comparison, post-releases included ("0.1.1.post2209072238" is in ["0.1", "")): thop's builds
+    share release numbers across convention changes (0.0.5.post2206100352 counts the conv bias, .post2206102148
+    does not). Versions that are not PEP 440 (Netscope commit ids) must equal the lower bound."""
+    from packaging.version import InvalidVersion, Version
+
     low, high = bounds
     if not low and not high:
         return True
-    if not _release(version) or (low and not _release(low)):
+    try:
+        current = Version(version)
+        if low and current < Version(low):
+            return False
+        return not (high and current >= Version(high))
+    except InvalidVersion:
         return version == low
-    if low and _release(version) < _release(low):
-        return False
-    if high and _release(version) >= _release(high):
-        return False
-    return True
 
 
 def metric_matches(pattern: str, metric: str) -> bool:

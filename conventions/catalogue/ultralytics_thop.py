@@ -4,7 +4,7 @@ Rules are looked up along each module type's MRO (thop/profile.py `_resolve_rule
 counting functions are in thop/vision/basic_hooks.py and thop/vision/calc_func.py. Verified on 2.2.3; bounds are
 its minor series.
 """
-from ..terms import ATTN, IN, MACC, OUT, SOFTMAX_TERM, WINDOW
+from ..terms import ATTN, IN, MACC, OUT, ROWS, SOFTMAX_TERM, WINDOW
 from .base import PARAMS_ALL, rule, weights_plus_biases
 
 T, HOOKS, _V = "ultralytics_thop", "thop/vision/basic_hooks.py", ("2.2", "2.3")
@@ -23,9 +23,9 @@ CONVENTIONS = (
     rule(T, "macs", ("pool_avg", "pool_avg_adaptive"), {WINDOW: 1, OUT: 1},
          "one add per pooled input (the exact window sizes) plus one division per output",
          f"{HOOKS}: count_avgpool, count_adap_avgpool", _V),
-    rule(T, "macs", "attention", {MACC: 1, ATTN: 1, SOFTMAX_TERM: 3},
-         "projections + QK^T and AV at 1 per multiply-accumulate + softmax at (3L-1) per row of L; the -1 per row "
-         "(batch x heads x queries) is no basis term and shows as a negative residual",
+    rule(T, "macs", "attention", {MACC: 1, ATTN: 1, SOFTMAX_TERM: 3, ROWS: -1},
+         "projections + QK^T and AV at 1 per multiply-accumulate + softmax at (3L-1) per row of L "
+         "(L exps, L-1 adds, L divisions)",
          f"{HOOKS}: count_multihead_attention (projections + attention + calc_func.py calculate_softmax)", _V),
     rule(T, "params", PARAMS_ALL, weights_plus_biases, "weights plus biases of the module subtree",
          "thop/profile.py: dfs_count (calc_func.py calculate_parameters(m.parameters()))"),

@@ -19,8 +19,8 @@ from ..errors import UserError
 
 # Order = report order.
 TOOLS = ("document", "thop", "torchstat", "torchsummary", "tf_profiler", "netscope")
-TOOLS += ("fvcore", "ptflops_pytorch", "ptflops_aten", "torchinfo", "torch_flop_counter", "ultralytics_thop", "calflops",
-          "deepspeed")
+TOOLS += ("fvcore", "ptflops_pytorch", "ptflops_aten", "torchinfo", "torch_flop_counter", "ultralytics_thop",
+          "calflops", "deepspeed")
 
 
 def get(tool: str) -> ModuleType:

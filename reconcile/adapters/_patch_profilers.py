@@ -15,7 +15,7 @@ own hooks) and handed to the IR's functional layer of the same op.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import ModuleType
 from typing import Callable
 
@@ -27,7 +27,6 @@ class Profile:
     layers: dict[str, tuple[int, int, int]]  # IR module layer -> (flops, macs, params), inclusive
     functional: dict[str, list]  # IR functional layer -> [(op, flops, macs), ...]
     unmatched: list  # [(op, flops, macs)] direct calls of non-layer modules matching no IR layer
-    module_types: dict[str, str] = field(default_factory=dict)
 
 
 def _function_names(old_functions: dict) -> Callable[[object], str]:
@@ -76,13 +75,12 @@ def breakdown(model, inputs: tuple, ir, tool: ModuleType, start: Callable, stop:
         layers = {name: (tool.get_module_flops(modules[name]), tool.get_module_macs(modules[name]),
                          modules[name].__params__)
                   for name in module_layers(ir) if hasattr(modules.get(name), "__flops__")}
-        types = {name: type(modules[name]).__name__ for name in layers}
     finally:
         handle.remove()
         stop()
     grouped, unmatched = group_calls([(None, op, (flops, macs)) for op, flops, macs in direct], ir)
     functional = {layer: [(op, f, m) for op, (f, m) in calls] for layer, calls in grouped.items()}
-    return Profile(layers, functional, [(op, f, m) for op, (f, m) in unmatched], types)
+    return Profile(layers, functional, [(op, f, m) for op, (f, m) in unmatched])
 
 
 
@@ -140,4 +138,8 @@ def total_notes(total, values: dict, profile: Profile, ir, basis: str, label: st
     if attributed != total:
         notes.append(f"a second profiled forward attributes {attributed:,} to layers, not {total:,}")
     notes.append(coincidence_note(total, values, ir, basis, label))
+    return "; ".join(n for n in notes if n)
+
+
+def join(*notes: str) -> str:
     return "; ".join(n for n in notes if n)

@@ -17,7 +17,7 @@ from collections import Counter
 from typing import Callable, Iterable, Iterator, Optional
 
 from conventions.formulas import layer_counts
-from conventions.ir import Layer, Model
+from conventions.ir import Model
 
 # aten ops that do dot products or fuse them: a layer running one of these and counted 0 is a silent failure.
 _COMPUTE_HINTS = ("conv", "mm", "matmul", "linear", "attention", "einsum")
@@ -175,14 +175,6 @@ def coincidence_note(total, per_layer: dict[str, float], ir: Model, basis: str, 
             f"[{listing(plus)}] and leaves out {_n(-sum(minus.values()))} the document counts [{listing(minus)}]")
 
 
-def describe_ops(ops: Iterable[str]) -> str:
-    return ", ".join(sorted(ops))
-
-
-def layer_map(ir: Model) -> dict[str, Layer]:
-    return {layer.name: layer for layer in ir.layers}
-
-
 def module_layers(ir: Model) -> list[str]:
     """IR layers that are module calls (not functional), by qualified name."""
     return [layer.name for layer in ir.layers if not layer.attr("functional")]
@@ -198,8 +190,8 @@ _BOOKKEEPING = {"view", "_unsafe_view", "reshape", "t", "transpose", "permute", 
 
 def uncounted(ops: Counter, known: set[str]) -> Counter:
     """The arithmetic ops among `ops` that are not in the tool's table `known` (aten packet names)."""
-    return Counter({op: n for op, n in ops.items()
-                    if op not in known and op_name(op) not in _BOOKKEEPING})
+    bookkeeping = {op_name(op) for op in _BOOKKEEPING}
+    return Counter({op: n for op, n in ops.items() if op not in known and op_name(op) not in bookkeeping})
 
 
 def op_list(ops: Counter) -> str:

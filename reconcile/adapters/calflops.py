@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Optional
 
 from . import layer_kinds
-from ._patch_profilers import attention_note, breakdown, layer_rows, per_layer_values, total_notes
+from ._patch_profilers import attention_note, breakdown, join, layer_rows, per_layer_values, total_notes
 from ._torch_common import ir_of
 from ..records import COMPUTE, PARAMS, TOTAL, Emitter, Record
 
@@ -65,11 +65,12 @@ def count(spec, emit: Emitter) -> list[Record]:
     notes = {layer.name: note for layer in ir.layers if layer.kind == "attention" and note}
     records = layer_rows(emit, profile, ir, kinds, METRICS, notes)
     flops_values, macs_values = per_layer_values(profile, 0), per_layer_values(profile, 1)
+    missed = f"misses the attention matmuls of: {', '.join(notes)}" if notes else ""
     records += [
         emit.ok(TOTAL, "", COMPUTE, METRICS[0], flops,
-                total_notes(flops, flops_values, profile, ir, "flops", f"calflops {METRICS[0]}", 0)),
+                join(missed, total_notes(flops, flops_values, profile, ir, "flops", f"calflops {METRICS[0]}", 0))),
         emit.ok(TOTAL, "", COMPUTE, METRICS[1], macs,
-                total_notes(macs, macs_values, profile, ir, "macc", f"calflops {METRICS[1]}", 1)),
+                join(missed, total_notes(macs, macs_values, profile, ir, "macc", f"calflops {METRICS[1]}", 1))),
         emit.ok(TOTAL, "", PARAMS, METRICS[2], params, "trainable parameters (CalFlopsPipline.get_total_params)"),
     ]
     return records

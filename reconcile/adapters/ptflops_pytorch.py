@@ -24,7 +24,7 @@ import io
 from typing import Optional
 
 from . import layer_kinds
-from ._torch_common import ModuleStack, coincidence_note, group_calls, ir_of, patched
+from ._torch_common import ModuleStack, coincidence_note, group_calls, ir_of, module_layers, patched, qualified_names
 from ..records import COMPUTE, PARAMS, TOTAL, Emitter, Record
 
 TOOL = "ptflops_pytorch"
@@ -85,14 +85,12 @@ def observe_modules(snapshot: dict, names: dict[int, str]):
     return make
 
 
-def run_ptflops(model, spec) -> tuple[int, int, dict, list]:
+def run_ptflops(model, spec, layers: list[str]) -> tuple[int, int, dict, list]:
+    """ptflops' (MACs, params) plus what it added per hooked module and per patched call; `layers` are the IR's
+    module layers (the names a patched call is attributed to)."""
     import ptflops.pytorch_engine as engine
     from ptflops import get_model_complexity_info
 
-    from ._torch_common import qualified_names
-
-    ir = ir_of(spec)
-    layers = [layer.name for layer in ir.layers if not layer.attr("functional")]
     snapshot: dict = {}
     calls: list = []
     with ModuleStack(model) as stack, \
@@ -139,7 +137,7 @@ def count(spec, emit: Emitter) -> list[Record]:
     kinds = layer_kinds(spec)
     ir = ir_of(spec)
     model = torch_module(spec)
-    macs, params, snapshot, calls = run_ptflops(model, spec)
+    macs, params, snapshot, calls = run_ptflops(model, spec, module_layers(ir))
     batch = snapshot.get("batch", 1) or 1
     modules = snapshot.get("modules", {})
     by_layer_calls, unmatched = group_calls(calls, ir)

@@ -21,7 +21,8 @@ from __future__ import annotations
 from typing import Optional
 
 from . import layer_kinds
-from ._torch_common import aten_ops_by_layer, coincidence_note, compute_ops, dispatch_gaps, ir_of, module_layers, op_list
+from ._torch_common import (aten_ops_by_layer, coincidence_note, compute_ops, dispatch_gaps, ir_of, module_layers,
+                            op_list)
 from ..records import COMPUTE, TOTAL, UNSUPPORTED, Emitter, Record
 
 TOOL = "torch_flop_counter"
