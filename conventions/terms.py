@@ -20,6 +20,9 @@ Compute terms (counts over the whole batch):
 Parameter terms:
   WEIGHTS      weight parameters
   BIAS_PARAMS  bias parameters
+Terms of graph objects that are not layers (the TF profiler's unfrozen graph), both quantities:
+  INPUT_VAR    elements of the model input held as a Variable (the document's TF1 setup)
+  SCALAR       one scalar op (e.g. the (max - min) of a uniform initialiser)
 """
 from __future__ import annotations
 
@@ -31,9 +34,11 @@ from .ir import (ACT, ADD, ATTENTION, BN, CONCAT, CONV, LAYER_NORM, LINEAR, MATM
 MACC, BIAS, OUT, IN, WINDOW, ATTN, SOFTMAX_TERM, BIAS_CH, ROWS = ("MACC", "BIAS", "OUT", "IN", "WINDOW", "ATTN",
                                                                   "SOFTMAX", "BIAS_CH", "ROWS")
 WEIGHTS, BIAS_PARAMS = "WEIGHTS", "BIAS_PARAMS"
+INPUT_VAR, SCALAR = "INPUT_VAR", "SCALAR"
 
 COMPUTE_TERMS = (MACC, BIAS, OUT, IN, WINDOW, ATTN, SOFTMAX_TERM, BIAS_CH, ROWS)
 PARAM_TERMS = (WEIGHTS, BIAS_PARAMS)
+GRAPH_TERMS = (INPUT_VAR, SCALAR)
 
 TERM_MEANINGS = {
     MACC: "multiply-accumulates",
@@ -47,6 +52,8 @@ TERM_MEANINGS = {
     ROWS: "attention-probability rows",
     WEIGHTS: "weight parameters",
     BIAS_PARAMS: "bias parameters",
+    INPUT_VAR: "input elements held as a Variable",
+    SCALAR: "one scalar op",
 }
 
 _TERMS: dict[str, Callable[[Layer], dict[str, int]]] = {}
@@ -126,6 +133,11 @@ def terms(layer: Layer) -> dict[str, int]:
     """All basis terms of one layer; absent terms are 0 for that layer."""
     values = _TERMS[layer.kind](layer)
     return {t: values.get(t, 0) for t in COMPUTE_TERMS + PARAM_TERMS}
+
+
+def variable_terms(weights: int = 0, input_elements: int = 0) -> dict[str, int]:
+    """Terms of a graph variable's initialiser ops: a layer kernel's weights, or the input Variable."""
+    return {**{t: 0 for t in COMPUTE_TERMS + PARAM_TERMS}, WEIGHTS: weights, INPUT_VAR: input_elements, SCALAR: 1}
 
 
 def format_combo(combo: dict[str, int]) -> str:

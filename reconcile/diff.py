@@ -52,7 +52,7 @@ def _value_of(combo: dict[str, int], values: dict[str, int], batch: int, per_sam
 
 def _term_set(quantity: str) -> tuple[str, ...]:
     # compute may involve WEIGHTS (TF counts variable initialisers per weight); params never involve compute terms
-    return T.PARAM_TERMS if quantity == PARAMS else T.COMPUTE_TERMS + (T.WEIGHTS,)
+    return (T.PARAM_TERMS if quantity == PARAMS else T.COMPUTE_TERMS + (T.WEIGHTS,)) + T.GRAPH_TERMS
 
 
 def _search(value: float, values: dict[str, int], batch: int, quantity: str) -> list[tuple[dict[str, int], bool]]:
@@ -135,6 +135,9 @@ def _weighted_phrases(combo: dict[str, int], values: dict[str, int]) -> list[str
         phrases.append("counts (2k-1) ops per output (k multiplies, k-1 adds), one fewer per output than 2 per MACC")
     elif macc == 2:
         phrases.append("counts 2 FLOPs per multiply-accumulate, as the document")
+    elif macc == 0 and combo.get(T.BIAS) and len(combo) == 1:
+        phrases.append("is the bias-add op alone (the multiply-accumulates are a separate op of the same layer)")
+        return phrases
     elif macc == 0:
         phrases.append("does not count the multiply-accumulates at all")
     if values.get(T.BIAS):
@@ -268,6 +271,48 @@ def _row(rec, **kw) -> dict:
     return base
 
 
+# Rows the TF profiler's unfrozen graph attributes to variables, not layers (reconcile/adapters/tf_profiler.py):
+# `conv1/kernel` (its initialiser ops) and the input `Variable`.
+GRAPH_OBJECT_KINDS = ("initializer", "input")
+
+
+def _explain_graph_object(rec, layers: dict[str, Layer], ir: Model) -> dict:
+    owner = layers.get(rec.layer.split("/")[0])
+    if owner is not None:
+        values = T.variable_terms(weights=T.terms(owner)[T.WEIGHTS])
+        what = f"initialiser of {owner.name}'s kernel ({_n(values[T.WEIGHTS])} weights)"
+    else:
+        values = T.variable_terms(input_elements=T.terms(ir.layers[0])[T.IN] if ir.layers else 0)
+        what = f"the input held as a Variable ({_n(values[T.INPUT_VAR])} elements)"
+    dec = decompose(float(rec.value), values, 1, None, rec.quantity)
+    text = (f"{rec.tool} {rec.metric} {_n(rec.value)} = {dec.text}: {what}, a graph op that runs once when the "
+            f"variables are initialised, not a layer's compute; the profiler counts it only before freezing.")
+    if dec.residual:
+        text += f" UNEXPLAINED: {_n(dec.residual)} left over."
+    return _row(rec, decomposition=dec.text, explanation=text, residual=dec.residual, source=dec.origin)
+
+
+def _namespace(metric: str) -> str:
+    """Metric sets that live side by side: TF's `unfrozen:...` rows sum into `unfrozen:float_ops`."""
+    return metric.split(":", 1)[0] if ":" in metric else ""
+
+
+def total_parts(tool_rows: pd.DataFrame, total) -> pd.DataFrame:
+    """The per-layer rows a tool's total sums: rows with the same metric, or, for tools whose per-layer metrics
+    are op names (TF: conv1/Conv2D ... summed into float_ops), every per-layer metric of the same namespace that
+    is not itself a total metric. Empty when the tool printed only the total."""
+    per_layer = tool_rows[(tool_rows["layer"] != TOTAL) & (tool_rows["layer"] != MODEL_LEVEL)
+                          & (tool_rows["quantity"] == total.quantity) & (tool_rows["status"] == OK)
+                          & (tool_rows["tool_version"] == total.tool_version)]
+    same_metric = per_layer[per_layer["metric"] == total.metric]
+    if len(same_metric) or (total.quantity != COMPUTE and not _namespace(total.metric)):
+        return same_metric  # (torchsummary's "Total params" is not a sum of rows named "Total params")
+    total_metrics = set(tool_rows[(tool_rows["layer"] == TOTAL)
+                                  & (tool_rows["tool_version"] == total.tool_version)]["metric"])
+    namespace = per_layer["metric"].map(_namespace) == _namespace(total.metric)
+    return per_layer[~per_layer["metric"].isin(total_metrics) & namespace]
+
+
 def _model_terms(ir: Model) -> dict[str, int]:
     total: dict[str, int] = {}
     for layer in ir.layers:
@@ -295,6 +340,9 @@ def explain_model(records: pd.DataFrame, ir: Model) -> list[dict]:
         if rec.quantity not in (COMPUTE, PARAMS):  # memory figures have no basis terms
             continue
         layer = layers.get(rec.layer)
+        if layer is None and rec.layer_kind in GRAPH_OBJECT_KINDS:
+            rows.append(_explain_graph_object(rec, layers, ir))
+            continue
         if layer is None:
             rows.append(_row(rec, decomposition="not a layer of the model", residual=rec.value,
                              explanation=f"{rec.tool} {rec.metric} {_n(rec.value)} is not attributed to a layer of "
@@ -325,16 +373,7 @@ def _explain_totals(records: pd.DataFrame, ir: Model, layer_rows: list[dict], ba
             out.append(_row(rec, decomposition=rec.status, explanation=f"{rec.tool}: {rec.message}"))
             continue
         tool_rows = by_tool[rec.tool]
-        per_layer = tool_rows[(tool_rows["layer"] != TOTAL) & (tool_rows["layer"] != MODEL_LEVEL)
-                              & (tool_rows["quantity"] == rec.quantity) & (tool_rows["status"] == OK)
-                              & (tool_rows["tool_version"] == rec.tool_version)]
-        # The layers of a total: rows with the same metric, or, for tools whose per-layer metrics are op names
-        # (TF: conv1/Conv2D ... summed into float_ops), every per-layer metric that is not itself a total metric.
-        total_metrics = set(tool_rows[(tool_rows["layer"] == TOTAL)
-                                      & (tool_rows["tool_version"] == rec.tool_version)]["metric"])
-        same_metric = per_layer[per_layer["metric"] == rec.metric]
-        parts = same_metric if len(same_metric) or rec.quantity != COMPUTE else \
-            per_layer[~per_layer["metric"].isin(total_metrics)]
+        parts = total_parts(tool_rows, rec)
         seen = set(tool_rows["layer"])
         skipped = [layer for layer in ir.layers if layer.name not in seen]
         reference = ("document params", doc_total.params) if rec.quantity == PARAMS else \
@@ -350,17 +389,32 @@ def _explain_totals(records: pd.DataFrame, ir: Model, layer_rows: list[dict], ba
             decomposition = "sum of layers: " + "; ".join(f"{k}: {' | '.join(sorted(v))}" for k, v in kinds.items())
             text = (f"{rec.tool} total {rec.metric} {_n(rec.value)} = the sum of its {len(parts)} per-layer values"
                     + (f", plus {_n(residual)} it does not attribute to any layer" if residual else ""))
+            graph_ops = parts[parts["layer_kind"].isin(GRAPH_OBJECT_KINDS)]
+            if len(graph_ops) and rec.quantity == COMPUTE:
+                text += (f", of which {_n(sum(graph_ops['value']))} are {len(graph_ops)} variable-initialiser ops "
+                         f"that run once (the document's TF1 graph profiled before freezing)")
+            elif len(graph_ops):
+                text += (f", of which {_n(sum(graph_ops['value']))} are the input held as a trainable Variable "
+                         f"(the document's TF1 graph)")
         else:
             dec = decompose(float(rec.value), model_values, batch, None, rec.quantity)
             residual, decomposition = dec.residual, "whole model: " + dec.text
             text = f"{rec.tool} total {rec.metric} {_n(rec.value)} = {dec.text} over the whole model"
             other_totals = tool_rows[(tool_rows["layer"] == TOTAL) & (tool_rows["quantity"] == COMPUTE)
                                      & (tool_rows["tool_version"] == rec.tool_version) & (tool_rows["status"] == OK)]
-            if rec.value == 0 and any(v != 0 for v in other_totals["value"]):
+            if rec.value == 0 and rec.quantity == PARAMS and rec.message:
+                text += f": {rec.message}"
+            elif rec.value == 0 and any(v != 0 for v in other_totals["value"]):
                 text += f": no layer of this model costs anything under {rec.tool}'s '{rec.metric}' rules"
             elif rec.value == 0 and any(model_values.get(t) for t in (T.MACC, T.ATTN)):
                 text += (f": silently zero, although the model has {_n(model_values[T.MACC] + model_values[T.ATTN])}"
                          f" multiply-accumulates")
+        zero_rows = tool_rows[(tool_rows["status"] == "unsupported") & (tool_rows["quantity"] == rec.quantity)
+                              & (tool_rows["tool_version"] == rec.tool_version)
+                              & (tool_rows["metric"].map(_namespace) == _namespace(rec.metric))]
+        if len(zero_rows) and rec.quantity == COMPUTE:
+            named = sorted(set(zero_rows["layer"]))
+            text += f"; it counts {', '.join(named)} as 0 (no formula, no warning in the total)"
         if skipped:
             text += "; it has no row for " + ", ".join(_skipped_reason(layer) for layer in skipped)
         if rec.quantity == PARAMS:
@@ -389,6 +443,54 @@ def _explain_totals(records: pd.DataFrame, ir: Model, layer_rows: list[dict], ba
 def _present_terms(layer: Layer) -> str:
     values = T.terms(layer)
     return ", ".join(f"{t} {_n(v)}" for t, v in values.items() if v and t in T.COMPUTE_TERMS) or "none"
+
+
+def _delta_phrase(delta: int, layer: Optional[Layer]) -> str:
+    if layer is None:
+        return _n(delta)
+    values = T.terms(layer)
+    named = {T.BIAS: "bias adds", T.OUT: "one op per output element", T.IN: "one op per input element",
+             T.MACC: "one op per multiply-accumulate"}
+    for term, meaning in named.items():
+        if values.get(term) and abs(delta) == values[term]:
+            return f"{'+' if delta > 0 else '-'}{_n(abs(delta))} = {'+' if delta > 0 else '-'}{term} ({meaning})"
+    dec = decompose(float(delta), values, layer.batch, None)
+    return f"{'+' if delta > 0 else ''}{_n(delta)}" + (f" = {dec.text}" if not dec.residual else "")
+
+
+def near_misses(records: pd.DataFrame, model: str, ir: Optional[Model], tolerance: float = 0.002) -> list[str]:
+    """Pairs of compute totals that agree to within `tolerance` (or exactly) while their layers differ: the
+    differences are named layer by layer, so an agreement by offsetting conventions is called a coincidence."""
+    df = records[(records["model"] == model)]
+    layers = {layer.name: layer for layer in ir.layers} if ir else {}
+    totals = []
+    for total in df[(df["layer"] == TOTAL) & (df["quantity"] == COMPUTE) & (df["status"] == OK)].itertuples(index=False):
+        if not total.value:
+            continue
+        parts = total_parts(df[df["tool"] == total.tool], total)
+        if len(parts):
+            per_layer = parts.groupby("layer", sort=False)["value"].sum().to_dict()
+            totals.append((total, per_layer))
+    sentences = []
+    for (a, layers_a), (b, layers_b) in itertools.combinations(totals, 2):
+        if a.tool == b.tool:
+            continue
+        gap = a.value - b.value
+        if abs(gap) > tolerance * max(abs(a.value), abs(b.value)):
+            continue
+        deltas = [(name, layers_a.get(name, 0) - layers_b.get(name, 0)) for name in
+                  dict.fromkeys(list(layers_a) + list(layers_b))]
+        deltas = [(name, d) for name, d in deltas if d]
+        if not deltas:
+            continue
+        label_a, label_b = f"{a.tool} {a.metric}", f"{b.tool} {b.metric}"
+        head = (f"{label_a} {_n(a.value)} and {label_b} {_n(b.value)} "
+                + ("are equal only by coincidence: their layers differ and the differences cancel" if gap == 0 else
+                   f"agree to {abs(gap) / max(a.value, b.value):.4%} but differ by {_n(abs(gap))}"))
+        detail = "; ".join(f"{name}: {_n(layers_a.get(name, 0))} vs {_n(layers_b.get(name, 0))} "
+                           f"({_delta_phrase(_int(d), layers.get(name))})" for name, d in deltas)
+        sentences.append(f"{head}. Layer by layer ({label_a} minus {label_b}): {detail}.")
+    return sentences
 
 
 def explain(records: pd.DataFrame, specs: Optional[dict] = None, irs: Optional[dict[str, Model]] = None) \

@@ -197,7 +197,7 @@ def document_audit() -> list[Block]:
 
 # ------------------------------------------------------------------------------------------------ assembly
 def build(records: pd.DataFrame, explanations: pd.DataFrame, specs: Optional[dict] = None) -> list[Block]:
-    from .diff import document_totals
+    from .diff import canonical_ir, document_totals, near_misses
 
     blocks: list[Block] = [
         Heading("Which FLOPs is that number?", 1),
@@ -230,6 +230,11 @@ def build(records: pd.DataFrame, explanations: pd.DataFrame, specs: Optional[dic
             matrix = layer_matrix(records, model, quantity)
             if not matrix.empty:
                 blocks += [Heading(f"Per layer: {quantity}", 3), Table(matrix)]
+        close = near_misses(records, model, canonical_ir(model, specs))
+        if close:
+            blocks += [Heading("Near agreements and coincidences", 3),
+                       Para("Totals within 0.2% of each other (or equal) whose layers differ, difference by "
+                            "difference:\n" + "\n".join(f"- {sentence}" for sentence in close))]
         ex = explanations[explanations["model"] == model]
         if not ex.empty:
             blocks.append(Heading("Why the numbers differ", 3))

@@ -107,3 +107,25 @@ def test_search_and_unexplained_residual():
     assert found.combo == {T.MACC: 2, T.OUT: -1} and found.residual == 0 and found.origin == "search"
     lost = decompose(7.0, values, 1, None)
     assert lost.residual == 7 and lost.origin == "none"
+
+
+def test_tf_and_calflops_near_miss_is_named_layer_by_layer():
+    records = run(models="lenet", tools="tf_profiler,calflops")
+    ex = explain(records)
+    fitted = ex[ex.residual.notna()]
+    assert (fitted.residual == 0).all(), fitted[fitted.residual != 0][["tool", "layer", "metric"]]
+    # TF pool1 MaxPool = kernel_area x output elements = 2*2*20*12*12 = 11,520 (== IN here: ambiguous)
+    assert row(ex, "tf_profiler", "pool1", "pool1/MaxPool").decomposition == "1*WINDOW (ambiguous)"
+    # the unfrozen graph: 5,478,522 - 4,615,950 = 862,572 of initialiser ops, each decomposed
+    unfrozen = row(ex, "tf_profiler", "__total__", "unfrozen:float_ops")
+    assert unfrozen.residual == 0 and "862,572" in unfrozen.explanation
+    assert row(ex, "tf_profiler", "ip1/kernel", "unfrozen:ip1/kernel/Initializer/random_uniform/mul").decomposition \
+        == "1*WEIGHTS"  # 800*500 = 400,000 multiplies, once
+    from reconcile.diff import canonical_ir, near_misses
+
+    sentences = near_misses(records, "lenet", canonical_ir("lenet"))
+    [pair] = [s for s in sentences if "tf_profiler" in s and "calflops" in s]
+    # 4,615,950 - 4,615,940 = 10 = (500 + 10) FC bias adds TF counts - 500 ReLU elements calflops counts
+    assert "differ by 10" in pair
+    assert "ip1: 800,500 vs 800,000 (+500 = +BIAS" in pair and "ip2: 10,010 vs 10,000 (+10 = +BIAS" in pair
+    assert "relu1: 0 vs 500 (-500 = -OUT" in pair

@@ -143,3 +143,23 @@ def total_notes(total, values: dict, profile: Profile, ir, basis: str, label: st
 
 def join(*notes: str) -> str:
     return "; ".join(n for n in notes if n)
+
+
+def profiler_records(emit, profile: Profile, ir, kinds: dict, metrics: tuple[str, str, str], tool_label: str,
+                     tool: ModuleType, attention_source: str, totals: tuple, params_note: str) -> list:
+    """Per-layer rows plus the three totals (FLOPs, MACs, params) of a calflops/DeepSpeed run: both tools share
+    the same patched-functional profiler design, so their records are built the same way."""
+    from ..records import COMPUTE, PARAMS, TOTAL
+
+    flops, macs, params = totals
+    patched = {getattr(f, "__name__", "") for f in tool.old_functions.values()}
+    note = attention_note(tool_label, patched, attention_source)
+    notes = {layer.name: note for layer in ir.layers if layer.kind == "attention" and note}
+    records = layer_rows(emit, profile, ir, kinds, metrics, notes)
+    missed = f"misses the attention matmuls of: {', '.join(notes)}" if notes else ""
+    for index, (value, basis) in enumerate(((flops, "flops"), (macs, "macc"))):
+        detail = total_notes(value, per_layer_values(profile, index), profile, ir, basis,
+                             f"{tool_label} {metrics[index]}", index)
+        records.append(emit.ok(TOTAL, "", COMPUTE, metrics[index], value, join(missed, detail)))
+    records.append(emit.ok(TOTAL, "", PARAMS, metrics[2], params, params_note))
+    return records

@@ -17,9 +17,9 @@ from __future__ import annotations
 from typing import Optional
 
 from . import layer_kinds
-from ._patch_profilers import attention_note, breakdown, join, layer_rows, per_layer_values, total_notes
+from ._patch_profilers import breakdown, profiler_records
 from ._torch_common import ir_of
-from ..records import COMPUTE, PARAMS, TOTAL, Emitter, Record
+from ..records import Emitter, Record
 
 TOOL = "calflops"
 FRAMEWORK = "torch"
@@ -59,18 +59,7 @@ def count(spec, emit: Emitter) -> list[Record]:
     calc = pipeline.CalFlopsPipline(model, include_backPropagation=False, compute_bp_factor=2.0)
     profile = breakdown(model, (torch.zeros(*spec.input_shape),), ir, pipeline, calc.start_flops_calculate,
                         calc.end_flops_calculate)
-    patched = {getattr(f, "__name__", "") for f in pipeline.old_functions.values()}
-    note = attention_note("calflops", patched, "calflops/pytorch_ops.py _patch_functionals; its torch.bmm patch is "
-                                                      "commented out in _patch_tensor_methods")
-    notes = {layer.name: note for layer in ir.layers if layer.kind == "attention" and note}
-    records = layer_rows(emit, profile, ir, kinds, METRICS, notes)
-    flops_values, macs_values = per_layer_values(profile, 0), per_layer_values(profile, 1)
-    missed = f"misses the attention matmuls of: {', '.join(notes)}" if notes else ""
-    records += [
-        emit.ok(TOTAL, "", COMPUTE, METRICS[0], flops,
-                join(missed, total_notes(flops, flops_values, profile, ir, "flops", f"calflops {METRICS[0]}", 0))),
-        emit.ok(TOTAL, "", COMPUTE, METRICS[1], macs,
-                join(missed, total_notes(macs, macs_values, profile, ir, "macc", f"calflops {METRICS[1]}", 1))),
-        emit.ok(TOTAL, "", PARAMS, METRICS[2], params, "trainable parameters (CalFlopsPipline.get_total_params)"),
-    ]
-    return records
+    return profiler_records(emit, profile, ir, kinds, METRICS, "calflops", pipeline,
+                            "calflops/pytorch_ops.py _patch_functionals; its torch.bmm patch is commented out in "
+                            "_patch_tensor_methods", (flops, macs, params),
+                            "trainable parameters (CalFlopsPipline.get_total_params)")

@@ -18,9 +18,9 @@ import os
 from typing import Optional
 
 from . import layer_kinds
-from ._patch_profilers import attention_note, breakdown, join, layer_rows, per_layer_values, total_notes
+from ._patch_profilers import breakdown, profiler_records
 from ._torch_common import ir_of
-from ..records import COMPUTE, PARAMS, TOTAL, Emitter, Record
+from ..records import Emitter, Record
 
 TOOL = "deepspeed"
 FRAMEWORK = "torch"
@@ -71,17 +71,5 @@ def count(spec, emit: Emitter) -> list[Record]:
     model(*inputs)  # get_model_profile's warm-up forward
     prof = profiler.FlopsProfiler(model)
     profile = breakdown(model, inputs, ir, profiler, prof.start_profile, prof.end_profile)
-    patched = {getattr(f, "__name__", "") for f in profiler.old_functions.values()}
-    note = attention_note("DeepSpeed", patched, f"{SOURCE} _patch_functionals")
-    notes = {layer.name: note for layer in ir.layers if layer.kind == "attention" and note}
-    records = layer_rows(emit, profile, ir, kinds, METRICS, notes)
-    flops_values, macs_values = per_layer_values(profile, 0), per_layer_values(profile, 1)
-    missed = f"misses the attention matmuls of: {', '.join(notes)}" if notes else ""
-    records += [
-        emit.ok(TOTAL, "", COMPUTE, METRICS[0], flops,
-                join(missed, total_notes(flops, flops_values, profile, ir, "flops", f"DeepSpeed {METRICS[0]}", 0))),
-        emit.ok(TOTAL, "", COMPUTE, METRICS[1], macs,
-                join(missed, total_notes(macs, macs_values, profile, ir, "macc", f"DeepSpeed {METRICS[1]}", 1))),
-        emit.ok(TOTAL, "", PARAMS, METRICS[2], params, "FlopsProfiler.get_total_params (__params__ of the model)"),
-    ]
-    return records
+    return profiler_records(emit, profile, ir, kinds, METRICS, "DeepSpeed", profiler, f"{SOURCE} _patch_functionals",
+                            (flops, macs, params), "FlopsProfiler.get_total_params (__params__ of the model)")

@@ -1,0 +1,81 @@
+"""`reconcile which MODEL VALUE`: rank every convention and tool that could have printed VALUE for MODEL."""
+from __future__ import annotations
+
+import io
+from typing import Optional
+
+import click
+
+
+def _progress(done: int, total: int, job, records, seconds: float) -> None:
+    statuses = sorted({r.status for r in records})
+    click.echo(f"[{done}/{total}] {job.describe():<32} {'/'.join(statuses) or 'no rows':<12} {seconds:5.1f} s",
+               err=True)
+
+
+def _table(frame, limit: int) -> str:
+    shown = frame.head(limit) if limit else frame
+    header = ("rank", "tool", "convention", "value", "rel. error", "match")
+    cells = [[str(r.rank), r.tool if r.tool == "analytic" else f"{r.tool}: {r.metric}", r.convention,
+              f"{r.value:,}" if isinstance(r.value, int) else f"{r.value:,.6g}", f"{r.relative_error:+.3%}", r.match]
+             for r in shown.itertuples(index=False)]
+    widths = [max(len(h), *(len(c[i]) for c in cells)) if cells else len(h) for i, h in enumerate(header)]
+    line = lambda c: "  ".join(v.rjust(w) if i in (0, 3, 4) else v.ljust(w)  # noqa: E731
+                               for i, (v, w) in enumerate(zip(c, widths)))
+    out = [line(header)] + [line(c) for c in cells]
+    out += ["", *[f"{r.rank}. {r.explanation}" for r in shown.itertuples(index=False)]]
+    if limit and len(frame) > limit:
+        out.append(f"... {len(frame) - limit} more (--limit 0 shows all)")
+    return "\n".join(out)
+
+
+@click.command("which")
+@click.argument("model")
+@click.argument("value")
+@click.option("--quantity", type=click.Choice(["compute", "params"]), default="compute", show_default=True,
+              help="What VALUE claims to count.")
+@click.option("--tolerance", type=float, default=0.1, show_default=True,
+              help="Largest relative error listed (exact and as-printed matches are always listed).")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv"]), default="table", show_default=True)
+@click.option("--tools", help="Comma-separated tool ids to include (default: all; '' for conventions only).")
+@click.option("--no-run", is_flag=True, help="Never run a tool: use cached runs and reports/records.csv only.")
+@click.option("--batch", type=int, default=None, help="Batch size (default: the model's own); adds per-sample "
+                                                     "conventions when above 1.")
+@click.option("--limit", type=int, default=20, show_default=True, help="Rows shown (table and csv; 0: all).")
+@click.option("--cache-dir", default=None, help="Run cache (default: $RECONCILE_RUN_CACHE or .cache/runs).")
+@click.option("--records", "records_path", default="reports/records.csv", show_default=True,
+              help="A run's records.csv to reuse when it covers MODEL ('' to ignore).")
+def command(model: str, value: str, quantity: str, tolerance: float, fmt: str, tools: Optional[str], no_run: bool,
+            batch: Optional[int], limit: int, cache_dir: Optional[str], records_path: str) -> None:
+    """Which convention (or tool) could have produced VALUE for MODEL?
+
+    VALUE as printed: 3.8e9, 3.8x10^9, 300M, 15.3G, 2307720. Candidates: analytic conventions computed from the
+    model's layers (MACC, 2 FLOPs per MACC, bias adds, BN, pools, activations, FC layers, per sample ...) and
+    every tool's totals from a run (cached). Exact matches first, then those equal at the precision printed
+    (simplest first), then the closest."""
+    from pathlib import Path
+
+    from .. import which as which_mod
+    from ..api import _split
+    from ..errors import UserError
+
+    if limit < 0:
+        raise UserError(f"--limit must be 0 or more, not {limit}")
+    names = None if tools is None else (_split(tools) or [])
+    result = which_mod.which(model, value, quantity, tolerance, names, run=not no_run, batch=batch,
+                             cache_dir=cache_dir, report_records=Path(records_path) if records_path else None,
+                             progress=None if fmt == "csv" else _progress)
+    full = result.frame()
+    frame = full.head(limit) if limit else full
+    if fmt == "csv":
+        out = io.StringIO()
+        frame.to_csv(out, index=False, lineterminator="\n")
+        click.echo(out.getvalue(), nl=False)
+        return
+    click.echo(f"{result.model}: which {result.quantity} convention gives {result.printed}? "
+               f"({len(full)} candidates within tolerance {tolerance:g} or matching as printed)")
+    click.echo(_table(full, limit))
+    for note in result.notes:
+        click.echo(f"note: {note}")
+    for line in result.unavailable:
+        click.echo(f"no total from {line}")
