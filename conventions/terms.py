@@ -13,8 +13,9 @@ Compute terms (counts over the whole batch):
   WINDOW  kernel_area * OUT, the element reads of a pooling window
   ATTN    multiply-accumulates of attention's two matmuls (Q K^T and A V), which module hooks never see
   SOFTMAX elements of the attention probability matrix
-  ROWS    rows of the attention probability matrix (batch x heads x queries): a softmax over a row of L costs
-          (3L-1) in some tools, i.e. 3*SOFTMAX - ROWS
+  ROWS    rows a layer normalises: of the attention probability matrix (batch x heads x queries; a softmax
+          over a row of L costs (3L-1) in some tools, i.e. 3*SOFTMAX - ROWS), or the vectors a LayerNorm
+          normalises (OUT / last dimension; TF counts its epsilon add and rsqrt per row)
   BIAS_CH bias additions counted once per output channel instead of once per output element (Netscope's later
           analyzer adds `Cout` to a conv's count, not `Cout*H*W`)
 Parameter terms:
@@ -49,7 +50,7 @@ TERM_MEANINGS = {
     ATTN: "attention-matmul multiply-accumulates (QK^T and AV)",
     SOFTMAX_TERM: "attention-probability elements",
     BIAS_CH: "bias additions once per output channel",
-    ROWS: "attention-probability rows",
+    ROWS: "normalised rows (attention or LayerNorm)",
     WEIGHTS: "weight parameters",
     BIAS_PARAMS: "bias parameters",
     INPUT_VAR: "input elements held as a Variable",
@@ -121,7 +122,8 @@ def attention_terms(layer: Layer) -> dict[str, int]:
 @register_terms(BN, LAYER_NORM)
 def norm_terms(layer: Layer) -> dict[str, int]:
     affine = layer.params
-    return {**_common(layer), WEIGHTS: affine // 2, BIAS_PARAMS: affine - affine // 2}
+    rows = layer.out_elements // layer.output_shape[-1] if layer.kind == LAYER_NORM and layer.output_shape else 0
+    return {**_common(layer), ROWS: rows, WEIGHTS: affine // 2, BIAS_PARAMS: affine - affine // 2}
 
 
 @register_terms(ACT, ADD, MUL, SOFTMAX, CONCAT, UNKNOWN)

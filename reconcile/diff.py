@@ -187,11 +187,32 @@ def _document_combo(ref: str, layer: Layer, values: dict[str, int]) -> dict[str,
     return {k: v for k, v in combo.items() if values.get(k)}
 
 
-def sentence(tool: str, metric: str, value, layer: Layer, values: dict[str, int], dec: Decomposition,
+def _group_counts(group: list[Layer]):
+    """The document's counts of a module called several times: its calls summed (params once)."""
+    from conventions.formulas import Counts
+
+    each = [layer_counts(layer) for layer in group]
+    total = lambda field: None if getattr(each[0], field) is None else sum(getattr(c, field) for c in each)
+    return Counts(params=each[0].params, macc=total("macc"), flops=total("flops"), note=each[0].note)
+
+
+def _group_terms(group: list[Layer]) -> dict[str, int]:
+    values: dict[str, int] = {}
+    for index, layer in enumerate(group):
+        for term, value in T.terms(layer).items():
+            if index and term in T.PARAM_TERMS:
+                continue  # the weights exist once however often the module runs
+            values[term] = values.get(term, 0) + value
+    return values
+
+
+def sentence(tool: str, metric: str, value, group: list[Layer], values: dict[str, int], dec: Decomposition,
              batch: int, quantity: str) -> tuple[str, str, Optional[int]]:
     """(reference label, explanation, reference value). The explanation reads: what the number is in terms,
-    how that differs from the document in named conventions, the document's own number, ambiguity, source."""
-    counts = layer_counts(layer)
+    how that differs from the document in named conventions, the document's own number, ambiguity, source.
+    `group` is one layer, or every call of a module that runs several times (its terms summed)."""
+    layer = group[0]
+    counts = _group_counts(group)
     phrases: list[str] = []
     if quantity == PARAMS:
         ref, ref_value = "document params", counts.params
@@ -215,6 +236,8 @@ def sentence(tool: str, metric: str, value, layer: Layer, values: dict[str, int]
             phrases.append(f"counts {describe_terms(dec.combo)} (the document has no formula for {kind})")
     if dec.per_sample and batch > 1:
         phrases.append(f"counts per sample, ignoring the batch of {batch}")
+    if len(group) > 1:
+        phrases.append(f"sums the {len(group)} calls of this module ({', '.join(g.name for g in group)})")
     text = f"{tool} {metric} {_n(value)} = {dec.text}."
     if phrases:
         text += f" It {_join(phrases)}."
@@ -292,6 +315,23 @@ def _explain_graph_object(rec, layers: dict[str, Layer], ir: Model) -> dict:
     return _row(rec, decomposition=dec.text, explanation=text, residual=dec.residual, source=dec.origin)
 
 
+def _explain_container(rec, inside: list[Layer], batch: int) -> dict:
+    """A tool that reports a container module whole (ptflops' aten backend: top-level children only): its value
+    is decomposed over the summed terms of the layers inside."""
+    values: dict[str, int] = {}
+    for layer in inside:
+        for term, value in T.terms(layer).items():
+            values[term] = values.get(term, 0) + value
+    dec = decompose(float(rec.value), values, batch, None, rec.quantity)
+    kinds = sorted({layer.kind for layer in inside})
+    text = (f"{rec.tool} {rec.metric} {_n(rec.value)} = {dec.text}, summed over the {len(inside)} layers inside "
+            f"{rec.layer} ({', '.join(kinds)}): the tool reports this container whole, not its layers.")
+    if dec.residual:
+        text += f" UNEXPLAINED: {_n(dec.residual)} left over."
+    return _row(rec, layer_kind="container", decomposition=dec.text, explanation=text, residual=dec.residual,
+                source=dec.origin)
+
+
 def _namespace(metric: str) -> str:
     """Metric sets that live side by side: TF's `unfrozen:...` rows sum into `unfrozen:float_ops`."""
     return metric.split(":", 1)[0] if ":" in metric else ""
@@ -321,6 +361,32 @@ def _model_terms(ir: Model) -> dict[str, int]:
     return total
 
 
+def _some(names: list[str], most: int = 6) -> str:
+    return ", ".join(names) if len(names) <= most else f"{', '.join(names[:most])} and {len(names) - most} more"
+
+
+def _uncovered(ir: Model, tool_rows: pd.DataFrame) -> list[Layer]:
+    """IR layers a tool has no row for: not the layer itself, not its module (a later call `relu#2` is covered by
+    `relu`), not a container row around it (`layer1` covers `layer1.0.conv1`)."""
+    seen = set(tool_rows["layer"])
+    containers = tuple(f"{c}." for c in set(tool_rows[tool_rows["layer_kind"] == "container"]["layer"]))
+    return [layer for layer in ir.layers if layer.name not in seen and _base_name(layer.name) not in seen
+            and not (containers and layer.name.startswith(containers))]
+
+
+def _base_name(name: str) -> str:
+    return name.split("#", 1)[0]
+
+
+def module_calls(ir: Model) -> dict[str, list[Layer]]:
+    """Modules called more than once (the IR names the later calls `relu#2`, ...): tools that hook modules
+    report one row with every call summed, e.g. ResNet's shared `relu`."""
+    groups: dict[str, list[Layer]] = {}
+    for layer in ir.layers:
+        groups.setdefault(_base_name(layer.name), []).append(layer)
+    return {name: group for name, group in groups.items() if len(group) > 1}
+
+
 def _skipped_reason(layer: Layer) -> str:
     if layer.attr("functional"):
         return f"{layer.name} (a functional {layer.op} call, which module hooks cannot see)"
@@ -330,6 +396,7 @@ def _skipped_reason(layer: Layer) -> str:
 def explain_model(records: pd.DataFrame, ir: Model) -> list[dict]:
     rows: list[dict] = []
     layers = {layer.name: layer for layer in ir.layers}
+    calls = module_calls(ir)
     batch = ir.layers[0].batch if ir.layers else 1
     for rec in records.itertuples(index=False):
         if rec.layer == TOTAL:
@@ -340,6 +407,10 @@ def explain_model(records: pd.DataFrame, ir: Model) -> list[dict]:
         if rec.quantity not in (COMPUTE, PARAMS):  # memory figures have no basis terms
             continue
         layer = layers.get(rec.layer)
+        inside = [lay for lay in ir.layers if lay.name.startswith(rec.layer + ".")] if layer is None else []
+        if inside:
+            rows.append(_explain_container(rec, inside, batch))
+            continue
         if layer is None and rec.layer_kind in GRAPH_OBJECT_KINDS:
             rows.append(_explain_graph_object(rec, layers, ir))
             continue
@@ -348,10 +419,19 @@ def explain_model(records: pd.DataFrame, ir: Model) -> list[dict]:
                              explanation=f"{rec.tool} {rec.metric} {_n(rec.value)} is not attributed to a layer of "
                                          f"{ir.name}" + (f": {rec.message}" if rec.message else "")))
             continue
-        values = T.terms(layer)
+        group = calls.get(layer.name, [layer])
+        values = _group_terms(group)
         entry = catalogue.lookup(rec.tool, rec.tool_version, rec.metric, layer)
         dec = decompose(float(rec.value), values, batch, entry, rec.quantity)
-        ref, text, ref_value = sentence(rec.tool, rec.metric, rec.value, layer, values, dec, batch, rec.quantity)
+        one_call = ""
+        if dec.residual and len(group) > 1:
+            single = decompose(float(rec.value), T.terms(group[-1]), batch, entry, rec.quantity)
+            if not single.residual:  # torchstat keeps only the last call's numbers (model_hook.py wrap_call)
+                dec, values, group = single, T.terms(group[-1]), [group[-1]]
+                one_call = (f" It counts only one of the {len(calls[layer.name])} calls of this module: the others "
+                            f"are silently lost.")
+        ref, text, ref_value = sentence(rec.tool, rec.metric, rec.value, group, values, dec, batch, rec.quantity)
+        text += one_call
         rows.append(_row(rec, layer_kind=layer.kind, reference=ref, reference_value=ref_value,
                          decomposition=dec.text + (" (ambiguous)" if dec.alternatives else ""), explanation=text,
                          residual=dec.residual, source=dec.convention.source if dec.convention else dec.origin))
@@ -374,8 +454,7 @@ def _explain_totals(records: pd.DataFrame, ir: Model, layer_rows: list[dict], ba
             continue
         tool_rows = by_tool[rec.tool]
         parts = total_parts(tool_rows, rec)
-        seen = set(tool_rows["layer"])
-        skipped = [layer for layer in ir.layers if layer.name not in seen]
+        skipped = _uncovered(ir, tool_rows)
         reference = ("document params", doc_total.params) if rec.quantity == PARAMS else \
             ("document flops", doc_total.flops)
         if len(parts):
@@ -413,10 +492,9 @@ def _explain_totals(records: pd.DataFrame, ir: Model, layer_rows: list[dict], ba
                               & (tool_rows["tool_version"] == rec.tool_version)
                               & (tool_rows["metric"].map(_namespace) == _namespace(rec.metric))]
         if len(zero_rows) and rec.quantity == COMPUTE:
-            named = sorted(set(zero_rows["layer"]))
-            text += f"; it counts {', '.join(named)} as 0 (no formula, no warning in the total)"
+            text += f"; it counts {_some(sorted(set(zero_rows['layer'])))} as 0 (no formula, no warning in the total)"
         if skipped:
-            text += "; it has no row for " + ", ".join(_skipped_reason(layer) for layer in skipped)
+            text += "; it has no row for " + _some([_skipped_reason(layer) for layer in skipped])
         if rec.quantity == PARAMS:
             text += f". The document's total: {_n(doc_total.params)} params"
         else:
@@ -430,13 +508,12 @@ def _explain_totals(records: pd.DataFrame, ir: Model, layer_rows: list[dict], ba
         if MODEL_LEVEL in seen or not (seen - {TOTAL}):
             continue
         rec = df.iloc[0]
-        for layer in ir.layers:
-            if layer.name not in seen:
-                out.append({**_row(rec, layer=layer.name, layer_kind=layer.kind, metric="", value=None),
-                            "decomposition": "no row",
-                            "explanation": f"{tool} reports nothing for {_skipped_reason(layer)}; "
-                                           f"terms it left out: {_present_terms(layer)}",
-                            "status": "missing"})
+        for layer in _uncovered(ir, df):
+            out.append({**_row(rec, layer=layer.name, layer_kind=layer.kind, metric="", value=None),
+                        "decomposition": "no row",
+                        "explanation": f"{tool} reports nothing for {_skipped_reason(layer)}; "
+                                       f"terms it left out: {_present_terms(layer)}",
+                        "status": "missing"})
     return out
 
 

@@ -248,6 +248,9 @@ def build(records: pd.DataFrame, explanations: pd.DataFrame, specs: Optional[dic
                 total_lines = [f"- **total**: {row.explanation}" for row in group.itertuples(index=False)
                                if row.layer == TOTAL]
                 blocks.append(Para(f"**{tool}**\n" + "\n".join(total_lines + lines)))
+    from .which import published_section
+
+    blocks += published_section(records, specs)
     problems = problems_table(records)
     if not problems.empty:
         blocks += [Heading("Failures, unsupported layers and skipped jobs", 2),

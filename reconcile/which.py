@@ -36,7 +36,7 @@ from conventions.ir import (ACT, ADD, ATTENTION, BN, CONV, LAYER_NORM, LINEAR, M
                             SOFTMAX, Model)
 
 from .errors import UserError
-from .records import COMPUTE, OK, PARAMS, TOTAL
+from .records import COMPUTE, ERROR, MODEL_LEVEL, OK, PARAMS, TOTAL
 
 PUBLISHED_CSV = Path(__file__).resolve().parent.parent / "reference_models" / "published.csv"
 RUN_CACHE_ENV = "RECONCILE_RUN_CACHE"
@@ -138,7 +138,7 @@ def group_totals(ir: Model) -> dict[str, int]:
             q_len, kv_len, heads = layer.attr("q_len"), layer.attr("kv_len"), layer.attr("num_heads")
             add("fc_macc", t[T.MACC]), add("fc_bias", t[T.BIAS]), add("fc_out", batch * embed * 2 * (q_len + kv_len))
             add("attn_mm", t[T.ATTN]), add("attn_out", batch * heads * q_len * kv_len + batch * q_len * embed)
-            add("softmax", t[T.SOFTMAX_TERM])
+            add("softmax", t[T.SOFTMAX_TERM]), add("attn_layers", 1)
             add("p_fc_w", t[T.WEIGHTS]), add("p_bias", t[T.BIAS_PARAMS]), add("p_fc_bias", t[T.BIAS_PARAMS])
         elif kind == MATMUL:
             add("attn_mm", t[T.MACC]), add("attn_out", t[T.OUT])
@@ -269,7 +269,8 @@ def compute_formula(c: dict, g: dict[str, int]) -> str:
 def compute_sentence(c: dict, g: dict[str, int]) -> str:
     """What the convention counts, and what it leaves out, as one sentence."""
     has_conv, has_fc = bool(g.get("conv_macc")), bool(g.get("fc_macc"))
-    layers = "conv and FC layers" if has_conv and has_fc else ("conv layers" if has_conv else "FC (linear) layers")
+    fc_words = "FC layers and attention projections" if g.get("attn_layers") else "FC (linear) layers"
+    layers = f"conv and {fc_words}" if has_conv and has_fc else ("conv layers" if has_conv else fc_words)
     if not c["fc"]:
         layers = "conv layers only (the FC layers left out)"
     words = {"1": "1 op per multiply-accumulate", "2": "2 FLOPs per multiply-accumulate",
@@ -567,6 +568,12 @@ def _report_records(path: Path, spec, tools: Sequence[str], versions: dict[str, 
     return frame[frame["tool"].isin(tools)]
 
 
+def _transient(records: pd.DataFrame) -> bool:
+    """A job that timed out or whose process died (the runner's model-level error rows)."""
+    failed = records[(records["layer"] == MODEL_LEVEL) & (records["status"] == ERROR)]
+    return any("timed out" in m or "process died" in m for m in failed["message"])
+
+
 def tool_records(spec, tools: Sequence[str], run: bool = True, cache_dir: Optional[str] = None,
                  report_records: Optional[Path] = DEFAULT_RECORDS, timeout: float = 120.0,
                  progress: Optional[Callable] = None) -> tuple[pd.DataFrame, list[str]]:
@@ -592,6 +599,9 @@ def tool_records(spec, tools: Sequence[str], run: bool = True, cache_dir: Option
         records = run_jobs([Job(tool, spec) for tool in missing], timeout, progress)
         for tool in missing:
             produced = frame([r for r in records if r.tool == tool])
+            if _transient(produced):  # a timeout or a dead process says nothing lasting: keep it out of the cache
+                frames.append(produced)
+                continue
             write_atomic(folder / f"{tool}-{versions[tool]}.csv", to_csv(produced))
             frames.append(read_records(folder / f"{tool}-{versions[tool]}.csv"))
         notes.append(f"ran {', '.join(missing)}; cached in {folder}")
@@ -646,18 +656,20 @@ def which(model: str, value: str, quantity: str = COMPUTE, tolerance: float = DE
         raise UserError(f"--batch must be positive, not {batch}")
     printed = parse_value(value)
     spec = models.resolve(model) if batch is None or model.endswith(".prototxt") else models.reference(model, batch)
-    ir = canonical_ir(spec.name, {spec.name: spec})
-    if ir is None:
-        raise UserError(f"cannot read model {model!r}")
-    analytic = analytic_candidates(ir, quantity)
     notes: list[str] = []
     if records is None:
         names = list(tools) if tools is not None else list(adapters.TOOLS)
         for tool in names:
             adapters.get(tool)  # unknown tool: a UserError before anything runs
+        # Tools run before the IR is built: the runner forks its TensorFlow worker from this process, which must
+        # not have initialised TensorFlow (a Keras-only model's IR would) or the worker hangs.
         records, notes = tool_records(spec, names, run, cache_dir,
                                       report_records if batch is None else None, progress=progress) \
             if names else (pd.DataFrame(), [])
+    ir = canonical_ir(spec.name, {spec.name: spec})
+    if ir is None:
+        raise UserError(f"cannot read model {model!r}")
+    analytic = analytic_candidates(ir, quantity)
     candidates = analytic + tool_candidates(records, spec.name, quantity, analytic)
     return Result(spec.name, quantity, printed, rank(candidates, printed, tolerance), notes,
                   _unavailable(records, quantity))

@@ -118,11 +118,12 @@ MODELS: dict[str, ReferenceModel] = {m.name: m for m in _SMALL + _PUBLISHED}
 # What `make reconcile` (and `reconcile run` without --models) runs: every small model, plus three published ones
 # that stand for the rest: resnet50_v1 and resnet50_v15 (the paper's 3.8e9 "FLOPs" against torchvision's 4.09
 # "GFLOPS": one stride moved, 231M MACC apart; BN, residual adds, a reused ReLU module) and mobilenet_v2
-# (depthwise convs, ReLU6, inverted residuals). Measured on 2 cores: the small models take ~75 s, these three ~70 s
-# (14 tools each, 1-6 s per job; the TF profiler is the slowest). Left out, each one `--models` away: vgg16 (its
-# TF-profiler job alone takes ~60 s, half the 120 s job timeout), alexnet, resnet18, mobilenet_v1 (~50 s more
-# together) and the Keras-only keras.applications models. The report's "published numbers" section still ranks
-# their paper numbers against the analytic conventions (and against tool totals cached by `reconcile which`).
+# (depthwise convs, ReLU6, inverted residuals). Measured on 2 cores (issue 7): the whole default suite, 14 tools
+# each, report included, in ~1 min 45 s (the small models alone: ~75 s); published-model jobs take 1-6 s each,
+# their TF-profiler jobs 5-13 s. Left out, each one `--models` away: vgg16 (its TF-profiler job alone takes ~60 s,
+# half the 120 s job timeout, and its torch jobs ~50 s), alexnet, resnet18, mobilenet_v1 and the Keras-only
+# keras.applications models (all of these together: ~2 min 40 s more). The report's "published numbers" section
+# still ranks their paper numbers against the analytic conventions (and tool totals cached by `reconcile which`).
 DEFAULT_SUITE = tuple(m.name for m in _SMALL) + ("resnet50_v1", "resnet50_v15", "mobilenet_v2")
 PUBLISHED = tuple(m.name for m in _PUBLISHED)
 

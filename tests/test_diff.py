@@ -129,3 +129,26 @@ def test_tf_and_calflops_near_miss_is_named_layer_by_layer():
     assert "differ by 10" in pair
     assert "ip1: 800,500 vs 800,000 (+500 = +BIAS" in pair and "ip2: 10,010 vs 10,000 (+10 = +BIAS" in pair
     assert "relu1: 0 vs 500 (-500 = -OUT" in pair
+
+
+def test_a_module_called_twice_is_explained_as_the_sum_of_its_calls():
+    import torch.nn as nn
+
+    class SharedRelu(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv1, self.conv2, self.relu = nn.Conv2d(2, 4, 3, padding=1), nn.Conv2d(4, 4, 3, padding=1), nn.ReLU()
+
+        def forward(self, x):
+            return self.relu(self.conv2(self.relu(self.conv1(x))))
+
+    records = run(module=SharedRelu(), input_shape=(1, 2, 8, 8), name="shared", tools="calflops,torchstat")
+    ex = explain(records)
+    fitted = ex[ex.residual.notna()]
+    assert (fitted.residual == 0).all(), fitted[fitted.residual != 0][["tool", "layer", "metric", "explanation"]]
+    relu = row(ex, "calflops", "relu", "FLOPs")
+    assert relu.value == 2 * 4 * 8 * 8  # two calls of 4*8*8 = 256 elements each
+    assert "sums the 2 calls of this module (relu, relu#2)" in relu.explanation
+    assert ex[(ex.tool == "calflops") & (ex.status == "missing")].empty  # relu#2 is not "skipped"
+    # torchstat keeps only the last call's numbers: 256 = one call, named as such
+    assert "counts only one of the 2 calls" in row(ex, "torchstat", "relu", "Flops").explanation

@@ -17,13 +17,7 @@ FIELDS = ("name", "kind", "input_shapes", "output_shape", "kernel", "stride", "p
 
 def twin_ir(name: str, fields=FIELDS):
     spec = reference(name)
-    torch_ir = layer_ir(spec, "torch")
-    if spec.keras_factory:
-        keras_model_ir = layer_ir(spec, "keras")
-    else:  # twins not (yet) in the registry: same aliases as the torch form
-        keras_model_ir = keras_ir.from_factory(f"reference_models.keras_models:{name}", spec.input_shape, name,
-                                               spec.aliases.get("torch", {}))
-    return torch_ir, keras_model_ir
+    return layer_ir(spec, "torch"), layer_ir(spec, "keras")
 
 
 def assert_same(torch_ir, keras_model_ir, fields=FIELDS):

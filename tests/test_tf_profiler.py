@@ -150,7 +150,7 @@ def test_unknown_batch_would_be_silent_zero():
 def test_other_models_have_no_unfrozen_rows_and_grouped_conv_is_reported():
     # Keras 3 runs a grouped Conv2D as a jit-compiled nested function the profiler does not enter: 0 counted, and
     # both the call and the BiasAdd after it (shape unknown) are listed as unsupported, not hidden.
-    spec = ModelSpec("gconv", (1, 8, 10, 10), keras_factory="reference_models.keras_models:gconv")
+    spec = reference("gconv")
     records = run(spec)
     assert not [r for r in records if r.metric.startswith("unfrozen:")]
     assert total(records, "float_ops") == 0

@@ -125,6 +125,17 @@ def _function_layer(name: str, node: fx.Node, inputs: tuple[tuple[int, ...], ...
         return Layer(kind=ir.CONCAT, **common)
     if fn == "linear":
         return Layer(kind=ir.LINEAR, bias=len(node.args) > 2 and node.args[2] is not None, **common)
+    if fn.startswith(("adaptive_avg_pool", "adaptive_max_pool")) and inputs:
+        kernel = tuple(math.ceil(i / o) for i, o in zip(inputs[0][2:], output[2:]))
+        return Layer(kind=ir.POOL_MAX if "max" in fn else ir.POOL_AVG, kernel=kernel, stride=kernel,
+                     **{**common, "attrs": common["attrs"] + (("adaptive", True),)})
+    if fn.startswith(("max_pool", "avg_pool")) and inputs:
+        ndim = len(inputs[0]) - 2
+        args = dict(zip(("input", "kernel_size", "stride", "padding"), node.args)) | dict(node.kwargs)
+        kernel = _tup(args["kernel_size"], ndim)
+        stride = _tup(args.get("stride") or args["kernel_size"], ndim)
+        return Layer(kind=ir.POOL_MAX if fn.startswith("max") else ir.POOL_AVG, kernel=kernel, stride=stride,
+                     padding=_tup(args.get("padding", 0), ndim), **common)
     return Layer(kind=ir.UNKNOWN, **common)
 
 
