@@ -564,8 +564,11 @@ def near_misses(records: pd.DataFrame, model: str, ir: Optional[Model], toleranc
         head = (f"{label_a} {_n(a.value)} and {label_b} {_n(b.value)} "
                 + ("are equal only by coincidence: their layers differ and the differences cancel" if gap == 0 else
                    f"agree to {abs(gap) / max(a.value, b.value):.4%} but differ by {_n(abs(gap))}"))
+        shown = deltas[:8]
         detail = "; ".join(f"{name}: {_n(layers_a.get(name, 0))} vs {_n(layers_b.get(name, 0))} "
-                           f"({_delta_phrase(_int(d), layers.get(name))})" for name, d in deltas)
+                           f"({_delta_phrase(_int(d), layers.get(name))})" for name, d in shown)
+        if len(deltas) > len(shown):
+            detail += f"; and {len(deltas) - len(shown)} more layers"
         sentences.append(f"{head}. Layer by layer ({label_a} minus {label_b}): {detail}.")
     return sentences
 

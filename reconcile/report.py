@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Union
@@ -95,6 +96,10 @@ def layer_matrix(records: pd.DataFrame, model: str, quantity: str) -> pd.DataFra
     if df.empty:
         return pd.DataFrame()
     layers = list(dict.fromkeys(df["layer"]))
+    df = df.assign(metric=df["metric"].map(metric_family))  # TF: one column per op type, not per op
+    if df.duplicated(["layer", "tool", "tool_version", "metric"]).any():
+        df = df.groupby(["layer", "tool", "tool_version", "metric", "status"], sort=False, as_index=False).agg(
+            value=("value", lambda v: sum(x for x in v if x is not None)), layer_kind=("layer_kind", "first"))
     label = _labeller(df)
     columns = list(dict.fromkeys(label(r) for r in df.itertuples(index=False)))
     cells = {(r.layer, label(r)): (_fmt(r.value) if r.status == OK else r.status) for r in df.itertuples(index=False)}
@@ -104,6 +109,15 @@ def layer_matrix(records: pd.DataFrame, model: str, quantity: str) -> pd.DataFra
     return pd.DataFrame(table, columns=["layer", "kind"] + columns)
 
 
+def metric_family(metric: str) -> str:
+    """TF's per-op metrics by op type: `conv1/Conv2D` and `layer1.0.conv2/Conv2D` are both `*/Conv2D`;
+    a repeated op in one layer (`ln1/AddV2_1`) is the same family."""
+    if "/" not in metric:
+        return metric
+    namespace = metric.split(":", 1)[0] + ":" if ":" in metric else ""
+    return namespace + "*/" + re.sub(r"_\d+$", "", metric.rsplit("/", 1)[1])
+
+
 def counts_matrix(explanations: pd.DataFrame) -> pd.DataFrame:
     """Tool/metric x layer kind -> the convention (decomposition) seen, over every model of the run."""
     df = explanations[(explanations["layer"] != TOTAL) & (explanations["status"] == OK)
@@ -111,6 +125,7 @@ def counts_matrix(explanations: pd.DataFrame) -> pd.DataFrame:
     df = df[~df["decomposition"].str.startswith("1*WEIGHTS + 1*BIAS_PARAMS")]
     if df.empty:
         return pd.DataFrame()
+    df = df.assign(metric=df["metric"].map(metric_family))
     kinds = list(dict.fromkeys(df["layer_kind"]))
     rows = []
     multi = {t for t, g in df.groupby("tool") if g["tool_version"].nunique() > 1}
@@ -123,9 +138,40 @@ def counts_matrix(explanations: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["tool: metric"] + kinds)
 
 
+def layer_lines(group: pd.DataFrame) -> list[str]:
+    """One sentence per layer for small models; for big ones, one example per (metric family, layer kind,
+    decomposition) with how many layers share it. Unexplained and non-ok rows are always listed."""
+    rows = [r for r in group.itertuples(index=False)
+            if r.metric not in ("params", "param", "Param #", "trainable_params") and r.layer != TOTAL]
+    if len(rows) <= 40:
+        return [f"- {r.layer}: {r.explanation}" for r in rows]
+    lines, shared = [], {}
+    for r in rows:
+        if r.residual is not None and r.residual == r.residual and r.residual != 0:
+            lines.append(f"- {r.layer}: {r.explanation}")  # unexplained: always shown
+        else:
+            key = r.explanation if r.status != OK else r.decomposition  # failures: grouped by message
+            shared.setdefault((metric_family(r.metric), r.layer_kind, r.status, key), []).append(r)
+    for (_, kind, _, _), same in shared.items():
+        more = f" (and {len(same) - 1} more {kind or 'such'} rows alike: {_some([x.layer for x in same[1:]], 4)})" \
+            if len(same) > 1 else ""
+        lines.append(f"- {same[0].layer}: {same[0].explanation}{more}")
+    return lines
+
+
 def problems_table(records: pd.DataFrame) -> pd.DataFrame:
+    """Non-ok rows, one line per (tool, status, message) with the models and layers it hit."""
     df = records[records["status"] != OK]
-    return df[["model", "tool", "layer", "metric", "status", "message"]].reset_index(drop=True)
+    rows = []
+    for (tool, status, message), group in df.groupby(["tool", "status", "message"], sort=False):
+        layers = list(dict.fromkeys(group["layer"]))
+        rows.append({"tool": tool, "status": status, "models": ", ".join(dict.fromkeys(group["model"])),
+                     "layers": _some(layers), "message": message})
+    return pd.DataFrame(rows, columns=["tool", "status", "models", "layers", "message"])
+
+
+def _some(names: list[str], most: int = 6) -> str:
+    return ", ".join(names) if len(names) <= most else f"{', '.join(names[:most])} and {len(names) - most} more"
 
 
 # ------------------------------------------------------------------------------------------------ chart
@@ -241,12 +287,10 @@ def build(records: pd.DataFrame, explanations: pd.DataFrame, specs: Optional[dic
             residual = ex[ex["residual"].notna() & (ex["residual"] != 0)]
             blocks.append(Para(f"{len(ex)} explanations; {len(residual)} with a non-zero residual (unexplained)."))
             for tool, group in ex.groupby("tool", sort=False):
-                # the document's own per-layer rows are the reference every other sentence quotes
-                lines = [] if tool == "document" else \
-                    [f"- {row.layer}: {row.explanation}" for row in group.itertuples(index=False)
-                     if row.metric not in ("params", "param", "Param #") and row.layer != TOTAL]
                 total_lines = [f"- **total**: {row.explanation}" for row in group.itertuples(index=False)
                                if row.layer == TOTAL]
+                # the document's own per-layer rows are the reference every other sentence quotes
+                lines = [] if tool == "document" else layer_lines(group)
                 blocks.append(Para(f"**{tool}**\n" + "\n".join(total_lines + lines)))
     from .which import published_section
 

@@ -15,7 +15,7 @@ pytest.importorskip("tensorflow")
 
 from reconcile.adapters import tf_profiler  # noqa: E402
 from reconcile.errors import UserError  # noqa: E402
-from reconcile.models import ModelSpec, reference  # noqa: E402
+from reconcile.models import reference  # noqa: E402
 from reconcile.records import COMPUTE, OK, PARAMS, TOTAL, UNSUPPORTED, Emitter  # noqa: E402
 
 # What the document's profiler printed after freezing, per op, derived by hand:
