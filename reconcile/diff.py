@@ -541,7 +541,8 @@ def near_misses(records: pd.DataFrame, model: str, ir: Optional[Model], toleranc
     df = records[(records["model"] == model)]
     layers = {layer.name: layer for layer in ir.layers} if ir else {}
     totals = []
-    for total in df[(df["layer"] == TOTAL) & (df["quantity"] == COMPUTE) & (df["status"] == OK)].itertuples(index=False):
+    candidates = df[(df["layer"] == TOTAL) & (df["quantity"] == COMPUTE) & (df["status"] == OK)]
+    for total in candidates.itertuples(index=False):
         if not total.value:
             continue
         parts = total_parts(df[df["tool"] == total.tool], total)

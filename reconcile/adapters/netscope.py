@@ -325,15 +325,21 @@ def _data(batch: bool) -> Handler:
     return handler
 
 
+def _window(p: dict) -> tuple[Fraction, ...]:
+    """kernel, stride and pad per axis, the per-axis fields (kernel_w ...) winning over the shared ones, as the
+    analyzer reads them for convolution and (a5f7aa4) pooling."""
+    return (_num(_first(p.get("kernel_w"), p.get("kernel_size")), "kernel_w"),
+            _num(_first(p.get("kernel_h"), p.get("kernel_size")), "kernel_h"),
+            _num(_first(p.get("stride_w"), p.get("stride"), 1), "stride_w"),
+            _num(_first(p.get("stride_h"), p.get("stride"), 1), "stride_h"),
+            _num(_first(p.get("pad_w"), p.get("pad"), 0), "pad_w"),
+            _num(_first(p.get("pad_h"), p.get("pad"), 0), "pad_h"))
+
+
 def _conv(later: bool) -> Handler:
     def handler(attribs: dict, parents: list[Dims]) -> Analysis:
         p, x = _param(attribs, "convolution_param"), _parent(parents)
-        kw = _num(_first(p.get("kernel_w"), p.get("kernel_size")), "kernel_w")
-        kh = _num(_first(p.get("kernel_h"), p.get("kernel_size")), "kernel_h")
-        sw = _num(_first(p.get("stride_w"), p.get("stride"), 1), "stride_w")
-        sh = _num(_first(p.get("stride_h"), p.get("stride"), 1), "stride_h")
-        pw = _num(_first(p.get("pad_w"), p.get("pad"), 0), "pad_w")
-        ph = _num(_first(p.get("pad_h"), p.get("pad"), 0), "pad_h")
+        kw, kh, sw, sh, pw, ph = _window(p)
         numout = _num(p.get("num_output"), "num_output")
         group, dilation, has_bias = Fraction(1), Fraction(1), 0
         if later:
@@ -376,12 +382,7 @@ def _pooling(later: bool) -> Handler:
             ops = x.w * x.h * x.ch * x.batch
         else:
             if later:  # the 51c947a build reads kernel_size / stride / pad only
-                kw = _num(_first(p.get("kernel_w"), p.get("kernel_size")), "kernel_w")
-                kh = _num(_first(p.get("kernel_h"), p.get("kernel_size")), "kernel_h")
-                sw = _num(_first(p.get("stride_w"), p.get("stride"), 1), "stride_w")
-                sh = _num(_first(p.get("stride_h"), p.get("stride"), 1), "stride_h")
-                pw = _num(_first(p.get("pad_w"), p.get("pad"), 0), "pad_w")
-                ph = _num(_first(p.get("pad_h"), p.get("pad"), 0), "pad_h")
+                kw, kh, sw, sh, pw, ph = _window(p)
             else:
                 kw = kh = _num(p.get("kernel_size"), "kernel_size")
                 sw = sh = _num(_first(p.get("stride"), 1), "stride")

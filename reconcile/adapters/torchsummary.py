@@ -174,7 +174,8 @@ def count(spec, emit: Emitter) -> list[Record]:
     records: list[Record] = []
     for name, (label, shape, params) in zip(layer_names(rows, fired), rows):
         kind = kinds.get(name, label.rsplit("-", 1)[0])
-        records.append(emit.ok(name, kind, PARAMS, "Param #", params, f"torchsummary row {label}, output shape {shape}"))
+        records.append(emit.ok(name, kind, PARAMS, "Param #", params,
+                               f"torchsummary row {label}, output shape {shape}"))
     if "Total params" not in totals:
         raise TorchsummaryError("torchsummary printed no 'Total params' line")
     records.extend(total_records(emit, totals, spec.input_shape[0]))
