@@ -38,6 +38,7 @@ class Decomposition:
     origin: str = "catalogue"  # catalogue | search | none
     alternatives: list[dict[str, int]] = field(default_factory=list)
     convention: Optional[catalogue.Convention] = None
+    note: str = ""  # e.g. the catalogued convention did not fit and the search found another
 
     @property
     def text(self) -> str:
@@ -107,7 +108,11 @@ def decompose(value: float, values: dict[str, int], batch: int, entry: Optional[
     if fits:
         (combo, per_sample), rest = fits[0], fits[1:]
         alternatives = [c for c, _ in rest] + _substitutions(combo, values)
-        return Decomposition(combo, 0, per_sample, "search", alternatives)
+        note = ""
+        if entry is not None:  # a catalogue entry that stopped fitting is news (a tool or model change): say so
+            note = (f"The catalogued convention ({T.format_combo(entry.terms)}, {entry.source}) gives "
+                    f"{_n(_int(_value_of(entry.terms, values, batch, entry.per_sample)))} here, not this value.")
+        return Decomposition(combo, 0, per_sample, "search", alternatives, note=note)
     if entry is not None:  # the catalogued convention is the best guess; the residual says how far off it is
         expected = _value_of(entry.terms, values, batch, entry.per_sample)
         return Decomposition(entry.terms, _int(value - expected), entry.per_sample, "catalogue", [], entry)
@@ -252,6 +257,8 @@ def sentence(tool: str, metric: str, value, group: list[Layer], values: dict[str
         text += f" Ambiguous on this layer: {alts} fits too" + (f" ({', '.join(ties)})." if ties else ".")
     if dec.convention is not None and dec.origin == "catalogue" and dec.residual == 0:
         text += f" Convention: {dec.convention.says} ({dec.convention.source})."
+    if dec.note:
+        text += " " + dec.note
     return ref, text, ref_value
 
 
@@ -318,11 +325,7 @@ def _explain_graph_object(rec, layers: dict[str, Layer], ir: Model) -> dict:
 def _explain_container(rec, inside: list[Layer], batch: int) -> dict:
     """A tool that reports a container module whole (ptflops' aten backend: top-level children only): its value
     is decomposed over the summed terms of the layers inside."""
-    values: dict[str, int] = {}
-    for layer in inside:
-        for term, value in T.terms(layer).items():
-            values[term] = values.get(term, 0) + value
-    dec = decompose(float(rec.value), values, batch, None, rec.quantity)
+    dec = decompose(float(rec.value), _sum_terms(inside), batch, None, rec.quantity)
     kinds = sorted({layer.kind for layer in inside})
     text = (f"{rec.tool} {rec.metric} {_n(rec.value)} = {dec.text}, summed over the {len(inside)} layers inside "
             f"{rec.layer} ({', '.join(kinds)}): the tool reports this container whole, not its layers.")
@@ -353,9 +356,9 @@ def total_parts(tool_rows: pd.DataFrame, total) -> pd.DataFrame:
     return per_layer[~per_layer["metric"].isin(total_metrics) & namespace]
 
 
-def _model_terms(ir: Model) -> dict[str, int]:
+def _sum_terms(layers: Iterable[Layer]) -> dict[str, int]:
     total: dict[str, int] = {}
-    for layer in ir.layers:
+    for layer in layers:
         for term, value in T.terms(layer).items():
             total[term] = total.get(term, 0) + value
     return total
@@ -443,7 +446,7 @@ def _explain_totals(records: pd.DataFrame, ir: Model, layer_rows: list[dict], ba
     from conventions.formulas import model_counts
 
     doc_total = model_counts(ir)[-1][1]
-    model_values = _model_terms(ir)
+    model_values = _sum_terms(ir.layers)
     out = []
     by_tool = {tool: df for tool, df in records.groupby("tool", sort=False)}
     for rec in records[records["layer"] == TOTAL].itertuples(index=False):
@@ -590,9 +593,3 @@ def explain(records: pd.DataFrame, specs: Optional[dict] = None, irs: Optional[d
     from .report import integral
 
     return integral(pd.DataFrame(rows, columns=COLUMNS), ["value", "reference_value", "residual"])
-
-
-def explain_records(records: Iterable) -> pd.DataFrame:
-    from .api import frame
-
-    return explain(frame(records))
