@@ -119,6 +119,16 @@ def decompose(value: float, values: dict[str, int], batch: int, entry: Optional[
     return Decomposition({}, _int(value), False, "none")
 
 
+def decompose_catalogued(value: float, values: dict[str, int], batch: int, quantity: str,
+                         entries: list[catalogue.Convention]) -> Decomposition:
+    """The first catalogued convention that fits exactly, else the search (noting the first entry's miss)."""
+    for entry in entries:
+        dec = decompose(value, values, batch, entry, quantity)
+        if dec.origin == "catalogue" and not dec.residual:
+            return dec
+    return decompose(value, values, batch, entries[0] if entries else None, quantity)
+
+
 def _int(x: float):
     return int(x) if float(x).is_integer() else x
 
@@ -424,11 +434,11 @@ def explain_model(records: pd.DataFrame, ir: Model) -> list[dict]:
             continue
         group = calls.get(layer.name, [layer])
         values = _group_terms(group)
-        entry = catalogue.lookup(rec.tool, rec.tool_version, rec.metric, layer)
-        dec = decompose(float(rec.value), values, batch, entry, rec.quantity)
+        entries = catalogue.lookup_all(rec.tool, rec.tool_version, rec.metric, layer)
+        dec = decompose_catalogued(float(rec.value), values, batch, rec.quantity, entries)
         one_call = ""
         if dec.residual and len(group) > 1:
-            single = decompose(float(rec.value), T.terms(group[-1]), batch, entry, rec.quantity)
+            single = decompose_catalogued(float(rec.value), T.terms(group[-1]), batch, rec.quantity, entries)
             if not single.residual:  # torchstat keeps only the last call's numbers (model_hook.py wrap_call)
                 dec, values, group = single, T.terms(group[-1]), [group[-1]]
                 one_call = (f" It counts only one of the {len(calls[layer.name])} calls of this module: the others "

@@ -64,7 +64,8 @@ _SMALL = [
                           "(torch's fused scaled_dot_product_attention path; shared/facts.md's attention figures were "
                           "measured with need_weights=True, which runs torch.bmm instead). Keras twin: "
                           "MultiHeadAttention(4, 16) has the same 16,640 parameters in another layout (per-head "
-                          "kernels, not torch's packed in_proj_weight) and computes the attention matmuls with einsum", (1, 16, 64),
+                          "kernels, not torch's packed in_proj_weight) and computes the attention matmuls with "
+                          "einsum", (1, 16, 64),
                    torch=_T + "mha", keras=_KS + "mha"),
     ReferenceModel("block", "pre-norm transformer block: LayerNorm, MHA, residual adds, MLP 64-256-64 with GELU. Keras "
                           "twin: same layers and parameter counts; its MultiHeadAttention differs in weight layout as "

@@ -8,6 +8,7 @@ search. Entries are keyed by version ranges, so explanations stay right for old 
 from __future__ import annotations
 
 import importlib
+import re
 from typing import Optional
 
 from ..ir import Layer
@@ -19,7 +20,7 @@ TOOL_MODULES += ("fvcore", "ptflops", "torchinfo", "torch_flop_counter", "ultral
 CATALOGUE: tuple[Convention, ...] = tuple(
     entry for name in TOOL_MODULES for entry in importlib.import_module(f"{__name__}.{name}").CONVENTIONS)
 
-__all__ = ["CATALOGUE", "Convention", "kind_key", "lookup", "in_range"]
+__all__ = ["CATALOGUE", "Convention", "kind_key", "lookup", "lookup_all", "in_range"]
 
 
 def in_range(version: str, bounds: tuple[str, str]) -> bool:
@@ -41,15 +42,21 @@ def in_range(version: str, bounds: tuple[str, str]) -> bool:
 
 
 def metric_matches(pattern: str, metric: str) -> bool:
+    """"*/Conv2D" matches any op of that type, TF's numbered repeats included (`ln1/AddV2_1`)."""
     if pattern.startswith("*"):
-        return metric.endswith(pattern[1:])
+        return re.sub(r"_\d+$", "", metric).endswith(pattern[1:])
     return metric == pattern
 
 
-def lookup(tool: str, version: str, metric: str, layer: Layer) -> Optional[Convention]:
+def lookup_all(tool: str, version: str, metric: str, layer: Layer) -> list[Convention]:
+    """Every catalogued convention for this tool/version/metric/kind, in table order. A tool may count one kind
+    two documented ways depending on the call (ptflops: an nn.ReLU twice, a bare F.relu once); the diff engine
+    takes the first that fits."""
     key = kind_key(layer)
-    for entry in CATALOGUE:
-        if entry.tool == tool and key in entry.kinds and metric_matches(entry.metric, metric) \
-                and in_range(version, entry.versions):
-            return entry
-    return None
+    return [entry for entry in CATALOGUE if entry.tool == tool and key in entry.kinds
+            and metric_matches(entry.metric, metric) and in_range(version, entry.versions)]
+
+
+def lookup(tool: str, version: str, metric: str, layer: Layer) -> Optional[Convention]:
+    entries = lookup_all(tool, version, metric, layer)
+    return entries[0] if entries else None

@@ -18,6 +18,9 @@ def shared_rules(tool: str, src: str, versions: tuple[str, str], flops: str, mac
              f"{src}: _pool_flops_compute (input.numel())", versions),
         rule(tool, flops, ("act", "softmax"), {IN: 1}, "1 per input element",
              f"{src}: _relu_flops_compute, _gelu_flops_compute, _softmax_flops_compute (input.numel())", versions),
+        rule(tool, flops, "act", {}, "0 for nn.ReLU6: its forward calls F.hardtanh (torch/nn/modules/activation.py "
+             "Hardtanh.forward), which is not patched, so the relu6 rule never fires",
+             f"{src}: _patch_functionals (patches F.relu6, not F.hardtanh)", versions),
         rule(tool, flops, "bn", {IN: 2}, "2 per element (eval, affine)",
              f"{src}: _batch_norm_flops_compute (numel * (2 if has_affine else 1) when not training)", versions),
         rule(tool, flops, "layer_norm", {IN: 5}, "5 per element when affine",

@@ -27,6 +27,8 @@ CONVENTIONS = (
          "COUNTED TWICE for nn.ReLU/nn.GELU: the module hook counts the output elements, the patched F.relu/F.gelu "
          "its forward calls counts the input elements (a bare F.relu is counted once)",
          f"{OPS}: relu_flops_counter_hook + _numel_functional_flops_hook via pytorch_engine.py patch_functional", _V),
+    rule(P, "MACs", "act", {OUT: 1}, "a bare functional F.relu/F.gelu: counted once, by the patched function only",
+         "ptflops/pytorch_engine.py: patch_functional -> _numel_functional_flops_hook", _V),
     rule(P, "MACs", "bn", {IN: 2}, "2 per element when affine",
          f"{OPS}: bn_flops_counter_hook (numel, x2 if module.affine)", _V),
     rule(P, "MACs", "layer_norm", {IN: 1},
