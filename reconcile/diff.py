@@ -374,7 +374,8 @@ def _sum_terms(layers: Iterable[Layer]) -> dict[str, int]:
     return total
 
 
-def _some(names: list[str], most: int = 6) -> str:
+def some(names: list[str], most: int = 6) -> str:
+    """A list for a sentence, shortened: 'a, b, c and 12 more'."""
     return ", ".join(names) if len(names) <= most else f"{', '.join(names[:most])} and {len(names) - most} more"
 
 
@@ -505,9 +506,9 @@ def _explain_totals(records: pd.DataFrame, ir: Model, layer_rows: list[dict], ba
                               & (tool_rows["tool_version"] == rec.tool_version)
                               & (tool_rows["metric"].map(_namespace) == _namespace(rec.metric))]
         if len(zero_rows) and rec.quantity == COMPUTE:
-            text += f"; it counts {_some(sorted(set(zero_rows['layer'])))} as 0 (no formula, no warning in the total)"
+            text += f"; it counts {some(sorted(set(zero_rows['layer'])))} as 0 (no formula, no warning in the total)"
         if skipped:
-            text += "; it has no row for " + _some([_skipped_reason(layer) for layer in skipped])
+            text += "; it has no row for " + some([_skipped_reason(layer) for layer in skipped])
         if rec.quantity == PARAMS:
             text += f". The document's total: {_n(doc_total.params)} params"
         else:

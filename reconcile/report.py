@@ -18,6 +18,7 @@ import pandas as pd
 from conventions import terms as T
 
 from .api import to_csv, write_atomic
+from .diff import some as _some
 from .records import COMPUTE, MODEL_LEVEL, OK, PARAMS, TOTAL
 
 
@@ -169,9 +170,6 @@ def problems_table(records: pd.DataFrame) -> pd.DataFrame:
                      "layers": _some(layers), "message": message})
     return pd.DataFrame(rows, columns=["tool", "status", "models", "layers", "message"])
 
-
-def _some(names: list[str], most: int = 6) -> str:
-    return ", ".join(names) if len(names) <= most else f"{', '.join(names[:most])} and {len(names) - most} more"
 
 
 # ------------------------------------------------------------------------------------------------ chart
