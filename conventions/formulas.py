@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Callable, Optional
 
 from . import terms as T
-from .ir import ATTENTION, CONV, LINEAR, MATMUL, POOL_AVG, POOL_MAX, Layer, Model
+from .ir import ATTENTION, CONV, EINSUM, GAP, LINEAR, MATMUL, PARAMETER, POOL_AVG, POOL_MAX, SDPA, Layer, Model
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,10 @@ def document_formula(*kinds: str):
 @document_formula(CONV, LINEAR)
 def weighted_layer(layer: Layer) -> Counts:
     t = T.terms(layer)
-    return Counts(params=t[T.WEIGHTS] + t[T.BIAS_PARAMS], macc=t[T.MACC], flops=2 * t[T.MACC] + t[T.BIAS])
+    # A module called again, or a weight tied to an earlier layer's (a language model's output head and its token
+    # embedding): its parameters are counted where they first appear.
+    params = t[T.WEIGHTS] + t[T.BIAS_PARAMS] - layer.attr("shared_params", 0)
+    return Counts(params=params, macc=t[T.MACC], flops=2 * t[T.MACC] + t[T.BIAS])
 
 
 @document_formula(POOL_MAX, POOL_AVG)
@@ -58,13 +61,25 @@ def pool(layer: Layer) -> Counts:
     return Counts(params=layer.params, macc=None, flops=t[T.IN], note=note)
 
 
-@document_formula(MATMUL, ATTENTION)
+@document_formula(MATMUL, EINSUM, SDPA, ATTENTION)
 def dot_products(layer: Layer) -> Counts:
     # The document defines a MACC generically ("multiply-accumulate operations, i.e. dot products"), so matmuls
     # and attention have a MACC; it gives FLOPs formulas only for conv and FC, so flops stays None.
     t = T.terms(layer)
     return Counts(params=layer.params, macc=t[T.MACC] + t[T.ATTN], flops=None,
                   note=f"no document FLOPs formula for {layer.kind}; macc = dot-product multiply-accumulates")
+
+
+@document_formula(PARAMETER)
+def parameter(layer: Layer) -> Counts:
+    ran = "used by the forward outside every layer" if layer.attr("executed") else "executed: no (never used by the forward)"
+    return Counts(params=layer.params, macc=None, flops=None, note=f"a parameter no layer owns; {ran}")
+
+
+@document_formula(GAP)
+def conservation_gap(layer: Layer) -> Counts:
+    # Carried in the totals so they equal what the model holds and executes; the note says what is missing.
+    return Counts(params=layer.params, macc=T.terms(layer)[T.MACC], flops=None, note=layer.attr("why", ""))
 
 
 def no_formula(layer: Layer) -> Counts:

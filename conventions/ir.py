@@ -25,10 +25,22 @@ MATMUL = "matmul"
 ATTENTION = "attention"  # multi-head attention as one layer (projections + two matmuls + softmax)
 SOFTMAX = "softmax"
 CONCAT = "concat"
+# Kinds the torch front end types from the aten ops a call dispatched (conventions.terms says what each costs).
+EINSUM = "einsum"  # torch.einsum: a product (MACC against a weight, ATTN between two activations)
+SDPA = "sdpa"  # F.scaled_dot_product_attention / its aten kernels: QK^T and AV of every head
+EMBEDDING = "embedding"  # a table lookup: parameters, no arithmetic
+NORM = "norm"  # normalisations other than BN / LayerNorm: GroupNorm, RMSNorm, F.normalize, ...
+REDUCE_MEAN = "reduce_mean"  # x.mean(...) used as pooling or inside a norm
+INTERPOLATE = "interpolate"  # upsampling
+ELEMENTWISE = "elementwise"  # any other element-wise arithmetic (exp, pow, rsqrt, where, ...)
+PARAMETER = "parameter"  # a parameter no traced layer owns (class token, position table, unexecuted branch)
+GAP = "gap"  # what a conservation law found missing: params or products the layer view could not attribute
 UNKNOWN = "unknown"  # a front end saw an op it has no description for: kept, never dropped
 
 KINDS = (CONV, LINEAR, POOL_MAX, POOL_AVG, BN, LAYER_NORM, ACT, ADD, MUL, MATMUL, ATTENTION, SOFTMAX, CONCAT,
-         UNKNOWN)
+         EINSUM, SDPA, EMBEDDING, NORM, REDUCE_MEAN, INTERPOLATE, ELEMENTWISE, PARAMETER, GAP, UNKNOWN)
+# Kinds whose cost is a count of products, taken from the op's operand shapes.
+PRODUCT_KINDS = (MATMUL, EINSUM, SDPA)
 POOL_KINDS = (POOL_MAX, POOL_AVG)
 
 Shape = tuple[int, ...]

@@ -11,7 +11,9 @@ Compute terms (counts over the whole batch):
   OUT     output elements
   IN      input elements (all inputs)
   WINDOW  kernel_area * OUT, the element reads of a pooling window
-  ATTN    multiply-accumulates of attention's two matmuls (Q K^T and A V), which module hooks never see
+  ATTN    multiply-accumulates of products between two activations: attention's Q K^T and A V (in an
+          nn.MultiheadAttention, an SDPA call, an einsum or a plain matmul), which module hooks never see
+  ATTN_CAUSAL  the part of ATTN a causal mask keeps (query i sees keys 0..i): the "causal half" convention
   SOFTMAX elements of the attention probability matrix
   ROWS    rows a layer normalises: of the attention probability matrix (batch x heads x queries; a softmax
           over a row of L costs (3L-1) in some tools, i.e. 3*SOFTMAX - ROWS), or the vectors a LayerNorm
@@ -29,15 +31,17 @@ from __future__ import annotations
 
 from typing import Callable
 
-from .ir import (ACT, ADD, ATTENTION, BN, CONCAT, CONV, LAYER_NORM, LINEAR, MATMUL, MUL, POOL_AVG, POOL_MAX,
-                 SOFTMAX, UNKNOWN, Layer, numel)
+from .ir import (ACT, ADD, ATTENTION, BN, CONCAT, CONV, EINSUM, ELEMENTWISE, EMBEDDING, GAP, INTERPOLATE,
+                 LAYER_NORM, LINEAR, MATMUL, MUL, NORM, PARAMETER, POOL_AVG, POOL_MAX, REDUCE_MEAN, SDPA, SOFTMAX,
+                 UNKNOWN, Layer, numel)
 
 MACC, BIAS, OUT, IN, WINDOW, ATTN, SOFTMAX_TERM, BIAS_CH, ROWS = ("MACC", "BIAS", "OUT", "IN", "WINDOW", "ATTN",
                                                                   "SOFTMAX", "BIAS_CH", "ROWS")
+ATTN_CAUSAL = "ATTN_CAUSAL"
 WEIGHTS, BIAS_PARAMS = "WEIGHTS", "BIAS_PARAMS"
 INPUT_VAR, SCALAR = "INPUT_VAR", "SCALAR"
 
-COMPUTE_TERMS = (MACC, BIAS, OUT, IN, WINDOW, ATTN, SOFTMAX_TERM, BIAS_CH, ROWS)
+COMPUTE_TERMS = (MACC, BIAS, OUT, IN, WINDOW, ATTN, SOFTMAX_TERM, BIAS_CH, ROWS, ATTN_CAUSAL)
 PARAM_TERMS = (WEIGHTS, BIAS_PARAMS)
 GRAPH_TERMS = (INPUT_VAR, SCALAR)
 
@@ -47,7 +51,8 @@ TERM_MEANINGS = {
     OUT: "output elements",
     IN: "input elements",
     WINDOW: "kernel area x output elements",
-    ATTN: "attention-matmul multiply-accumulates (QK^T and AV)",
+    ATTN: "activation-by-activation multiply-accumulates (attention's QK^T and AV)",
+    ATTN_CAUSAL: "attention multiply-accumulates a causal mask keeps",
     SOFTMAX_TERM: "attention-probability elements",
     BIAS_CH: "bias additions once per output channel",
     ROWS: "normalised rows (attention or LayerNorm)",
@@ -82,7 +87,8 @@ def conv_terms(layer: Layer) -> dict[str, int]:
     c_out = layer.output_shape[1]
     positions = numel(layer.output_shape) // c_out  # N * H_out * W_out
     weights = conv_weights(layer)
-    return {**_common(layer), MACC: weights * positions, BIAS: layer.out_elements if layer.bias else 0,
+    macc = layer.attr("products") if layer.attr("transposed") else weights * positions  # transposed: per input
+    return {**_common(layer), MACC: macc, BIAS: layer.out_elements if layer.bias else 0,
             BIAS_CH: c_out if layer.bias else 0, WEIGHTS: weights, BIAS_PARAMS: c_out if layer.bias else 0}
 
 
@@ -99,10 +105,37 @@ def pool_terms(layer: Layer) -> dict[str, int]:
     return {**_common(layer), WINDOW: layer.kernel_area * layer.out_elements}
 
 
-@register_terms(MATMUL)
+def products(layer: Layer) -> int:
+    """Multiply-accumulates of a matmul / einsum: the front end records the count from the aten op's operand
+    shapes (`products`); a plain 2-operand matmul without it is output elements x the contracted dimension."""
+    recorded = layer.attr("products")
+    return recorded if recorded is not None else layer.out_elements * layer.input_shapes[0][-1]
+
+
+@register_terms(MATMUL, EINSUM)
 def matmul_terms(layer: Layer) -> dict[str, int]:
-    inner = layer.input_shapes[0][-1]
-    return {**_common(layer), MACC: layer.out_elements * inner}
+    # Against a weight it is a layer's MACC; between two activations (attention scores, A V) it is ATTN, the term
+    # a transformer paper's "attention FLOPs" and Kaplan et al.'s 2 n_layer n_ctx d_attn count.
+    n = products(layer)
+    weighted = layer.attr("operand") == "weight"
+    bias_adds = layer.out_elements if layer.bias else 0
+    return {**_common(layer), MACC: n if weighted else 0, ATTN: 0 if weighted else n, BIAS: bias_adds,
+            WEIGHTS: layer.params - layer.attr("bias_params", 0), BIAS_PARAMS: layer.attr("bias_params", 0)}
+
+
+@register_terms(SDPA)
+def sdpa_terms(layer: Layer) -> dict[str, int]:
+    # q (..., L_q, E), k (..., L_k, E), v (..., L_k, E_v): Q K^T is rows x L_k x E, A V is rows x L_k x E_v.
+    q, k, v = layer.input_shapes[:3]
+    rows, l_q, l_k = numel(q[:-1]), q[-2], k[-2]
+    per_pair = q[-1] + v[-1]
+    causal = 0
+    if layer.attr("causal"):  # query i attends to keys 0 .. i + (L_k - L_q) (torch's bottom-right alignment)
+        offset = l_k - l_q
+        kept = sum(min(l_k, max(0, i + 1 + offset)) for i in range(l_q))
+        causal = numel(q[:-2]) * kept * per_pair
+    return {**_common(layer), ATTN: rows * l_k * per_pair, ATTN_CAUSAL: causal, SOFTMAX_TERM: rows * l_k,
+            ROWS: rows}
 
 
 @register_terms(ATTENTION)
@@ -126,9 +159,22 @@ def norm_terms(layer: Layer) -> dict[str, int]:
     return {**_common(layer), ROWS: rows, WEIGHTS: affine // 2, BIAS_PARAMS: affine - affine // 2}
 
 
-@register_terms(ACT, ADD, MUL, SOFTMAX, CONCAT, UNKNOWN)
+@register_terms(ACT, ADD, MUL, SOFTMAX, CONCAT, EMBEDDING, NORM, REDUCE_MEAN, INTERPOLATE, ELEMENTWISE, UNKNOWN)
 def elementwise_terms(layer: Layer) -> dict[str, int]:
-    return {**_common(layer), WEIGHTS: layer.params}
+    values = {**_common(layer), WEIGHTS: layer.params}
+    if layer.kind == NORM and layer.output_shape:
+        values[ROWS] = layer.out_elements // layer.output_shape[-1]
+    return values
+
+
+@register_terms(PARAMETER)
+def parameter_terms(layer: Layer) -> dict[str, int]:
+    return {WEIGHTS: layer.params}
+
+
+@register_terms(GAP)
+def gap_terms(layer: Layer) -> dict[str, int]:
+    return {MACC: layer.attr("macc", 0), WEIGHTS: layer.params}
 
 
 def terms(layer: Layer) -> dict[str, int]:

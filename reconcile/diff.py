@@ -24,9 +24,10 @@ from .records import COMPUTE, MODEL_LEVEL, OK, PARAMS, TOTAL
 COLUMNS = ["model", "layer", "layer_kind", "tool", "tool_version", "metric", "value", "reference", "reference_value",
            "decomposition", "explanation", "residual", "status", "source"]
 
-# Bounded search: up to 3 terms, these coefficients. Enough for every convention seen (2*MACC - OUT + BIAS).
-_COEFFICIENTS = (1, 2, 4, -1, 3)
-_MAX_TERMS = 3
+# Bounded search: wide enough to rediscover every catalogued convention after a tool upgrade breaks its entry (the
+# catalogue uses coefficients up to 5 and up to 5 terms: ptflops' LayerNorm, TF's LayerNorm primitives).
+_COEFFICIENTS = (1, 2, 3, 4, 5, -1, -2, -3, -4, -5)
+_MAX_TERMS = max(5, max(len(entry.combo) for entry in catalogue.CATALOGUE))
 _DOC_WEIGHTED = {T.MACC: 2, T.BIAS: 1}
 
 
@@ -56,21 +57,45 @@ def _term_set(quantity: str) -> tuple[str, ...]:
     return (T.PARAM_TERMS if quantity == PARAMS else T.COMPUTE_TERMS + (T.WEIGHTS,)) + T.GRAPH_TERMS
 
 
+def _combos(terms: list[str], values: dict[str, int], size: int):
+    """(value, combo) of every combination of exactly `size` of `terms` with non-zero coefficients."""
+    for names in itertools.combinations(terms, size):
+        for coefs in itertools.product(_COEFFICIENTS, repeat=size):
+            yield sum(c * values[t] for t, c in zip(names, coefs)), dict(zip(names, coefs))
+
+
 def _search(value: float, values: dict[str, int], batch: int, quantity: str) -> list[tuple[dict[str, int], bool]]:
-    """All minimal combinations (fewest terms, then smallest coefficients) that give `value` exactly."""
+    """All minimal combinations (fewest terms, then smallest coefficients) that give `value` exactly. Meet in the
+    middle: combinations of up to 2 terms are indexed by value, so 5 terms cost one pass over 3-term ones."""
     if value == 0:
         return [({}, False)]
-    candidates = [t for t in _term_set(quantity) if values.get(t)]
+    # terms with equal values are one term for the search (BIAS == OUT on a biased layer): the alternatives say so
+    candidates = []
+    for t in _term_set(quantity):
+        if values.get(t) and values[t] not in [values[c] for c in candidates]:
+            candidates.append(t)
+    order = {t: i for i, t in enumerate(candidates)}
+    small: dict[int, list[dict[str, int]]] = {}
+    for size in (1, 2):
+        for total, combo in _combos(candidates, values, size):
+            small.setdefault(total, []).append(combo)
+    targets = [(value, False)] + ([(value * batch, True)] if batch > 1 else [])
     for size in range(1, _MAX_TERMS + 1):
         fits: list[tuple[int, dict[str, int], bool]] = []
-        for names in itertools.combinations(candidates, size):
-            for coefs in itertools.product(_COEFFICIENTS, repeat=size):
-                if all(c < 0 for c in coefs):
+        for target, per_sample in targets:
+            if size <= 2:
+                found = [c for c in small.get(target, []) if len(c) == size]
+            else:
+                found = []
+                for left_value, left in _combos(candidates, values, size - 2):
+                    last = max(order[t] for t in left)
+                    for right in small.get(target - left_value, []):
+                        if len(right) == 2 and min(order[t] for t in right) > last:
+                            found.append({**left, **right})
+            for combo in found:
+                if all(c < 0 for c in combo.values()):
                     continue
-                combo = dict(zip(names, coefs))
-                for per_sample in ((False, True) if batch > 1 else (False,)):
-                    if _value_of(combo, values, batch, per_sample) == value:
-                        fits.append((sum(abs(c) for c in coefs) + 10 * per_sample, combo, per_sample))
+                fits.append((sum(abs(c) for c in combo.values()) + 10 * per_sample, combo, per_sample))
         if fits:
             best = min(f[0] for f in fits)
             return [(combo, ps) for weight, combo, ps in fits if weight == best]
@@ -97,13 +122,21 @@ def _substitutions(combo: dict[str, int], values: dict[str, int]) -> list[dict[s
     return out
 
 
+def expected_value(entry: catalogue.Convention, values: dict[str, int], batch: int) -> float:
+    """What the catalogued convention predicts for a layer with these terms (rounded as the tool rounds)."""
+    value = catalogue.round_significant(_value_of(entry.terms, values, batch, entry.per_sample),
+                                        entry.significant_digits)
+    return value // entry.post_divide if entry.post_divide > 1 else value
+
+
 def decompose(value: float, values: dict[str, int], batch: int, entry: Optional[catalogue.Convention],
               quantity: str = COMPUTE) -> Decomposition:
     if entry is not None:
-        expected = _value_of(entry.terms, values, batch, entry.per_sample)
-        if expected == value:
-            return Decomposition(entry.terms, 0, entry.per_sample, "catalogue",
-                                 _substitutions(entry.terms, values), entry)
+        if expected_value(entry, values, batch) == value:
+            # The tool's source settles which term it counts (BIAS, not OUT, on a biased layer): not ambiguous.
+            # Terms that are 0 on this layer are left out of the text (a product is MACC or ATTN, not both).
+            combo = {t: c for t, c in entry.terms.items() if values.get(t)}
+            return Decomposition(combo, 0, entry.per_sample and batch > 1, "catalogue", [], entry)
     fits = _search(value, values, batch, quantity)
     if fits:
         (combo, per_sample), rest = fits[0], fits[1:]
@@ -111,11 +144,11 @@ def decompose(value: float, values: dict[str, int], batch: int, entry: Optional[
         note = ""
         if entry is not None:  # a catalogue entry that stopped fitting is news (a tool or model change): say so
             note = (f"The catalogued convention ({T.format_combo(entry.terms)}, {entry.source}) gives "
-                    f"{_n(_int(_value_of(entry.terms, values, batch, entry.per_sample)))} here, not this value.")
+                    f"{_n(_int(expected_value(entry, values, batch)))} here, not this value.")
         return Decomposition(combo, 0, per_sample, "search", alternatives, note=note)
     if entry is not None:  # the catalogued convention is the best guess; the residual says how far off it is
-        expected = _value_of(entry.terms, values, batch, entry.per_sample)
-        return Decomposition(entry.terms, _int(value - expected), entry.per_sample, "catalogue", [], entry)
+        return Decomposition(entry.terms, _int(value - expected_value(entry, values, batch)),
+                             entry.per_sample and batch > 1, "catalogue", [], entry)
     return Decomposition({}, _int(value), False, "none")
 
 
@@ -246,9 +279,16 @@ def sentence(tool: str, metric: str, value, group: list[Layer], values: dict[str
         elif layer.kind in ("pool_max", "pool_avg"):
             phrases += _pool_phrases(dec.combo, values)
         elif value == 0 and any(values.get(t) for t in T.COMPUTE_TERMS):
-            phrases.append(f"counts this {kind} as 0 (the document has no formula for {kind})")
+            products = values.get(T.MACC, 0) + values.get(T.ATTN, 0)
+            missed = f", missing its {_n(products)} multiply-accumulates" if products else ""
+            phrases.append(f"counts this {kind} as 0{missed}" + ("" if products else
+                                                                  f" (the document has no formula for {kind})"))
         elif ref == "none":
             phrases.append(f"counts {describe_terms(dec.combo)} (the document has no formula for {kind})")
+        if value and values.get(T.ATTN) and not dec.combo.get(T.ATTN) and not dec.residual:
+            phrases.append(f"leaves out the {_n(values[T.ATTN])} attention multiply-accumulates (QK^T and AV)")
+        if dec.combo.get(T.ATTN_CAUSAL):
+            phrases.append("counts only the attention products a causal mask keeps (the causal half)")
     if dec.per_sample and batch > 1:
         phrases.append(f"counts per sample, ignoring the batch of {batch}")
     if len(group) > 1:
@@ -335,10 +375,17 @@ def _explain_graph_object(rec, layers: dict[str, Layer], ir: Model) -> dict:
 def _explain_container(rec, inside: list[Layer], batch: int) -> dict:
     """A tool that reports a container module whole (ptflops' aten backend: top-level children only): its value
     is decomposed over the summed terms of the layers inside."""
-    dec = decompose(float(rec.value), _sum_terms(inside), batch, None, rec.quantity)
     kinds = sorted({layer.kind for layer in inside})
-    text = (f"{rec.tool} {rec.metric} {_n(rec.value)} = {dec.text}, summed over the {len(inside)} layers inside "
-            f"{rec.layer} ({', '.join(kinds)}): the tool reports this container whole, not its layers.")
+    where = f"the {len(inside)} layers inside {rec.layer} ({', '.join(kinds)})"
+    predicted = _predicted(rec, inside, batch)
+    if predicted is not None and predicted[0] == rec.value:
+        text = (f"{rec.tool} {rec.metric} {_n(rec.value)} = its catalogued conventions summed over {where}: "
+                f"{predicted[1]}; the tool reports this container whole, not its layers.")
+        return _row(rec, layer_kind="container", decomposition="sum of layers: " + predicted[1], explanation=text,
+                    residual=0, source="catalogue")
+    dec = decompose(float(rec.value), _sum_terms(inside), batch, None, rec.quantity)
+    text = (f"{rec.tool} {rec.metric} {_n(rec.value)} = {dec.text}, summed over {where}: the tool reports this "
+            f"container whole, not its layers.")
     if dec.residual:
         text += f" UNEXPLAINED: {_n(dec.residual)} left over."
     return _row(rec, layer_kind="container", decomposition=dec.text, explanation=text, residual=dec.residual,
@@ -401,9 +448,18 @@ def module_calls(ir: Model) -> dict[str, list[Layer]]:
     return {name: group for name, group in groups.items() if len(group) > 1}
 
 
-def _skipped_reason(layer: Layer) -> str:
-    if layer.attr("functional"):
+def _skipped_reason(layer: Layer, tool: str) -> str:
+    """Why a tool has no row for a layer, in terms of how the tool observes the model."""
+    mechanism = catalogue.MECHANISMS.get(tool, "")
+    if layer.kind == "parameter":
+        ran = "used in the forward" if layer.attr("executed") else "never used by the forward"
+        return f"{layer.name} (a parameter no layer owns, {ran})"
+    if layer.attr("functional") and mechanism == catalogue.base.HOOKS:
         return f"{layer.name} (a functional {layer.op} call, which module hooks cannot see)"
+    if layer.attr("functional") and mechanism == catalogue.base.HOOKS_AND_PATCHES:
+        return f"{layer.name} (a {layer.kind} done by {layer.op} outside its patched functions and hooked modules)"
+    if layer.attr("functional") and mechanism in catalogue.base.SEES_EVERY_OP:
+        return f"{layer.name} (the tool sees its {layer.op} op but reports rows per module only)"
     return f"{layer.name} ({layer.kind}, {layer.op})"
 
 
@@ -480,8 +536,11 @@ def _explain_totals(records: pd.DataFrame, ir: Model, layer_rows: list[dict], ba
                         set(parts["metric"]) and row["layer"] in set(parts["layer"]) and row["layer_kind"]:
                     kinds.setdefault(row["layer_kind"], set()).add(row["decomposition"])
             decomposition = "sum of layers: " + "; ".join(f"{k}: {' | '.join(sorted(v))}" for k, v in kinds.items())
-            text = (f"{rec.tool} total {rec.metric} {_n(rec.value)} = the sum of its {len(parts)} per-layer values"
-                    + (f", plus {_n(residual)} it does not attribute to any layer" if residual else ""))
+            text = f"{rec.tool} total {rec.metric} {_n(rec.value)} = the sum of its {len(parts)} per-layer values"
+            if residual:
+                residual, said, extra = _unattributed(rec, skipped, batch, residual)
+                text += said
+                decomposition += extra
             graph_ops = parts[parts["layer_kind"].isin(GRAPH_OBJECT_KINDS)]
             if len(graph_ops) and rec.quantity == COMPUTE:
                 text += (f", of which {_n(sum(graph_ops['value']))} are {len(graph_ops)} variable-initialiser ops "
@@ -490,25 +549,35 @@ def _explain_totals(records: pd.DataFrame, ir: Model, layer_rows: list[dict], ba
                 text += (f", of which {_n(sum(graph_ops['value']))} are the input held as a trainable Variable "
                          f"(the document's TF1 graph)")
         else:
-            dec = decompose(float(rec.value), model_values, batch, None, rec.quantity)
-            residual, decomposition = dec.residual, "whole model: " + dec.text
-            text = f"{rec.tool} total {rec.metric} {_n(rec.value)} = {dec.text} over the whole model"
+            predicted = _predicted(rec, ir.layers, batch)
+            if predicted is not None and predicted[0] == rec.value and rec.value:
+                residual, decomposition = 0, "whole model: " + predicted[1]
+                text = (f"{rec.tool} total {rec.metric} {_n(rec.value)} = its catalogued conventions summed over the "
+                        f"model's layers ({predicted[1]})")
+            else:
+                dec = decompose(float(rec.value), model_values, batch, None, rec.quantity)
+                residual, decomposition = dec.residual, "whole model: " + dec.text
+                text = f"{rec.tool} total {rec.metric} {_n(rec.value)} = {dec.text} over the whole model"
             other_totals = tool_rows[(tool_rows["layer"] == TOTAL) & (tool_rows["quantity"] == COMPUTE)
                                      & (tool_rows["tool_version"] == rec.tool_version) & (tool_rows["status"] == OK)]
+            products = model_values.get(T.MACC, 0) + model_values.get(T.ATTN, 0)
             if rec.value == 0 and rec.quantity == PARAMS and rec.message:
                 text += f": {rec.message}"
+            elif rec.value == 0 and rec.quantity == COMPUTE and products:
+                text += (f": SILENTLY ZERO, although the model executes {_n(products)} multiply-accumulates "
+                         f"({_n(2 * products)} FLOPs at 2 per multiply-accumulate), all of them missed"
+                         + (f" ({rec.message})" if rec.message else ""))
             elif rec.value == 0 and any(v != 0 for v in other_totals["value"]):
                 text += f": no layer of this model costs anything under {rec.tool}'s '{rec.metric}' rules"
-            elif rec.value == 0 and any(model_values.get(t) for t in (T.MACC, T.ATTN)):
-                text += (f": silently zero, although the model has {_n(model_values[T.MACC] + model_values[T.ATTN])}"
-                         f" multiply-accumulates")
         zero_rows = tool_rows[(tool_rows["status"] == "unsupported") & (tool_rows["quantity"] == rec.quantity)
                               & (tool_rows["tool_version"] == rec.tool_version)
                               & (tool_rows["metric"].map(_namespace) == _namespace(rec.metric))]
+        if (zero_rows["metric"] == rec.metric).any():  # per-layer rows under the total's own label (two modes)
+            zero_rows = zero_rows[zero_rows["metric"] == rec.metric]
         if len(zero_rows) and rec.quantity == COMPUTE:
             text += f"; it counts {some(sorted(set(zero_rows['layer'])))} as 0 (no formula, no warning in the total)"
         if skipped:
-            text += "; it has no row for " + some([_skipped_reason(layer) for layer in skipped])
+            text += "; it has no row for " + some([_skipped_reason(layer, rec.tool) for layer in skipped])
         if rec.quantity == PARAMS:
             text += f". The document's total: {_n(doc_total.params)} params"
         else:
@@ -525,10 +594,52 @@ def _explain_totals(records: pd.DataFrame, ir: Model, layer_rows: list[dict], ba
         for layer in _uncovered(ir, df):
             out.append({**_row(rec, layer=layer.name, layer_kind=layer.kind, metric="", value=None),
                         "decomposition": "no row",
-                        "explanation": f"{tool} reports nothing for {_skipped_reason(layer)}; "
+                        "explanation": f"{tool} reports nothing for {_skipped_reason(layer, tool)}; "
                                        f"terms it left out: {_present_terms(layer)}",
                         "status": "missing"})
     return out
+
+
+# Kinds with no arithmetic a counter could charge (a concatenation, a parameter's own row, a lookup): a tool
+# without an entry for them is taken to count 0.
+_UNCOUNTED_KINDS = ("concat", "parameter", "embedding")
+
+
+def _predicted(rec, layers: list[Layer], batch: int) -> Optional[tuple[int, str]]:
+    """(value, breakdown) the tool's catalogued conventions give for these layers, or None if a layer that has
+    terms has no entry (then the catalogue cannot say what the tool does with it)."""
+    total, by_kind = 0, {}
+    for layer in layers:
+        values = T.terms(layer)
+        entries = catalogue.lookup_all(rec.tool, rec.tool_version, rec.metric, layer)
+        if not entries:
+            if any(values.get(t) for t in _term_set(rec.quantity)) and layer.kind not in _UNCOUNTED_KINDS:
+                return None
+            continue
+        value = expected_value(entries[0], values, batch)
+        total += value
+        if value:
+            key = (layer.kind, T.format_combo({t: c for t, c in entries[0].terms.items() if values.get(t)}))
+            count, sub = by_kind.get(key, (0, 0))
+            by_kind[key] = (count + 1, sub + value)
+    text = "; ".join(f"{kind} {combo}: {_n(_int(v))} ({n} layer{'s' if n > 1 else ''})"
+                     for (kind, combo), (n, v) in by_kind.items())
+    return _int(total), text
+
+
+def _unattributed(rec, skipped: list[Layer], batch: int, remainder) -> tuple:
+    """A total above the sum of the tool's rows: what it counted for layers it gives no row (a dispatch-level tool
+    counts a functional einsum in its total but reports modules only). Returns (residual, sentence, decomposition
+    suffix); the residual is 0 when the tool's conventions on those layers account for the remainder."""
+    predicted = _predicted(rec, skipped, batch)
+    if predicted is not None and predicted[0] == remainder:
+        return 0, (f", plus {_n(remainder)} it counts in its total for layers it gives no row of their own: "
+                   f"{predicted[1]}"), f"; unattributed: {predicted[1]}"
+    dec = decompose(float(remainder), _sum_terms(skipped), batch, None, rec.quantity) if skipped else None
+    if dec is not None and not dec.residual:
+        return 0, (f", plus {_n(remainder)} = {dec.text} of the layers it gives no row of their own (found by "
+                   f"search, no catalogued convention)"), f"; unattributed: {dec.text}"
+    return remainder, f", plus {_n(remainder)} it does not attribute to any layer", ""
 
 
 def _present_terms(layer: Layer) -> str:

@@ -12,7 +12,8 @@ import re
 from typing import Optional
 
 from ..ir import Layer
-from .base import Convention, kind_key
+from . import base
+from .base import Convention, kind_key, round_significant
 
 TOOL_MODULES = ("document", "thop", "torchstat", "torchsummary", "tf_profiler", "netscope")
 TOOL_MODULES += ("fvcore", "ptflops", "torchinfo", "torch_flop_counter", "ultralytics_thop", "calflops", "deepspeed")
@@ -20,7 +21,26 @@ TOOL_MODULES += ("fvcore", "ptflops", "torchinfo", "torch_flop_counter", "ultral
 CATALOGUE: tuple[Convention, ...] = tuple(
     entry for name in TOOL_MODULES for entry in importlib.import_module(f"{__name__}.{name}").CONVENTIONS)
 
-__all__ = ["CATALOGUE", "Convention", "kind_key", "lookup", "lookup_all", "in_range"]
+__all__ = ["CATALOGUE", "Convention", "MECHANISMS", "kind_key", "lookup", "lookup_all", "in_range",
+           "round_significant"]
+
+# How each tool observes the model (the adapters' docstrings cite the tool functions behind each).
+MECHANISMS = {
+    "document": base.FORMULAS,
+    "thop": base.HOOKS,  # thop/profile.py profile: register_forward_hook per leaf module type
+    "torchstat": base.HOOKS,  # torchstat/model_hook.py ModelHook: wraps nn.Module.__call__ of leaf modules
+    "torchsummary": base.HOOKS,  # torchsummary/torchsummary.py summary: register_forward_hook
+    "tf_profiler": base.TF_GRAPH,  # tf.compat.v1.profiler over the graph's ops
+    "netscope": base.PROTOTXT,
+    "fvcore": base.JIT_TRACE,  # fvcore/nn/jit_analysis.py: torch.jit._get_trace_graph
+    "ptflops_pytorch": base.HOOKS_AND_PATCHES,  # ptflops/pytorch_engine.py: hooks + patch_functional
+    "ptflops_aten": base.DISPATCH,  # ptflops/aten_engine.py: a TorchDispatchMode
+    "torchinfo": base.HOOKS,  # torchinfo/torchinfo.py: register_forward_pre_hook / register_forward_hook
+    "torch_flop_counter": base.DISPATCH,  # torch/utils/flop_counter.py FlopCounterMode
+    "ultralytics_thop": base.HOOKS,  # thop/profile.py (ultralytics fork): register_forward_hook
+    "calflops": base.HOOKS_AND_PATCHES,  # calflops/pytorch_ops.py _patch_functionals + module hooks
+    "deepspeed": base.HOOKS_AND_PATCHES,  # deepspeed/profiling/flops_profiler/profiler.py _patch_functionals
+}
 
 
 def in_range(version: str, bounds: tuple[str, str]) -> bool:
@@ -54,7 +74,7 @@ def lookup_all(tool: str, version: str, metric: str, layer: Layer) -> list[Conve
     takes the first that fits."""
     key = kind_key(layer)
     return [entry for entry in CATALOGUE if entry.tool == tool and key in entry.kinds
-            and metric_matches(entry.metric, metric) and in_range(version, entry.versions)]
+            and metric_matches(entry.metric, metric) and in_range(version, entry.versions) and entry.applies(layer)]
 
 
 def lookup(tool: str, version: str, metric: str, layer: Layer) -> Optional[Convention]:

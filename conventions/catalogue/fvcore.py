@@ -5,7 +5,7 @@ through `_DEFAULT_SUPPORTED_OPS`; "we count one fused multiply-add as one flop".
 aten::gelu, aten::add, aten::scaled_dot_product_attention, ...) are skipped with a logged warning: the adapter
 records those as `unsupported` rows, so they need no entry here.
 """
-from ..terms import IN, MACC
+from ..terms import ATTN, IN, MACC, OUT
 from .base import PARAMS_ALL, rule, weights_plus_biases
 
 _V = ("0.1.5", "0.1.6")
@@ -34,6 +34,34 @@ CONVENTIONS = (
          _V),
     rule("fvcore", "flops", "act", {}, "ReLU counted 0 by design (aten::relu is an ignored op, no warning)",
          "fvcore/nn/jit_analysis.py: _IGNORED_OPS contains aten::relu, aten::relu_", _V),
+    rule("fvcore", "flops", "matmul", {MACC: 1, ATTN: 1},
+         "1 per multiply-accumulate, against a weight or between activations; addmm's bias add not counted",
+         "fvcore/nn/jit_handles.py: matmul_flop_jit (aten::matmul, aten::mm), bmm_flop_jit, addmm_flop_jit", _V),
+    rule("fvcore", "flops", "einsum", {MACC: 2, ATTN: 2},
+         "numpy's einsum_path 'Optimized FLOP count' (2 per multiply-accumulate) as printed, to 4 significant "
+         "digits ('1.850e+04'), then halved and floored: exact only while the count has 4 digits or fewer",
+         "fvcore/nn/jit_handles.py: einsum_flop_jit (np.einsum_path(...)[1], float(line.split(':')[-1]) / 2)", _V,
+         significant_digits=4, post_divide=2),
+    rule("fvcore", "flops", "einsum", {MACC: 1, ATTN: 1},
+         "exact for the two equations it special-cases ('abc,abd->acd', 'abc,adc->adb')",
+         "fvcore/nn/jit_handles.py: einsum_flop_jit", _V),
+    rule("fvcore", "flops", "layer_norm", {IN: 4}, "4 per element without an affine weight",
+         "fvcore/nn/jit_handles.py: norm_flop_counter (numel * (5 if has_affine else 4))", _V,
+         when={"affine": (False,)}),
+    rule("fvcore", "flops", "norm", {IN: 5}, "aten::group_norm: 5 per element when affine ('rough estimate')",
+         "fvcore/nn/jit_handles.py: norm_flop_counter(2) for aten::group_norm", _V,
+         when={"aten": ("native_group_norm",)}),
+    rule("fvcore", "flops", "interpolate", {OUT: 1}, "nearest upsampling: 1 per output element",
+         "fvcore/nn/flop_count.py: aten::upsample_nearest2d = elementwise_flop_counter(0, 1)", _V,
+         when={"aten": ("upsample_nearest2d",)}),
+    rule("fvcore", "flops", "interpolate", {OUT: 4}, "bilinear upsampling: 4 per output element",
+         "fvcore/nn/flop_count.py: aten::upsample_bilinear2d = elementwise_flop_counter(0, 4)", _V,
+         when={"aten": ("upsample_bilinear2d",)}),
+    rule("fvcore", "flops", ("sdpa", "add", "mul", "softmax", "concat", "embedding", "norm", "reduce_mean",
+                             "interpolate", "elementwise", "pool_max", "pool_avg"), {},
+         "no handle (aten::scaled_dot_product_attention, aten::add, aten::mul, aten::softmax, aten::mean, "
+         "aten::embedding, aten::max_pool2d, ...): skipped with an 'Unsupported operator' warning, counted 0",
+         "fvcore/nn/flop_count.py: _DEFAULT_SUPPORTED_OPS; jit_analysis.py: _warn_unsupported_ops", _V),
     rule("fvcore", "params", PARAMS_ALL, weights_plus_biases, "weights plus biases, every parameter of the module",
          "fvcore/nn/parameter_count.py: parameter_count"),
 )

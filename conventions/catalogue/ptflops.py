@@ -9,7 +9,7 @@ ptflops_aten: ptflops/aten_engine.py `FlopCounterMode` counts only the aten ops 
 Verified on 0.7.5; bounds are its minor series.
 """
 from ..terms import ATTN, BIAS, IN, MACC, OUT, SOFTMAX_TERM
-from .base import PARAMS_ALL, rule, weights_plus_biases
+from .base import NO_ARITHMETIC_KINDS, PARAMS_ALL, PRODUCTS, rule, weights_plus_biases
 
 P, A, _V = "ptflops_pytorch", "ptflops_aten", ("0.7", "0.8")
 OPS = "ptflops/pytorch_ops.py"
@@ -50,6 +50,12 @@ CONVENTIONS = (
     rule(A, "MACs", "attention", {MACC: 1, BIAS: 1},
          "the projections (aten.addmm) only: the attention matmuls run in a fused scaled-dot-product kernel that "
          "ATEN_OPS_MAPPING has no entry for, counted 0 silently", "ptflops/aten_ops.py: ATEN_OPS_MAPPING", _V),
-    rule(A, "MACs", "matmul", {MACC: 1}, "1 per multiply-accumulate", "ptflops/aten_ops.py: matmul_flop, bmm_flop",
-         _V),
+    rule(A, "MACs", PRODUCTS, {MACC: 1, ATTN: 1, BIAS: 1},
+         "1 per multiply-accumulate of mm / bmm / addmm (plus addmm's bias adds); an einsum counts as its bmm",
+         "ptflops/aten_ops.py: matmul_flop, bmm_flop, addmm_flop", _V, unless={"aten": ("baddbmm",)}),
+    rule(A, "MACs", PRODUCTS + ("sdpa",), {},
+         "0: aten.baddbmm and the scaled-dot-product kernels are not in ATEN_OPS_MAPPING, counted 0 silently",
+         "ptflops/aten_ops.py: ATEN_OPS_MAPPING (mm, matmul, addmm, bmm, convolution)", _V),
+    rule(A, "MACs", NO_ARITHMETIC_KINDS, {}, "0: only ops in ATEN_OPS_MAPPING are counted",
+         "ptflops/aten_engine.py: FlopCounterMode.__torch_dispatch__ (ATEN_OPS_MAPPING lookup)", _V),
 )

@@ -22,7 +22,27 @@ from .base import PARAMS_ALL, rule, weights_plus_biases
 
 NEW, OLD = ("0.1", ""), ("", "0.1")
 
+# thop/profile.py register_hooks (0.1.1): the module classes it has a rule for, matched by exact type. The IR names
+# activation modules in lower case.
+REGISTRY = ("ZeroPad2d", "Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d",
+            "BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "LayerNorm", "InstanceNorm1d", "InstanceNorm2d",
+            "InstanceNorm3d", "prelu", "Softmax", "relu", "relu6", "leakyrelu", "MaxPool1d", "MaxPool2d", "MaxPool3d",
+            "AdaptiveMaxPool1d", "AdaptiveMaxPool2d", "AdaptiveMaxPool3d", "AvgPool1d", "AvgPool2d", "AvgPool3d",
+            "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AdaptiveAvgPool3d", "Linear", "Dropout", "Upsample",
+            "UpsamplingBilinear2d", "UpsamplingNearest2d", "RNNCell", "GRUCell", "LSTMCell", "RNN", "GRU", "LSTM",
+            "Sequential", "PixelShuffle")
+_MODULE_KINDS = tuple(k for k in PARAMS_ALL if k != "parameter")
+
 CONVENTIONS = (
+    *(rule("thop", metric, _MODULE_KINDS, {},
+           "0: no rule for this module class (transformers' Conv1D, GELUActivation, an RMSNorm, nn.Embedding, "
+           "nn.GELU, ...), so neither its ops nor its parameters are counted",
+           "thop/profile.py: profile -> add_hooks (only `m_type in register_hooks` gets count hooks)", NEW,
+           unless={"op": REGISTRY}) for metric in ("macs", "params")),
+    rule("thop", "params", "parameter", {},
+         "0 for the parameters of a module that never runs: parameters are counted by a forward hook",
+         "thop/profile.py: profile -> add_hooks (m.register_forward_hook(count_parameters))",
+         when={"executed": (False,)}),
     rule("thop", "macs", "conv", {MACC: 1}, "1 op per multiply-accumulate; conv bias adds not counted",
          "thop/vision/calc_func.py: calculate_conv2d_flops (via basic_hooks.count_convNd; `bias` unused)", NEW),
     rule("thop", "macs", "conv", {MACC: 1, BIAS: 1}, "1 op per multiply-accumulate plus the conv bias adds",

@@ -20,7 +20,7 @@ from conventions.formulas import layer_counts
 from conventions.ir import Model
 
 # aten ops that do dot products or fuse them: a layer running one of these and counted 0 is a silent failure.
-_COMPUTE_HINTS = ("conv", "mm", "matmul", "linear", "attention", "einsum")
+_COMPUTE_HINTS = ("conv", "mm", "matmul", "linear", "attention", "einsum", "transformer_encoder_layer")
 
 
 def ir_of(spec) -> Model:
@@ -211,8 +211,8 @@ def dispatch_gaps(ops_by_layer: dict, counted: set[str], known: set[str], ir: Mo
             for op, n in gaps.items():
                 for _ in range(n):
                     target = matcher.take(op)
-                    if target is not None:
-                        missing.setdefault(target, Counter())[op] += 1
+                    # a fused op no IR layer stands for (nn.TransformerEncoderLayer's fast path): keyed by None
+                    missing.setdefault(target, Counter())[op] += 1
             continue
         if not gaps:
             continue

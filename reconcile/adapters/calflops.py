@@ -53,7 +53,9 @@ def count(spec, emit: Emitter) -> list[Record]:
 
     kinds = layer_kinds(spec)
     ir = ir_of(spec)
-    flops, macs, params = calculate_flops(torch_module(spec), input_shape=tuple(spec.input_shape),
+    # the input as a positional argument: given `input_shape`, calculate_flops refuses transformers models
+    # without a tokenizer (flops_counter.py: "the model is must not transformer model ...")
+    flops, macs, params = calculate_flops(torch_module(spec), args=[torch.zeros(*spec.input_shape)],
                                           print_results=False, output_as_string=False)
     model = torch_module(spec).eval()  # calculate_flops calls model.eval()
     calc = pipeline.CalFlopsPipline(model, include_backPropagation=False, compute_bp_factor=2.0)

@@ -114,8 +114,11 @@ def count(spec, emit: Emitter) -> list[Record]:
     if attributed != macs:
         notes.append(f"{macs - attributed:,} counted outside the top-level children that are IR layers (the aten "
                      f"backend only tracks `model.named_children()`)")
+    outside = compute_ops(missing.pop(None, {}))
     if missing:
         notes.append("silent zeros (ops with no ATEN_OPS_MAPPING entry): " + ", ".join(sorted(missing)))
+    if outside:
+        notes.append("silent zeros outside every IR layer: " + ", ".join(outside))
     if any(compute_ops(p) for p in partial.values()):
         notes.append("partly counted: " + ", ".join(n for n, p in partial.items() if compute_ops(p)))
     notes.append(coincidence_note(macs, per_layer, ir, "macc", f"ptflops aten {METRIC}"))

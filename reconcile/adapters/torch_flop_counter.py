@@ -18,6 +18,7 @@ forward under the same grad mode) get `unsupported` rows naming the ops, and the
 """
 from __future__ import annotations
 
+from collections import Counter
 from typing import Optional
 
 from . import layer_kinds
@@ -71,8 +72,11 @@ def known_ops() -> set[str]:
 
 def gap_message(ver: str, ops, grad: bool) -> str:
     mode = "with grad enabled" if grad else "under torch.no_grad()"
-    fused = any("native_multi_head_attention" in op for op in ops)
-    why = (" (the fused fast path an eval nn.MultiheadAttention takes when no grad is needed)" if fused else "")
+    why = ""
+    if any("native_multi_head_attention" in op for op in ops):
+        why = " (the fused fast path an eval nn.MultiheadAttention takes when no grad is needed)"
+    elif any("transformer_encoder_layer_fwd" in op for op in ops):
+        why = " (the fused fast path an eval nn.TransformerEncoderLayer takes when no grad is needed)"
     return (f"FlopCounterMode (torch {ver}) {mode}: torch/utils/flop_counter.py flop_registry has no formula for "
             f"{op_list(ops)}{why}: counted 0 silently")
 
@@ -103,6 +107,9 @@ def mode_records(emit: Emitter, spec, ir, kinds: dict, grad: bool) -> list[Recor
             if compute_ops(missing[name]):
                 zeroed.append(f"{name} ({layer.op}: {', '.join(compute_ops(missing[name]))})")
     notes = []
+    outside = compute_ops(missing.pop(None, Counter()))
+    if outside:
+        notes.append("SILENT ZERO for " + gap_message(emit.tool_version, Counter(outside), grad).split(": ", 1)[1])
     if zeroed:
         notes.append("SILENT ZERO for layers that do dot products: " + ", ".join(zeroed))
     partly = [n for n, p in partial.items() if compute_ops(p)]

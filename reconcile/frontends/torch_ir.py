@@ -1,9 +1,19 @@
-"""PyTorch module + input shape -> layer IR.
+"""PyTorch module + input shape -> layer IR, from two views of one forward.
 
-Traced with torch.fx so functional ops (`F.relu`, `x + y`, `torch.matmul`) are seen as well as modules: the
-diff engine must be able to name what hook-based counters miss. fx treats `torch.nn` modules as leaves, so an
-`nn.MultiheadAttention` is one ATTENTION layer. A model fx cannot trace (data-dependent control flow) falls back
-to forward hooks on leaf modules, and the Model carries a note that functional ops were not visible.
+The layer view: torch.fx, so functional ops (`F.relu`, `x + y`, `torch.matmul`) are seen as well as modules (the
+diff engine must be able to name what hook-based counters miss); fx treats `torch.nn` modules as leaves, so an
+`nn.MultiheadAttention` is one ATTENTION layer. A model fx cannot trace (data-dependent control flow, most of
+`transformers`) is read through module calls instead (global forward hooks).
+
+The dispatch view (frontends/torch_dispatch.py): every aten op of the same forward, filed under the fx node or
+module call that issued it. What the layer view cannot type (an unknown module, a wrapped function, an einsum,
+the code a container runs between its children) is typed from its aten ops (`matmul`, `sdpa`, `layer_norm`,
+`reduce_mean`, ...), never left as `unknown` with zeros. Two conservation laws are then checked and any gap
+becomes a row of kind `gap`:
+  - params: the layers' params plus one `parameter` row per parameter no layer owns (a class token, a position
+    table, a branch that never ran: `executed` False) == sum(p.numel() for p in model.parameters());
+  - products: the layers' MACC + ATTN == the multiply-accumulates of every mm / addmm / bmm / baddbmm /
+    convolution / scaled-dot-product op the forward executed.
 """
 from __future__ import annotations
 
@@ -17,7 +27,10 @@ import torch.nn as nn
 from torch.fx.passes.shape_prop import ShapeProp
 
 from conventions import ir
+from conventions import terms as T
 from conventions.ir import Layer, Model
+
+from .torch_dispatch import ApiCalls, AtenCall, Call, ModuleCalls, Recorder
 
 _ACTIVATION_MODULES = (nn.ReLU, nn.ReLU6, nn.GELU, nn.Sigmoid, nn.Tanh, nn.SiLU, nn.Hardswish, nn.Hardsigmoid,
                        nn.LeakyReLU, nn.ELU, nn.Softplus, nn.Mish, nn.PReLU)
@@ -84,6 +97,12 @@ def _module_layer(name: str, module: nn.Module, inputs: tuple[tuple[int, ...], .
         return Layer(kind=ir.BN, **common)
     if isinstance(module, nn.LayerNorm):
         return Layer(kind=ir.LAYER_NORM, **common)
+    if isinstance(module, (nn.Embedding, nn.EmbeddingBag)):
+        return Layer(kind=ir.EMBEDDING, **common)
+    if isinstance(module, nn.RMSNorm):
+        return Layer(kind=ir.NORM, **common)
+    if isinstance(module, nn.Upsample):
+        return Layer(kind=ir.INTERPOLATE, **common)
     if isinstance(module, _ACTIVATION_MODULES):
         return Layer(kind=ir.ACT, **{**common, "op": op.lower()})
     if isinstance(module, nn.Softmax):
@@ -148,72 +167,355 @@ def _arg_shapes(node: fx.Node) -> tuple[tuple[int, ...], ...]:
     return tuple(shapes)
 
 
-def trace_fx(module: nn.Module, input_shape: tuple[int, ...], aliases: dict[str, str]) -> list[Layer]:
-    graph = fx.symbolic_trace(module)
-    with torch.no_grad():
-        ShapeProp(graph).propagate(torch.zeros(*input_shape))
-    modules = dict(graph.named_modules())
-    layers: list[Layer] = []
-    seen_modules: dict[str, int] = {}
-    for node in graph.graph.nodes:
-        if node.op not in ("call_module", "call_function", "call_method"):
-            continue
+# ------------------------------------------------------------------------------------ aten ops -> layer kinds
+_ACT_OPS = {"relu", "relu6", "gelu", "silu", "sigmoid", "tanh", "hardswish", "hardsigmoid", "hardtanh", "leaky_relu",
+            "elu", "softplus", "mish", "prelu", "_prelu_kernel", "glu", "log_sigmoid", "threshold", "celu", "selu"}
+_OP_KINDS = {
+    **{op: ir.MATMUL for op in ("mm", "addmm", "bmm", "baddbmm")},
+    **{op: ir.CONV for op in ("convolution", "_convolution", "convolution_overrideable", "mkldnn_convolution")},
+    **{op: ir.LAYER_NORM for op in ("native_layer_norm", "layer_norm")},
+    **{op: ir.BN for op in ("native_batch_norm", "_native_batch_norm_legit", "_native_batch_norm_legit_no_training",
+                            "batch_norm")},
+    **{op: ir.NORM for op in ("native_group_norm", "group_norm", "rms_norm", "_fused_rms_norm", "linalg_vector_norm",
+                              "norm")},
+    "mean": ir.REDUCE_MEAN, "embedding": ir.EMBEDDING,
+    **{op: ir.SOFTMAX for op in ("_softmax", "softmax", "_log_softmax", "log_softmax")},
+    **{op: ir.ADD for op in ("add", "add_", "sub", "sub_", "rsub")},
+    **{op: ir.MUL for op in ("mul", "mul_", "div", "div_")},
+    **{op: ir.ACT for op in _ACT_OPS | {f"{a}_" for a in _ACT_OPS}},
+    # other arithmetic, element by element or reducing: a row each, never a silent nothing
+    **{op: ir.ELEMENTWISE for op in ("pow", "rsqrt", "sqrt", "exp", "log", "neg", "reciprocal", "sum", "var",
+                                     "var_mean", "std", "amax", "amin", "cumsum", "erf", "sin", "cos", "clamp",
+                                     "clamp_min", "clamp_max", "abs", "addcmul", "addcdiv", "lerp", "logsumexp",
+                                     "pow_", "rsqrt_", "exp_", "neg_", "clamp_", "erf_")},
+}
+
+
+def _op_kind(call: AtenCall) -> Optional[str]:
+    if call.products:
+        return ir.SDPA if call.op.startswith(("_scaled_dot_product", "_native_multi_head")) else \
+            _OP_KINDS.get(call.op, ir.MATMUL)
+    if call.op.startswith(("max_pool", "avg_pool", "adaptive_avg_pool", "adaptive_max_pool", "_adaptive_avg_pool")):
+        return ir.POOL_MAX if "max" in call.op else ir.POOL_AVG
+    if call.op.startswith(("upsample", "_upsample")):
+        return ir.INTERPOLATE
+    kind = _OP_KINDS.get(call.op)
+    return None if kind in (ir.MATMUL, ir.CONV) else kind  # a product op that multiplied nothing (empty)
+
+
+def _pool_attrs(call: AtenCall) -> dict:
+    ndim = max(len(call.input_shapes[0]) - 2, 1) if call.input_shapes else 1
+    if call.op.startswith(("adaptive", "_adaptive")):
+        kernel = tuple(math.ceil(i / o) for i, o in zip(call.input_shapes[0][2:], call.output_shape[2:]))
+        return dict(kernel=kernel, stride=kernel, attrs=(("adaptive", True),))
+    kernel = _tup(call.args[0], ndim) if call.args else (1,) * ndim
+    stride = _tup(call.args[1], ndim) if len(call.args) > 1 and call.args[1] else kernel
+    padding = _tup(call.args[2], ndim) if len(call.args) > 2 else (0,) * ndim
+    return dict(kernel=kernel, stride=stride, padding=padding, attrs=())
+
+
+def _op_layer(name: str, call: AtenCall, kind: str, input_shapes=None, output_shape=None) -> Layer:
+    """The IR of one aten op (or of a node / module whose only arithmetic is that op)."""
+    inputs = input_shapes if input_shapes is not None else call.input_shapes
+    output = output_shape if output_shape is not None else call.output_shape
+    attrs: tuple = (("functional", True), ("aten", call.op)) + ((("api", call.api),) if call.api else ())
+    extra: dict = {}
+    if kind == ir.CONV:
+        conv = call.extra
+        extra = dict(kernel=tuple(conv["kernel"]), stride=tuple(conv["stride"]), padding=tuple(conv["padding"]),
+                     dilation=tuple(conv["dilation"]), groups=conv["groups"], bias=call.bias_param)
+        inputs = call.input_shapes
+        if conv["transposed"]:
+            attrs += (("transposed", True), ("products", call.products))
+    elif kind in (ir.MATMUL, ir.EINSUM):
+        attrs += (("products", call.products), ("operand", "weight" if call.weighted else "activation"))
+        extra = dict(bias=call.bias_param)
+        inputs = call.input_shapes
+    elif kind == ir.SDPA:
+        attrs += (("causal", call.causal),)
+        inputs = call.input_shapes
+        if call.extra.get("fused"):  # the fused nn.MultiheadAttention kernel: projections and attention in one op
+            attrs += (("fused", tuple(sorted(call.extra["fused"].items()))),)
+    elif kind in (ir.POOL_MAX, ir.POOL_AVG):
+        pool = _pool_attrs(call)
+        attrs += pool.pop("attrs")
+        extra = pool
+    if kind in _DATA_ONLY and inputs:
+        # IN counts the data a norm / activation / lookup reads, not its weight (a layer_norm's gamma); an
+        # embedding's data is its indices, the op's second argument
+        attrs += ((("affine", len(call.input_shapes) > 1),) if kind in (ir.LAYER_NORM, ir.BN, ir.NORM) else ())
+        inputs = (inputs[1],) if kind == ir.EMBEDDING and len(inputs) > 1 else tuple(inputs[:1])
+    return Layer(name=name, kind=kind, input_shapes=tuple(inputs), output_shape=tuple(output), op=call.op,
+                 attrs=attrs, **extra)
+
+
+def _first_api(ops: list[AtenCall]) -> str:
+    """The torch entry point of the first arithmetic op (what a tool patching torch functions would see)."""
+    return next((op.api for op in ops if op.api and _op_kind(op) is not None), "")
+
+
+_DATA_ONLY = (ir.LAYER_NORM, ir.BN, ir.NORM, ir.REDUCE_MEAN, ir.SOFTMAX, ir.ACT, ir.EMBEDDING, ir.INTERPOLATE,
+              ir.POOL_MAX, ir.POOL_AVG)
+
+
+def _products(layer: Layer) -> int:
+    values = T.terms(layer)
+    return values[T.MACC] + values[T.ATTN]
+
+
+# --------------------------------------------------------------------------------------------- the builder
+class _Builder:
+    """Walks the recorded calls in execution order and emits layers; parameters go to the module layers that own
+    them (each parameter once, however often it is used or tied), the rest become `parameter` rows."""
+
+    def __init__(self, model: nn.Module, aliases: dict[str, str]):
+        self.aliases = aliases
+        self.layers: list[Layer] = []
+        self.params = {id(p): (n, p) for n, p in model.named_parameters()}  # shared parameters once
+        self.owned: set[int] = set()
+        self.used_names: set[str] = set()
+        self.module_calls: dict[str, int] = {}
+        self.mismatches: list[str] = []
+
+    # names and ownership
+    def unique(self, base: str) -> str:
+        name, index = base, 0
+        while name in self.used_names:
+            index += 1
+            name = f"{base}_{index}"
+        self.used_names.add(name)
+        return name
+
+    def take(self, param_ids) -> tuple[int, int]:
+        """(params newly owned, params already owned by an earlier layer)."""
+        new = [i for i in dict.fromkeys(param_ids) if i in self.params and i not in self.owned]
+        shared = [i for i in dict.fromkeys(param_ids) if i in self.params and i in self.owned]
+        self.owned.update(new)
+        return (sum(self.params[i][1].numel() for i in new), sum(self.params[i][1].numel() for i in shared))
+
+    def add(self, layer: Layer, param_ids=(), observed: Optional[int] = None) -> None:
+        params, shared = self.take(param_ids)
+        attrs = layer.attrs + ((("shared_params", shared),) if shared else ())
+        layer = Layer(**{**layer.__dict__, "params": params, "attrs": attrs})
+        if observed is not None and observed != _products(layer):
+            self.mismatches.append(f"{layer.name} ({layer.kind}): typed {_products(layer):,}, executed {observed:,}")
+        self.used_names.add(layer.name)
+        self.layers.append(layer)
+
+    # module calls
+    def module_call(self, call: Call, inputs=None, output=None) -> None:
+        name = call.name
+        calls = self.module_calls[name] = self.module_calls.get(name, 0) + 1
+        display = name if calls == 1 else f"{name}#{calls}"
+        module = call.module
+        inputs = call.input_shapes if inputs is None else inputs
+        output = call.output_shape if output is None else output
+        own_ids = [id(p) for p in module.parameters()]
+        layer = _module_layer(display, module, inputs, output)
+        api = _first_api(call.all_ops())
+        if layer is not None and api:  # the torch function its forward called (F.relu, F.hardtanh, ...)
+            layer = Layer(**{**layer.__dict__, "attrs": layer.attrs + (("api", api),)})
+        if layer is not None and layer.kind != ir.UNKNOWN:
+            if calls > 1:  # a module called again: a distinct layer of compute, its parameters exist once
+                layer = Layer(**{**layer.__dict__, "attrs": layer.attrs + (("shared_with", name),)})
+            self.add(layer, own_ids, observed=sum(op.products for op in call.all_ops()))
+            return
+        if isinstance(module, _SKIPPED_MODULES):
+            return
+        if not call.calls():
+            single = self.single(display, call.ops(), inputs, output, module)
+            if single is not None:
+                self.add(single, own_ids if single.kind in (ir.LINEAR, ir.CONV, ir.NORM, ir.LAYER_NORM, ir.BN,
+                                                            ir.EMBEDDING, ir.ACT) else ())
+                return
+        self.split(display, call)
+
+    def split(self, owner: str, call: Call) -> None:
+        """A call the layer view cannot type: its module calls and its own aten ops, each a layer."""
+        for item in call.items:
+            if isinstance(item, Call):
+                self.module_call(item)
+            else:
+                kind = _op_kind(item)
+                if kind is not None:
+                    layer = _op_layer(self.unique(f"{owner}.{kind}" if owner else kind), item, kind)
+                    self.add(layer, item.params if kind in (ir.CONV, ir.LINEAR) else (), observed=item.products)
+
+    def single(self, name: str, ops: list[AtenCall], inputs, output, module=None) -> Optional[Layer]:
+        """One layer for a call whose arithmetic is one op, or element-wise only; None if it needs splitting."""
+        arithmetic = [(op, _op_kind(op)) for op in ops if _op_kind(op) is not None]
+        if not arithmetic:
+            return None
+        products = [op for op, _ in arithmetic if op.products]
+        if len(products) == 1 and products[0].op in ("mm", "addmm") and products[0].weighted and module is not None:
+            # a module doing x @ W (+ b) with its own weight (transformers' Conv1D): a linear layer
+            linear = Layer(name=name, kind=ir.LINEAR, input_shapes=tuple(inputs), output_shape=tuple(output),
+                           op=type(module).__name__, bias=products[0].bias_param)
+            if inputs and output and _products(linear) == products[0].products:
+                return linear
+        if len(arithmetic) == 1:
+            op, kind = arithmetic[0]
+            keep_shapes = kind not in (ir.MATMUL, ir.EINSUM, ir.SDPA, ir.CONV, ir.POOL_MAX, ir.POOL_AVG, ir.EMBEDDING)
+            layer = _op_layer(name, op, kind, inputs if keep_shapes else None, output if keep_shapes else None)
+            return Layer(**{**layer.__dict__, "op": type(module).__name__ if module is not None else layer.op})
+        if products:
+            return None
+        kinds = [kind for _, kind in arithmetic]
+        ops_text = ", ".join(sorted({op.op for op, _ in arithmetic}))
+        if ir.LAYER_NORM in kinds:
+            kind = ir.LAYER_NORM
+        elif any(op.op.startswith(("rsqrt", "native_group_norm", "linalg_vector_norm", "var")) for op, _ in arithmetic):
+            kind = ir.NORM  # RMSNorm and friends: mean of squares, rsqrt, scale
+        elif module is not None and any(w in type(module).__name__.lower() for w in ("act", "gelu", "silu", "swish")):
+            kind = ir.ACT
+        elif len(set(kinds)) == 1:
+            kind = kinds[0]
+        else:
+            kind = ir.ELEMENTWISE
+        op_text = type(module).__name__ if module is not None else ops_text
+        api = _first_api([op for op, _ in arithmetic])
+        return Layer(name=name, kind=kind, input_shapes=tuple(inputs[:1] if kind in _DATA_ONLY else inputs),
+                     output_shape=tuple(output), op=op_text,
+                     attrs=(("aten_ops", ops_text),) + ((("api", api),) if api else ())
+                     + (() if module is not None else (("functional", True),)))
+
+    # fx nodes
+    def fx_node(self, call: Call, modules: dict[str, nn.Module]) -> None:
+        node = call.node
         output = _shape(node.meta.get("tensor_meta")) or ()
         inputs = _arg_shapes(node)
         if node.op == "call_module":
-            name = str(node.target)
-            calls = seen_modules[name] = seen_modules.get(name, 0) + 1
-            layer = _module_layer(name, modules[name], inputs, output)
-            if layer is not None and calls > 1:
-                # A module called again: a distinct layer of compute, but its parameters already exist once.
-                layer = Layer(**{**layer.__dict__, "name": f"{name}#{calls}", "params": 0,
-                                 "attrs": layer.attrs + (("shared_with", name),)})
-        else:
-            layer = _function_layer(aliases.get(node.name, node.name), node, inputs, output)
-        if layer is not None:
-            layers.append(layer)
-    return layers
+            inner = [c for c in call.calls() if c.name == str(node.target)]
+            if inner:
+                self.module_call(inner[0], inputs, output)
+            else:  # no module call seen (hooks disabled): type it from the module alone
+                layer = _module_layer(str(node.target), modules[str(node.target)], inputs, output)
+                if layer is not None:
+                    self.add(layer, [id(p) for p in modules[str(node.target)].parameters()])
+            return
+        if node.op not in ("call_function", "call_method"):
+            return
+        name = self.aliases.get(node.name, node.name)
+        typed = _function_layer(name, node, inputs, output)
+        ops = call.all_ops()
+        observed = sum(op.products for op in ops)
+        api = _first_api(ops)
+        if typed is not None and api:
+            typed = Layer(**{**typed.__dict__, "attrs": typed.attrs + (("api", api),)})
+        if typed is not None and typed.kind not in (ir.UNKNOWN, ir.MATMUL):
+            self.add(typed, [p for op in ops for p in op.params] if typed.kind in (ir.LINEAR, ir.CONV) else (),
+                     observed=observed)
+            return
+        if call.calls():  # a wrapped function that calls modules
+            self.split(name, call)
+            return
+        single = self.single(name, ops, inputs, output)
+        if single is not None:
+            fn = _function_name(node)
+            if fn == "einsum" and single.kind == ir.MATMUL:
+                single = Layer(**{**single.__dict__, "kind": ir.EINSUM, "op": "einsum"})
+            self.add(single, observed=observed)
+        elif any(_op_kind(op) for op in ops):
+            self.split(name, call)
+
+    # the two laws
+    def finish(self, root: Call, model_name: str, extra_notes: tuple[str, ...]) -> tuple[list[Layer], tuple]:
+        used = {pid for op in root.all_ops() for pid in op.params}
+        for pid, (qualified, param) in self.params.items():
+            if pid not in self.owned:
+                self.owned.add(pid)
+                self.layers.append(Layer(name=qualified, kind=ir.PARAMETER, input_shapes=(),
+                                         output_shape=tuple(param.shape), op="Parameter", params=param.numel(),
+                                         attrs=(("executed", pid in used),)))
+        notes = list(extra_notes)
+        executed = sum(op.products for op in root.all_ops())
+        typed = sum(_products(layer) for layer in self.layers)
+        params_total = sum(p.numel() for _, p in self.params.values())
+        params_rows = sum(layer.params for layer in self.layers)
+        if executed != typed or params_total != params_rows:
+            why = (f"conservation gap: the forward executed {executed:,} multiply-accumulates and holds "
+                   f"{params_total:,} parameters; the layer rows describe {typed:,} and {params_rows:,}")
+            if self.mismatches:
+                why += "; layers whose type disagrees with their aten ops: " + "; ".join(self.mismatches[:5])
+            self.layers.append(Layer(name="__gap__", kind=ir.GAP, input_shapes=(), output_shape=(), op="gap",
+                                     params=params_total - params_rows,
+                                     attrs=(("macc", executed - typed), ("why", why))))
+            notes.append(why)
+        return self.layers, tuple(notes)
 
 
-def trace_hooks(module: nn.Module, input_shape: tuple[int, ...]) -> list[Layer]:
-    """Fallback for models fx cannot trace: forward hooks on leaf modules. Functional ops are invisible."""
-    layers: list[Layer] = []
-    names = {m: n for n, m in module.named_modules()}
-    calls: dict[str, int] = {}
+class _NodeProp(ShapeProp):
+    """ShapeProp that opens a Call per fx node on the recorder, so each aten op is filed under its node."""
 
-    def hook(mod: nn.Module, args: tuple, out: Any) -> None:
-        name = names[mod]
-        calls[name] = calls.get(name, 0) + 1
-        inputs = tuple(tuple(a.shape) for a in args if isinstance(a, torch.Tensor))
-        layer = _module_layer(name, mod, inputs, _shape(out) or ())
-        if layer is not None:
-            if calls[name] > 1:
-                layer = Layer(**{**layer.__dict__, "name": f"{name}#{calls[name]}", "params": 0})
-            layers.append(layer)
+    def __init__(self, module: fx.GraphModule, recorder: Recorder):
+        super().__init__(module)
+        self.recorder = recorder
+        self.node_calls: list[Call] = []
 
-    handles = [m.register_forward_hook(hook) for m in module.modules() if not list(m.children())]
-    try:
-        with torch.no_grad():
-            module(torch.zeros(*input_shape))
-    finally:
-        for h in handles:
-            h.remove()
-    return layers
+    def run_node(self, n: fx.Node):
+        call = Call(n.name, node=n)
+        self.recorder.stack[-1].items.append(call)
+        self.recorder.stack.append(call)
+        try:
+            return super().run_node(n)
+        finally:
+            self.recorder.stack.pop()
+            self.node_calls.append(call)
+
+
+def _example(module: nn.Module, input_shape: tuple[int, ...], input_dtype=None) -> torch.Tensor:
+    """Zeros of the input shape on the module's own device (meta for a model built without memory)."""
+    first = next(iter(module.parameters()), None)
+    device = first.device if first is not None else torch.device("cpu")
+    return torch.zeros(*input_shape, dtype=input_dtype or torch.float32, device=device)
+
+
+def _parameter_names(module: nn.Module) -> dict[int, str]:
+    return {id(p): n for n, p in module.named_parameters()}
+
+
+def trace_fx(module: nn.Module, example: torch.Tensor, aliases: dict[str, str]) -> tuple[_Builder, Call]:
+    graph = fx.symbolic_trace(module)
+    root = Call("")
+    recorder = Recorder(root, _parameter_names(module))
+    prop = _NodeProp(graph, recorder)
+    with torch.enable_grad(), recorder, ApiCalls(recorder), ModuleCalls(graph, recorder):
+        prop.propagate(example)
+    builder = _Builder(module, aliases)
+    modules = dict(graph.named_modules())
+    for call in root.calls():
+        builder.fx_node(call, modules)
+    return builder, root
+
+
+def trace_calls(module: nn.Module, example: torch.Tensor) -> tuple[_Builder, Call]:
+    """For models fx cannot trace: module calls (global forward hooks) and the aten ops inside each."""
+    root = Call("<forward>")
+    recorder = Recorder(root, _parameter_names(module))
+    with torch.enable_grad(), recorder, ApiCalls(recorder), ModuleCalls(module, recorder):
+        module(example)
+    builder = _Builder(module, {})
+    for call in root.calls():
+        builder.split("", call) if call.name == "" else builder.module_call(call)
+    return builder, root
 
 
 def from_module(module: nn.Module, input_shape: tuple[int, ...], name: str = "model",
-                aliases: Optional[dict[str, str]] = None) -> Model:
+                aliases: Optional[dict[str, str]] = None, input_dtype: Optional[torch.dtype] = None) -> Model:
     module = module.eval()
     if not list(module.children()) and type(module).__module__.startswith("torch.nn"):
         # A bare nn.Conv2d would be traced *through* (into F.conv2d); keep it one layer, named after its type.
         module = nn.Sequential(OrderedDict([(type(module).__name__.lower(), module)]))
+    example = _example(module, input_shape, input_dtype)
+    notes: tuple[str, ...] = ()
     try:
-        layers = trace_fx(module, input_shape, aliases or {})
-        notes: tuple[str, ...] = ()
-    except Exception as exc:  # fx cannot trace data-dependent Python; hooks still see every module
-        layers = trace_hooks(module, input_shape)
-        notes = (f"torch.fx could not trace the model ({type(exc).__name__}: {exc}); traced with module hooks, "
-                 "so functional ops (F.relu, +, matmul) are not listed",)
+        builder, root = trace_fx(module, example, aliases or {})
+    except Exception as exc:  # fx cannot trace data-dependent Python; module calls still show every module
+        builder, root = trace_calls(module, example)
+        first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
+        notes = (f"torch.fx could not trace the model ({type(exc).__name__}: {first}); read through its module "
+                 "calls, with the code between them typed from its aten ops",)
+    layers, notes = builder.finish(root, name, notes)
     return Model(name=name, framework="torch", input_shape=tuple(input_shape), layers=tuple(layers), notes=notes)
 
 

@@ -1,0 +1,139 @@
+"""The reference is complete on today's architectures: every parameter and every multiply-accumulate accounted for.
+
+Independent yardsticks: `model.num_parameters()` / `parameters()` for params, torch's own FlopCounterMode (2 FLOPs
+per multiply-accumulate of every mm / bmm / addmm / convolution it dispatches) for products, and hand arithmetic
+written out below for the small models."""
+import math
+
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
+
+from conventions import ir
+from conventions import terms as T
+from conventions.formulas import model_counts
+from reconcile.frontends.torch_ir import from_module
+from zoo import hf_zoo, modern
+
+
+def reference(model, shape, dtype=None):
+    graph = from_module(model, shape, "m", input_dtype=dtype)
+    return graph, model_counts(graph)[-1][1]
+
+
+@pytest.mark.parametrize("model_type", list(hf_zoo.HEADS))
+def test_transformers_default_configs_conserve_params_and_products(model_type):
+    """Default configs on the meta device (no weights). Under grad, on meta, scaled-dot-product attention runs its
+    math path (bmm), so FlopCounterMode sees every product: its total / 2 is the model's MACC exactly."""
+    model = hf_zoo.build(model_type, meta=True)
+    shape = hf_zoo.input_shape(model_type)
+    dtype = torch.long if len(shape) == 2 else None
+    graph, total = reference(model, shape, dtype)
+    assert total.params == model.num_parameters()
+    assert not [layer for layer in graph.layers if layer.kind in (ir.UNKNOWN, ir.GAP)]
+    with torch.enable_grad(), FlopCounterMode(display=False) as counter:
+        model(torch.zeros(*shape, dtype=dtype or torch.float32, device="meta"))
+    assert total.macc == counter.get_total_flops() // 2
+
+
+def test_llama_and_vit_numbers():
+    # facts measured with FlopCounterMode (torch 2.13.0, transformers 5.24.0): ViT-Base/16 at 224 with eager
+    # attention 17,563,061,760 MACC; Llama default config (7B) 6,738,415,616 params, 1x128 tokens
+    # 1,700,001,742,848 FLOPs = 850,000,871,424 MACC
+    _, vit = reference(hf_zoo.build("vit", meta=True), hf_zoo.IMAGE)
+    assert (vit.params, vit.macc) == (85_800_194, 17_563_061_760)
+    _, llama = reference(hf_zoo.build("llama", meta=True), hf_zoo.TOKENS, torch.long)
+    assert (llama.params, llama.macc) == (6_738_415_616, 850_000_871_424)
+
+
+def test_transformer_encoder_layer_by_hand():
+    # d 256, 8 heads (32 each), ff 1024, T 64: qkv 64*256*768 + out 64*256*256 + QK^T 8*64*64*32 + AV 8*64*64*32
+    # + FFN 64*256*1024*2
+    graph, total = reference(hf_zoo.encoder_layer(), (1, 64, 256))
+    by_hand = 64 * 256 * 768 + 64 * 256 * 256 + 2 * 8 * 64 * 64 * 32 + 2 * 64 * 256 * 1024
+    assert total.macc == by_hand == 52_428_800
+    assert total.params == sum(p.numel() for p in hf_zoo.encoder_layer().parameters()) == 789_760
+    attention = [layer for layer in graph.layers if layer.kind == ir.ATTENTION]
+    assert len(attention) == 1 and T.terms(attention[0])[T.ATTN] == 2 * 8 * 64 * 64 * 32
+
+
+def test_parameters_outside_layers_become_rows():
+    model = modern.einsum_attention()
+    graph, total = reference(model, (1, 3, 16, 16))
+    rows = {layer.name: layer for layer in graph.layers if layer.kind == ir.PARAMETER}
+    assert set(rows) == {"cls_token", "pos_embed", "gamma", "norm_weight", "mix", "aux_head.weight", "aux_head.bias"}
+    assert rows["cls_token"].params == 32 and rows["pos_embed"].params == 17 * 32 and rows["mix"].params == 32 * 32
+    assert rows["gamma"].attr("executed") and not rows["aux_head.weight"].attr("executed")
+    assert total.params == sum(p.numel() for p in model.parameters()) == 8_116
+
+
+def test_modern_model_macc_by_hand():
+    # 16 patches of 4x4x3 -> 32: 16*48*32; 17 tokens: qkv 17*32*96, QK^T and AV 4 heads * 17*17*8 each,
+    # proj 17*32*32, the bare-parameter matmul 17*32*32, head 32*10
+    by_hand = 16 * 48 * 32 + 17 * 32 * 96 + 2 * 4 * 17 * 17 * 8 + 17 * 32 * 32 + 17 * 32 * 32 + 32 * 10
+    for factory in (modern.einsum_attention, modern.sdpa_attention, modern.window_attention_model):
+        graph, total = reference(factory(), (1, 3, 16, 16))
+        assert total.macc == by_hand == 130_432, factory.__name__
+        kinds = {layer.kind for layer in graph.layers}
+        assert ir.UNKNOWN not in kinds and ir.GAP not in kinds
+        assert {ir.LAYER_NORM, ir.REDUCE_MEAN, ir.MATMUL} <= kinds
+
+
+def test_attention_written_four_ways_has_the_same_attn_terms():
+    attn = lambda graph: sum(T.terms(layer)[T.ATTN] for layer in graph.layers)
+    expected = 2 * 4 * 17 * 17 * 8  # heads x queries x keys x head dim, for QK^T and for AV
+    for factory in (modern.einsum_attention, modern.sdpa_attention, modern.window_attention_model):
+        assert attn(reference(factory(), (1, 3, 16, 16))[0]) == expected, factory.__name__
+
+    class MHA(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.attn = nn.MultiheadAttention(32, 4, batch_first=True)
+
+        def forward(self, x):
+            return self.attn(x, x, x, need_weights=False)[0]
+
+    assert attn(reference(MHA(), (1, 17, 32))[0]) == expected
+
+
+def test_causal_sdpa_counts_the_full_product_and_names_the_causal_half():
+    class Causal(nn.Module):
+        def forward(self, q):
+            return F.scaled_dot_product_attention(q, q, q, is_causal=True)
+
+    graph, total = reference(Causal(), (1, 4, 17, 8))
+    [sdpa] = [layer for layer in graph.layers if layer.kind == ir.SDPA]
+    values = T.terms(sdpa)
+    assert values[T.ATTN] == 2 * 4 * 17 * 17 * 8 == total.macc
+    # query i sees keys 0..i: 1 + 2 + ... + 17 = 153 pairs per head
+    assert values[T.ATTN_CAUSAL] == 2 * 4 * (17 * 18 // 2) * 8 and sdpa.attr("causal")
+
+
+def test_a_layer_that_does_more_than_its_type_leaves_a_gap_row():
+    class TwiceLinear(nn.Linear):
+        def forward(self, x):  # typed as a Linear, runs two products
+            return super().forward(super().forward(x))
+
+    class Untraceable(nn.Module):  # data-dependent control flow: read through module calls, not torch.fx
+        def __init__(self):
+            super().__init__()
+            self.fc = TwiceLinear(8, 8, bias=False)
+
+        def forward(self, x):
+            return self.fc(x) if x.sum() >= 0 else x
+
+    graph, total = reference(Untraceable(), (1, 8))
+    assert graph.layer("fc").kind == ir.LINEAR
+    [gap] = [layer for layer in graph.layers if layer.kind == ir.GAP]
+    assert T.terms(gap)[T.MACC] == 8 * 8 and total.macc == 2 * 8 * 8
+    assert "conservation gap" in graph.notes[-1] and "executed 128" in graph.notes[-1].replace(",", "")
+
+
+def test_tied_weights_count_once():
+    graph, total = reference(hf_zoo.build("gpt2", meta=True, n_layer=1), (1, 8), torch.long)
+    model = hf_zoo.build("gpt2", meta=True, n_layer=1)
+    assert total.params == model.num_parameters() == sum(p.numel() for p in model.parameters())
+    head = graph.layer("lm_head")
+    assert head.kind == ir.LINEAR and head.params == 0 and head.attr("shared_params") == 50257 * 768
