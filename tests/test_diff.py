@@ -154,3 +154,22 @@ def test_a_module_called_twice_is_explained_as_the_sum_of_its_calls():
     assert ex[(ex.tool == "calflops") & (ex.status == "missing")].empty  # relu#2 is not "skipped"
     # torchstat keeps only the last call's numbers: 256 = one call, named as such
     assert "counts only one of the 2 calls" in row(ex, "torchstat", "relu", "Flops").explanation
+
+
+def test_the_search_rediscovers_every_catalogued_convention():
+    """If a tool upgrade breaks a catalogue entry, the bounded search must still find the convention: on terms
+    that cannot coincide (powers of 11: digits -5..5 in base 11 are unique), every entry's combination is the
+    unique minimal fit."""
+    from conventions import catalogue
+    from reconcile.diff import _search
+    from reconcile.records import COMPUTE, PARAMS
+
+    for entry in catalogue.CATALOGUE:
+        if not entry.combo or entry.significant_digits:
+            continue
+        quantity = PARAMS if set(entry.terms) <= set(T.PARAM_TERMS) else COMPUTE
+        names = T.PARAM_TERMS if quantity == PARAMS else T.COMPUTE_TERMS + (T.WEIGHTS,)
+        values = {term: 11 ** (i + 1) for i, term in enumerate(names)}
+        value = T.evaluate(entry.terms, values)
+        fits = _search(float(value), values, 1, quantity)
+        assert [combo for combo, _ in fits] == [entry.terms], (entry.tool, entry.kinds, entry.terms, fits)
