@@ -472,7 +472,14 @@ def explain_model(records: pd.DataFrame, ir: Model) -> list[dict]:
         if rec.layer == TOTAL:
             continue
         if rec.status != OK:
-            rows.append(_row(rec, decomposition=rec.status, explanation=f"{rec.tool}: {rec.message}"))
+            text = f"{rec.tool}: {rec.message}"
+            missed = layers.get(rec.layer)
+            products = _group_terms(calls.get(rec.layer, [missed])) if missed is not None else {}
+            if rec.status == "unsupported" and rec.quantity == COMPUTE and (products.get(T.MACC) or
+                                                                            products.get(T.ATTN)):
+                text += (f". SILENT ZERO: the layer's {_n(products[T.MACC] + products[T.ATTN])} multiply-accumulates "
+                         f"are missed")
+            rows.append(_row(rec, decomposition=rec.status, explanation=text))
             continue
         if rec.quantity not in (COMPUTE, PARAMS):  # memory figures have no basis terms
             continue
@@ -564,7 +571,7 @@ def _explain_totals(records: pd.DataFrame, ir: Model, layer_rows: list[dict], ba
             if rec.value == 0 and rec.quantity == PARAMS and rec.message:
                 text += f": {rec.message}"
             elif rec.value == 0 and rec.quantity == COMPUTE and products:
-                text += (f": SILENTLY ZERO, although the model executes {_n(products)} multiply-accumulates "
+                text += (f": silently zero, although the model executes {_n(products)} multiply-accumulates "
                          f"({_n(2 * products)} FLOPs at 2 per multiply-accumulate), all of them missed"
                          + (f" ({rec.message})" if rec.message else ""))
             elif rec.value == 0 and any(v != 0 for v in other_totals["value"]):
