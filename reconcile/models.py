@@ -210,6 +210,9 @@ def check_forward(module, spec: ModelSpec) -> None:
     try:
         with torch.no_grad():
             module(torch.zeros(*spec.input_shape))
+    except MemoryError:
+        raise UserError(f"model {spec.name!r}: its forward ran out of memory on input shape "
+                        f"{','.join(map(str, spec.input_shape))}") from None
     except Exception as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UserError(f"model {spec.name!r} does not accept input shape "
