@@ -139,11 +139,12 @@ def run(models: Optional[str], tools: Optional[str], model_file: Optional[str], 
                    f"(and {paths['report.html'].name}, records.csv, explanations.csv)", err=True)
     numbers = int(((df["status"] == OK) & df["value"].notna()).sum())
     errors = int((df["status"] == ERROR).sum())
+    rows = f"{errors} error row{'' if errors == 1 else 's'}"
     if numbers == 0:
-        click.echo(f"reconcile: no job produced a number ({errors} error rows); see {paths['report.md']}", err=True)
+        click.echo(f"reconcile: no job produced a number ({rows}); see {paths['report.md']}", err=True)
         sys.exit(1)
     if strict and errors:
-        click.echo(f"reconcile: {errors} error rows (--strict); see {paths['report.md']}", err=True)
+        click.echo(f"reconcile: {rows} (--strict); see {paths['report.md']}", err=True)
         sys.exit(1)
 
 

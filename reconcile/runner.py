@@ -239,6 +239,10 @@ def _job_main(send: Connection, receive: Connection, inherited: tuple, fn: Calla
         signal.signal(sig, signal.SIG_DFL)
     _die_with_parent(signal.SIGKILL)
     _single_threaded()
+    if not os.environ.get("RECONCILE_DEBUG"):  # a crash is reported as a row; no dump on an inherited stderr
+        import faulthandler
+
+        faulthandler.disable()
     result = fn(*args)
     send.send(result)
     send.close()
