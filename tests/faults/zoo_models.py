@@ -18,6 +18,7 @@ def net():
 '''
 
 FAULTS = ("raises", "hangs", "segfaults", "os_exit", "sys_exit", "spawns", "prints", "allocates")
+# also "spawns_then_hangs": the signal tests' model
 
 
 def write_model(folder: Path, fault: str, when: str = "always") -> Path:
@@ -74,11 +75,13 @@ def build(fault: str, when: str, scratch: str):
                 os._exit(3)
             elif fault == "sys_exit":
                 sys.exit(0)
-            elif fault == "spawns":  # a child that would outlive its job if the job's group were not killed
+            elif fault in ("spawns", "spawns_then_hangs"):  # would outlive its job if its group were not killed
                 child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
                 with open(scratch + ".pids", "a") as handle:
                     handle.write(f"{child.pid}\n")
                 print("spawned", child.pid, flush=True)
+                if fault == "spawns_then_hangs":
+                    time.sleep(600)
             elif fault == "allocates":
                 bytearray(1 << 50)  # 1 PiB
 
