@@ -458,15 +458,13 @@ def drift_rows(records: pd.DataFrame, versions: Sequence[str], irs: dict[str, Op
 
 
 def ir_of(spec) -> Optional[Model]:
-    """The layer IR terms are computed on, chosen as diff.canonical_ir does (torch, else caffe, else keras) but
-    not cached by name: a user's in-memory module keeps its name when its definition changes."""
-    from .models import layer_ir
+    """The layer IR terms are computed on, chosen as diff.canonical_ir does (torch, else caffe, else keras),
+    traced in a job process (reconcile.runner.trace_ir: the model's code never runs here)."""
+    from .models import canonical_framework
+    from .runner import trace_ir
 
-    framework = next((f for f in ("torch", "caffe", "keras") if f in spec.frameworks), None)
-    try:
-        return layer_ir(spec, framework) if framework else None
-    except UserError:
-        return None
+    framework = canonical_framework(spec)
+    return trace_ir(spec, framework).model if framework else None
 
 
 def irs_for(specs: Sequence) -> dict[str, Optional[Model]]:

@@ -47,6 +47,7 @@ from .models import ModelSpec
 from .records import ERROR, SKIPPED, Emitter, Record
 
 DEFAULT_TIMEOUT_S = 120.0
+TRACE_TIMEOUT_S = DEFAULT_TIMEOUT_S  # tracing outside a run (explain() on loaded records, which): no --timeout there
 MAX_TIMEOUT_S = 24 * 3600.0  # a job that needs longer than a day is a hang, whatever the model
 _CTX = mp.get_context("fork")
 
@@ -577,14 +578,14 @@ def _close_tracer() -> None:
         _TRACER = None
 
 
-def trace_irs(requests: list[tuple[ModelSpec, str]], timeout: float = DEFAULT_TIMEOUT_S) -> list[IRResult]:
+def trace_irs(requests: list[tuple[ModelSpec, str]], timeout: Optional[float] = None) -> list[IRResult]:
     """Trace models to their layer IR outside a run (formulas, explain() on loaded records, which): each in a
     job process with the timeout, forked by one torch worker that stays up for this process (torch imported
     once). A Caffe prototxt is parsed here (no user code)."""
     global _TRACER
     from . import models
 
-    timeout = check_timeout(timeout)
+    timeout = check_timeout(TRACE_TIMEOUT_S if timeout is None else timeout)
     out: list[IRResult] = []
     for spec, framework in requests:
         if framework == "caffe":
@@ -610,5 +611,5 @@ def trace_irs(requests: list[tuple[ModelSpec, str]], timeout: float = DEFAULT_TI
     return out
 
 
-def trace_ir(spec: ModelSpec, framework: str, timeout: float = DEFAULT_TIMEOUT_S) -> IRResult:
+def trace_ir(spec: ModelSpec, framework: str, timeout: Optional[float] = None) -> IRResult:
     return trace_irs([(spec, framework)], timeout)[0]

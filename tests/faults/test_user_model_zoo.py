@@ -127,3 +127,24 @@ def test_end_to_end_segfault_in_a_tool_job(tmp_path):
     assert proc.returncode == 0 and "Traceback" not in err, err
     assert "the tool's process died (killed by SIGSEGV) without a result" in (out / "records.csv").read_text()
     assert procs.in_session(proc.pid) == []
+
+
+def test_explain_in_the_users_interpreter_never_runs_the_forward(tmp_path, monkeypatch):
+    """reconcile.explain() on records without their IRs (a loaded records.csv): the IR comes from a job process,
+    so a model that segfaults or hangs there costs an error, not the user's interpreter."""
+    import pandas as pd
+
+    import reconcile
+
+    specs = {}
+    for fault in ("segfaults", "hangs"):
+        spec = models.from_model_file(f"{write_model(tmp_path, fault)}:net", "1,1,8,8")
+        specs[spec.name] = spec
+    records = pd.DataFrame([{"model": name, "framework": "torch", "tool": "thop", "tool_version": "0",
+                             "layer": "conv", "layer_kind": "conv", "quantity": "compute", "metric": "macs",
+                             "value": 648, "status": "ok", "message": ""} for name in specs])
+    monkeypatch.setattr(runner, "TRACE_TIMEOUT_S", TIMEOUT_S)
+    started = time.monotonic()
+    explained = reconcile.explain(records, specs)
+    assert explained.empty  # no IR, nothing to explain with; and this process is still here
+    assert time.monotonic() - started < TIMEOUT_S + 15  # the hang cost one timeout
