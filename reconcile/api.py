@@ -100,15 +100,23 @@ def plan(models_: "str | Sequence[str] | None" = None, tools: "str | Sequence[st
     return [Job(tool, spec) for spec in chosen for tool in tool_names]
 
 
+class Shared(dict):
+    """A DataFrame's attrs are deep-copied into every frame pandas derives from it (each filter): the specs and
+    IRs are immutable, so the copies share them (a deep copy of ten models' IRs per filter slowed the report)."""
+
+    def __deepcopy__(self, memo) -> "Shared":
+        return self
+
+
 def execute(jobs: list[Job], timeout: float = DEFAULT_TIMEOUT_S, progress: Optional[Progress] = None) \
         -> pd.DataFrame:
     """Run planned jobs; the DataFrame carries what explaining it needs: attrs["specs"] (name -> ModelSpec),
     attrs["irs"] (name -> layer IR Model, None when tracing failed) and attrs["ir_errors"] (name -> why)."""
     traced: dict[str, IRResult] = {}
     df = frame(run_jobs(jobs, timeout, progress, irs=traced))
-    df.attrs["specs"] = {job.spec.name: job.spec for job in jobs}
-    df.attrs["irs"] = {name: result.model for name, result in traced.items()}
-    df.attrs["ir_errors"] = {name: result.error for name, result in traced.items() if result.error}
+    df.attrs["specs"] = Shared({job.spec.name: job.spec for job in jobs})
+    df.attrs["irs"] = Shared({name: result.model for name, result in traced.items()})
+    df.attrs["ir_errors"] = Shared({name: result.error for name, result in traced.items() if result.error})
     return df
 
 
