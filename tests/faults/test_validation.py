@@ -164,3 +164,10 @@ def test_import_time_code_runs_once_and_never_in_the_parent(tmp_path, capsys):
     assert out == "layer,kind,params,macc,flops\nlinear,linear,10,8,18\n__total__,,10,8,18\n", out
     pids = marker.read_text().split()
     assert len(pids) == 1 and int(pids[0]) != os.getpid()
+
+
+def test_run_help_states_the_exit_statuses(capsys):
+    code, out, _ = run_main(["run", "--help"], capsys)
+    text = " ".join(out.split())
+    assert code == 0 and "Exit status: 0 when every job ran" in text and "1 when no job produced a number" in text
+    assert "--strict" in text and "2 on bad input" in text
