@@ -237,10 +237,15 @@ def cached_ir(spec: ModelSpec, framework: str) -> Optional[Model]:
     return _IR_CACHE.get(ir_key(spec, framework))
 
 
+# Why a model could not be traced (its factory or forward raised, hung or died), so that it is not traced again.
+IR_FAILURES: dict[tuple, str] = {}
+
+
 def forget_irs(spec: ModelSpec) -> None:
-    """Drop a model's cached IRs (an in-memory module re-registered under the same name)."""
-    for key in [k for k in _IR_CACHE if k[:5] == ir_key(spec, "")[:5]]:
-        del _IR_CACHE[key]
+    """Drop a model's cached IRs and failures (an in-memory module re-registered under the same name)."""
+    for cache in (_IR_CACHE, IR_FAILURES):
+        for key in [k for k in cache if k[:6] == ir_key(spec, "")[:6]]:
+            del cache[key]
 
 
 def canonical_framework(spec: ModelSpec) -> Optional[str]:

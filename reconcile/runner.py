@@ -588,6 +588,10 @@ def trace_irs(requests: list[tuple[ModelSpec, str]], timeout: Optional[float] = 
     timeout = check_timeout(TRACE_TIMEOUT_S if timeout is None else timeout)
     out: list[IRResult] = []
     for spec, framework in requests:
+        failed = models.IR_FAILURES.get(models.ir_key(spec, framework))
+        if failed:  # a model that hung or crashed once is not traced again by this process
+            out.append(IRResult(None, failed, fatal=True))
+            continue
         if framework == "caffe":
             out.append(_run_ir(IRJob(spec, framework), timeout))
             continue
@@ -607,6 +611,8 @@ def trace_irs(requests: list[tuple[ModelSpec, str]], timeout: Optional[float] = 
         result = result if isinstance(result, IRResult) else IRResult(None, "no IR came back")
         if result.model is not None:
             models.remember_ir(spec, framework, result.model)
+        elif result.fatal:
+            models.IR_FAILURES[models.ir_key(spec, framework)] = result.error
         out.append(result)
     return out
 
