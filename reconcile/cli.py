@@ -5,25 +5,40 @@ import io
 import json
 import sys
 import time
-from pathlib import Path
 from typing import Optional
 
 import click
 
 from .errors import UserError
+from .options import names_once, timeout_seconds
 
 FORMATS = click.Choice(["table", "csv", "json"])
 
 
 def _model_options(fn):
-    fn = click.option("--input-shape", help="N,C,H,W for --model-file (or to override a reference model's).")(fn)
-    fn = click.option("--model-file", help="PATH.py:FACTORY, FACTORY returns a torch nn.Module.")(fn)
+    fn = click.option("--input-shape", help="N,C,H,W: required with --model-file (batch first, at least 2 "
+                                            "dimensions); for reference models it replaces their shape and must "
+                                            "have their number of dimensions; refused for a .prototxt.")(fn)
+    fn = click.option("--model-file", help="PATH.py:FACTORY, FACTORY returns a torch nn.Module. The file is "
+                                           "checked without running it; its code runs only in job processes.")(fn)
     return fn
+
+
+def _timeout_option(what: str):
+    return click.option("--timeout", type=float, default=120.0, show_default=True, callback=timeout_seconds,
+                        help=f"Seconds per {what} (finite, above 0, at most 86400).")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def cli() -> None:
     """Which FLOPs is that number? Run the counters on the same models and explain every mismatch."""
+
+
+def warn_conservation(ir) -> None:
+    """The reference itself is incomplete on this model (a conservation gap): say so on stderr."""
+    for note in ir.notes:
+        if note.startswith("conservation gap"):
+            click.echo(f"reconcile: warning: {ir.name}: {note}", err=True)
 
 
 def _fmt(value: Optional[int]) -> str:
@@ -36,19 +51,25 @@ def _fmt(value: Optional[int]) -> str:
 @click.option("--framework", type=click.Choice(["torch", "keras", "caffe"]), default=None,
               help="Which form of the model to read (default: torch, or caffe for a .prototxt).")
 @click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
+@_timeout_option("trace of the model (it runs in its own process)")
 def formulas(model: Optional[str], model_file: Optional[str], input_shape: Optional[str], framework: Optional[str],
-             fmt: str) -> None:
+             fmt: str, timeout: float) -> None:
     """Per-layer params, MACC and FLOPs by the reference document's formulas."""
     from conventions.formulas import TOTAL, model_counts
 
     from . import models
+    from .runner import trace_ir
 
     spec = models.resolve(model, model_file, input_shape)
     framework = framework or ("torch" if spec.torch_factory else "caffe")
-    ir = models.layer_ir(spec, framework)
-    for note in ir.notes:
-        if note.startswith("conservation gap"):  # the reference itself is incomplete here: say so loudly
-            click.echo(f"reconcile: warning: {spec.name}: {note}", err=True)
+    if framework not in spec.frameworks:
+        form = {"torch": "PyTorch definition", "keras": "Keras twin", "caffe": "Caffe prototxt"}[framework]
+        raise UserError(f"model {spec.name!r} has no {form}")
+    traced = trace_ir(spec, framework, timeout)  # the model's code runs in a child; what it prints goes nowhere
+    if traced.model is None:
+        raise UserError(traced.error)
+    ir = traced.model
+    warn_conservation(ir)
     rows = [{"layer": layer.name if layer else TOTAL, "kind": layer.kind if layer else "",
              "params": counts.params, "macc": counts.macc, "flops": counts.flops, "note": counts.note}
             for layer, counts in model_counts(ir)]
@@ -83,37 +104,58 @@ def _progress(done: int, total: int, job, records, seconds: float) -> None:
                err=True)
 
 
-@cli.command()
-@click.option("--models", help="Comma-separated reference model names or .prototxt paths (default: all).")
-@click.option("--tools", help="Comma-separated tool ids (default: all).")
+EXIT_STATUSES = """Exit status: 0 when every job ran (a tool that crashed, timed out or is missing is a row of
+the report, not a failure of the run); 1 when no job produced a number, or, with --strict, when any row is an
+error; 2 on bad input (one line on stderr, before any job runs)."""
+
+
+@cli.command(epilog=EXIT_STATUSES)
+@click.option("--models", callback=names_once,
+              help="Comma-separated reference model names or .prototxt paths (default: the suite).")
+@click.option("--tools", callback=names_once, help="Comma-separated tool ids (default: all).")
 @_model_options
 @click.option("--batch", type=int, default=None, help="Batch size for reference models (default: their own).")
-@click.option("--out", "out_dir", default="reports", show_default=True, type=click.Path(file_okay=False))
-@click.option("--timeout", type=float, default=120.0, show_default=True, help="Seconds per (tool, model) job.")
+@click.option("--out", "out_dir", default="reports", show_default=True, type=click.Path(file_okay=False),
+              help="Output directory; the set it holds is replaced as a whole, other files are left alone.")
+@_timeout_option("(tool, model) job")
+@click.option("--strict", is_flag=True, help="Exit 1 when any row is an error (a tool crashed or timed out).")
 @click.option("--quiet", is_flag=True, help="No progress lines.")
 def run(models: Optional[str], tools: Optional[str], model_file: Optional[str], input_shape: Optional[str],
-        batch: Optional[int], out_dir: str, timeout: float, quiet: bool) -> None:
+        batch: Optional[int], out_dir: str, timeout: float, strict: bool, quiet: bool) -> None:
     """Run the counters and write records.csv, explanations.csv, report.md and report.html into OUT."""
     from . import api
     from . import models as model_specs
-    from .runner import run_jobs
+    from .records import ERROR, OK
 
     specs = [model_specs.from_model_file(model_file, input_shape)] if model_file else []
-    if batch is not None and batch <= 0:
-        raise UserError(f"--batch must be positive, not {batch}")
-    jobs = api.plan(models, tools, specs, batch)
+    # with --model-file, --input-shape is that file's; otherwise it applies to the --models reference models
+    jobs = api.plan(models, tools, specs, batch, None if model_file else input_shape)
+    charts = [f"chart_{name}.png" for name in dict.fromkeys(job.spec.name for job in jobs)]
+    out = api.prepare_out_dir(out_dir, list(api.RUN_OUTPUTS) + charts)  # before any job: fail fast, write nothing
     started = time.monotonic()
     if not quiet:
         click.echo(f"running {len(jobs)} jobs ({len({j.tool for j in jobs})} tools x "
                    f"{len({j.spec.name for j in jobs})} models), timeout {timeout:g} s each", err=True)
-    records = run_jobs(jobs, timeout, None if quiet else _progress)
-    df = api.frame(records)
+    df = api.execute(jobs, timeout, None if quiet else _progress)
+    for name, reason in df.attrs["ir_errors"].items():
+        click.echo(f"reconcile: {reason}", err=True)
+    for ir in df.attrs.get("irs", {}).values():
+        warn_conservation(ir)
     from .report import write_outputs
 
-    paths = write_outputs(df, Path(out_dir), {job.spec.name: job.spec for job in jobs})
+    paths = write_outputs(df, out, df.attrs["specs"])
     if not quiet:
         click.echo(f"done in {time.monotonic() - started:.1f} s; report: {paths['report.md']} "
                    f"(and {paths['report.html'].name}, records.csv, explanations.csv)", err=True)
+    numbers = int(((df["status"] == OK) & df["value"].notna()).sum())
+    errors = int((df["status"] == ERROR).sum())
+    rows = f"{errors} error row{'' if errors == 1 else 's'}"
+    if numbers == 0:
+        click.echo(f"reconcile: no job produced a number ({rows}); see {paths['report.md']}", err=True)
+        sys.exit(1)
+    if strict and errors:
+        click.echo(f"reconcile: {rows} (--strict); see {paths['report.md']}", err=True)
+        sys.exit(1)
 
 
 def _register_commands() -> None:

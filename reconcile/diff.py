@@ -313,32 +313,33 @@ def sentence(tool: str, metric: str, value, group: list[Layer], values: dict[str
 
 
 # ---------------------------------------------------------------------------------------------------- the engine
-_IR_CACHE: dict[tuple, Optional[Model]] = {}
-
-
-def canonical_ir(model: str, specs: Optional[dict] = None) -> Optional[Model]:
+def canonical_ir(model: str, specs: Optional[dict] = None, irs: Optional[dict] = None) -> Optional[Model]:
     """The layer IR the terms are computed on: PyTorch's if the model has one, else Caffe's, else Keras'.
-    Twins have identical layer names and shapes (tested), so one IR serves every tool."""
+    Twins have identical layer names and shapes (tested), so one IR serves every tool. `irs` (model -> Model,
+    None when tracing failed) are the run's own (records.attrs["irs"]); otherwise the IR comes from a job process
+    (reconcile.runner.trace_ir: the model's code never runs here), cached per spec. None if it cannot be built."""
     from .errors import UserError
-    from .models import layer_ir, reference
+    from .models import cached_ir, canonical_framework, reference
+    from .runner import trace_ir
 
+    if irs is not None and model in irs:
+        return irs[model]
     spec = (specs or {}).get(model)
     try:
         spec = spec or reference(model)
     except UserError:
         return None
-    key = (spec.name, spec.input_shape, spec.torch_factory, str(spec.prototxt))
-    if key not in _IR_CACHE:
-        framework = next((f for f in ("torch", "caffe", "keras") if f in spec.frameworks), None)
-        _IR_CACHE[key] = layer_ir(spec, framework) if framework else None
-    return _IR_CACHE[key]
+    framework = canonical_framework(spec)
+    if framework is None:
+        return None
+    return cached_ir(spec, framework) or trace_ir(spec, framework).model
 
 
-def document_totals(model: str, specs: Optional[dict] = None):
+def document_totals(model: str, specs: Optional[dict] = None, irs: Optional[dict] = None):
     """The document's Counts for a whole model (None if the model cannot be read)."""
     from conventions.formulas import model_counts
 
-    ir = canonical_ir(model, specs)
+    ir = canonical_ir(model, specs, irs)
     return model_counts(ir)[-1][1] if ir is not None else None
 
 
@@ -713,9 +714,10 @@ def explain(records: pd.DataFrame, specs: Optional[dict] = None, irs: Optional[d
     `specs` (model name -> ModelSpec) gives each model's input shape; reconcile.run() stores it in
     `records.attrs["specs"]`. Without it, reference models are read at their default batch."""
     specs = specs or records.attrs.get("specs") or {}
+    irs = irs if irs is not None else records.attrs.get("irs")
     rows: list[dict] = []
     for model, df in records.groupby("model", sort=False):
-        ir = (irs or {}).get(model) or canonical_ir(model, specs)
+        ir = canonical_ir(model, specs, irs)
         if ir is None:
             continue
         rows += explain_model(df, ir)

@@ -94,9 +94,21 @@ def pip_command(dist: str, version: str, target: Path) -> list[str]:
             "--quiet", "--target", str(target), f"{dist}=={version}"]
 
 
+# pip's words for a package index it could not reach; it then says "No matching distribution found", which
+# reads as if the release did not exist.
+_UNREACHABLE = ("NewConnectionError", "Failed to establish a new connection", "Temporary failure in name resolution",
+                "Name or service not known", "Network is unreachable", "Could not fetch URL", "ConnectTimeoutError",
+                "ProxyError", "SSLError", "Connection refused", "Max retries exceeded")
+
+
 def pip_error(stderr: str) -> str:
-    """pip's reason in one line ("No matching distribution found for thop==9.9.9")."""
+    """pip's reason in one line ("No matching distribution found for thop==9.9.9"; "the package index could not
+    be reached ..." when that is why)."""
     lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    unreachable = next((m for line in lines for m in _UNREACHABLE if m in line), None)
+    if unreachable:
+        return (f"the package index could not be reached ({unreachable}); check the network, or pip's index-url "
+                "(pip config list)")
     errors = [line.removeprefix("ERROR: ") for line in lines if line.startswith("ERROR:")]
     return (errors or lines or ["pip failed without a message"])[-1]
 
@@ -446,15 +458,13 @@ def drift_rows(records: pd.DataFrame, versions: Sequence[str], irs: dict[str, Op
 
 
 def ir_of(spec) -> Optional[Model]:
-    """The layer IR terms are computed on, chosen as diff.canonical_ir does (torch, else caffe, else keras) but
-    not cached by name: a user's in-memory module keeps its name when its definition changes."""
-    from .models import layer_ir
+    """The layer IR terms are computed on, chosen as diff.canonical_ir does (torch, else caffe, else keras),
+    traced in a job process (reconcile.runner.trace_ir: the model's code never runs here)."""
+    from .models import canonical_framework
+    from .runner import trace_ir
 
-    framework = next((f for f in ("torch", "caffe", "keras") if f in spec.frameworks), None)
-    try:
-        return layer_ir(spec, framework) if framework else None
-    except UserError:
-        return None
+    framework = canonical_framework(spec)
+    return trace_ir(spec, framework).model if framework else None
 
 
 def irs_for(specs: Sequence) -> dict[str, Optional[Model]]:
@@ -531,13 +541,9 @@ def report_blocks(tool: str, versions: Sequence[str], installs: Sequence[Install
 
 def write_outputs(out_dir: Path, tool: str, versions: Sequence[str], installs: Sequence[Install],
                   records: pd.DataFrame, drift: pd.DataFrame) -> dict[str, Path]:
-    from .api import to_csv, write_atomic
+    from .api import to_csv, write_set
     from .report import render_html, render_md
 
     blocks = report_blocks(tool, versions, installs, records, drift)
-    paths = {name: out_dir / name for name in ("records.csv", "drift.csv", "report_drift.md", "report_drift.html")}
-    write_atomic(paths["records.csv"], to_csv(records))
-    write_atomic(paths["drift.csv"], drift_csv(drift))
-    write_atomic(paths["report_drift.md"], render_md(blocks))
-    write_atomic(paths["report_drift.html"], render_html(blocks))
-    return paths
+    return write_set(out_dir, {"records.csv": to_csv(records), "drift.csv": drift_csv(drift),  # one set, manifest last
+                               "report_drift.md": render_md(blocks), "report_drift.html": render_html(blocks)})

@@ -89,13 +89,69 @@ def to_text(golden: pd.DataFrame) -> str:
     return out[GOLDEN_COLUMNS].to_csv(index=False, lineterminator="\n")
 
 
+MAX_GOLDEN_BYTES = 64 * 2 ** 20
+
+
 def read(path: Path) -> pd.DataFrame:
-    df = pd.read_csv(path, dtype=str, keep_default_na=False)
-    missing = [c for c in GOLDEN_COLUMNS if c not in df.columns]
-    if missing:
-        raise UserError(f"{path}: not a golden file (missing columns {', '.join(missing)})")
-    df["value"] = pd.Series([_parse(v) for v in df["value"]], dtype=object, index=df.index)
-    return df[GOLDEN_COLUMNS]
+    """A golden file, checked line by line: a malformed one is a UserError naming the file, the line and the
+    reason (never a pandas traceback, never a silent pass)."""
+    import csv
+    import io
+
+    from .records import STATUSES
+
+    def bad(line: int, reason: str) -> UserError:
+        return UserError(f"{path}:{line}: {reason}; regenerate it with {UPDATE_COMMAND}")
+
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_GOLDEN_BYTES + 1)
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read the golden ({exc.strerror or exc})") from None
+    if len(data) > MAX_GOLDEN_BYTES:
+        raise bad(1, f"larger than {MAX_GOLDEN_BYTES // 2 ** 20} MB")
+    if b"\0" in data:
+        raise bad(data[:data.index(b"\0")].count(b"\n") + 1, "binary data (a NUL byte), not CSV text")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise bad(data[:exc.start].count(b"\n") + 1, "not UTF-8 text") from None
+    if not text.strip():
+        raise bad(1, f"empty; a golden starts with the header {','.join(GOLDEN_COLUMNS)}")
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    rows = []
+    try:
+        header = next(reader)
+        if header != GOLDEN_COLUMNS:
+            missing = [c for c in GOLDEN_COLUMNS if c not in header]
+            extra = [c for c in header if c not in GOLDEN_COLUMNS]
+            detail = (f"missing columns {', '.join(missing)}" if missing else "") + \
+                     ("; " if missing and extra else "") + (f"extra columns {', '.join(extra)}" if extra else "")
+            raise bad(1, f"not a golden file: header {','.join(header)!r}, expected "
+                         f"{','.join(GOLDEN_COLUMNS)} ({detail or 'another order'})")
+        for fields in reader:
+            line = reader.line_num
+            if not fields:
+                continue
+            if len(fields) != len(GOLDEN_COLUMNS):
+                raise bad(line, f"{len(fields)} fields, expected {len(GOLDEN_COLUMNS)}")
+            row = dict(zip(GOLDEN_COLUMNS, fields))
+            if row["status"] not in STATUSES:
+                raise bad(line, f"status {row['status']!r} is not one of {', '.join(STATUSES)}")
+            try:
+                row["value"] = _parse(row["value"])
+            except ValueError:
+                raise bad(line, f"value {row['value'][:40]!r} is not a number") from None
+            if isinstance(row["value"], float) and row["value"] != row["value"]:
+                raise bad(line, "value is NaN")
+            if (row["value"] is None) != (row["status"] != "ok"):
+                raise bad(line, f"an {row['status']} row {'needs' if row['status'] == 'ok' else 'has'} a value")
+            rows.append(row)
+    except csv.Error as exc:
+        raise bad(reader.line_num, f"malformed CSV ({exc})") from None
+    df = pd.DataFrame(rows, columns=GOLDEN_COLUMNS)
+    df["value"] = pd.Series([r["value"] for r in rows], dtype=object, index=df.index)
+    return df
 
 
 def merge(old: Optional[pd.DataFrame], new: pd.DataFrame) -> pd.DataFrame:
@@ -274,8 +330,10 @@ def compare_all(records: pd.DataFrame, directory: Path, update: bool, irs: dict)
             directory.mkdir(parents=True, exist_ok=True)
             from .api import write_atomic
 
-            write_atomic(path, to_text(merge(existing, current)))
-            path.chmod(0o644)  # write_atomic's temp file is private; goldens are ordinary repository files
+            try:
+                write_atomic(path, to_text(merge(existing, current)))  # mode follows the umask
+            except OSError as exc:
+                raise UserError(f"{path}: cannot write the golden ({exc.strerror or exc})") from None
             state = "created" if existing is None else ("updated" if changes else "unchanged")
             outcomes.append(Outcome(tool, version, path, state, len(current), changes))
         elif existing is not None:
@@ -301,13 +359,20 @@ def check(tools: Optional[Sequence[str]] = None, models: "str | Sequence[str] | 
     from .runner import run_jobs
 
     directory = golden_dir(directory)
+    if update:  # an unwritable golden folder is said before the run, not after it
+        from .api import prepare_out_dir
+
+        prepare_out_dir(directory, option="--golden-dir")
+    elif directory.exists() and not directory.is_dir():
+        raise UserError(f"--golden-dir {directory}: not a directory")
     chosen, notes = available_tools(tools)
     if not chosen:
         return Report(directory, [], notes + ["no tool to check"])
     jobs = plan(models, chosen, specs)
-    records = frame(run_jobs(jobs, timeout, progress))
-    unique = list({job.spec.name: job.spec for job in jobs}.values())
-    return Report(directory, compare_all(records, directory, update, drift.irs_for(unique)), notes)
+    traced: dict = {}
+    records = frame(run_jobs(jobs, timeout, progress, irs=traced))  # each model's IR traced in a job process
+    irs = {name: result.model for name, result in traced.items()}
+    return Report(directory, compare_all(records, directory, update, irs), notes)
 
 
 def assert_counts(module, input_shape: Sequence[int], tools: Sequence[str] = ("thop",),

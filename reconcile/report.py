@@ -17,7 +17,7 @@ import pandas as pd
 
 from conventions import terms as T
 
-from .api import to_csv, write_atomic
+from .api import to_csv
 from .diff import some as _some
 from .records import COMPUTE, MODEL_LEVEL, OK, PARAMS, TOTAL
 
@@ -214,9 +214,11 @@ def document_audit() -> list[Block]:
     """What the reference document gets wrong or leaves ambiguous, checked with its own formulas on its LeNet."""
     from conventions.formulas import layer_counts
 
-    from .models import layer_ir, reference
+    from .diff import canonical_ir
 
-    lenet = layer_ir(reference("lenet"), "torch")
+    lenet = canonical_ir("lenet")  # traced in a job process (reconcile.runner), like every model
+    if lenet is None:
+        return [Heading("Auditing the reference document", 2), Para("The document's LeNet could not be traced.")]
     ip1, conv2, pool1 = (layer_counts(lenet.layer(n)) for n in ("ip1", "conv2", "pool1"))
     pool_terms = T.terms(lenet.layer("pool1"))
     return [
@@ -259,10 +261,14 @@ def build(records: pd.DataFrame, explanations: pd.DataFrame, specs: Optional[dic
                         "number on every layer of that kind in this run (0 = counted as nothing; blank = the tool "
                         "has no row for that kind)."),
                    Table(matrix)]
+    irs, ir_errors = records.attrs.get("irs"), records.attrs.get("ir_errors") or {}
     for model in dict.fromkeys(records["model"]):
-        doc = document_totals(model, specs)
+        doc = document_totals(model, specs, irs)
         doc_flops = doc.flops if doc else None
         blocks.append(Heading(f"Model `{model}`", 2))
+        if model in ir_errors:
+            blocks.append(Para(f"**The model could not be traced to its layer IR**: {ir_errors[model]}. No document "
+                               "formulas or explanations for it; its tools' rows say what they did."))
         if doc:
             blocks.append(Para(f"Document formulas: params {doc.params:,}, MACC {doc.macc:,}, FLOPs {doc.flops:,}"
                                + (f" ({doc.note})." if doc.note else ".")))
@@ -274,7 +280,7 @@ def build(records: pd.DataFrame, explanations: pd.DataFrame, specs: Optional[dic
             matrix = layer_matrix(records, model, quantity)
             if not matrix.empty:
                 blocks += [Heading(f"Per layer: {quantity}", 3), Table(matrix)]
-        close = near_misses(records, model, canonical_ir(model, specs))
+        close = near_misses(records, model, canonical_ir(model, specs, irs))
         if close:
             blocks += [Heading("Near agreements and coincidences", 3),
                        Para("Totals within 0.2% of each other (or equal) whose layers differ, difference by "
@@ -372,18 +378,15 @@ def write_outputs(records: pd.DataFrame, out_dir: Path, specs: Optional[dict] = 
     """Write every output of a run; each file appears whole (temp file + rename) or not at all."""
     from .diff import explain
 
+    from .api import write_set
+
     explanations = explain(records, specs)
     blocks = build(records, explanations, specs)
-    paths = {name: out_dir / name for name in ("records.csv", "explanations.csv", "report.md", "report.html")}
-    write_atomic(paths["records.csv"], to_csv(records))
-    write_atomic(paths["explanations.csv"], explanations_csv(explanations))
-    for block in blocks:
-        if isinstance(block, Image):
-            target = out_dir / block.file_name
-            target.write_bytes(block.png)
-    write_atomic(paths["report.md"], render_md(blocks))
-    write_atomic(paths["report.html"], render_html(blocks))
-    return paths
+    files: dict[str, Union[str, bytes]] = {"records.csv": to_csv(records),
+                                           "explanations.csv": explanations_csv(explanations)}
+    files.update({block.file_name: block.png for block in blocks if isinstance(block, Image)})
+    files.update({"report.md": render_md(blocks), "report.html": render_html(blocks)})
+    return write_set(out_dir, files)  # staged, switched in as one set, manifest last
 
 
 def explanations_csv(explanations: pd.DataFrame) -> str:

@@ -10,24 +10,58 @@ once per run. Layout:
     restarts it if a job overruns the timeout.
 The two framework workers run concurrently (the machines have 2 cores). A crash, timeout, missing tool or a
 model the tool cannot read becomes status rows; the other jobs still finish.
+
+User code (a model's factory and forward, a tool) runs only in job processes, never in the parent:
+  - an IR job traces a model to its layer IR (models.layer_ir) in a forked child with the timeout and ships the
+    picklable Model back. In a run, each model is traced once, by the torch worker, before the tool jobs of
+    that model: the worker keeps the Model in models' IR cache, so every tool child forked afterwards inherits
+    it. The parent gets the Models for the report (`irs`); `trace_irs` does the same outside a run (formulas,
+    explain() on loaded records, which).
+  - a model whose IR job raises a user error, times out or kills its process is not run by any tool: its jobs
+    become error rows naming the reason (one timeout per model, not one per tool).
+Processes die with their parent: each worker and job child closes the pipe ends it inherited, asks the kernel
+for a signal when its parent dies (prctl PR_SET_PDEATHSIG; a watchdog thread elsewhere), and every job runs in
+its own process group, killed whole at its timeout and when it ends, so processes a user's forward spawned die
+too.
 """
 from __future__ import annotations
 
+import atexit
+import math
 import multiprocessing as mp
 import os
+import signal
 import sys
+import threading
 import time
 import traceback
 from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection, wait
-from typing import Callable, Optional
+from typing import Any, Callable, Optional, Union
+
+from conventions.ir import Model
 
 from . import adapters, shims
+from .errors import UserError
 from .models import ModelSpec
 from .records import ERROR, SKIPPED, Emitter, Record
 
 DEFAULT_TIMEOUT_S = 120.0
+TRACE_TIMEOUT_S = DEFAULT_TIMEOUT_S  # tracing outside a run (explain() on loaded records, which): no --timeout there
+MAX_TIMEOUT_S = 24 * 3600.0  # a job that needs longer than a day is a hang, whatever the model
 _CTX = mp.get_context("fork")
+
+
+def check_timeout(timeout: Any, option: str = "timeout") -> float:
+    """A finite number of seconds in (0, MAX_TIMEOUT_S]; anything else is the user's error."""
+    try:
+        seconds = float(timeout)
+    except (TypeError, ValueError):
+        raise UserError(f"{option} must be a number of seconds, not {timeout!r}") from None
+    if not math.isfinite(seconds) or seconds <= 0 or seconds > MAX_TIMEOUT_S:
+        raise UserError(f"{option} must be a finite number of seconds above 0 and at most {MAX_TIMEOUT_S:g} "
+                        f"(24 h), not {timeout!r}")
+    return seconds
 
 
 @dataclass(frozen=True)
@@ -75,23 +109,43 @@ def precheck(job: Job) -> Optional[list[Record]]:
     return None
 
 
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else ""
+
+
 def execute(job: Job) -> list[Record]:
-    """Run one job in this process; an exception becomes one error row."""
+    """Run one job in this process; an exception (or sys.exit) becomes one error row."""
     module = adapters.get(job.tool)
     emit = _emitter(job, framework_for(module, job.spec))
     try:
         return list(module.count(job.spec, emit))
-    except Exception as exc:  # the tool crashed: record it, the run goes on
-        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        where = traceback.extract_tb(exc.__traceback__)[-1]
-        return [emit.status(ERROR, f"{type(exc).__name__}: {detail} (at {os.path.basename(where.filename)}:"
-                                   f"{where.lineno})")]
+    except (Exception, SystemExit) as exc:  # the tool (or the model) crashed or exited: record it, the run goes on
+        where = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
+        at = f" (at {os.path.basename(where.filename)}:{where.lineno})" if where else ""
+        detail = f"sys.exit({exc.code!r}) called" if isinstance(exc, SystemExit) else _first_line(exc)
+        return [emit.status(ERROR, f"{type(exc).__name__}: {detail}{at}")]
 
 
 def _timeout_rows(job: Job, timeout: float) -> list[Record]:
     module = adapters.get(job.tool)
     emit = _emitter(job, framework_for(module, job.spec))
     return [emit.status(ERROR, f"timed out after {timeout:g} s; killed")]
+
+
+def _died(exitcode: Optional[int]) -> str:
+    """How a process ended, for a message: "exit code 3" / "killed by SIGSEGV"."""
+    if exitcode is not None and exitcode < 0:
+        try:
+            return f"killed by {signal.Signals(-exitcode).name}"
+        except ValueError:
+            return f"killed by signal {-exitcode}"
+    return f"exit code {exitcode}"
+
+
+def _died_rows(job: Job, exitcode: Optional[int]) -> list[Record]:
+    emit = _emitter(job, framework_for(adapters.get(job.tool), job.spec))
+    return [emit.status(ERROR, f"the tool's process died ({_died(exitcode)}) without a result")]
 
 
 def _silence() -> None:
@@ -112,42 +166,190 @@ def _single_threaded() -> None:
         sys.modules["torch"].set_num_threads(1)
 
 
-def _child(conn: Connection, job: Job) -> None:
+# ------------------------------------------------------------------------------------------ process hygiene
+# Pipe ends this process holds as a parent. A forked child closes its copies first thing: a worker holding the
+# parent's end of its own pipe (or of another worker's) never sees end-of-file when the parent dies.
+_PARENT_ENDS: list[Connection] = []
+# The process group of the job child a worker is running, killed whole when the worker is told to stop.
+_JOB_GROUP: Optional[int] = None
+_PR_SET_PDEATHSIG = 1
+
+
+def _close_inherited(*extra: Connection) -> None:
+    for conn in list(_PARENT_ENDS) + list(extra):
+        try:
+            conn.close()
+        except OSError:
+            pass
+    _PARENT_ENDS.clear()
+
+
+def _die_with_parent(sig: int) -> None:
+    """Have the kernel send `sig` to this process when its parent exits (Linux prctl PR_SET_PDEATHSIG); where
+    that is unavailable, a watchdog thread polls getppid. Checked once more after arming: the parent may already
+    be gone (this process then belongs to init)."""
+    parent = os.getppid()
+    armed = False
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            armed = libc.prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0) == 0
+        except (OSError, AttributeError):
+            armed = False
+    if not armed:
+        def watch() -> None:
+            while os.getppid() == parent:
+                time.sleep(0.5)
+            os.kill(os.getpid(), sig)
+
+        threading.Thread(target=watch, name="reconcile-parent-watchdog", daemon=True).start()
+    if os.getppid() != parent:
+        os.kill(os.getpid(), sig)
+
+
+def _own_group(pid: int) -> None:
+    """Make `pid` the leader of a new process group (called by both parent and child: whichever runs first
+    wins the race, and a kill of the group never misses the child)."""
+    try:
+        os.setpgid(pid, pid)
+    except OSError:  # already done by the other side, or the child already exited
+        pass
+
+
+def _kill_group(pgid: int, sig: int = signal.SIGKILL) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError, OSError):
+        pass
+
+
+def _stop_worker(signum, frame) -> None:
+    """A worker told to stop (its parent died: PDEATHSIG; or a kill): its job's whole group goes first."""
+    if _JOB_GROUP is not None:
+        _kill_group(_JOB_GROUP)
+    os._exit(128 + signum)
+
+
+def _job_main(send: Connection, receive: Connection, inherited: tuple, fn: Callable, args: tuple) -> None:
+    """First code of a job child: its own process group, dies with its worker, holds no foreign pipe ends."""
+    _own_group(0)
+    _close_inherited(receive, *inherited)
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)
+    _die_with_parent(signal.SIGKILL)
     _single_threaded()
+    if not os.environ.get("RECONCILE_DEBUG"):  # a crash is reported as a row; no dump on an inherited stderr
+        import faulthandler
+
+        faulthandler.disable()
+    result = fn(*args)
+    send.send(result)
+    send.close()
+
+
+def fork_call(fn: Callable, args: tuple, timeout: float, inherited: tuple = ()) -> tuple[str, Any]:
+    """Run fn(*args) in a forked child (its own process group) with a timeout. Returns ("ok", result),
+    ("timeout", None) or ("died", exitcode). The child's group is killed when the call ends, whatever happened,
+    so nothing the child spawned outlives it."""
+    global _JOB_GROUP
+    receive, send = _CTX.Pipe(duplex=False)
+    child = _CTX.Process(target=_job_main, args=(send, receive, inherited, fn, args), daemon=True)
+    child.start()
+    _own_group(child.pid)
+    _JOB_GROUP = child.pid
+    send.close()
+    try:
+        if not receive.poll(timeout):
+            return "timeout", None
+        try:
+            return "ok", receive.recv()
+        except (EOFError, OSError):
+            child.join(5)  # died on its own: let it finish dying for its exit code
+            return "died", child.exitcode
+        except Exception as exc:  # a result that does not unpickle
+            return "ok", exc
+    finally:
+        _kill_group(child.pid)
+        _JOB_GROUP = None
+        child.join(5)
+        receive.close()
+
+
+def _child(job: Job) -> list[Record]:
     if job.extra_path or job.shims:
         shims.put_first(job.extra_path)
         shims.apply(job.shims)
     records = execute(job)
     if job.shims:
         records = [replace(r, message=shims.note(r.message)) for r in records]
-    conn.send(records)
-    conn.close()
-
-
-def _run_forked(job: Job, timeout: float) -> list[Record]:
-    receive, send = _CTX.Pipe(duplex=False)
-    child = _CTX.Process(target=_child, args=(send, job), daemon=True)
-    child.start()
-    send.close()
-    records: Optional[list[Record]] = None
-    answered = receive.poll(timeout)  # True on a result and on EOF (the child died)
-    if answered:
-        try:
-            records = receive.recv()
-        except EOFError:
-            records = None
-    child.join(5 if answered else 0)
-    if child.is_alive():
-        child.kill()
-        child.join()
-        if not answered:
-            return _timeout_rows(job, timeout)
-    if records is None:
-        emit = _emitter(job, framework_for(adapters.get(job.tool), job.spec))
-        return [emit.status(ERROR, f"the tool's process died (exit code {child.exitcode}) without a result")]
     return records
 
 
+def _run_forked(job: Job, timeout: float, inherited: tuple = ()) -> list[Record]:
+    state, result = fork_call(_child, (job,), timeout, inherited)
+    if state == "timeout":
+        return _timeout_rows(job, timeout)
+    if state == "died" or not isinstance(result, list):
+        return _died_rows(job, result if state == "died" else None)
+    return result
+
+
+# ------------------------------------------------------------------------------------------------- IR jobs
+@dataclass(frozen=True)
+class IRJob:
+    """Trace one model to its layer IR (models.layer_ir) in a job process."""
+    spec: ModelSpec
+    framework: str
+
+    def describe(self) -> str:
+        return f"tracing {self.spec.name} ({self.framework})"
+
+
+@dataclass(frozen=True)
+class IRResult:
+    model: Optional[Model]
+    error: str = ""  # why there is no IR, one line
+    fatal: bool = False  # the model itself is broken (its factory or forward raised, hung or died)
+
+
+def _trace(spec: ModelSpec, framework: str) -> IRResult:
+    from . import models
+
+    try:
+        return IRResult(models.layer_ir(spec, framework))
+    except UserError as exc:
+        return IRResult(None, str(exc), fatal=True)
+    except SystemExit as exc:
+        return IRResult(None, f"model {spec.name!r}: the model called sys.exit({exc.code!r}) while being traced",
+                        fatal=True)
+    except Exception as exc:  # the front end failed on a model that runs: tools may still count it
+        return IRResult(None, f"model {spec.name!r}: tracing to the layer IR failed: {type(exc).__name__}: "
+                              f"{_first_line(exc)}")
+
+
+def _run_ir(job: IRJob, timeout: float, inherited: tuple = ()) -> IRResult:
+    from . import models
+
+    if job.framework == "caffe":  # parsing a prototxt runs no user code, and is bounded in size and time
+        result = _trace(job.spec, job.framework)
+    else:
+        state, result = fork_call(_trace, (job.spec, job.framework), timeout, inherited)
+        if state == "timeout":
+            result = IRResult(None, f"model {job.spec.name!r}: tracing timed out after {timeout:g} s; killed "
+                                    "(its factory or forward does not return)", fatal=True)
+        elif state == "died":
+            result = IRResult(None, f"model {job.spec.name!r}: the process tracing it died ({_died(result)}) "
+                                    "in its factory or forward", fatal=True)
+        elif not isinstance(result, IRResult):
+            result = IRResult(None, f"model {job.spec.name!r}: its layer IR could not be shipped back ({result!r})")
+    if result.model is not None:
+        models.remember_ir(job.spec, job.framework, result.model)
+    return result
+
+
+# ------------------------------------------------------------------------------------------------- workers
 def _warm(group: str) -> None:
     if group == "torch":
         import torch  # noqa: F401  (paid once, inherited by every forked job)
@@ -162,6 +364,11 @@ def _warm(group: str) -> None:
 
 
 def _serve(conn: Connection, group: str, timeout: float) -> None:
+    _own_group(0)
+    _close_inherited()
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, _stop_worker)
+    _die_with_parent(signal.SIGTERM)
     _silence()
     _single_threaded()
     _warm(group)
@@ -172,14 +379,20 @@ def _serve(conn: Connection, group: str, timeout: float) -> None:
             return
         if job is None:
             return
-        records = execute(job) if group == "tf" else _run_forked(job, timeout)
-        conn.send(records)
+        if isinstance(job, IRJob):
+            result: Union[list[Record], IRResult] = _run_ir(job, timeout, (conn,))
+        else:
+            result = execute(job) if group == "tf" else _run_forked(job, timeout, (conn,))
+        conn.send(result)
+
+
+Item = Union[Job, IRJob]
 
 
 class _Worker:
     def __init__(self, group: str, timeout: float):
         self.group, self.timeout = group, timeout
-        self.job: Optional[Job] = None
+        self.job: Optional[Item] = None
         self.started = 0.0
         self.fresh = True  # the first job of a TF worker also pays `import tensorflow`
         self._start()
@@ -187,12 +400,14 @@ class _Worker:
     def _start(self) -> None:
         self.fresh = True
         self.conn, child_conn = _CTX.Pipe()
+        _PARENT_ENDS.append(self.conn)
         # not a daemon: it forks a child per job (daemons may not); close() always reaps it
         self.process = _CTX.Process(target=_serve, args=(child_conn, self.group, self.timeout))
         self.process.start()
+        _own_group(self.process.pid)
         child_conn.close()
 
-    def submit(self, job: Job) -> None:
+    def submit(self, job: Item) -> None:
         self.job, self.started = job, time.monotonic()
         self.conn.send(job)
 
@@ -202,44 +417,79 @@ class _Worker:
         warm = 60 if self.group == "tf" and self.fresh else 0
         return self.started + self.timeout + margin + warm
 
-    def collect(self) -> list[Record]:
+    def _failed(self, job: Item, reason: str, timed_out: bool) -> Union[list[Record], IRResult]:
+        if isinstance(job, IRJob):
+            return IRResult(None, f"model {job.spec.name!r}: {reason}", fatal=timed_out)
+        if timed_out:
+            return _timeout_rows(job, self.timeout)
+        emit = _emitter(job, framework_for(adapters.get(job.tool), job.spec))
+        return [emit.status(ERROR, reason)]
+
+    def collect(self) -> Union[list[Record], IRResult]:
         job, self.job, self.fresh = self.job, None, False
         try:
             return self.conn.recv()
-        except EOFError:  # the worker itself died (e.g. a segfault inside TensorFlow)
+        except (EOFError, OSError):  # the worker itself died (e.g. a segfault inside TensorFlow)
+            self.process.join(5)
             code = self.process.exitcode
-            self.process.join()
+            self._kill()
             self._start()
-            emit = _emitter(job, framework_for(adapters.get(job.tool), job.spec))
-            return [emit.status(ERROR, f"the tool's process died (exit code {code}) without a result")]
+            return self._failed(job, f"the tool's process died ({_died(code)}) without a result", False)
 
-    def kill_and_restart(self) -> list[Record]:
+    def kill_and_restart(self) -> Union[list[Record], IRResult]:
         job = self.job
-        self.process.kill()
-        self.process.join()
+        self._kill()
         self._start()
         self.job = None
-        return _timeout_rows(job, self.timeout)
+        return self._failed(job, f"timed out after {self.timeout:g} s; killed", True)
 
-    def close(self) -> None:
-        try:
-            self.conn.send(None)
-        except (BrokenPipeError, OSError):
-            pass
-        self.process.join(5)
-        if self.process.is_alive():
-            self.process.kill()
+    def _kill(self) -> None:
+        """Stop the worker and everything under it: SIGTERM lets it kill its job's group, then its own group."""
+        if self.process.exitcode is None:
+            _kill_group(self.process.pid, signal.SIGTERM)
+            self.process.join(2)
+        if self.process.exitcode is None:
+            _kill_group(self.process.pid)
+            self.process.join(5)
+        self._forget_conn()
+
+    def _forget_conn(self) -> None:
+        if self.conn in _PARENT_ENDS:
+            _PARENT_ENDS.remove(self.conn)
+        self.conn.close()
+
+    def close(self, abort: bool = False) -> None:
+        if not abort:
+            try:
+                self.conn.send(None)
+            except (BrokenPipeError, OSError):
+                pass
+            self.process.join(5)
+        self._kill()
 
 
 Progress = Callable[[int, int, Job, list[Record], float], None]
 
 
-def run_jobs(jobs: list[Job], timeout: float = DEFAULT_TIMEOUT_S, progress: Optional[Progress] = None) \
-        -> list[Record]:
-    """Run every job; return all records in job order (deterministic whatever the completion order)."""
+def _not_run_rows(job: Job, reason: str) -> list[Record]:
+    emit = _emitter(job, framework_for(adapters.get(job.tool), job.spec))
+    return [emit.status(ERROR, f"not run: {reason}")]
+
+
+def run_jobs(jobs: list[Job], timeout: float = DEFAULT_TIMEOUT_S, progress: Optional[Progress] = None,
+             irs: Optional[dict[str, IRResult]] = None) -> list[Record]:
+    """Run every job; return all records in job order (deterministic whatever the completion order).
+
+    Each model is first traced to its layer IR by an IR job in the torch worker (which keeps it for the tool
+    jobs it forks afterwards); `irs`, when given, receives model name -> IRResult. A model whose tracing failed
+    fatally is not run by any tool: its remaining jobs become error rows."""
+    from . import models
+
+    timeout = check_timeout(timeout)
     results: dict[int, list[Record]] = {}
-    pending: dict[str, list[tuple[int, Job]]] = {}
+    pending: dict[str, list[tuple[int, Item]]] = {}
     done = 0
+    traced: dict[str, IRResult] = {} if irs is None else irs
 
     def finish(index: int, job: Job, records: list[Record], seconds: float) -> None:
         nonlocal done
@@ -248,21 +498,42 @@ def run_jobs(jobs: list[Job], timeout: float = DEFAULT_TIMEOUT_S, progress: Opti
         if progress:
             progress(done, len(jobs), job, records, seconds)
 
+    # one IR job per model, queued in the torch worker ahead of that model's torch jobs
+    ir_queued: set[str] = set()
     for index, job in enumerate(jobs):
+        if job.spec.name not in ir_queued:
+            ir_queued.add(job.spec.name)
+            framework = models.canonical_framework(job.spec)
+            if framework is not None:
+                pending.setdefault("torch", []).append((-1, IRJob(job.spec, framework)))
         early = precheck(job)
         if early is not None:
             finish(index, job, early, 0.0)
         else:
             pending.setdefault(adapters.get(job.tool).WORKER, []).append((index, job))
 
+    def drop_model(name: str, reason: str) -> None:
+        for group, queue in pending.items():
+            kept = []
+            for index, item in queue:
+                if isinstance(item, Job) and item.spec.name == name:
+                    finish(index, item, _not_run_rows(item, reason), 0.0)
+                else:
+                    kept.append((index, item))
+            queue[:] = kept
+
     # TF first: its worker is forked before this process might import torch.
-    workers = {group: _Worker(group, timeout) for group in sorted(pending, key=lambda g: g != "tf")}
+    workers: dict[str, _Worker] = {}
     indices: dict[str, int] = {}
+    aborted = True
     try:
+        for group in sorted(pending, key=lambda g: g != "tf"):
+            workers[group] = _Worker(group, timeout)
         for group, worker in workers.items():
-            index, job = pending[group].pop(0)
-            indices[group] = index
-            worker.submit(job)
+            if pending[group]:
+                index, job = pending[group].pop(0)
+                indices[group] = index
+                worker.submit(job)
         while any(w.job is not None for w in workers.values()):
             busy = {w.conn: g for g, w in workers.items() if w.job is not None}
             now = time.monotonic()
@@ -272,17 +543,79 @@ def run_jobs(jobs: list[Job], timeout: float = DEFAULT_TIMEOUT_S, progress: Opti
                 worker = workers[group]
                 job = worker.job
                 if worker.conn in ready:
-                    records = worker.collect()
+                    result = worker.collect()
                 elif time.monotonic() > worker.deadline():
-                    records = worker.kill_and_restart()
+                    result = worker.kill_and_restart()
                 else:
                     continue
-                finish(indices[group], job, records, time.monotonic() - worker.started)
+                if isinstance(job, IRJob):
+                    outcome = result if isinstance(result, IRResult) else IRResult(None, "no IR came back")
+                    traced[job.spec.name] = outcome
+                    if outcome.model is not None:  # the report and explain() in this process reuse it
+                        models.remember_ir(job.spec, job.framework, outcome.model)
+                    if outcome.fatal:
+                        drop_model(job.spec.name, outcome.error)
+                else:
+                    finish(indices[group], job, result, time.monotonic() - worker.started)
                 if pending[group]:
                     index, next_job = pending[group].pop(0)
                     indices[group] = index
                     worker.submit(next_job)
+        aborted = False
     finally:
         for worker in workers.values():
-            worker.close()
+            worker.close(abort=aborted)
     return [record for index in range(len(jobs)) for record in results[index]]
+
+
+_TRACER: Optional[_Worker] = None  # one torch worker per process for IR jobs outside a run, started on demand
+
+
+def _close_tracer() -> None:
+    global _TRACER
+    if _TRACER is not None:
+        _TRACER.close()
+        _TRACER = None
+
+
+def trace_irs(requests: list[tuple[ModelSpec, str]], timeout: Optional[float] = None) -> list[IRResult]:
+    """Trace models to their layer IR outside a run (formulas, explain() on loaded records, which): each in a
+    job process with the timeout, forked by one torch worker that stays up for this process (torch imported
+    once). A Caffe prototxt is parsed here (no user code)."""
+    global _TRACER
+    from . import models
+
+    timeout = check_timeout(TRACE_TIMEOUT_S if timeout is None else timeout)
+    out: list[IRResult] = []
+    for spec, framework in requests:
+        failed = models.IR_FAILURES.get(models.ir_key(spec, framework))
+        if failed:  # a model that hung or crashed once is not traced again by this process
+            out.append(IRResult(None, failed, fatal=True))
+            continue
+        if framework == "caffe":
+            out.append(_run_ir(IRJob(spec, framework), timeout))
+            continue
+        if _TRACER is None or _TRACER.process.exitcode is not None or _TRACER.timeout != timeout:
+            _close_tracer()
+            _TRACER = _Worker("torch", timeout)
+            atexit.register(_close_tracer)
+        worker = _TRACER
+        try:
+            worker.submit(IRJob(spec, framework))
+            ready = wait([worker.conn], timeout=max(0.1, worker.deadline() - time.monotonic()))
+            result = worker.collect() if ready else worker.kill_and_restart()
+        except BaseException:
+            worker.close(abort=True)
+            _TRACER = None
+            raise
+        result = result if isinstance(result, IRResult) else IRResult(None, "no IR came back")
+        if result.model is not None:
+            models.remember_ir(spec, framework, result.model)
+        elif result.fatal:
+            models.IR_FAILURES[models.ir_key(spec, framework)] = result.error
+        out.append(result)
+    return out
+
+
+def trace_ir(spec: ModelSpec, framework: str, timeout: Optional[float] = None) -> IRResult:
+    return trace_irs([(spec, framework)], timeout)[0]

@@ -64,7 +64,8 @@ def test_bad_input_is_one_line_and_status_2(cli, args, fragment, tmp_path):
     ("def other():\n    pass\n", "has no callable 'net'"),
     ("def net():\n    raise RuntimeError('boom')\n", "raised RuntimeError: boom"),
     ("def net():\n    return 42\n", "not a torch nn.Module"),
-    ("this is not python\n", "importing"),
+    ("def net(:\n", "importing"),  # a syntax error, found without running the file
+    ("this is not python\ndef net():\n    pass\n", "importing"),  # parses; fails when imported (in a child)
 ])
 def test_bad_model_file(cli, tmp_path, body, fragment):
     path = tmp_path / "m.py"

@@ -6,6 +6,8 @@ from typing import Optional
 
 import click
 
+from ..options import names_once, timeout_seconds
+
 
 def _progress(done: int, total: int, job, records, seconds: float) -> None:
     statuses = sorted({r.status for r in records})
@@ -15,11 +17,13 @@ def _progress(done: int, total: int, job, records, seconds: float) -> None:
 
 @click.command("check")
 @click.option("--update", is_flag=True, help="Rewrite the goldens with the current numbers (on purpose).")
-@click.option("--tools", help="Comma-separated tool ids (default: every installed tool).")
-@click.option("--models", help="Comma-separated reference model names (default: the reference suite).")
+@click.option("--tools", callback=names_once, help="Comma-separated tool ids (default: every installed tool).")
+@click.option("--models", callback=names_once,
+              help="Comma-separated reference model names (default: the reference suite).")
 @click.option("--golden-dir", default=None,
               help="Folder of <tool>-<version>.csv goldens (default: $RECONCILE_GOLDEN_DIR or tests/golden).")
-@click.option("--timeout", type=float, default=120.0, show_default=True, help="Seconds per (tool, model) job.")
+@click.option("--timeout", type=float, default=120.0, show_default=True, callback=timeout_seconds,
+              help="Seconds per (tool, model) job (finite, above 0, at most 86400).")
 @click.option("--quiet", is_flag=True, help="No progress lines.")
 def command(update: bool, tools: Optional[str], models: Optional[str], golden_dir: Optional[str], timeout: float,
             quiet: bool) -> None:
@@ -29,6 +33,10 @@ def command(update: bool, tools: Optional[str], models: Optional[str], golden_di
     convention it reflects; --update rewrites the goldens."""
     from .. import golden
     from ..api import _split
+    from ..errors import UserError
+
+    if tools is not None and not _split(tools):
+        raise UserError("--tools is empty: name at least one tool, or leave the option out for every installed one")
 
     report = golden.check(_split(tools), models, golden_dir, update, timeout, None if quiet else _progress)
     click.echo(report.text())

@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Optional
 
 import click
+
+from ..options import names_once, timeout_seconds
 
 
 def _progress(done: int, total: int, job, records, seconds: float) -> None:
@@ -23,15 +24,22 @@ def _installed(inst) -> None:
                    f"{inst.folder}", err=True)
 
 
+def drift_framework(spec) -> str:
+    from ..models import canonical_framework
+
+    return canonical_framework(spec) or "torch"
+
+
 @click.command("matrix")
 @click.option("--tool", required=True, help="Tool id, e.g. thop.")
 @click.option("--versions", required=True,
               help="Comma-separated releases in upgrade order, e.g. 0.0.31.post2005241907,0.1.1.post2209072238.")
-@click.option("--models", help="Comma-separated reference model names (default: all).")
+@click.option("--models", callback=names_once, help="Comma-separated reference model names (default: all).")
 @click.option("--out", "out_dir", default="reports/drift", show_default=True, type=click.Path(file_okay=False))
 @click.option("--cache-dir", default=None,
               help="Where releases are installed, one folder each (default: $RECONCILE_TOOL_CACHE or .cache/tools).")
-@click.option("--timeout", type=float, default=120.0, show_default=True, help="Seconds per (version, model) job.")
+@click.option("--timeout", type=float, default=120.0, show_default=True, callback=timeout_seconds,
+              help="Seconds per (version, model) job (finite, above 0, at most 86400).")
 @click.option("--quiet", is_flag=True, help="No progress lines.")
 def command(tool: str, versions: str, models: Optional[str], out_dir: str, cache_dir: Optional[str],
             timeout: float, quiet: bool) -> None:
@@ -40,15 +48,19 @@ def command(tool: str, versions: str, models: Optional[str], out_dir: str, cache
     Writes OUT/drift.csv, OUT/records.csv and OUT/report_drift.md (+ .html). A release pip cannot install
     becomes an error row; the others still run (exit 0)."""
     from .. import api, drift
+    from ..runner import trace_irs
 
     drift.tool_distribution(tool)  # a UserError (exit 2) before anything installs
     wanted = drift.parse_versions(versions)
     specs = [job.spec for job in api.plan(models, tool)]
+    out = api.prepare_out_dir(out_dir, ["records.csv", "drift.csv", "report_drift.md", "report_drift.html"])
     started = time.monotonic()
     records, installs = drift.run_matrix(tool, wanted, specs, drift.cache_root(cache_dir), timeout,
                                          None if quiet else _progress, None if quiet else _installed)
-    table = drift.drift_rows(records, wanted, drift.irs_for(specs))
-    paths = drift.write_outputs(Path(out_dir), tool, wanted, installs, records, table)
+    irs = {spec.name: result.model  # traced in job processes, never here
+           for spec, result in zip(specs, trace_irs([(s, drift_framework(s)) for s in specs], timeout))}
+    table = drift.drift_rows(records, wanted, irs)
+    paths = drift.write_outputs(out, tool, wanted, installs, records, table)
     for row in table[table["layer"] == "__total__"].itertuples(index=False):
         click.echo(f"{row.model} {row.metric}: {row.from_version} -> {row.to_version}: {drift.n(row.from_value)} -> "
                    f"{drift.n(row.to_value)}: {row.change}")

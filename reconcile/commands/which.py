@@ -6,6 +6,8 @@ from typing import Optional
 
 import click
 
+from ..options import tolerance_fraction
+
 
 def _progress(done: int, total: int, job, records, seconds: float) -> None:
     statuses = sorted({r.status for r in records})
@@ -29,12 +31,58 @@ def _table(frame, limit: int) -> str:
     return "\n".join(out)
 
 
+MAX_COUNT = 10 ** 30  # no network has more FLOPs or parameters; a VALUE beyond it is a typo
+
+
+def _check_value(value: str) -> None:
+    """VALUE is a positive count a paper could print: huge exponents (1e1000000) and tiny ones (1e-400) are
+    refused here, in one line, instead of overflowing the arithmetic later."""
+    from ..errors import UserError
+    from ..which import parse_value
+
+    try:
+        printed = parse_value(value)
+        number = float(printed.value)
+    except (ArithmeticError, ValueError, OverflowError):
+        number = float("inf")
+    if not 1 <= number <= MAX_COUNT:
+        raise UserError(f"VALUE {value[:40]!r} is not a count a paper could print: expected a number between 1 "
+                        f"and 1e30, e.g. 3.8e9, 300M or 2307720")
+
+
+def _usable_records(path):
+    """--records: a records.csv with the records columns (else one line); '' when its output set is not one
+    complete run (the manifest check fails), with a note."""
+    import csv
+
+    from ..api import MANIFEST, check_outputs
+    from ..errors import UserError
+    from ..records import COLUMNS
+
+    if not path.exists():
+        return str(path)
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            header = next(csv.reader(handle), [])
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise UserError(f"--records {path}: cannot read it as CSV ({type(exc).__name__})") from None
+    missing = [c for c in COLUMNS if c not in header]
+    if missing:
+        raise UserError(f"--records {path}: not a records.csv of `reconcile run` (missing columns "
+                        f"{', '.join(missing)})")
+    if (path.parent / MANIFEST).exists() and any(p.startswith(path.name + ":") for p in check_outputs(path.parent)):
+        click.echo(f"note: {path} is not the file its run's manifest lists (an interrupted write?); not used",
+                   err=True)
+        return ""
+    return str(path)
+
+
 @click.command("which")
 @click.argument("model")
 @click.argument("value")
 @click.option("--quantity", type=click.Choice(["compute", "params"]), default="compute", show_default=True,
               help="What VALUE claims to count.")
-@click.option("--tolerance", type=float, default=0.1, show_default=True,
+@click.option("--tolerance", type=float, default=0.1, show_default=True, callback=tolerance_fraction,
               help="Largest relative error listed (exact and as-printed matches are always listed).")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv"]), default="table", show_default=True)
 @click.option("--tools", help="Comma-separated tool ids to include (default: all; '' for conventions only).")
@@ -61,6 +109,9 @@ def command(model: str, value: str, quantity: str, tolerance: float, fmt: str, t
 
     if limit < 0:
         raise UserError(f"--limit must be 0 or more, not {limit}")
+    _check_value(value)
+    if records_path:
+        records_path = _usable_records(Path(records_path))
     names = None if tools is None else (_split(tools) or [])
     result = which_mod.which(model, value, quantity, tolerance, names, run=not no_run, batch=batch,
                              cache_dir=cache_dir, report_records=Path(records_path) if records_path else None,

@@ -25,6 +25,11 @@ Conventions, chosen so the IR equals the PyTorch twin's where one exists:
   has op = the Caffe type name.
 - The IR is the inference net (Caffe phase TEST): layers whose include/exclude rules drop them in TEST are
   skipped.
+
+Bounds, so that any file is read in bounded time and memory and any mistake is one line (PATH:LINE: reason):
+a file of at most MAX_FILE_BYTES, strings of at most MAX_STRING_CHARS, numbers of at most MAX_NUMBER_CHARS characters (integers within int64, floats finite),
+messages nested at most MAX_DEPTH deep (the parser checks the depth, so no RecursionError), sizes that must be
+positive (num_output, kernel, stride, dilation; pad non-negative) and axes within the blob's rank.
 """
 from __future__ import annotations
 
@@ -91,9 +96,16 @@ class _Token:
         return repr(self.text)
 
 
+MAX_FILE_BYTES = 4 * 2 ** 20  # the largest public deploy prototxts are a few hundred KB
+MAX_STRING_CHARS = 4096
+MAX_NUMBER_CHARS = 40  # int64 (what protobuf's integer fields hold) has 19 digits
+MAX_DEPTH = 64
+
+# Possessive quantifiers (++, *+): a long string is matched in one pass, without a backtracking stack (a 5 MB
+# quoted string took 1.2 GB with a plain alternation).
 _TOKEN_RE = re.compile(r"""
-    (?P<space>[ \t\r\f\v]+) | (?P<newline>\n) | (?P<comment>\#[^\n]*)
-  | (?P<string>"(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*')
+    (?P<space>[ \t\r\f\v]++) | (?P<newline>\n) | (?P<comment>\#[^\n]*+)
+  | (?P<string>"(?:[^"\\\n]++|\\.)*+"|'(?:[^'\\\n]++|\\.)*+')
   | (?P<number>[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?(?![A-Za-z_0-9.]))
   | (?P<ident>[A-Za-z_][A-Za-z0-9_]*)
   | (?P<punct>[{}<>\[\]:,;])
@@ -102,19 +114,46 @@ _CLOSER = {"{": "}", "<": ">"}
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "0": "\0"}
 
 
+def _bad_token(text: str, pos: int) -> str:
+    char = text[pos]
+    if char in "\"'":
+        return "unterminated string"
+    if not char.isprintable() or char.isspace():
+        return f"bad character U+{ord(char):04X}"
+    bad = text[pos:pos + 40].split(None, 1)[0] if text[pos:pos + 40].strip() else char
+    return f"bad token {bad!r}"
+
+
+def _check_number(token: str, path: str, line: int) -> None:
+    """Integers within int64 (protobuf's widest), floats finite, no number longer than MAX_NUMBER_CHARS."""
+    if len(token) > MAX_NUMBER_CHARS:
+        raise UserError(f"{path}:{line}: number {token[:20]}... is {len(token):,} characters long")
+    if re.fullmatch(r"[-+]?\d+", token):
+        if abs(int(token)) >= 2 ** 63:
+            raise UserError(f"{path}:{line}: integer {token} does not fit in 64 bits")
+    elif not math.isfinite(float(token)):
+        raise UserError(f"{path}:{line}: number {token} is not finite")
+
+
 def tokenize(text: str, path: str) -> list[_Token]:
     tokens, pos, line = [], 0, 1
     while pos < len(text):
         m = _TOKEN_RE.match(text, pos)
         if m is None:
-            bad = re.match(r"\S+", text[pos:]).group(0)
-            reason = "unterminated string" if bad[0] in "\"'" else f"bad token {bad!r}"
-            raise UserError(f"{path}:{line}: {reason}")
+            raise UserError(f"{path}:{line}: {_bad_token(text, pos)}")
         kind = m.lastgroup
         if kind == "newline":
             line += 1
         elif kind not in ("space", "comment"):
-            tokens.append(_Token(kind, m.group(0), line))
+            token = m.group(0)
+            if kind == "string" and len(token) > MAX_STRING_CHARS + 2:
+                raise UserError(f"{path}:{line}: a string of {len(token) - 2:,} characters (at most "
+                                f"{MAX_STRING_CHARS:,})")
+            if kind == "number":
+                _check_number(token, path, line)
+            if kind == "ident" and len(token) > MAX_STRING_CHARS:
+                raise UserError(f"{path}:{line}: an identifier of {len(token):,} characters")
+            tokens.append(_Token(kind, token, line))
         pos = m.end()
     return tokens
 
@@ -123,7 +162,10 @@ def _scalar(tok: _Token) -> Scalar:
     if tok.kind == "string":
         return re.sub(r"\\(.)", lambda m: _ESCAPES.get(m.group(1), m.group(1)), tok.text[1:-1])
     if tok.kind == "number":
-        return int(tok.text) if re.fullmatch(r"[-+]?\d+", tok.text) else float(tok.text)
+        if re.fullmatch(r"[-+]?\d+", tok.text):
+            return int(tok.text)
+        value = float(tok.text)
+        return value
     return Ident(tok.text)
 
 
@@ -131,7 +173,7 @@ class _Parser:
     """Recursive descent over the tokens; every error names the line where the reader can fix it."""
 
     def __init__(self, tokens: list[_Token], path: str):
-        self.tokens, self.i, self.path = tokens, 0, path
+        self.tokens, self.i, self.path, self.depth = tokens, 0, path, 0
 
     def error(self, line: int, reason: str) -> UserError:
         return UserError(f"{self.path}:{line}: {reason}")
@@ -146,6 +188,15 @@ class _Parser:
         return tok
 
     def message(self, opener: Optional[_Token]) -> Message:
+        if opener is not None and self.depth >= MAX_DEPTH:
+            raise self.error(opener.line, f"blocks nested more than {MAX_DEPTH} deep")
+        self.depth += opener is not None
+        try:
+            return self._message(opener)
+        finally:
+            self.depth -= opener is not None
+
+    def _message(self, opener: Optional[_Token]) -> Message:
         fields: list[Field] = []
         while True:
             tok = self.take()
@@ -311,6 +362,8 @@ def _layer_of(msg: Message, index: int, v1: bool) -> CaffeLayer:
         raise _Bad("layer has no type")
     type_ = _V1_TYPES.get(str(type_).upper(), str(type_)) if v1 and isinstance(type_, Ident) else str(type_)
     name = msg.get("name")
+    if isinstance(name, Message):
+        raise _Bad("a layer name must be a string", msg.field("name").line)
     return CaffeLayer(str(name) if name is not None else f"{type_.lower()}{index}", type_,
                       _strings(msg, "bottom"), _strings(msg, "top"), msg, msg.line)
 
@@ -353,7 +406,12 @@ def read_net(path: Union[str, Path]) -> CaffeNet:
     """Read and parse a prototxt file (no shape inference): what the Netscope adapter starts from."""
     path_text = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_FILE_BYTES + 1)
+        if len(data) > MAX_FILE_BYTES:
+            raise UserError(f"{path_text}:1: larger than {MAX_FILE_BYTES // 2 ** 20} MB; not a network "
+                            "description this reader accepts")
+        text = data.decode("utf-8")
     except FileNotFoundError:
         raise UserError(f"no such prototxt file {path_text}") from None
     except (OSError, UnicodeDecodeError) as exc:
@@ -424,6 +482,25 @@ def _spatial(p: Message, key: str, n: int, default: Optional[int], hw: Optional[
     raise _Bad(f"{key} has {len(values)} values for {n} spatial dimensions")
 
 
+def _at_least(key: str, values: "tuple[int, ...] | list[int] | int", minimum: int, p: Message) -> None:
+    """Caffe CHECKs these at net set-up (conv_layer / base_conv_layer / pooling_layer LayerSetUp): a zero stride
+    divides by zero, a negative size gives negative counts."""
+    for v in (values if isinstance(values, (tuple, list)) else (values,)):
+        if v < minimum:
+            f = p.field(key)
+            raise _Bad(f"{key} must be {'positive' if minimum == 1 else f'at least {minimum}'}, got {v}",
+                       f.line if f else None)
+
+
+def _axis(key: str, axis: int, rank: int, p: Message, allow_end: bool = False) -> int:
+    """A blob axis (negative counts from the end) within the rank."""
+    top = rank + 1 if allow_end else rank
+    if not -rank <= axis < top:
+        f = p.field(key)
+        raise _Bad(f"{key} {axis} is outside the input's {rank} axes", f.line if f else None)
+    return axis + rank if axis < 0 else axis
+
+
 def _positive(out: tuple[int, ...], x: Shape) -> tuple[int, ...]:
     if min(out) < 1:
         raise _Bad(f"output size {out} is not positive for input {x}")
@@ -439,6 +516,11 @@ def _convolution(cl: CaffeLayer, ins: tuple[Shape, ...]):
     stride = _spatial(p, "stride", n, 1, ("stride_h", "stride_w"))
     pad = _spatial(p, "pad", n, 0, ("pad_h", "pad_w"))
     dilation = _spatial(p, "dilation", n, 1, None)
+    _at_least("num_output", c_out, 1, p)
+    _at_least("kernel_size", kernel, 1, p)
+    _at_least("stride", stride, 1, p)
+    _at_least("pad", pad, 0, p)
+    _at_least("dilation", dilation, 1, p)
     if groups < 1 or x[1] % groups or c_out % groups:
         raise _Bad(f"group {groups} must divide the input channels {x[1]} and num_output {c_out}")
     # caffe/src/caffe/layers/conv_layer.cpp compute_output_shape: integer division rounds down.
@@ -479,6 +561,11 @@ def _pooling(cl: CaffeLayer, ins: tuple[Shape, ...]):
         stride = _spatial(p, "stride", n, 1, ("stride_h", "stride_w"))
         pad = _spatial(p, "pad", n, 0, ("pad_h", "pad_w"))
         ceil = _enum(p, "round_mode", "CEIL", {0: "CEIL", 1: "FLOOR"}) == "CEIL"
+        _at_least("kernel_size", kernel, 1, p)
+        _at_least("stride", stride, 1, p)
+        _at_least("pad", pad, 0, p)
+        if any(q >= k for q, k in zip(pad, kernel)):  # pooling_layer.cpp: CHECK_LT(pad_h_, kernel_h_)
+            raise _Bad(f"pad {pad} must be smaller than the kernel {kernel}")
         out = _positive(tuple(pooled_size(i, k, s, q, ceil, any(pad))
                               for i, k, s, q in zip(x[2:], kernel, stride, pad)), x)
         attrs = ()
@@ -491,7 +578,8 @@ def _inner_product(cl: CaffeLayer, ins: tuple[Shape, ...]):
     x = _needs(ins)
     p = cl.params.sub("inner_product_param")
     n_out, bias, axis = _int(p, "num_output"), _bool(p, "bias_term", True), _int(p, "axis", 1)
-    axis = axis + len(x) if axis < 0 else axis
+    _at_least("num_output", n_out, 1, p)
+    axis = _axis("axis", axis, len(x), p)
     k = math.prod(x[axis:])  # Caffe flattens everything from `axis` on
     flat, out = x[:axis] + (k,), x[:axis] + (n_out,)
     return _make(cl, (flat,) + ins[1:], LINEAR, out, bias=bias, params=k * n_out + (n_out if bias else 0)), (out,)
@@ -509,7 +597,10 @@ def _activation(cl: CaffeLayer, ins: tuple[Shape, ...]):
         op = "leaky_relu"
     params = 0
     if cl.type == "PReLU":
-        params = 1 if _bool(cl.params.sub("prelu_param"), "channel_shared", False) else x[1]
+        shared = _bool(cl.params.sub("prelu_param"), "channel_shared", False)
+        if not shared and len(x) < 2:
+            raise _Bad(f"a per-channel PReLU needs an input with a channel axis, got {x}")
+        params = 1 if shared else x[1]
     return _make(cl, ins, ACT, x, op=op, params=params), (x,) * max(len(cl.tops), 1)
 
 
@@ -527,7 +618,9 @@ def _scale(cl: CaffeLayer, ins: tuple[Shape, ...]):
     if len(ins) > 1:  # the scale factors come from the second bottom; only the bias is a parameter
         per_channel, scale_params = math.prod(ins[1]), 0
     else:
-        axis, num_axes = _int(p, "axis", 1), _int(p, "num_axes", 1)
+        axis, num_axes = _axis("axis", _int(p, "axis", 1), len(x), p), _int(p, "num_axes", 1)
+        if num_axes < -1 or axis + num_axes > len(x):
+            raise _Bad(f"num_axes {num_axes} from axis {axis} goes beyond the input's {len(x)} axes")
         per_channel = math.prod(x[axis:] if num_axes == -1 else x[axis:axis + num_axes])
         scale_params = per_channel
     return _make(cl, ins, MUL, x, bias=bias, params=scale_params + (per_channel if bias else 0)), (x,)
@@ -550,8 +643,7 @@ def _eltwise(cl: CaffeLayer, ins: tuple[Shape, ...]):
 def _concat(cl: CaffeLayer, ins: tuple[Shape, ...]):
     x = _needs(ins)
     p = cl.params.sub("concat_param")
-    axis = _int(p, "axis", _int(p, "concat_dim", 1))
-    axis = axis + len(x) if axis < 0 else axis
+    axis = _axis("axis", _int(p, "axis", _int(p, "concat_dim", 1)), len(x), p)
     if any(len(s) != len(x) or s[:axis] + s[axis + 1:] != x[:axis] + x[axis + 1:] for s in ins):
         raise _Bad(f"inputs differ outside the concat axis {axis}: {list(ins)}")
     out = x[:axis] + (sum(s[axis] for s in ins),) + x[axis + 1:]
@@ -579,19 +671,27 @@ def _silence(cl: CaffeLayer, ins: tuple[Shape, ...]):
 def _flatten(cl: CaffeLayer, ins: tuple[Shape, ...]):
     x = _needs(ins)
     p = cl.params.sub("flatten_param")
-    start, end = _int(p, "axis", 1) % len(x), _int(p, "end_axis", -1) % len(x)
+    start, end = _axis("axis", _int(p, "axis", 1), len(x), p), _axis("end_axis", _int(p, "end_axis", -1), len(x), p)
+    if start > end:
+        raise _Bad(f"axis {start} is after end_axis {end}")
     return None, (x[:start] + (math.prod(x[start:end + 1]),) + x[end + 1:],)
 
 
 @handles("Reshape", kind=NOOP_KIND)
 def _reshape(cl: CaffeLayer, ins: tuple[Shape, ...]):
     x = _needs(ins, rank=1)
-    dims = list(_ints(cl.params.sub("reshape_param").sub("shape"), "dim"))
+    p = cl.params.sub("reshape_param")
+    dims = list(_ints(p.sub("shape"), "dim"))
+    if dims.count(-1) > 1 or not dims or min(dims) < -1:
+        raise _Bad(f"bad reshape dims {dims}: positive sizes, 0 (copy the input's) and at most one -1")
+    if any(d == 0 and i >= len(x) for i, d in enumerate(dims)):
+        raise _Bad(f"reshape dim 0 at position {dims.index(0)} copies an axis the input {x} does not have")
     dims = [x[i] if d == 0 else d for i, d in enumerate(dims)]  # 0 copies the input dimension
-    if dims.count(-1) > 1 or not dims:
-        raise _Bad(f"bad reshape dims {dims}")
     if -1 in dims:
-        dims[dims.index(-1)] = math.prod(x) // -math.prod(dims)
+        known = -math.prod(dims)
+        if known <= 0 or math.prod(x) % known:
+            raise _Bad(f"cannot reshape {x} to {tuple(dims)}")
+        dims[dims.index(-1)] = math.prod(x) // known
     if math.prod(dims) != math.prod(x):
         raise _Bad(f"cannot reshape {x} to {tuple(dims)}")
     return None, (tuple(dims),)

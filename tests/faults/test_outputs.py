@@ -1,0 +1,150 @@
+"""Outputs: refused before any job when they cannot be written, written only inside --out, never through a
+symlink, with the umask's mode, switched in as one set with a manifest (run id + sha256 of every file) written
+last; an interrupted write leaves the previous complete set (or the new one), never a mix."""
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+from reconcile import api
+from reconcile.cli import main
+
+
+def run_main(args, capsys) -> tuple[int, str]:
+    try:
+        main(args)
+        code = 0
+    except SystemExit as exc:
+        code = exc.code
+    return code, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", [["run", "--models", "lenet", "--tools", "thop"],
+                                     ["matrix", "--tool", "thop", "--versions", "0.1.1.post2209072238",
+                                      "--models", "lenet"]])
+def test_empty_out_is_refused_and_the_current_directory_untouched(tmp_path, monkeypatch, capsys, command):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "records.csv").write_text("a user's own file\n")
+    code, err = run_main(command + ["--out", ""], capsys)
+    assert code == 2 and "--out is empty" in err and len(err.strip().splitlines()) == 1, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["records.csv"]
+    assert (tmp_path / "records.csv").read_text() == "a user's own file\n"
+
+
+def unwritable_dir(tmp_path: Path) -> str:
+    if os.geteuid() == 0:  # root writes through permission bits; /proc refuses everyone
+        return "/proc/reconcile-test-out"
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o555)
+    return str(folder / "out")
+
+
+@pytest.mark.parametrize("case", ["file", "unwritable", "records_is_a_dir"])
+def test_unusable_out_is_refused_before_any_job(tmp_path, capsys, monkeypatch, case):
+    started = []
+    monkeypatch.setattr(api, "execute", lambda *a, **k: started.append(1))
+    if case == "file":
+        out = tmp_path / "a_file"
+        out.write_text("x")
+        says = "is a file"  # click.Path(file_okay=False) says it first
+    elif case == "unwritable":
+        out, says = unwritable_dir(tmp_path), "cannot create the directory"
+    else:
+        out = tmp_path / "out"
+        (out / "records.csv").mkdir(parents=True)
+        says = "records.csv is a directory"
+    code, err = run_main(["run", "--models", "lenet", "--tools", "thop", "--out", str(out)], capsys)
+    assert code == 2 and says in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    assert not started
+
+
+def test_check_update_on_an_unwritable_golden_dir_is_one_line_before_the_run(tmp_path, capsys, monkeypatch):
+    from reconcile import golden
+
+    monkeypatch.setattr(golden, "available_tools", lambda names: pytest.fail("ran before checking the folder"))
+    code, err = run_main(["check", "--update", "--tools", "thop", "--models", "lenet", "--golden-dir",
+                          unwritable_dir(tmp_path)], capsys)
+    assert code == 2 and "--golden-dir" in err and len(err.strip().splitlines()) == 1, err
+
+
+def first_set():
+    return {"records.csv": "model\nold\n", "report.md": "# old\n", "chart_old.png": b"\x89PNG old"}
+
+
+def test_a_symlinked_output_is_replaced_not_written_through(tmp_path):
+    out, elsewhere = tmp_path / "out", tmp_path / "elsewhere.png"
+    out.mkdir()
+    elsewhere.write_bytes(b"precious")
+    (out / "chart_lenet.png").symlink_to(elsewhere)
+    (out / "report.md").symlink_to(tmp_path / "elsewhere.md")
+    api.write_set(out, {"chart_lenet.png": b"\x89PNG new", "report.md": "# new\n"})
+    assert elsewhere.read_bytes() == b"precious" and not (tmp_path / "elsewhere.md").exists()
+    assert not (out / "chart_lenet.png").is_symlink() and (out / "chart_lenet.png").read_bytes() == b"\x89PNG new"
+    assert api.check_outputs(out) == []
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_modes_follow_the_umask(tmp_path, umask, mode):
+    old = os.umask(umask)
+    try:
+        api.write_set(tmp_path, first_set())
+        api.write_atomic(tmp_path / "single.csv", "x\n")
+    finally:
+        os.umask(old)
+    for path in [tmp_path / n for n in first_set()] + [tmp_path / api.MANIFEST, tmp_path / "single.csv"]:
+        assert path.stat().st_mode & 0o777 == mode, path
+
+
+def test_only_files_the_previous_manifest_lists_are_removed(tmp_path):
+    api.write_set(tmp_path, first_set())
+    (tmp_path / "notes.txt").write_text("mine")
+    (tmp_path / "chart_mine.png").write_bytes(b"not from a run")
+    api.write_set(tmp_path, {"records.csv": "model\nnew\n", "report.md": "# new\n", "chart_new.png": b"new"})
+    assert sorted(p.name for p in tmp_path.iterdir()) == [api.MANIFEST, "chart_mine.png", "chart_new.png",
+                                                          "notes.txt", "records.csv", "report.md"]
+
+
+def test_an_interrupt_while_staging_leaves_the_previous_set(tmp_path, monkeypatch):
+    api.write_set(tmp_path, first_set())
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    real_stage, calls = api._stage, []
+
+    def stage(path, data):
+        calls.append(path.name)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real_stage(path, data)
+
+    monkeypatch.setattr(api, "_stage", stage)
+    with pytest.raises(KeyboardInterrupt):
+        api.write_set(tmp_path, {"records.csv": "model\nnew\n", "report.md": "# new\n", "chart_new.png": b"new",
+                                 "report.html": "<p>new</p>"})
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # no temp file left either
+    assert api.check_outputs(tmp_path) == []
+
+
+def test_a_signal_while_switching_in_waits_for_the_whole_set(tmp_path, monkeypatch):
+    api.write_set(tmp_path, first_set())
+    real_replace, sent = os.replace, []
+
+    def replace(src, dst):
+        if not sent:
+            sent.append(1)
+            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C between the first and the second rename
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    new = {"records.csv": "model\nnew\n", "report.md": "# new\n"}
+    with pytest.raises(KeyboardInterrupt):
+        api.write_set(tmp_path, new)
+    assert sent and api.check_outputs(tmp_path) == []
+    assert (tmp_path / "records.csv").read_text() == "model\nnew\n" and (tmp_path / "report.md").read_text() == "# new\n"
+
+
+def test_a_mixed_set_is_detected_by_the_manifest(tmp_path):
+    api.write_set(tmp_path, first_set())
+    (tmp_path / "report.md").write_text("# from another run\n")
+    assert api.check_outputs(tmp_path) == [f"report.md: not the file run "
+                                           f"{api.read_manifest(tmp_path)['run_id']} wrote"]
