@@ -6,8 +6,7 @@ import pytest
 
 from conventions import catalogue
 from reconcile import api
-from reconcile.diff import canonical_ir, explain
-from reconcile.runner import run_jobs
+from reconcile.diff import explain
 from zoo import hf_zoo, modern
 
 TOOLS = ("thop", "torchstat", "fvcore", "ptflops_aten", "torch_flop_counter", "calflops")
@@ -28,9 +27,7 @@ def _specs():
 @pytest.fixture(scope="module")
 def explained():
     specs = _specs()
-    jobs = api.plan(tools=TOOLS, specs=specs)
-    records = api.frame(run_jobs(jobs, timeout=300))
-    records.attrs["specs"] = {spec.name: spec for spec in specs}
+    records = api.execute(api.plan(tools=TOOLS, specs=specs), timeout=300)
     return records, explain(records)
 
 
@@ -49,7 +46,7 @@ def test_no_search_where_the_catalogue_has_an_entry(explained):
     searched = ex[ex.source == "search"]
     offenders = []
     for row in searched.itertuples():
-        ir = canonical_ir(row.model, records.attrs["specs"])
+        ir = records.attrs["irs"][row.model]
         layer = {layer.name: layer for layer in ir.layers}.get(row.layer)
         if layer is not None and catalogue.lookup_all(row.tool, row.tool_version, row.metric, layer):
             offenders.append((row.model, row.tool, row.layer, row.metric, row.explanation))
