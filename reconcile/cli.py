@@ -16,8 +16,27 @@ FORMATS = click.Choice(["table", "csv", "json"])
 
 
 def _model_options(fn):
-    fn = click.option("--input-shape", help="N,C,H,W for --model-file (or to override a reference model's).")(fn)
+    fn = click.option("--input-shape", help="N,C,H,W for --model-file (or to override a model's); B,T for a "
+                                             "token model.")(fn)
     fn = click.option("--model-file", help="PATH.py:FACTORY, FACTORY returns a torch nn.Module.")(fn)
+    return fn
+
+
+# Model specs, as --help shows them (README "Model specs"; grammar in reconcile/models.py).
+MODEL_SPEC_HELP = """MODEL is any model spec: a reference model (lenet, resnet50_v1, ...); a .prototxt;
+PATH.py:FACTORY; module:PACKAGE.MODULE:FACTORY[?k=v&...]; hf:MODEL_TYPE[?k=v&...] (a transformers
+configuration, no weights, e.g. hf:gpt2, hf:llama?num_hidden_layers=80, hf:vit, hf:bert); preset:NAME
+(gpt2-small/medium/large/xl, gpt3-125m ... gpt3-175b, bert-base/large, llama-7b/13b/33b/65b,
+chinchilla-70b, gopher-280b). Query keys: config settings, plus head=causal-lm|masked-lm|image-classification|base,
+attn_implementation=eager|sdpa, device=meta|cpu. Token models take --batch (default 1) and --seq-len (default:
+the configuration's maximum positions, at most 1024)."""
+
+
+def _token_options(fn):
+    fn = click.option("--seq-len", type=int, default=None,
+                      help="Sequence length of a token model (default: its maximum positions, at most 1024).")(fn)
+    fn = click.option("--batch", type=int, default=None, help="Batch size (default: the model's own, 1 for "
+                                                               "token models).")(fn)
     return fn
 
 
@@ -30,28 +49,48 @@ def _fmt(value: Optional[int]) -> str:
     return "" if value is None else f"{value:,}"
 
 
-@cli.command()
+@cli.command(epilog=MODEL_SPEC_HELP)
 @click.argument("model", required=False)
 @_model_options
 @click.option("--framework", type=click.Choice(["torch", "keras", "caffe"]), default=None,
               help="Which form of the model to read (default: torch, or caffe for a .prototxt).")
 @click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
+@_token_options
+@click.option("--tokens", default=None, help="Training tokens D (e.g. 300e9): token models' training-compute "
+                                             "conventions are also given as totals over D tokens.")
 def formulas(model: Optional[str], model_file: Optional[str], input_shape: Optional[str], framework: Optional[str],
-             fmt: str) -> None:
-    """Per-layer params, MACC and FLOPs by the reference document's formulas."""
+             fmt: str, batch: Optional[int], seq_len: Optional[int], tokens: Optional[str]) -> None:
+    """Per-layer params, MACC and FLOPs by the reference document's formulas; for a token model (hf:, preset:)
+    also every LLM convention (conventions/llm.py) with its basis terms and citation."""
     from conventions.formulas import TOTAL, model_counts
 
     from . import models
 
-    spec = models.resolve(model, model_file, input_shape)
+    spec = models.resolve(model, model_file, input_shape, batch=batch, seq_len=seq_len)
+    n_tokens = _parse_tokens(tokens)
     framework = framework or ("torch" if spec.torch_factory else "caffe")
-    ir = models.layer_ir(spec, framework)
+    # --- token models (issue 13): the LLM conventions need only the configuration; the per-layer table needs
+    # the torch front end to trace int64 inputs, and is left out with a note where it cannot.
+    shapes = models.llm_shapes(spec)
+    try:
+        ir = models.layer_ir(spec, framework)
+    except UserError as exc:
+        if shapes is None:
+            raise
+        _llm_only(spec, shapes, n_tokens, fmt, f"no per-layer table: {exc}")
+        return
+    # ---
     rows = [{"layer": layer.name if layer else TOTAL, "kind": layer.kind if layer else "",
              "params": counts.params, "macc": counts.macc, "flops": counts.flops, "note": counts.note}
             for layer, counts in model_counts(ir)]
     if fmt == "json":
-        click.echo(json.dumps({"model": spec.name, "framework": framework, "input_shape": list(ir.input_shape),
-                               "notes": list(ir.notes), "layers": rows}, indent=2))
+        data = {"model": spec.name, "framework": framework, "input_shape": list(ir.input_shape),
+                "notes": list(ir.notes), "layers": rows}
+        if shapes is not None:
+            from .llm_report import convention_json
+
+            data["conventions"] = convention_json(shapes, n_tokens)
+        click.echo(json.dumps(data, indent=2))
         return
     if fmt == "csv":
         out = io.StringIO()
@@ -72,6 +111,45 @@ def formulas(model: Optional[str], model_file: Optional[str], input_shape: Optio
     notes = [f"{r['layer']}: {r['note']}" for r in rows if r["note"]] + list(ir.notes)
     for note in notes:
         click.echo(f"note: {note}")
+    if shapes is not None:
+        from .llm_report import convention_table
+
+        click.echo("")
+        click.echo(convention_table(shapes, n_tokens))
+
+
+def _parse_tokens(text: Optional[str]) -> Optional[float]:
+    if text is None:
+        return None
+    try:
+        value = float(text.replace(",", "").replace("_", ""))
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise UserError(f"--tokens must be a positive number like 300e9, not {text!r}")
+    return value
+
+
+def _llm_only(spec, shapes, tokens: Optional[float], fmt: str, why: str) -> None:
+    """formulas for a token model whose per-layer table cannot be built: the conventions alone."""
+    from .llm_report import convention_json, convention_table
+
+    if fmt == "json":
+        click.echo(json.dumps({"model": spec.name, "framework": "torch", "input_shape": list(spec.input_shape),
+                               "notes": [why], "layers": [], "conventions": convention_json(shapes, tokens)},
+                              indent=2))
+        return
+    if fmt == "csv":
+        click.echo("convention,quantity,value,basis,residual")
+        for r in convention_json(shapes, tokens):
+            click.echo(f"{r['convention']},{r['quantity']},{r['value']},{r['basis']},{r['residual']:g}")
+        return
+    click.echo(f"{spec.name} (torch, input {'x'.join(map(str, spec.input_shape))}"
+               f"{', meta device' if spec.meta else ''}), {spec.config.get('n_params', 0):,} parameters")
+    click.echo(f"note: {why}")
+    if spec.note:
+        click.echo(f"note: {spec.note}")
+    click.echo(convention_table(shapes, tokens))
 
 
 def _progress(done: int, total: int, job, records, seconds: float) -> None:
