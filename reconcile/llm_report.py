@@ -108,3 +108,63 @@ def scaling(tool: str, count: Callable[[int], float], shapes_at: Callable[[int],
     expected = 2.0 * (llm.terms(s2)[llm.ATTN] - llm.terms(s1)[llm.ATTN])
     explained = (llm.explain_total(totals[0], s1, s1.batch * t1), llm.explain_total(totals[1], s2, s2.batch * t2))
     return Scaling(tool, seq_lens, per_token, expected, explained)
+
+
+# ------------------------------------------------------------------------------------------ counters' totals
+def _ids(module, batch: int, seq_len: int):
+    import torch
+
+    return torch.zeros(batch, seq_len, dtype=torch.long)
+
+
+def _flop_counter(module, ids) -> float:
+    """torch FlopCounterMode total (2 FLOPs per MAC, torch/utils/flop_counter.py)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        module(ids)
+    return float(counter.get_total_flops())
+
+
+def _fvcore(module, ids) -> float:
+    """fvcore FlopCountAnalysis total (1 per MAC, fvcore/nn/jit_handles.py)."""
+    from fvcore.nn import FlopCountAnalysis
+
+    analysis = FlopCountAnalysis(module, (ids,))
+    analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
+    return float(analysis.total())
+
+
+def _ptflops_aten(module, ids) -> float:
+    """ptflops get_model_complexity_info(backend='aten') MACs."""
+    import io
+
+    from ptflops import get_model_complexity_info
+
+    macs, _ = get_model_complexity_info(module, tuple(ids.shape[1:]), as_strings=False, print_per_layer_stat=False,
+                                        ost=io.StringIO(), backend="aten", input_constructor=lambda _res: ids)
+    return float(macs)
+
+
+def _calflops(module, ids) -> float:
+    """calflops calculate_flops FLOPs (forward only)."""
+    from calflops import calculate_flops
+
+    flops, _, _ = calculate_flops(module, args=[ids], print_results=False, output_as_string=False)
+    return float(flops)
+
+
+def _deepspeed(module, ids) -> float:
+    """DeepSpeed get_model_profile FLOPs."""
+    import os
+
+    os.environ.setdefault("DS_ACCELERATOR", "cpu")
+    from deepspeed.profiling.flops_profiler import profiler
+
+    flops, _, _ = profiler.get_model_profile(module, args=[ids], print_profile=False, as_string=False)
+    return float(flops)
+
+
+TOOL_TOTALS: dict[str, Callable] = {"torch_flop_counter": _flop_counter, "fvcore": _fvcore,
+                                    "ptflops_aten": _ptflops_aten, "calflops": _calflops, "deepspeed": _deepspeed}

@@ -224,9 +224,10 @@ def default_head(model_type: str) -> str:
 
     if model_type in _ENCODERS:
         return "base"
-    if model_type in MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES and model_type not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
+    decoder = model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+    if model_type in MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES and not decoder:
         return "image-classification"
-    if model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
+    if decoder:
         return "causal-lm"
     return "base"
 
