@@ -17,6 +17,8 @@ with the same meaning per layer; the IR's MACC total of a causal LM equals (MACC
   SOFTMAX  attention-probability elements: n_layer * n_heads * T per token.
   LOGITS   multiply-accumulates of the final projection to the vocabulary: d_model * n_vocab (0 without LM head).
   EMBED    the input embedding seen as a one-hot matmul (Hoffmann et al. App. F counts it): n_vocab * d_model.
+  BIAS     bias additions of the blocks' linear layers (the addmm bias that ptflops' aten backend counts):
+           n_layer * (d_attn + 2 d_kv + d_model + (k-1) d_ff + d_model) for a model with biases, else 0.
 Parameter terms (counts, not per token):
   P_BLOCK  the blocks' weight-matrix parameters (= MACC per token)
   P_EMBED  parameters of nn.Embedding modules (token, position, token-type embeddings; a tied output projection
@@ -33,9 +35,9 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Callable, Optional
 
-MACC, ATTN, SOFTMAX, LOGITS, EMBED = "MACC", "ATTN", "SOFTMAX", "LOGITS", "EMBED"
+MACC, ATTN, SOFTMAX, LOGITS, EMBED, BIAS = "MACC", "ATTN", "SOFTMAX", "LOGITS", "EMBED", "BIAS"
 P_BLOCK, P_EMBED, P_HEAD, P_OTHER = "P_BLOCK", "P_EMBED", "P_HEAD", "P_OTHER"
-COMPUTE_TERMS = (MACC, ATTN, SOFTMAX, LOGITS, EMBED)
+COMPUTE_TERMS = (MACC, ATTN, SOFTMAX, LOGITS, EMBED, BIAS)
 PARAM_TERMS = (P_BLOCK, P_EMBED, P_HEAD, P_OTHER)
 TERM_MEANINGS = {
     MACC: "blocks' weight-matmul multiply-accumulates per token (Q, K, V, out, FFN)",
@@ -43,6 +45,7 @@ TERM_MEANINGS = {
     SOFTMAX: "attention-probability elements per token (n_layer * n_heads * T)",
     LOGITS: "output-projection multiply-accumulates per token (d_model * n_vocab)",
     EMBED: "input embedding as a one-hot matmul, per token (n_vocab * d_model)",
+    BIAS: "bias additions of the blocks' linear layers per token (their bias parameter count)",
     P_BLOCK: "blocks' weight-matrix parameters",
     P_EMBED: "embedding-table parameters (token, position, type; a tied output projection once)",
     P_HEAD: "untied output-projection parameters",
@@ -64,6 +67,7 @@ class Shapes:
     n_kv_heads: int = 0  # 0: as many as n_heads (no grouped-query attention)
     gated_ffn: bool = False  # SwiGLU / GeGLU: three d_model x d_ff matrices
     lm_head: bool = True  # the model ends in a projection to the vocabulary
+    linear_bias: bool = True  # the blocks' linear layers have biases (GPT-2, BERT; not Llama)
     tied_head: bool = True  # that projection shares the token embedding's weights
     n_params: int = 0  # all parameters of the built model
     hf_non_embedding: int = 0  # transformers' num_parameters(exclude_embeddings=True)
@@ -106,6 +110,7 @@ def shapes_from_config(config: dict, seq_len: int, batch: int = 1, n_params: int
                   n_kv_heads=int(_first(config, "num_key_value_heads", default=0) or 0), gated_ffn=gated,
                   lm_head=head in ("causal-lm", "masked-lm") if lm_head is None else lm_head,
                   tied_head=bool(config.get("tie_word_embeddings", True)), n_params=int(n_params),
+                  linear_bias=bool(config.get("attention_bias", config.get("mlp_bias", not gated))),
                   hf_non_embedding=int(hf_non_embedding), batch=int(batch))
 
 
@@ -120,6 +125,9 @@ def terms(s: Shapes) -> dict[str, int]:
     p_other = (s.hf_non_embedding - block - p_head) if s.hf_non_embedding else 0
     return {MACC: block, ATTN: 2 * s.n_layer * s.n_ctx * s.d_attn, SOFTMAX: s.n_layer * s.n_heads * s.n_ctx,
             LOGITS: head, EMBED: s.n_vocab * s.d_model,
+            # biases: q, k, v, attention out, the d_ff-wide FFN inputs (two if gated) and the FFN output
+            BIAS: s.n_layer * (s.d_attn + 2 * s.d_kv + s.d_model + (s.ffn_matrices - 1) * s.d_ff + s.d_model)
+            if s.linear_bias else 0,
             P_BLOCK: block, P_EMBED: p_embed, P_HEAD: p_head, P_OTHER: p_other}
 
 
@@ -316,11 +324,13 @@ def rank_training_compute(s: Shapes, printed: float, tokens: float) -> list[Rank
 
 # ------------------------------------------------------------------------------------------------ tools
 def explain_total(total: float, s: Shapes, tokens: int,
-                  candidates: tuple[str, ...] = (MACC, ATTN, LOGITS, SOFTMAX, EMBED),
+                  candidates: tuple[str, ...] = (MACC, ATTN, LOGITS, BIAS, SOFTMAX, EMBED),
                   coefficients: tuple[Fraction, ...] = (Fraction(0), Fraction(1, 2), Fraction(1), Fraction(2),
                                                         Fraction(3))) -> Optional[dict[str, Fraction]]:
     """The simplest combination of per-token compute terms, times `tokens`, that equals a tool's total exactly
-    (fewest non-zero terms, then smallest coefficients); None if none does."""
+    (fewest non-zero terms, then smallest coefficients, then terms earlier in `candidates`); None if none does.
+    LOGITS and EMBED are always equal (d_model * n_vocab): a number cannot tell them apart, and LOGITS (a matmul
+    every counter sees) comes first."""
     import itertools
 
     values = terms(s)
@@ -328,7 +338,7 @@ def explain_total(total: float, s: Shapes, tokens: int,
     for combo in itertools.product(coefficients, repeat=len(candidates)):
         picked = {t: c for t, c in zip(candidates, combo) if c}
         if evaluate(picked, values) * tokens == total:
-            key = (len(picked), sum(picked.values()))
+            key = (len(picked), sum(picked.values()), [candidates.index(t) for t in picked])
             if best is None or key < best[0]:
                 best = (key, picked)
     return best[1] if best else None
