@@ -19,6 +19,10 @@ with the same meaning per layer; the IR's MACC total of a causal LM equals (MACC
   EMBED    the input embedding seen as a one-hot matmul (Hoffmann et al. App. F counts it): n_vocab * d_model.
   BIAS     bias additions of the blocks' linear layers (the addmm bias that ptflops' aten backend counts):
            n_layer * (d_attn + 2 d_kv + d_model + (k-1) d_ff + d_model) for a model with biases, else 0.
+  NORM     elements the LayerNorms / RMSNorms normalise per token: (2 n_layer + 1) d_model (GPT-2 and Llama: two
+           per block and a final one; BERT: two per block and the embeddings' one).
+  BIAS_CH  a bias added once per call instead of once per output row (DeepSpeed's and calflops' addmm formula
+           adds the bias vector's size): BIAS / (batch * T) per token, i.e. BIAS once per forward pass.
 Parameter terms (counts, not per token):
   P_BLOCK  the blocks' weight-matrix parameters (= MACC per token)
   P_EMBED  parameters of nn.Embedding modules (token, position, token-type embeddings; a tied output projection
@@ -36,8 +40,9 @@ from fractions import Fraction
 from typing import Callable, Optional
 
 MACC, ATTN, SOFTMAX, LOGITS, EMBED, BIAS = "MACC", "ATTN", "SOFTMAX", "LOGITS", "EMBED", "BIAS"
+NORM, BIAS_CH = "NORM", "BIAS_CH"
 P_BLOCK, P_EMBED, P_HEAD, P_OTHER = "P_BLOCK", "P_EMBED", "P_HEAD", "P_OTHER"
-COMPUTE_TERMS = (MACC, ATTN, SOFTMAX, LOGITS, EMBED, BIAS)
+COMPUTE_TERMS = (MACC, ATTN, SOFTMAX, LOGITS, EMBED, BIAS, NORM, BIAS_CH)
 PARAM_TERMS = (P_BLOCK, P_EMBED, P_HEAD, P_OTHER)
 TERM_MEANINGS = {
     MACC: "blocks' weight-matmul multiply-accumulates per token (Q, K, V, out, FFN)",
@@ -46,6 +51,8 @@ TERM_MEANINGS = {
     LOGITS: "output-projection multiply-accumulates per token (d_model * n_vocab)",
     EMBED: "input embedding as a one-hot matmul, per token (n_vocab * d_model)",
     BIAS: "bias additions of the blocks' linear layers per token (their bias parameter count)",
+    NORM: "normalised elements per token ((2 n_layer + 1) d_model: two norms per block and one more)",
+    BIAS_CH: "bias additions counted once per forward call, not per token (BIAS / (batch * T) per token)",
     P_BLOCK: "blocks' weight-matrix parameters",
     P_EMBED: "embedding-table parameters (token, position, type; a tied output projection once)",
     P_HEAD: "untied output-projection parameters",
@@ -115,7 +122,7 @@ def shapes_from_config(config: dict, seq_len: int, batch: int = 1, n_params: int
 
 
 # ------------------------------------------------------------------------------------------------ basis terms
-def terms(s: Shapes) -> dict[str, int]:
+def terms(s: Shapes) -> dict[str, "int | Fraction"]:
     """The basis terms of one model at its sequence length: per-token compute terms and parameter terms."""
     block = s.n_layer * (s.d_model * s.d_attn + 2 * s.d_model * s.d_kv + s.d_attn * s.d_model
                          + s.ffn_matrices * s.d_model * s.d_ff)
@@ -123,11 +130,18 @@ def terms(s: Shapes) -> dict[str, int]:
     p_head = head if s.lm_head and not s.tied_head else 0
     p_embed = s.n_params - s.hf_non_embedding if s.n_params else s.n_vocab * s.d_model
     p_other = (s.hf_non_embedding - block - p_head) if s.hf_non_embedding else 0
+    values = _terms(s, block, head, p_head, p_embed, p_other)
+    values[BIAS_CH] = Fraction(values[BIAS], s.batch * s.n_ctx)
+    return values
+
+
+def _terms(s: Shapes, block: int, head: int, p_head: int, p_embed: int, p_other: int) -> dict:
     return {MACC: block, ATTN: 2 * s.n_layer * s.n_ctx * s.d_attn, SOFTMAX: s.n_layer * s.n_heads * s.n_ctx,
             LOGITS: head, EMBED: s.n_vocab * s.d_model,
             # biases: q, k, v, attention out, the d_ff-wide FFN inputs (two if gated) and the FFN output
             BIAS: s.n_layer * (s.d_attn + 2 * s.d_kv + s.d_model + (s.ffn_matrices - 1) * s.d_ff + s.d_model)
             if s.linear_bias else 0,
+            NORM: (2 * s.n_layer + 1) * s.d_model,
             P_BLOCK: block, P_EMBED: p_embed, P_HEAD: p_head, P_OTHER: p_other}
 
 
@@ -323,22 +337,24 @@ def rank_training_compute(s: Shapes, printed: float, tokens: float) -> list[Rank
 
 
 # ------------------------------------------------------------------------------------------------ tools
-def explain_total(total: float, s: Shapes, tokens: int,
-                  candidates: tuple[str, ...] = (MACC, ATTN, LOGITS, BIAS, SOFTMAX, EMBED),
-                  coefficients: tuple[Fraction, ...] = (Fraction(0), Fraction(1, 2), Fraction(1), Fraction(2),
-                                                        Fraction(3))) -> Optional[dict[str, Fraction]]:
+def explain_total(total: float, s: Shapes, tokens: int) -> Optional[dict[str, Fraction]]:
     """The simplest combination of per-token compute terms, times `tokens`, that equals a tool's total exactly
-    (fewest non-zero terms, then smallest coefficients, then terms earlier in `candidates`); None if none does.
+    (fewest non-zero terms, then smallest coefficients, then terms earlier in the list); None if none does.
     LOGITS and EMBED are always equal (d_model * n_vocab): a number cannot tell them apart, and LOGITS (a matmul
     every counter sees) comes first."""
     import itertools
 
+    half = Fraction(1, 2)
+    options = ((MACC, (0, half, 1, 2)), (ATTN, (0, half, 1, 2)), (LOGITS, (0, half, 1, 2)), (BIAS, (0, 1)),
+               (BIAS_CH, (0, 1)), (SOFTMAX, (0, 1, 2, 3)), (NORM, (0, 1, 2, 4, 5)), (EMBED, (0, 1, 2)))
+    names = [t for t, _ in options]
     values = terms(s)
+    target = Fraction(total)
     best = None
-    for combo in itertools.product(coefficients, repeat=len(candidates)):
-        picked = {t: c for t, c in zip(candidates, combo) if c}
-        if evaluate(picked, values) * tokens == total:
-            key = (len(picked), sum(picked.values()), [candidates.index(t) for t in picked])
+    for combo in itertools.product(*(c for _, c in options)):
+        picked = {t: Fraction(c) for t, c in zip(names, combo) if c}
+        if evaluate(picked, values) * tokens == target:
+            key = (len(picked), sum(picked.values()), [names.index(t) for t in picked])
             if best is None or key < best[0]:
                 best = (key, picked)
     return best[1] if best else None

@@ -52,7 +52,7 @@ def convention_table(shapes: llm.Shapes, tokens: Optional[float] = None) -> str:
     out = [f"LLM conventions at seq_len {shapes.n_ctx} (compute per token; parameters as counts)"
            + (f"; x tokens: times {tokens:.4g} tokens" if tokens is not None else ""),
            line(header)] + [line(c) for c in cells]
-    out.append("basis terms: " + ", ".join(f"{t} = {values[t]:,}" for t in llm.COMPUTE_TERMS + llm.PARAM_TERMS))
+    out.append("basis terms: " + ", ".join(f"{t} = {_n(values[t])}" for t in llm.COMPUTE_TERMS + llm.PARAM_TERMS))
     out += [f"[{i}] {r['convention']}: {r['citation']}" for i, r in enumerate(rows, 1)]
     return "\n".join(out)
 

@@ -262,6 +262,13 @@ def hf_config(model_type: str, config_kwargs: dict[str, Any], spec_text: str = "
             from None
 
 
+def model_type_has(model_type: str, key: str) -> bool:
+    from transformers import AutoConfig
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+
+    return model_type in CONFIG_MAPPING and hasattr(AutoConfig.for_model(model_type), key)
+
+
 def hf_model(model_type: str, head: str, device: str = "cpu", attn_implementation: Optional[str] = None,
              **config_kwargs):
     """A `transformers` model from its configuration class only: random init (or none, on meta), no download."""
@@ -305,6 +312,10 @@ def from_transformers(text: str, batch: Optional[int] = None, seq_len: Optional[
         model_type, config_kwargs, head = base.strip(), {}, None
     options = {k: query.pop(k) for k in _RESERVED if k in query}
     config_kwargs.update(query)
+    if "use_cache" not in config_kwargs and model_type_has(model_type, "use_cache"):
+        # one forward over T tokens: no key/value cache (its DynamicCache output also breaks torch.jit tracing,
+        # which fvcore uses)
+        config_kwargs["use_cache"] = False
     head = options.get("head") or head or default_head(model_type)
     if head not in HEADS:
         raise UserError(f"model spec {text!r}: head must be one of {', '.join(HEADS)}, not {head!r}")
