@@ -2,7 +2,7 @@
 
     python bench/bench_llm.py formulas   # `reconcile formulas preset:gpt3-175b`: wall time and peak RSS
                                          # (targets: < 60 s, < 2 GiB; the model is built on the meta device)
-    python bench/bench_llm.py tools      # GPT-2 small (hf:gpt2) forward FLOPs per token at seq_len 1024 by every
+    python bench/bench_llm.py tools [SPEC [T]]  # default hf:gpt2 1024: forward FLOPs per token by every
                                          # convention and every counter that runs, eager and SDPA attention,
                                          # each explained in basis terms; and the T=128 -> 256 scaling test
 Each counter runs in its own forked process (calflops and DeepSpeed patch torch functionals for good).
@@ -53,19 +53,19 @@ def measure(tool: str, spec_text: str, seq_len: int):
         return pool.apply(_run, ((tool, spec_text, seq_len),))
 
 
-def bench_tools(seq_len: int = 1024) -> int:
+def bench_tools(model: str = "hf:gpt2", seq_len: int = 1024) -> int:
     from conventions import llm
     from reconcile import llm_report, models
 
     def shapes_at(text: str, t: int) -> llm.Shapes:
         return models.llm_shapes(models.resolve(text, seq_len=t))
 
-    base = shapes_at("hf:gpt2", seq_len)
-    print(f"GPT-2 small (hf:gpt2), seq_len {seq_len}, forward FLOPs per token")
+    base = shapes_at(model, seq_len)
+    print(f"{model}, seq_len {seq_len}, forward FLOPs per token")
     for e in llm.evaluate_all(base, llm.FORWARD):
         print(f"  convention  {e.name:<45} {float(e.value):>16,.0f}  = {e.basis_text}")
     for attn in ("eager", "sdpa"):
-        text = f"hf:gpt2?attn_implementation={attn}"
+        text = f"{model}{'&' if '?' in model else '?'}attn_implementation={attn}"
         for tool in llm_report.TOOL_TOTALS:
             started = time.monotonic()
             total = measure(tool, text, seq_len)
@@ -84,4 +84,6 @@ def bench_tools(seq_len: int = 1024) -> int:
 
 if __name__ == "__main__":
     what = sys.argv[1] if len(sys.argv) > 1 else "formulas"
-    sys.exit(bench_formulas() if what == "formulas" else bench_tools(int(sys.argv[2]) if len(sys.argv) > 2 else 1024))
+    if what == "formulas":
+        sys.exit(bench_formulas())
+    sys.exit(bench_tools(sys.argv[2] if len(sys.argv) > 2 else "hf:gpt2", int(sys.argv[3]) if len(sys.argv) > 3 else 1024))

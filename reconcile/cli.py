@@ -23,7 +23,7 @@ def _model_options(fn):
 
 
 # Model specs, as --help shows them (README "Model specs"; grammar in reconcile/models.py).
-MODEL_SPEC_HELP = """MODEL is any model spec: a reference model (lenet, resnet50_v1, ...); a .prototxt;
+MODEL_SPEC_HELP = """Model specs (MODEL, --models): a reference model (lenet, resnet50_v1, ...); a .prototxt;
 PATH.py:FACTORY; module:PACKAGE.MODULE:FACTORY[?k=v&...]; hf:MODEL_TYPE[?k=v&...] (a transformers
 configuration, no weights, e.g. hf:gpt2, hf:llama?num_hidden_layers=80, hf:vit, hf:bert); preset:NAME
 (gpt2-small/medium/large/xl, gpt3-125m ... gpt3-175b, bert-base/large, llama-7b/13b/33b/65b,
@@ -158,16 +158,17 @@ def _progress(done: int, total: int, job, records, seconds: float) -> None:
                err=True)
 
 
-@cli.command()
-@click.option("--models", help="Comma-separated reference model names or .prototxt paths (default: all).")
+@cli.command(epilog=MODEL_SPEC_HELP)
+@click.option("--models", help="Comma-separated model specs (see below; default: the reference suite).")
 @click.option("--tools", help="Comma-separated tool ids (default: all).")
 @_model_options
 @click.option("--batch", type=int, default=None, help="Batch size for reference models (default: their own).")
+@click.option("--seq-len", type=int, default=None, help="Sequence length of token models (hf:, preset:).")
 @click.option("--out", "out_dir", default="reports", show_default=True, type=click.Path(file_okay=False))
 @click.option("--timeout", type=float, default=120.0, show_default=True, help="Seconds per (tool, model) job.")
 @click.option("--quiet", is_flag=True, help="No progress lines.")
 def run(models: Optional[str], tools: Optional[str], model_file: Optional[str], input_shape: Optional[str],
-        batch: Optional[int], out_dir: str, timeout: float, quiet: bool) -> None:
+        batch: Optional[int], seq_len: Optional[int], out_dir: str, timeout: float, quiet: bool) -> None:
     """Run the counters and write records.csv, explanations.csv, report.md and report.html into OUT."""
     from . import api
     from . import models as model_specs
@@ -176,6 +177,9 @@ def run(models: Optional[str], tools: Optional[str], model_file: Optional[str], 
     specs = [model_specs.from_model_file(model_file, input_shape)] if model_file else []
     if batch is not None and batch <= 0:
         raise UserError(f"--batch must be positive, not {batch}")
+    if seq_len is not None:  # token models sized here; plan() sizes the rest by --batch
+        specs += [model_specs.resolve(name, batch=batch, seq_len=seq_len) for name in api._split(models) or []]
+        models = None
     jobs = api.plan(models, tools, specs, batch)
     started = time.monotonic()
     if not quiet:

@@ -68,8 +68,20 @@ class Scaling:
     tool: str
     seq_lens: tuple[int, int]
     per_token: tuple[float, float]  # the tool's forward number divided by batch * seq_len
-    expected_growth: float  # per-token growth of 2*MACC + 2*ATTN between the two lengths (2 FLOPs per MAC)
     explained: tuple[Optional[dict], Optional[dict]]  # basis combination of each number, if one fits
+    attn_growth: float  # per-token growth of ATTN (multiply-accumulates) between the two lengths
+
+    @property
+    def ops_per_mac(self) -> Fraction:
+        """The tool's unit, read off its own explanation: 2 (FLOPs) or 1 (MACs) per multiply-accumulate."""
+        for combo in self.explained:
+            if combo and combo.get(llm.MACC):
+                return Fraction(combo[llm.MACC])
+        return Fraction(2)
+
+    @property
+    def expected_growth(self) -> float:
+        return float(self.ops_per_mac) * self.attn_growth
 
     @property
     def growth(self) -> float:
@@ -80,20 +92,18 @@ class Scaling:
         """Flat per-token numbers: the T^2 attention products were not counted."""
         return abs(self.growth) < 0.01 * self.expected_growth
 
-    def missed(self, shapes: llm.Shapes) -> float:
-        """What the tool left out at `shapes.n_ctx`: the full attention products at 2 FLOPs per MAC, per token."""
-        return 2.0 * llm.terms(shapes)[llm.ATTN]
-
     def sentence(self, shapes_at: Callable[[int], llm.Shapes]) -> str:
         t1, t2 = self.seq_lens
+        unit = f"{self.ops_per_mac}*ATTN"
         if self.blind:
             big = shapes_at(t2)
+            missed = float(self.ops_per_mac) * float(llm.terms(big)[llm.ATTN])
             return (f"{self.tool} is blind to scaled_dot_product_attention: its per-token number stays at "
                     f"{self.per_token[0]:,.0f} from T={t1} to T={t2} where QK^T and AV grow by "
-                    f"{self.expected_growth:,.0f} per token; at T={t2} it misses {self.missed(big):,.0f} per token "
-                    f"(2*ATTN, {2 * llm.terms(big)[llm.ATTN] * big.batch * t2:,} in all)")
+                    f"{self.expected_growth:,.0f} per token ({unit}); at T={t2} it misses {missed:,.0f} per token "
+                    f"({unit}, {missed * big.batch * t2:,.0f} in all)")
         return (f"{self.tool} counts the attention products: per token {self.per_token[0]:,.0f} at T={t1} -> "
-                f"{self.per_token[1]:,.0f} at T={t2} (+{self.growth:,.0f}; 2*ATTN grows by "
+                f"{self.per_token[1]:,.0f} at T={t2} (+{self.growth:,.0f}; {unit} grows by "
                 f"{self.expected_growth:,.0f})")
 
 
@@ -105,9 +115,8 @@ def scaling(tool: str, count: Callable[[int], float], shapes_at: Callable[[int],
     s1, s2 = shapes_at(t1), shapes_at(t2)
     totals = (count(t1), count(t2))
     per_token = (totals[0] / (s1.batch * t1), totals[1] / (s2.batch * t2))
-    expected = 2.0 * (llm.terms(s2)[llm.ATTN] - llm.terms(s1)[llm.ATTN])
     explained = (llm.explain_total(totals[0], s1, s1.batch * t1), llm.explain_total(totals[1], s2, s2.batch * t2))
-    return Scaling(tool, seq_lens, per_token, expected, explained)
+    return Scaling(tool, seq_lens, per_token, explained, float(llm.terms(s2)[llm.ATTN] - llm.terms(s1)[llm.ATTN]))
 
 
 # ------------------------------------------------------------------------------------------ counters' totals

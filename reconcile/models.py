@@ -262,13 +262,6 @@ def hf_config(model_type: str, config_kwargs: dict[str, Any], spec_text: str = "
             from None
 
 
-def model_type_has(model_type: str, key: str) -> bool:
-    from transformers import AutoConfig
-    from transformers.models.auto.configuration_auto import CONFIG_MAPPING
-
-    return model_type in CONFIG_MAPPING and hasattr(AutoConfig.for_model(model_type), key)
-
-
 def hf_model(model_type: str, head: str, device: str = "cpu", attn_implementation: Optional[str] = None,
              **config_kwargs):
     """A `transformers` model from its configuration class only: random init (or none, on meta), no download."""
@@ -312,10 +305,6 @@ def from_transformers(text: str, batch: Optional[int] = None, seq_len: Optional[
         model_type, config_kwargs, head = base.strip(), {}, None
     options = {k: query.pop(k) for k in _RESERVED if k in query}
     config_kwargs.update(query)
-    if "use_cache" not in config_kwargs and model_type_has(model_type, "use_cache"):
-        # one forward over T tokens: no key/value cache (its DynamicCache output also breaks torch.jit tracing,
-        # which fvcore uses)
-        config_kwargs["use_cache"] = False
     head = options.get("head") or head or default_head(model_type)
     if head not in HEADS:
         raise UserError(f"model spec {text!r}: head must be one of {', '.join(HEADS)}, not {head!r}")
@@ -355,6 +344,12 @@ def from_transformers(text: str, batch: Optional[int] = None, seq_len: Optional[
         size = getattr(config, "image_size", 224)
         size = size if isinstance(size, int) else int(size[0])
         shape = (batch or 1, getattr(config, "num_channels", 3), size, size)
+    if not meta and "use_cache" not in config_kwargs and hasattr(config, "use_cache"):
+        # One forward over T tokens needs no key/value cache, and its DynamicCache output stops torch.jit tracing
+        # (fvcore). On the meta device the cache stays: without it transformers checks position_ids for packed
+        # sequences with a .item() that meta tensors refuse (masking_utils.find_packed_sequence_indices).
+        config_kwargs["use_cache"] = False
+        config = hf_config(model_type, config_kwargs, text)
     kwargs = dict(model_type=model_type, head=head, device="meta" if meta else "cpu", **config_kwargs)
     if attn:
         kwargs["attn_implementation"] = attn
@@ -425,7 +420,8 @@ def example_input(spec: ModelSpec, module=None, tool: Optional[str] = None, disp
     model, float zeros of the input shape otherwise, on the module's own device.
 
     A module on the meta device holds no values: only tools that count at the dispatcher from shapes
-    (`dispatch_level=True`: FlopCounterMode, ptflops' aten backend) can run on it. Any other tool gets a
+    (`dispatch_level=True`: FlopCounterMode; not ptflops' aten backend, whose dispatch mode runs the ops and so
+    hits transformers' `.item()` calls) can run on it. Any other tool gets a
     MetaDeviceError naming the model and the tool, which the runner turns into that job's status row."""
     import torch
 

@@ -124,7 +124,7 @@ def test_flop_counter_is_blind_to_cpu_sdpa():
         return llm_report.TOOL_TOTALS["torch_flop_counter"](module, models.example_input(spec, module))
 
     result = llm_report.scaling("torch_flop_counter", count, shapes_at, (8, 16))
-    assert result.blind and "misses 49,152 per token" in result.sentence(shapes_at)  # 2 * (2 * 1 * 16 * 768)
+    assert result.blind and "misses 49,152 per token (2*ATTN" in result.sentence(shapes_at)  # 2 * (2 * 1 * 16 * 768)
 
 
 def test_cli_formulas_gpt3_175b_needs_no_weight_memory(cli):

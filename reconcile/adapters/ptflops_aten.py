@@ -60,7 +60,7 @@ def run_ptflops(model, spec) -> tuple[int, int, dict]:
     with patched(aten_engine.FlopCounterMode, "__exit__", observe_counts(snapshot)):
         macs, params = get_model_complexity_info(
             model, tuple(spec.input_shape[1:]), as_strings=False, print_per_layer_stat=False, ost=io.StringIO(),
-            backend=BACKEND, input_constructor=lambda _res: example_input(spec, model, TOOL, dispatch_level=True))
+            backend=BACKEND, input_constructor=lambda _res: example_input(spec, model, TOOL))
     if macs is None:
         raise RuntimeError("ptflops returned None: get_flops_aten caught an exception during the forward")
     return macs, params, snapshot
@@ -86,7 +86,7 @@ def count(spec, emit: Emitter) -> list[Record]:
     layers = [n for n in module_layers(ir)]
     per_layer = {n: sum(counts[n].values()) for n in layers if n in counts}
     probe = torch_module(spec)
-    ops = aten_ops_by_layer(probe, (example_input(spec, probe, TOOL, dispatch_level=True),), layers, grad=True)
+    ops = aten_ops_by_layer(probe, (example_input(spec, probe, TOOL),), layers, grad=True)
     missing, partial = dispatch_gaps(ops, set(per_layer), known_ops(), ir)
     records: list[Record] = []
     for layer in ir.layers:

@@ -91,6 +91,8 @@ def run_ptflops(model, spec, layers: list[str]) -> tuple[int, int, dict, list]:
     import ptflops.pytorch_engine as engine
     from ptflops import get_model_complexity_info
 
+    from ..models import example_input
+
     snapshot: dict = {}
     calls: list = []
     with ModuleStack(model) as stack, \
