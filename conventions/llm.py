@@ -22,7 +22,9 @@ with the same meaning per layer; the IR's MACC total of a causal LM equals (MACC
   NORM     elements the LayerNorms / RMSNorms normalise per token: (2 n_layer + 1) d_model (GPT-2 and Llama: two
            per block and a final one; BERT: two per block and the embeddings' one).
   BIAS_CH  a bias added once per call instead of once per output row (DeepSpeed's and calflops' addmm formula
-           adds the bias vector's size): BIAS / (batch * T) per token, i.e. BIAS once per forward pass.
+           adds the bias vector's size): the biases' parameter count once per forward pass, per token.
+  POOLER   a pooler (BERT's dense layer on the first token): d_model^2 multiply-accumulates per sequence, so
+           d_model^2 / T per token; its bias (d_model per sequence) is in BIAS and BIAS_CH.
 Parameter terms (counts, not per token):
   P_BLOCK  the blocks' weight-matrix parameters (= MACC per token)
   P_EMBED  parameters of nn.Embedding modules (token, position, token-type embeddings; a tied output projection
@@ -40,9 +42,9 @@ from fractions import Fraction
 from typing import Callable, Optional
 
 MACC, ATTN, SOFTMAX, LOGITS, EMBED, BIAS = "MACC", "ATTN", "SOFTMAX", "LOGITS", "EMBED", "BIAS"
-NORM, BIAS_CH = "NORM", "BIAS_CH"
+NORM, BIAS_CH, POOLER = "NORM", "BIAS_CH", "POOLER"
 P_BLOCK, P_EMBED, P_HEAD, P_OTHER = "P_BLOCK", "P_EMBED", "P_HEAD", "P_OTHER"
-COMPUTE_TERMS = (MACC, ATTN, SOFTMAX, LOGITS, EMBED, BIAS, NORM, BIAS_CH)
+COMPUTE_TERMS = (MACC, ATTN, SOFTMAX, LOGITS, EMBED, BIAS, NORM, BIAS_CH, POOLER)
 PARAM_TERMS = (P_BLOCK, P_EMBED, P_HEAD, P_OTHER)
 TERM_MEANINGS = {
     MACC: "blocks' weight-matmul multiply-accumulates per token (Q, K, V, out, FFN)",
@@ -53,6 +55,7 @@ TERM_MEANINGS = {
     BIAS: "bias additions of the blocks' linear layers per token (their bias parameter count)",
     NORM: "normalised elements per token ((2 n_layer + 1) d_model: two norms per block and one more)",
     BIAS_CH: "bias additions counted once per forward call, not per token (BIAS / (batch * T) per token)",
+    POOLER: "a BERT pooler's multiply-accumulates (d_model^2 once per sequence: d_model^2 / T per token)",
     P_BLOCK: "blocks' weight-matrix parameters",
     P_EMBED: "embedding-table parameters (token, position, type; a tied output projection once)",
     P_HEAD: "untied output-projection parameters",
@@ -75,6 +78,7 @@ class Shapes:
     gated_ffn: bool = False  # SwiGLU / GeGLU: three d_model x d_ff matrices
     lm_head: bool = True  # the model ends in a projection to the vocabulary
     linear_bias: bool = True  # the blocks' linear layers have biases (GPT-2, BERT; not Llama)
+    pooler: bool = False  # a dense + tanh pooler on the first token (BertModel)
     tied_head: bool = True  # that projection shares the token embedding's weights
     n_params: int = 0  # all parameters of the built model
     hf_non_embedding: int = 0  # transformers' num_parameters(exclude_embeddings=True)
@@ -100,6 +104,9 @@ def _first(config: dict, *keys, default=None):
     return default
 
 
+_POOLED = {"bert", "roberta", "xlm-roberta", "camembert", "ernie", "megatron-bert"}  # bare models with a pooler
+
+
 def shapes_from_config(config: dict, seq_len: int, batch: int = 1, n_params: int = 0, hf_non_embedding: int = 0,
                        lm_head: Optional[bool] = None) -> Shapes:
     """Shapes from a transformers configuration dict (GPT-2 names n_layer/n_embd/n_head/n_inner, or the common
@@ -118,6 +125,7 @@ def shapes_from_config(config: dict, seq_len: int, batch: int = 1, n_params: int
                   lm_head=head in ("causal-lm", "masked-lm") if lm_head is None else lm_head,
                   tied_head=bool(config.get("tie_word_embeddings", True)), n_params=int(n_params),
                   linear_bias=bool(config.get("attention_bias", config.get("mlp_bias", not gated))),
+                  pooler=head == "base" and model_type in _POOLED,
                   hf_non_embedding=int(hf_non_embedding), batch=int(batch))
 
 
@@ -131,7 +139,10 @@ def terms(s: Shapes) -> dict[str, "int | Fraction"]:
     p_embed = s.n_params - s.hf_non_embedding if s.n_params else s.n_vocab * s.d_model
     p_other = (s.hf_non_embedding - block - p_head) if s.hf_non_embedding else 0
     values = _terms(s, block, head, p_head, p_embed, p_other)
-    values[BIAS_CH] = Fraction(values[BIAS], s.batch * s.n_ctx)
+    pooler_bias = s.d_model if s.pooler and s.linear_bias else 0
+    values[BIAS_CH] = Fraction(values[BIAS] + pooler_bias, s.batch * s.n_ctx)  # every bias once per forward
+    values[BIAS] = values[BIAS] + Fraction(pooler_bias, s.n_ctx)  # the pooler's bias: one row per sequence
+    values[POOLER] = Fraction(s.d_model * s.d_model, s.n_ctx) if s.pooler else 0
     return values
 
 
@@ -346,7 +357,8 @@ def explain_total(total: float, s: Shapes, tokens: int) -> Optional[dict[str, Fr
 
     half = Fraction(1, 2)
     options = ((MACC, (0, half, 1, 2)), (ATTN, (0, half, 1, 2)), (LOGITS, (0, half, 1, 2)), (BIAS, (0, 1)),
-               (BIAS_CH, (0, 1)), (SOFTMAX, (0, 1, 2, 3)), (NORM, (0, 1, 2, 4, 5)), (EMBED, (0, 1, 2)))
+               (BIAS_CH, (0, 1)), (SOFTMAX, (0, 1, 2, 3)), (NORM, (0, 1, 2, 4, 5)),
+               (POOLER, (0, 1, 2) if s.pooler else (0,)), (EMBED, (0, 1, 2)))
     names = [t for t, _ in options]
     values = terms(s)
     target = Fraction(total)
