@@ -138,3 +138,33 @@ def test_shapes_from_config_names():
                                     "vocab_size": 32000, "hidden_act": "silu", "tie_word_embeddings": False,
                                     "attention_bias": False}, 2048)
     assert (llama.gated_ffn, llama.d_kv, llama.tied_head, llama.linear_bias) == (True, 8 * 128, False, False)
+
+
+# Forward totals per token the counters printed (python bench/bench_llm.py tools; torch 2.13.0, transformers 5.24.0,
+# fvcore 0.1.5.post20221221, ptflops 0.7.5, calflops 0.3.2, deepspeed 0.19.8), hf:gpt2 at T=1024 and hf:bert at
+# T=512, batch 1; each must be explained exactly (residual 0) by the basis terms.
+RECORDED_GPT2 = [
+    ("eager", "torch_flop_counter", 284_812_800, "2*MACC + 2*ATTN + 2*LOGITS"),
+    ("eager", "fvcore", 142_502_400, "1*MACC + 1*ATTN + 1*LOGITS + 5*NORM"),
+    ("eager", "ptflops_aten", 142_489_344, "1*MACC + 1*ATTN + 1*LOGITS + 1*BIAS"),
+    ("eager", "calflops", 285_056_337, "2*MACC + 2*ATTN + 2*LOGITS + 1*BIAS_CH + 1*SOFTMAX + 5*NORM"),
+    ("sdpa", "torch_flop_counter", 247_064_064, "2*MACC + 2*LOGITS"),  # blind to SDPA: no ATTN
+    ("sdpa", "ptflops_aten", 123_614_976, "1*MACC + 1*LOGITS + 1*BIAS"),
+    ("sdpa", "deepspeed", 284_908_881, "2*MACC + 2*ATTN + 2*LOGITS + 1*BIAS_CH + 5*NORM"),
+]
+
+
+@pytest.mark.parametrize("attn, tool, per_token, basis", RECORDED_GPT2)
+def test_recorded_gpt2_counts_are_explained(attn, tool, per_token, basis):
+    assert llm.format_combo(llm.explain_total(per_token * 1024, GPT2, 1024)) == basis
+
+
+def test_bert_pooler_term_by_hand():
+    bert = llm.Shapes(n_layer=12, d_model=768, n_heads=12, d_head=64, d_ff=3072, n_vocab=30522, n_ctx=512,
+                      lm_head=False, pooler=True)
+    t = llm.terms(bert)
+    assert t[llm.POOLER] == Fraction(768 * 768, 512)  # dense 768 -> 768 on the first token of each sequence
+    assert t[llm.BIAS] == 12 * 9 * 768 + Fraction(768, 512)
+    # FlopCounterMode, eager BertModel, T=512: 188,745,984 per token = 2*MACC + 2*ATTN + 2*POOLER
+    assert 2 * t[llm.MACC] + 2 * t[llm.ATTN] + 2 * t[llm.POOLER] == 188_745_984
+    assert llm.format_combo(llm.explain_total(188_745_984 * 512, bert, 512)) == "2*MACC + 2*ATTN + 2*POOLER"
