@@ -138,21 +138,15 @@ def terms(s: Shapes) -> dict[str, "int | Fraction"]:
     p_head = head if s.lm_head and not s.tied_head else 0
     p_embed = s.n_params - s.hf_non_embedding if s.n_params else s.n_vocab * s.d_model
     p_other = (s.hf_non_embedding - block - p_head) if s.hf_non_embedding else 0
-    values = _terms(s, block, head, p_head, p_embed, p_other)
-    pooler_bias = s.d_model if s.pooler and s.linear_bias else 0
-    values[BIAS_CH] = Fraction(values[BIAS] + pooler_bias, s.batch * s.n_ctx)  # every bias once per forward
-    values[BIAS] = values[BIAS] + Fraction(pooler_bias, s.n_ctx)  # the pooler's bias: one row per sequence
-    values[POOLER] = Fraction(s.d_model * s.d_model, s.n_ctx) if s.pooler else 0
-    return values
-
-
-def _terms(s: Shapes, block: int, head: int, p_head: int, p_embed: int, p_other: int) -> dict:
+    # biases: q, k, v, attention out, the d_ff-wide FFN inputs (two if gated) and the FFN output
+    block_bias = s.n_layer * (s.d_attn + 2 * s.d_kv + s.d_model + (s.ffn_matrices - 1) * s.d_ff + s.d_model) \
+        if s.linear_bias else 0
+    pooler_bias = s.d_model if s.pooler and s.linear_bias else 0  # on one row per sequence
     return {MACC: block, ATTN: 2 * s.n_layer * s.n_ctx * s.d_attn, SOFTMAX: s.n_layer * s.n_heads * s.n_ctx,
-            LOGITS: head, EMBED: s.n_vocab * s.d_model,
-            # biases: q, k, v, attention out, the d_ff-wide FFN inputs (two if gated) and the FFN output
-            BIAS: s.n_layer * (s.d_attn + 2 * s.d_kv + s.d_model + (s.ffn_matrices - 1) * s.d_ff + s.d_model)
-            if s.linear_bias else 0,
+            LOGITS: head, EMBED: s.n_vocab * s.d_model, BIAS: block_bias + Fraction(pooler_bias, s.n_ctx),
             NORM: (2 * s.n_layer + 1) * s.d_model,
+            BIAS_CH: Fraction(block_bias + pooler_bias, s.batch * s.n_ctx),  # every bias once per forward
+            POOLER: Fraction(s.d_model * s.d_model, s.n_ctx) if s.pooler else 0,
             P_BLOCK: block, P_EMBED: p_embed, P_HEAD: p_head, P_OTHER: p_other}
 
 
