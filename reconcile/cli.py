@@ -18,7 +18,8 @@ FORMATS = click.Choice(["table", "csv", "json"])
 def _model_options(fn):
     fn = click.option("--input-shape", help="N,C,H,W: required with --model-file (batch first, at least 2 "
                                             "dimensions); for reference models it replaces their shape and must "
-                                            "have their number of dimensions; refused for a .prototxt.")(fn)
+                                            "have their number of dimensions; B,T for a token model; refused "
+                                            "for a .prototxt.")(fn)
     fn = click.option("--model-file", help="PATH.py:FACTORY, FACTORY returns a torch nn.Module. The file is "
                                            "checked without running it; its code runs only in job processes.")(fn)
     return fn
@@ -27,6 +28,24 @@ def _model_options(fn):
 def _timeout_option(what: str):
     return click.option("--timeout", type=float, default=120.0, show_default=True, callback=timeout_seconds,
                         help=f"Seconds per {what} (finite, above 0, at most 86400).")
+
+
+# Model specs, as --help shows them (README "Model specs"; grammar in reconcile/models.py).
+MODEL_SPEC_HELP = """Model specs (MODEL, --models): a reference model (lenet, resnet50_v1, ...); a .prototxt;
+PATH.py:FACTORY; module:PACKAGE.MODULE:FACTORY[?k=v&...]; hf:MODEL_TYPE[?k=v&...] (a transformers
+configuration, no weights, e.g. hf:gpt2, hf:llama?num_hidden_layers=80, hf:vit, hf:bert); preset:NAME
+(gpt2-small/medium/large/xl, gpt3-125m ... gpt3-175b, bert-base/large, llama-7b/13b/33b/65b,
+chinchilla-70b, gopher-280b). Query keys: config settings, plus head=causal-lm|masked-lm|image-classification|base,
+attn_implementation=eager|sdpa, device=meta|cpu. Token models take --batch (default 1) and --seq-len (default:
+the configuration's maximum positions, at most 1024)."""
+
+
+def _token_options(fn):
+    fn = click.option("--seq-len", type=int, default=None,
+                      help="Sequence length of a token model (default: its maximum positions, at most 1024).")(fn)
+    fn = click.option("--batch", type=int, default=None, help="Batch size (default: the model's own, 1 for "
+                                                               "token models).")(fn)
+    return fn
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -45,37 +64,51 @@ def _fmt(value: Optional[int]) -> str:
     return "" if value is None else f"{value:,}"
 
 
-@cli.command()
+@cli.command(epilog=MODEL_SPEC_HELP)
 @click.argument("model", required=False)
 @_model_options
 @click.option("--framework", type=click.Choice(["torch", "keras", "caffe"]), default=None,
               help="Which form of the model to read (default: torch, or caffe for a .prototxt).")
 @click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
+@_token_options
+@click.option("--tokens", default=None, help="Training tokens D (e.g. 300e9): token models' training-compute "
+                                             "conventions are also given as totals over D tokens.")
 @_timeout_option("trace of the model (it runs in its own process)")
 def formulas(model: Optional[str], model_file: Optional[str], input_shape: Optional[str], framework: Optional[str],
-             fmt: str, timeout: float) -> None:
-    """Per-layer params, MACC and FLOPs by the reference document's formulas."""
+             fmt: str, batch: Optional[int], seq_len: Optional[int], tokens: Optional[str], timeout: float) -> None:
+    """Per-layer params, MACC and FLOPs by the reference document's formulas; for a token model (hf:, preset:)
+    also every LLM convention (conventions/llm.py) with its basis terms and citation."""
     from conventions.formulas import TOTAL, model_counts
 
     from . import models
     from .runner import trace_ir
 
-    spec = models.resolve(model, model_file, input_shape)
+    spec = models.resolve(model, model_file, input_shape, batch=batch, seq_len=seq_len)
+    n_tokens = _parse_tokens(tokens)
     framework = framework or ("torch" if spec.torch_factory else "caffe")
     if framework not in spec.frameworks:
         form = {"torch": "PyTorch definition", "keras": "Keras twin", "caffe": "Caffe prototxt"}[framework]
         raise UserError(f"model {spec.name!r} has no {form}")
+    shapes = models.llm_shapes(spec)
     traced = trace_ir(spec, framework, timeout)  # the model's code runs in a child; what it prints goes nowhere
     if traced.model is None:
-        raise UserError(traced.error)
+        if shapes is None:
+            raise UserError(traced.error)
+        _llm_only(spec, shapes, n_tokens, fmt, f"no per-layer table: {traced.error}")
+        return
     ir = traced.model
     warn_conservation(ir)
     rows = [{"layer": layer.name if layer else TOTAL, "kind": layer.kind if layer else "",
              "params": counts.params, "macc": counts.macc, "flops": counts.flops, "note": counts.note}
             for layer, counts in model_counts(ir)]
     if fmt == "json":
-        click.echo(json.dumps({"model": spec.name, "framework": framework, "input_shape": list(ir.input_shape),
-                               "notes": list(ir.notes), "layers": rows}, indent=2))
+        data = {"model": spec.name, "framework": framework, "input_shape": list(ir.input_shape),
+                "notes": list(ir.notes), "layers": rows}
+        if shapes is not None:
+            from .llm_report import convention_json
+
+            data["conventions"] = convention_json(shapes, n_tokens)
+        click.echo(json.dumps(data, indent=2))
         return
     if fmt == "csv":
         out = io.StringIO()
@@ -96,6 +129,45 @@ def formulas(model: Optional[str], model_file: Optional[str], input_shape: Optio
     notes = [f"{r['layer']}: {r['note']}" for r in rows if r["note"]] + list(ir.notes)
     for note in notes:
         click.echo(f"note: {note}")
+    if shapes is not None:
+        from .llm_report import convention_table
+
+        click.echo("")
+        click.echo(convention_table(shapes, n_tokens))
+
+
+def _parse_tokens(text: Optional[str]) -> Optional[float]:
+    if text is None:
+        return None
+    try:
+        value = float(text.replace(",", "").replace("_", ""))
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise UserError(f"--tokens must be a positive number like 300e9, not {text!r}")
+    return value
+
+
+def _llm_only(spec, shapes, tokens: Optional[float], fmt: str, why: str) -> None:
+    """formulas for a token model whose per-layer table cannot be built: the conventions alone."""
+    from .llm_report import convention_json, convention_table
+
+    if fmt == "json":
+        click.echo(json.dumps({"model": spec.name, "framework": "torch", "input_shape": list(spec.input_shape),
+                               "notes": [why], "layers": [], "conventions": convention_json(shapes, tokens)},
+                              indent=2))
+        return
+    if fmt == "csv":
+        click.echo("convention,quantity,value,basis,residual")
+        for r in convention_json(shapes, tokens):
+            click.echo(f"{r['convention']},{r['quantity']},{r['value']},{r['basis']},{r['residual']:g}")
+        return
+    click.echo(f"{spec.name} (torch, input {'x'.join(map(str, spec.input_shape))}"
+               f"{', meta device' if spec.meta else ''}), {spec.config.get('n_params', 0):,} parameters")
+    click.echo(f"note: {why}")
+    if spec.note:
+        click.echo(f"note: {spec.note}")
+    click.echo(convention_table(shapes, tokens))
 
 
 def _progress(done: int, total: int, job, records, seconds: float) -> None:
@@ -109,25 +181,30 @@ the report, not a failure of the run); 1 when no job produced a number, or, with
 error; 2 on bad input (one line on stderr, before any job runs)."""
 
 
-@cli.command(epilog=EXIT_STATUSES)
+@cli.command(epilog=EXIT_STATUSES + "\n\n" + MODEL_SPEC_HELP)
 @click.option("--models", callback=names_once,
-              help="Comma-separated reference model names or .prototxt paths (default: the suite).")
+              help="Comma-separated model specs (see below; default: the reference suite).")
 @click.option("--tools", callback=names_once, help="Comma-separated tool ids (default: all).")
 @_model_options
 @click.option("--batch", type=int, default=None, help="Batch size for reference models (default: their own).")
+@click.option("--seq-len", type=int, default=None, help="Sequence length of token models (hf:, preset:).")
 @click.option("--out", "out_dir", default="reports", show_default=True, type=click.Path(file_okay=False),
               help="Output directory; the set it holds is replaced as a whole, other files are left alone.")
 @_timeout_option("(tool, model) job")
 @click.option("--strict", is_flag=True, help="Exit 1 when any row is an error (a tool crashed or timed out).")
 @click.option("--quiet", is_flag=True, help="No progress lines.")
 def run(models: Optional[str], tools: Optional[str], model_file: Optional[str], input_shape: Optional[str],
-        batch: Optional[int], out_dir: str, timeout: float, strict: bool, quiet: bool) -> None:
+        batch: Optional[int], seq_len: Optional[int], out_dir: str, timeout: float, strict: bool,
+        quiet: bool) -> None:
     """Run the counters and write records.csv, explanations.csv, report.md and report.html into OUT."""
     from . import api
     from . import models as model_specs
     from .records import ERROR, OK
 
     specs = [model_specs.from_model_file(model_file, input_shape)] if model_file else []
+    if seq_len is not None:  # token models sized here; plan() sizes the rest by --batch
+        specs += [model_specs.resolve(name, batch=batch, seq_len=seq_len) for name in api._split(models) or []]
+        models = None
     # with --model-file, --input-shape is that file's; otherwise it applies to the --models reference models
     jobs = api.plan(models, tools, specs, batch, None if model_file else input_shape)
     charts = [f"chart_{name}.png" for name in dict.fromkeys(job.spec.name for job in jobs)]

@@ -375,10 +375,10 @@ def check(tools: Optional[Sequence[str]] = None, models: "str | Sequence[str] | 
     return Report(directory, compare_all(records, directory, update, irs), notes)
 
 
-def assert_counts(module, input_shape: Sequence[int], tools: Sequence[str] = ("thop",),
+def assert_counts(module, input_shape: Optional[Sequence[int]] = None, tools: Sequence[str] = ("thop",),
                   golden: "str | Path" = "tests/golden_counts", name: Optional[str] = None,
                   update: Optional[bool] = None) -> Report:
-    """Pin your own nn.Module's counts in your test suite:
+    """Pin your own nn.Module's (or any model spec's, e.g. "hf:gpt2?n_layer=2") counts in your test suite:
 
         from reconcile.golden import assert_counts
         def test_counts():
@@ -390,7 +390,14 @@ def assert_counts(module, input_shape: Sequence[int], tools: Sequence[str] = ("t
 
     if update is None:
         update = os.environ.get(UPDATE_ENV, "") not in ("", "0")
-    spec = register_module(module, input_shape, name or type(module).__name__.lower())
+    if isinstance(module, str):  # a model spec (README "Model specs"): "hf:gpt2?n_layer=2", "preset:bert-base"
+        from .models import resolve
+
+        spec = resolve(module, input_shape=",".join(map(str, input_shape)) if input_shape else None)
+    else:
+        if input_shape is None:
+            raise UserError("assert_counts: an nn.Module needs input_shape, e.g. (1, 3, 224, 224)")
+        spec = register_module(module, input_shape, name or type(module).__name__.lower())
     report = check(tools, [], golden, update, specs=[spec])
     report.hint = f"{UPDATE_ENV}=1 pytest <this test>"
     if report.failed:

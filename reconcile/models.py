@@ -1,6 +1,18 @@
-"""What the user asked to count, resolved into loadable forms: a reference model name, a user's
-`FILE.py:FACTORY` with an input shape, or a Caffe `.prototxt`. All bad input becomes a UserError here, before
-any tool runs, so the CLI can print one line and exit 2.
+"""What the user asked to count, resolved into loadable forms. One model-spec grammar (README "Model specs"):
+
+    lenet                                   a reference model (reference_models/__init__.py)
+    path/to/net.prototxt                    a Caffe prototxt
+    path/to/file.py:FACTORY                 FACTORY() returns a torch nn.Module (needs an input shape)
+    module:PACKAGE.MODULE:FACTORY[?k=v&...] any importable factory, called with the query as keyword arguments
+    hf:MODEL_TYPE[?k=v&...]                 a `transformers` configuration class (AutoConfig.for_model) built
+                                            with from_config: no weights, no download
+    preset:NAME[?k=v&...]                   a published architecture (reference_models/presets.py)
+
+Query values are read as int, float, true/false, else text. Reserved keys: `head` (hf/preset: causal-lm,
+masked-lm, image-classification, base), `attn_implementation` (eager, sdpa), `device` (meta or cpu; default meta
+above ~1e9 parameters), `input_shape` (module/file specs: 1,3,224,224). A spec that is not a reference model is
+named after its text in every output. All bad input becomes a UserError here, before any tool runs, so the CLI
+can print one line and exit 2.
 
 A user's file is checked statically here (it parses, it defines FACTORY at top level): its code, import-time
 code included, runs only in job processes (reconcile.runner), never in the process that resolves it.
@@ -8,7 +20,7 @@ code included, runs only in job processes (reconcile.runner), never in the proce
 `--input-shape` rules (INPUT_SHAPE_RULES, also in the CLI help): a model file needs it (the shape its forward
 takes, batch first, at least 2 dimensions); for a reference model it replaces the model's own shape and must have
 the same number of dimensions (no padding, no unbatched inputs); a prototxt declares its own input, so it is
-refused there.
+refused there; a token model takes B,T.
 """
 from __future__ import annotations
 
@@ -17,7 +29,7 @@ import importlib
 import importlib.util
 import math
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -40,6 +52,12 @@ class ModelSpec:
     keras_factory: Optional[str] = None
     prototxt: Optional[Path] = None
     aliases: dict[str, dict[str, str]] = field(default_factory=dict)
+    # Keyword arguments the torch factory is called with (module: query, hf:/preset: the configuration).
+    factory_kwargs: tuple[tuple[str, Any], ...] = ()
+    token_model: bool = False  # input is token ids (int64, shape batch x seq_len), not floats
+    config: dict[str, Any] = field(default_factory=dict)  # hf:/preset: the configuration's own dict
+    meta: bool = False  # built on the meta device (no memory for weights); only dispatch-level tools run
+    note: str = ""  # what the spec stands for (a preset's citation and approximations)
 
     @property
     def frameworks(self) -> tuple[str, ...]:
@@ -65,7 +83,13 @@ def parse_shape(text: str) -> tuple[int, ...]:
 
 
 def reference(name: str, batch: Optional[int] = None) -> ModelSpec:
-    ref = reference_models.get(name)
+    if name.startswith(("hf:", "preset:", "module:")) or (":" in name and name.rpartition(":")[0].endswith(".py")):
+        return resolve(name, batch=batch)  # callers that size reference models by batch accept every spec
+    try:
+        ref = reference_models.get(name)
+    except UserError as exc:
+        raise UserError(f"{exc}; or a spec: PATH.py:FACTORY, module:PACKAGE.MODULE:FACTORY, hf:MODEL_TYPE, "
+                        f"preset:NAME (reconcile formulas --help)") from None
     shape = ref.input_shape if batch is None else (batch,) + ref.input_shape[1:]
     if batch is not None:
         check_shape(shape, ",".join(map(str, shape)))
@@ -150,18 +174,268 @@ def from_prototxt(path_text: str) -> ModelSpec:
     return ModelSpec(path.stem, model.input_shape, prototxt=path.resolve())
 
 
-def resolve(model: Optional[str], model_file: Optional[str] = None, input_shape: Optional[str] = None) -> ModelSpec:
+def resolve(model: Optional[str], model_file: Optional[str] = None, input_shape: Optional[str] = None,
+            batch: Optional[int] = None, seq_len: Optional[int] = None) -> ModelSpec:
+    """Any model spec (module docstring) -> ModelSpec. `batch` and `seq_len` size a token model's input
+    (defaults: 1 and the configuration's maximum positions capped at DEFAULT_SEQ_CAP); `input_shape` overrides
+    the whole input shape (B,T for token models)."""
     if model_file:
         return from_model_file(model_file, input_shape)
     if model is None:
-        raise UserError("name a reference model, a .prototxt file, or --model-file PATH.py:FACTORY")
-    if model.endswith(".prototxt"):
+        raise UserError("name a model: a reference model, a .prototxt file, PATH.py:FACTORY, "
+                        "module:PACKAGE.MODULE:FACTORY, hf:MODEL_TYPE or preset:NAME")
+    for value, what in ((batch, "--batch"), (seq_len, "--seq-len")):
+        if value is not None and value <= 0:
+            raise UserError(f"{what} must be positive, not {value}")
+    text = model.strip()
+    if text.startswith(("hf:", "preset:")):
+        return from_transformers(text, batch, seq_len, input_shape)
+    if seq_len is not None:
+        raise UserError(f"--seq-len applies to token models (hf:, preset:), not {text!r}")
+    if text.startswith("module:"):
+        return from_module_spec(text, input_shape, batch)
+    if text.endswith(".prototxt"):
         if input_shape is not None:
-            raise UserError(f"--input-shape does not apply to a prototxt ({model} declares its own input); edit "
+            raise UserError(f"--input-shape does not apply to a prototxt ({text} declares its own input); edit "
                             "its input_shape instead")
-        return from_prototxt(model)
-    spec = reference(model)
+        return from_prototxt(text)
+    if ":" in text and text.rpartition(":")[0].endswith(".py"):
+        return from_path_spec(text, input_shape, batch)
+    spec = reference(text, batch)
     return with_input_shape(spec, input_shape) if input_shape is not None else spec
+
+
+# ------------------------------------------------------------------------------------------ spec grammar helpers
+def parse_query(text: str, spec_text: str) -> dict[str, Any]:
+    """'a=1&b=0.5&c=true&d=gelu' -> {'a': 1, 'b': 0.5, 'c': True, 'd': 'gelu'}."""
+    out: dict[str, Any] = {}
+    for part in filter(None, text.split("&")):
+        key, sep, raw = part.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"model spec {spec_text!r}: expected key=value after '?', got {part!r}")
+        out[key.strip()] = _query_value(raw.strip())
+    return out
+
+
+def _query_value(raw: str) -> Any:
+    if raw.lower() in ("true", "false"):
+        return raw.lower() == "true"
+    if raw.lower() in ("none", "null"):
+        return None
+    for cast in (int, float):
+        try:
+            return cast(raw)
+        except ValueError:
+            pass
+    return raw
+
+
+def _split_query(text: str) -> tuple[str, dict[str, Any]]:
+    base, _, query = text.partition("?")
+    return base, parse_query(query, text)
+
+
+def _shape_option(query: dict[str, Any], input_shape: Optional[str], spec_text: str) -> tuple[int, ...]:
+    given = query.pop("input_shape", None)
+    if input_shape is not None:
+        return parse_shape(input_shape)
+    if given is None:
+        raise UserError(f"{spec_text!r} needs an input shape: --input-shape N,C,H,W or ?input_shape=N,C,H,W")
+    return parse_shape(str(given))
+
+
+def _with_batch(shape: tuple[int, ...], batch: Optional[int]) -> tuple[int, ...]:
+    return shape if batch is None else (batch,) + shape[1:]
+
+
+def from_module_spec(text: str, input_shape: Optional[str], batch: Optional[int] = None) -> ModelSpec:
+    """module:PACKAGE.MODULE:FACTORY[?k=v&...]: the factory is called with the query as keyword arguments."""
+    base, query = _split_query(text[len("module:"):])
+    target = base.strip()
+    module_name, sep, factory = target.rpartition(":")
+    if not sep or not module_name or not factory:
+        raise UserError(f"model spec {text!r}: expected module:PACKAGE.MODULE:FACTORY[?key=value&...]")
+    shape = _with_batch(_shape_option(query, input_shape, text), batch)
+    if importlib.util.find_spec(module_name.split(".")[0]) is None:  # found, not imported: it runs in jobs only
+        raise UserError(f"model spec {text!r}: no installed package {module_name.split('.')[0]!r}")
+    return ModelSpec(text, shape, torch_factory=target, factory_kwargs=tuple(sorted(query.items())))
+
+
+def from_path_spec(text: str, input_shape: Optional[str], batch: Optional[int] = None) -> ModelSpec:
+    """PATH.py:FACTORY[?k=v&...] given as a model name (not --model-file): named after the text."""
+    base, query = _split_query(text)
+    path_text, _, factory = base.rpartition(":")
+    path = Path(path_text)
+    if not path.is_file():
+        raise UserError(f"no such file {path_text}")
+    shape = _with_batch(_shape_option(query, input_shape, text), batch)
+    check_model_file(path, factory)  # without running the file: its code runs only in job processes
+    return ModelSpec(text, shape, torch_factory=f"{path.resolve()}:{factory}",
+                     factory_kwargs=tuple(sorted(query.items())))
+
+
+def llm_shapes(spec: ModelSpec):
+    """The transformer shapes conventions/llm.py computes from (None for a model that is not a token model)."""
+    from conventions import llm
+
+    if not spec.token_model or not spec.config:
+        return None
+    batch, seq_len = spec.input_shape[0], spec.input_shape[-1]
+    return llm.shapes_from_config(spec.config, seq_len, batch, spec.config.get("n_params", 0),
+                                  spec.config.get("hf_non_embedding", 0))
+
+
+# --------------------------------------------------------------------------------------- transformers models
+HEADS = ("causal-lm", "masked-lm", "image-classification", "base")
+DEFAULT_SEQ_CAP = 1024  # default seq_len: the configuration's maximum positions, at most this
+META_ABOVE_PARAMS = 1_000_000_000  # larger models are built on the meta device
+_ENCODERS = {"bert", "roberta", "distilbert", "albert", "electra", "deberta", "deberta-v2", "xlm-roberta", "camembert",
+             "mpnet", "ernie", "big_bird", "longformer", "megatron-bert", "funnel", "layoutlm", "squeezebert"}
+_RESERVED = ("head", "attn_implementation", "device")
+
+
+def default_head(model_type: str) -> str:
+    """Causal LM for decoder models, image classification for vision models, the bare model for encoders."""
+    from transformers.models.auto.modeling_auto import (MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
+                                                        MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES)
+
+    if model_type in _ENCODERS:
+        return "base"
+    decoder = model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+    if model_type in MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES and not decoder:
+        return "image-classification"
+    if decoder:
+        return "causal-lm"
+    return "base"
+
+
+def _auto_class(head: str):
+    import transformers
+
+    return {"causal-lm": transformers.AutoModelForCausalLM, "masked-lm": transformers.AutoModelForMaskedLM,
+            "image-classification": transformers.AutoModelForImageClassification,
+            "base": transformers.AutoModel}[head]
+
+
+def hf_config(model_type: str, config_kwargs: dict[str, Any], spec_text: str = ""):
+    """AutoConfig.for_model(model_type, **kw), refusing keys the configuration class does not define (a typo
+    would otherwise become a silent extra attribute)."""
+    from transformers import AutoConfig
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+
+    where = f"model spec {spec_text!r}: " if spec_text else ""
+    if model_type not in CONFIG_MAPPING:
+        close = sorted(t for t in CONFIG_MAPPING.keys() if t.startswith(model_type[:3]))[:8]
+        raise UserError(f"{where}unknown transformers model type {model_type!r}"
+                        + (f" (similar: {', '.join(close)})" if close else ""))
+    default = AutoConfig.for_model(model_type)
+    unknown = [k for k in config_kwargs if not hasattr(default, k) and k not in getattr(default, "attribute_map", {})]
+    if unknown:
+        raise UserError(f"{where}{type(default).__name__} has no setting {', '.join(map(repr, unknown))}")
+    try:
+        return AutoConfig.for_model(model_type, **config_kwargs)
+    except Exception as exc:
+        raise UserError(f"{where}{type(default).__name__}({config_kwargs}) refused: {type(exc).__name__}: {exc}") \
+            from None
+
+
+def hf_model(model_type: str, head: str, device: str = "cpu", attn_implementation: Optional[str] = None,
+             **config_kwargs):
+    """A `transformers` model from its configuration class only: random init (or none, on meta), no download."""
+    import torch
+
+    config = hf_config(model_type, config_kwargs)
+    extra = {"attn_implementation": attn_implementation} if attn_implementation else {}
+    if device == "meta":
+        with torch.device("meta"):
+            return _auto_class(head).from_config(config, **extra)
+    torch.manual_seed(0)  # values do not change counts; a fixed seed keeps any value-dependent path repeatable
+    return _auto_class(head).from_config(config, **extra)
+
+
+def _config_dict(config) -> dict[str, Any]:
+    keep = (int, float, str, bool, type(None))
+    return {k: v for k, v in sorted(config.to_dict().items()) if isinstance(v, keep)}
+
+
+def max_positions(config) -> Optional[int]:
+    for key in ("max_position_embeddings", "n_positions", "n_ctx", "max_seq_len", "seq_length"):
+        value = getattr(config, key, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
+
+
+def from_transformers(text: str, batch: Optional[int] = None, seq_len: Optional[int] = None,
+                      input_shape: Optional[str] = None) -> ModelSpec:
+    """hf:MODEL_TYPE[?k=v] and preset:NAME[?k=v] -> a ModelSpec whose factory builds the model from config."""
+    kind, _, rest = text.partition(":")
+    base, query = _split_query(rest)
+    note = ""
+    if kind == "preset":
+        from reference_models import presets
+
+        preset = presets.get(base.strip())
+        model_type, config_kwargs, head = preset.model_type, {**preset.config}, preset.head
+        note = f"{preset.citation} (paper: {preset.paper_params} parameters). {preset.note}"
+    else:
+        model_type, config_kwargs, head = base.strip(), {}, None
+    options = {k: query.pop(k) for k in _RESERVED if k in query}
+    config_kwargs.update(query)
+    head = options.get("head") or head or default_head(model_type)
+    if head not in HEADS:
+        raise UserError(f"model spec {text!r}: head must be one of {', '.join(HEADS)}, not {head!r}")
+    attn = options.get("attn_implementation")
+    if attn is not None and attn not in ("eager", "sdpa"):
+        raise UserError(f"model spec {text!r}: attn_implementation must be eager or sdpa, not {attn!r}")
+    device = options.get("device")
+    if device not in (None, "meta", "cpu"):
+        raise UserError(f"model spec {text!r}: device must be meta or cpu, not {device!r}")
+    config = hf_config(model_type, config_kwargs, text)
+    # Build once on the meta device (no memory, ~1 s for billions of parameters): the parameter count decides
+    # the device and the model class says what its input is.
+    try:
+        probe = hf_model(model_type, head, "meta", attn, **config_kwargs)
+    except UserError:
+        raise
+    except Exception as exc:
+        raise UserError(f"model spec {text!r}: building {model_type} with head {head} failed: "
+                        f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}") \
+            from None
+    n_params = sum(p.numel() for p in probe.parameters())
+    meta = device == "meta" or (device is None and n_params > META_ABOVE_PARAMS)
+    token_model = getattr(probe, "main_input_name", "input_ids") == "input_ids"
+    if input_shape is not None:
+        shape = parse_shape(input_shape)
+        if token_model and len(shape) != 2:
+            raise UserError(f"{text!r} takes token ids: --input-shape B,T (batch, sequence length), not {input_shape}")
+    elif token_model:
+        cap = max_positions(config)
+        seq = seq_len or min(cap or DEFAULT_SEQ_CAP, DEFAULT_SEQ_CAP)
+        if cap is not None and seq > cap:
+            raise UserError(f"--seq-len {seq} exceeds {text!r}'s {cap} positions")
+        shape = (batch or 1, seq)
+    else:
+        if seq_len is not None:
+            raise UserError(f"--seq-len applies to token models; {text!r} takes images")
+        size = getattr(config, "image_size", 224)
+        size = size if isinstance(size, int) else int(size[0])
+        shape = (batch or 1, getattr(config, "num_channels", 3), size, size)
+    if not meta and "use_cache" not in config_kwargs and hasattr(config, "use_cache"):
+        # One forward over T tokens needs no key/value cache, and its DynamicCache output stops torch.jit tracing
+        # (fvcore). On the meta device the cache stays: without it transformers checks position_ids for packed
+        # sequences with a .item() that meta tensors refuse (masking_utils.find_packed_sequence_indices).
+        config_kwargs["use_cache"] = False
+        config = hf_config(model_type, config_kwargs, text)
+    kwargs = dict(model_type=model_type, head=head, device="meta" if meta else "cpu", **config_kwargs)
+    if attn:
+        kwargs["attn_implementation"] = attn
+    info = dict(_config_dict(config), head=head, model_class=type(probe).__name__, n_params=n_params,
+                hf_non_embedding=probe.num_parameters(exclude_embeddings=True))
+    if attn:
+        info["attn_implementation"] = attn
+    return ModelSpec(text, shape, torch_factory=f"{__name__}:hf_model", factory_kwargs=tuple(sorted(kwargs.items())),
+                     token_model=token_model, config=info, meta=meta, note=note)
 
 
 def load_factory(target: str) -> Callable[..., Any]:
@@ -194,7 +468,9 @@ def torch_module(spec: ModelSpec):
         raise UserError(f"model {spec.name!r} has no PyTorch definition")
     factory = load_factory(spec.torch_factory)
     try:
-        module = factory()
+        module = factory(**dict(spec.factory_kwargs))
+    except UserError:
+        raise
     except Exception as exc:
         raise UserError(f"factory {spec.torch_factory.rpartition(':')[2]!r} raised {type(exc).__name__}: {exc}") \
             from None
@@ -203,13 +479,53 @@ def torch_module(spec: ModelSpec):
     return module.eval()
 
 
+class MetaDeviceError(UserError):
+    """A tool that needs real tensors was given a model built on the meta device."""
+
+
+def module_device(module):
+    """The device of the module's first parameter (or buffer); cpu for a module without either."""
+    import torch
+
+    for tensor in list(module.parameters())[:1] or list(module.buffers())[:1]:
+        return tensor.device
+    return torch.device("cpu")
+
+
+def example_input(spec: ModelSpec, module=None, tool: Optional[str] = None, dispatch_level: bool = False):
+    """The one input every adapter feeds a model: int64 token ids (zeros) of shape (batch, seq_len) for a token
+    model, float zeros of the input shape otherwise, on the module's own device.
+
+    A module on the meta device holds no values: only tools that count at the dispatcher from shapes
+    (`dispatch_level=True`: FlopCounterMode; not ptflops' aten backend, whose dispatch mode runs the ops and so
+    hits transformers' `.item()` calls) can run on it. Any other tool gets a
+    MetaDeviceError naming the model and the tool, which the runner turns into that job's status row."""
+    import torch
+
+    device = module_device(module) if module is not None else torch.device("meta" if spec.meta else "cpu")
+    if device.type == "meta" and not dispatch_level:
+        who = f"{tool} " if tool else "this tool "
+        raise MetaDeviceError(f"model {spec.name!r} is built on the meta device ({spec.config.get('n_params', 0):,} "
+                              f"parameters, no memory for weights): {who}needs real tensors; the formulas and the "
+                              f"dispatch-level tools (torch_flop_counter) count it")
+    if spec.token_model:
+        return torch.zeros(*spec.input_shape, dtype=torch.long, device=device)
+    return torch.zeros(*spec.input_shape, device=device)
+
+
+def input_dtype(spec: ModelSpec):
+    import torch
+
+    return torch.long if spec.token_model else None
+
+
 def check_forward(module, spec: ModelSpec) -> None:
     """Run one forward pass so a wrong input shape is reported as such, not as a tool crash."""
     import torch
 
     try:
         with torch.no_grad():
-            module(torch.zeros(*spec.input_shape))
+            module(example_input(spec, module, dispatch_level=True))
     except MemoryError:
         raise UserError(f"model {spec.name!r}: its forward ran out of memory on input shape "
                         f"{','.join(map(str, spec.input_shape))}") from None
@@ -263,7 +579,8 @@ def layer_ir(spec: ModelSpec, framework: str = "torch") -> Model:
 
         module = torch_module(spec)
         check_forward(module, spec)
-        return torch_ir.from_module(module, spec.input_shape, spec.name, spec.aliases.get("torch", {}))
+        aliases = spec.aliases.get("torch", {})
+        return torch_ir.from_module(module, spec.input_shape, spec.name, aliases, input_dtype=input_dtype(spec))
     if framework == "caffe":
         if spec.prototxt is None:
             raise UserError(f"model {spec.name!r} has no Caffe prototxt")

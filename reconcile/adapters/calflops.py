@@ -45,21 +45,21 @@ def unavailable() -> Optional[str]:
 
 
 def count(spec, emit: Emitter) -> list[Record]:
-    import torch
     from calflops import calculate_flops
     from calflops import calculate_pipline as pipeline
 
-    from ..models import torch_module
+    from ..models import example_input, torch_module
 
     kinds = layer_kinds(spec)
     ir = ir_of(spec)
-    # the input as a positional argument: given `input_shape`, calculate_flops refuses transformers models
-    # without a tokenizer (flops_counter.py: "the model is must not transformer model ...")
-    flops, macs, params = calculate_flops(torch_module(spec), args=[torch.zeros(*spec.input_shape)],
-                                          print_results=False, output_as_string=False)
+    first = torch_module(spec)
+    given = example_input(spec, first, TOOL)
+    # the input as a positional argument: given `input_shape`, calculate_flops builds a float tensor and refuses
+    # transformers models without a tokenizer (flops_counter.py: "the model is must not transformer model ...")
+    flops, macs, params = calculate_flops(first, args=[given], print_results=False, output_as_string=False)
     model = torch_module(spec).eval()  # calculate_flops calls model.eval()
     calc = pipeline.CalFlopsPipline(model, include_backPropagation=False, compute_bp_factor=2.0)
-    profile = breakdown(model, (torch.zeros(*spec.input_shape),), ir, pipeline, calc.start_flops_calculate,
+    profile = breakdown(model, (example_input(spec, model, TOOL),), ir, pipeline, calc.start_flops_calculate,
                         calc.end_flops_calculate)
     return profiler_records(emit, profile, ir, kinds, METRICS, "calflops", pipeline,
                             "calflops/pytorch_ops.py _patch_functionals; its torch.bmm patch is commented out in "

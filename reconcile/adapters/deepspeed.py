@@ -50,24 +50,25 @@ def profiler_module():
 
 
 def totals(spec) -> tuple[int, int, int]:
-    from ..models import torch_module
+    from ..models import example_input, torch_module
 
     profiler = profiler_module()
-    return profiler.get_model_profile(torch_module(spec), input_shape=tuple(spec.input_shape), print_profile=False,
-                                      as_string=False)
+    model = torch_module(spec)
+    # token ids go in as args (get_model_profile would build a float tensor from input_shape)
+    feed = dict(args=[example_input(spec, model, TOOL)]) if spec.token_model else \
+        dict(input_shape=tuple(spec.input_shape))
+    return profiler.get_model_profile(model, print_profile=False, as_string=False, **feed)
 
 
 def count(spec, emit: Emitter) -> list[Record]:
-    import torch
-
-    from ..models import torch_module
+    from ..models import example_input, torch_module
 
     profiler = profiler_module()
     kinds = layer_kinds(spec)
     ir = ir_of(spec)
     flops, macs, params = totals(spec)
     model = torch_module(spec)
-    inputs = (torch.zeros(*spec.input_shape),)
+    inputs = (example_input(spec, model, TOOL),)
     model(*inputs)  # get_model_profile's warm-up forward
     prof = profiler.FlopsProfiler(model)
     profile = breakdown(model, inputs, ir, profiler, prof.start_profile, prof.end_profile)

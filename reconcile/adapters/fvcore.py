@@ -120,15 +120,14 @@ def functional_rows(emit: Emitter, own: Counter, ir, kinds: dict[str, str]) -> t
 
 
 def count(spec, emit: Emitter) -> list[Record]:
-    import torch
     from fvcore.nn import parameter_count
 
-    from ..models import torch_module
+    from ..models import example_input, torch_module
 
     kinds = layer_kinds(spec)
     ir = ir_of(spec)
     model = torch_module(spec)
-    analysis, _warnings = analyse(model, (torch.zeros(*spec.input_shape),))  # quoted via unsupported_ops()
+    analysis, _warnings = analyse(model, (example_input(spec, model, TOOL),))  # quoted via unsupported_ops()
     by_module = analysis.by_module()
     params = parameter_count(model)
     uncalled = analysis.uncalled_modules()

@@ -52,14 +52,15 @@ def observe_counts(snapshot: dict):
 
 
 def run_ptflops(model, spec) -> tuple[int, int, dict]:
-    import torch
     from ptflops import aten_engine, get_model_complexity_info
+
+    from ..models import example_input
 
     snapshot: dict = {}
     with patched(aten_engine.FlopCounterMode, "__exit__", observe_counts(snapshot)):
         macs, params = get_model_complexity_info(
             model, tuple(spec.input_shape[1:]), as_strings=False, print_per_layer_stat=False, ost=io.StringIO(),
-            backend=BACKEND, input_constructor=lambda _res: torch.zeros(*spec.input_shape))
+            backend=BACKEND, input_constructor=lambda _res: example_input(spec, model, TOOL))
     if macs is None:
         raise RuntimeError("ptflops returned None: get_flops_aten caught an exception during the forward")
     return macs, params, snapshot
@@ -77,16 +78,15 @@ def gap_message(ver: str, ops) -> str:
 
 
 def count(spec, emit: Emitter) -> list[Record]:
-    import torch
-
-    from ..models import torch_module
+    from ..models import example_input, torch_module
 
     kinds = layer_kinds(spec)
     ir = ir_of(spec)
     macs, params, counts = run_ptflops(torch_module(spec), spec)
     layers = [n for n in module_layers(ir)]
     per_layer = {n: sum(counts[n].values()) for n in layers if n in counts}
-    ops = aten_ops_by_layer(torch_module(spec), (torch.zeros(*spec.input_shape),), layers, grad=True)
+    probe = torch_module(spec)
+    ops = aten_ops_by_layer(probe, (example_input(spec, probe, TOOL),), layers, grad=True)
     missing, partial = dispatch_gaps(ops, set(per_layer), known_ops(), ir)
     records: list[Record] = []
     for layer in ir.layers:

@@ -91,6 +91,8 @@ def run_ptflops(model, spec, layers: list[str]) -> tuple[int, int, dict, list]:
     import ptflops.pytorch_engine as engine
     from ptflops import get_model_complexity_info
 
+    from ..models import example_input
+
     snapshot: dict = {}
     calls: list = []
     with ModuleStack(model) as stack, \
@@ -100,16 +102,10 @@ def run_ptflops(model, spec, layers: list[str]) -> tuple[int, int, dict, list]:
         # input_constructor is given, so pass one that builds the spec's batch.
         macs, params = get_model_complexity_info(
             model, tuple(spec.input_shape[1:]), as_strings=False, print_per_layer_stat=False, ost=io.StringIO(),
-            backend=BACKEND, input_constructor=lambda _res: _zeros(spec.input_shape))
+            backend=BACKEND, input_constructor=lambda _res: example_input(spec, model, TOOL))
     if macs is None:
         raise RuntimeError("ptflops returned None: get_flops_pytorch caught an exception during the forward")
     return macs, params, snapshot, calls
-
-
-def _zeros(shape):
-    import torch
-
-    return torch.zeros(*shape)
 
 
 def describe_parts(module_part, module_type: str, functionals: list[tuple[str, float]]) -> str:

@@ -145,16 +145,15 @@ def total_records(emit: Emitter, ops, params, zeroed: list[str]) -> list[Record]
 
 
 def count(spec, emit: Emitter) -> list[Record]:
-    import torch
     from thop import profile
 
-    from ..models import torch_module
+    from ..models import example_input, torch_module
 
     kinds = layer_kinds(spec)
     model = torch_module(spec)  # fresh: thop leaves total_ops/total_params buffers on modules it did not hook
     called, handles = track_calls(model)
     try:
-        ops, params, tree = profile_layers(profile, model, (torch.zeros(*spec.input_shape),))
+        ops, params, tree = profile_layers(profile, model, (example_input(spec, model, TOOL),))
     finally:
         for handle in handles:
             handle.remove()

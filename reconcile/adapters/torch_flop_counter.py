@@ -51,12 +51,13 @@ def flop_counts(spec, grad: bool) -> tuple[int, dict[str, dict[str, int]]]:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from ..models import torch_module
+    from ..models import example_input, torch_module
 
     model = torch_module(spec)
     root = type(model).__name__
+    given = example_input(spec, model, TOOL, dispatch_level=True)  # FlopCounterMode counts meta tensors too
     with torch.set_grad_enabled(grad), FlopCounterMode(display=False) as counter:
-        model(torch.zeros(*spec.input_shape))
+        model(given)
     per_module = {}
     for name, ops in counter.get_flop_counts().items():
         if name.startswith(root + "."):
@@ -82,15 +83,14 @@ def gap_message(ver: str, ops, grad: bool) -> str:
 
 
 def mode_records(emit: Emitter, spec, ir, kinds: dict, grad: bool) -> list[Record]:
-    import torch
-
-    from ..models import torch_module
+    from ..models import example_input, torch_module
 
     metric = METRICS[grad]
     total, per_module = flop_counts(spec, grad)
     layers = module_layers(ir)
     per_layer = {n: sum(per_module[n].values()) for n in layers if n in per_module}
-    ops = aten_ops_by_layer(torch_module(spec), (torch.zeros(*spec.input_shape),), layers, grad=grad)
+    probe = torch_module(spec)
+    ops = aten_ops_by_layer(probe, (example_input(spec, probe, TOOL, dispatch_level=True),), layers, grad=grad)
     missing, partial = dispatch_gaps(ops, set(per_layer), known_ops(), ir)
     records = []
     zeroed = []

@@ -46,7 +46,12 @@ def unavailable() -> Optional[str]:
 def run_summary(model, spec):
     from torchinfo import summary
 
+    from ..models import example_input
+
+    given = example_input(spec, model, TOOL)
     # verbose=0: no printing; device="cpu" (get_device would look for CUDA); cache_forward_pass stays False.
+    if spec.token_model:  # token ids as input_data (input_size would build floats)
+        return summary(model, input_data=[given], verbose=0, device="cpu")
     return summary(model, input_size=tuple(spec.input_shape), verbose=0, device="cpu")
 
 

@@ -197,8 +197,12 @@ def total_records(emit: Emitter, table: list[dict], batch: int, zeroed: list[str
 
 
 def count(spec, emit: Emitter) -> list[Record]:
-    from ..models import torch_module
+    from ..errors import UserError
+    from ..models import example_input, torch_module
 
+    example_input(spec, None, TOOL)  # a model on the meta device: a clear error row, not a crash inside the tool
+    if spec.token_model:
+        raise UserError(f"torchstat builds its own input (torch.rand(1, *input_size)) of floats and cannot feed token ids to {spec.name}")
     kinds = layer_kinds(spec)
     model = torch_module(spec)  # fresh: ModelHook registers buffers on every leaf module
     types = {n: type(m).__name__ for n, m in model.named_modules()}

@@ -165,8 +165,12 @@ def total_records(emit: Emitter, totals: dict[str, float], batch: int) -> list[R
 
 
 def count(spec, emit: Emitter) -> list[Record]:
-    from ..models import torch_module
+    from ..errors import UserError
+    from ..models import example_input, torch_module
 
+    example_input(spec, None, TOOL)  # a model on the meta device: a clear error row, not a crash inside the tool
+    if spec.token_model:
+        raise UserError(f"torchsummary builds its own input (torch.rand(2, *input_size)) of floats and cannot feed token ids to {spec.name}")
     kinds = layer_kinds(spec)
     model = torch_module(spec)  # fresh: a crashing summary() leaves its hooks registered
     printed, fired = run_summary(model, tuple(spec.input_shape[1:]), emit.tool_version)

@@ -118,15 +118,13 @@ def rule_note(profile_module, module, layer) -> str:
 
 
 def count(spec, emit: Emitter) -> list[Record]:
-    import torch
-
-    from ..models import torch_module
+    from ..models import example_input, torch_module
 
     kinds = layer_kinds(spec)
     ir = ir_of(spec)
     model = torch_module(spec)
     with isolated_thop() as profile_module:
-        ops, params, tree = profile_module.profile(model, inputs=(torch.zeros(*spec.input_shape),), verbose=False,
+        ops, params, tree = profile_module.profile(model, inputs=(example_input(spec, model, TOOL),), verbose=False,
                                          ret_layer_info=True)
         rows = list(walk(model, tree, kinds))
         layers = {layer.name: layer for layer in ir.layers}

@@ -80,8 +80,12 @@ def _usable_records(path):
 @click.command("which")
 @click.argument("model")
 @click.argument("value")
-@click.option("--quantity", type=click.Choice(["compute", "params"]), default="compute", show_default=True,
-              help="What VALUE claims to count.")
+@click.option("--quantity", type=click.Choice(["compute", "params", "train-compute"]), default="compute",
+              show_default=True, help="What VALUE claims to count (train-compute: training FLOPs of a token model "
+                                      "over --tokens tokens).")
+@click.option("--tokens", default=None, help="Training tokens D for --quantity train-compute (e.g. 300e9).")
+@click.option("--seq-len", type=int, default=None, help="Sequence length of a token model (train-compute; default: "
+                                                       "its maximum positions, at most 1024).")
 @click.option("--tolerance", type=float, default=0.1, show_default=True, callback=tolerance_fraction,
               help="Largest relative error listed (exact and as-printed matches are always listed).")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv"]), default="table", show_default=True)
@@ -93,8 +97,10 @@ def _usable_records(path):
 @click.option("--cache-dir", default=None, help="Run cache (default: $RECONCILE_RUN_CACHE or .cache/runs).")
 @click.option("--records", "records_path", default="reports/records.csv", show_default=True,
               help="A run's records.csv to reuse when it covers MODEL ('' to ignore).")
-def command(model: str, value: str, quantity: str, tolerance: float, fmt: str, tools: Optional[str], no_run: bool,
-            batch: Optional[int], limit: int, cache_dir: Optional[str], records_path: str) -> None:
+def command(model: str, value: str, quantity: str, tokens: Optional[str], seq_len: Optional[int], tolerance: float,
+            fmt: str,
+            tools: Optional[str], no_run: bool, batch: Optional[int], limit: int, cache_dir: Optional[str],
+            records_path: str) -> None:
     """Which convention (or tool) could have produced VALUE for MODEL?
 
     VALUE as printed: 3.8e9, 3.8x10^9, 300M, 15.3G, 2307720. Candidates: analytic conventions computed from the
@@ -110,6 +116,11 @@ def command(model: str, value: str, quantity: str, tolerance: float, fmt: str, t
     if limit < 0:
         raise UserError(f"--limit must be 0 or more, not {limit}")
     _check_value(value)
+    # --- issue 13: training compute of a token model, ranked by conventions/llm.py (no tool runs) ---
+    if quantity == "train-compute" or tokens is not None:
+        _train_compute(model, value, quantity, tokens, seq_len, fmt, limit)
+        return
+    # ---
     if records_path:
         records_path = _usable_records(Path(records_path))
     names = None if tools is None else (_split(tools) or [])
@@ -130,3 +141,42 @@ def command(model: str, value: str, quantity: str, tolerance: float, fmt: str, t
         click.echo(f"note: {note}")
     for line in result.unavailable:
         click.echo(f"no total from {line}")
+
+
+def _train_compute(model: str, value: str, quantity: str, tokens: Optional[str], seq_len: Optional[int], fmt: str,
+                   limit: int) -> None:
+    """`which MODEL VALUE --quantity train-compute --tokens D`: every training-compute convention of
+    conventions/llm.py times D, closest to VALUE first."""
+    from conventions import llm
+
+    from .. import models
+    from ..cli import _parse_tokens
+    from ..errors import UserError
+    from ..which import parse_value
+
+    if quantity != "train-compute" or tokens is None:
+        raise UserError("--tokens goes with --quantity train-compute (both are needed)")
+    printed = parse_value(value)
+    spec = models.resolve(model, seq_len=seq_len) if model.startswith(("hf:", "preset:")) else models.resolve(model)
+    shapes = models.llm_shapes(spec)
+    if shapes is None:
+        raise UserError(f"--quantity train-compute needs a token model (hf:, preset:), not {model!r}")
+    n_tokens = _parse_tokens(tokens)
+    ranked = llm.rank_training_compute(shapes, float(printed.value), n_tokens)
+    shown = ranked[:limit] if limit else ranked
+
+    def match(r) -> str:  # rounds to the digits printed (3.14e23: anything in [3.135e23, 3.145e23])
+        return "as printed" if abs(r.value - float(printed.value)) <= float(printed.half_unit) else ""
+    if fmt == "csv":
+        click.echo("rank,convention,value,relative_error,match,basis,citation")
+        for i, r in enumerate(shown, 1):
+            click.echo(f'{i},"{r.name}",{r.value:.6g},{r.relative_error:.6f},{match(r)},"{r.basis}","{r.citation}"')
+        return
+    click.echo(f"{spec.name}: which training-compute convention gives {printed} for {n_tokens:.4g} tokens "
+               f"(seq_len {shapes.n_ctx})?")
+    width = max(len(r.name) for r in shown)
+    for i, r in enumerate(shown, 1):
+        click.echo(f"{i:>2}  {r.name:<{width}}  {r.value:.4g}  {r.relative_error:+8.3%}  {match(r):<10}  {r.basis}")
+    click.echo("")
+    for i, r in enumerate(shown, 1):
+        click.echo(f"[{i}] {r.citation}")
