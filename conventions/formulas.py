@@ -47,7 +47,7 @@ def weighted_layer(layer: Layer) -> Counts:
     t = T.terms(layer)
     # A module called again, or a weight tied to an earlier layer's (a language model's output head and its token
     # embedding): its parameters are counted where they first appear.
-    params = t[T.WEIGHTS] + t[T.BIAS_PARAMS] - layer.attr("shared_params", 0)
+    params = t[T.WEIGHTS] + t[T.BIAS_PARAMS] - t[T.TIED]
     return Counts(params=params, macc=t[T.MACC], flops=2 * t[T.MACC] + t[T.BIAS])
 
 

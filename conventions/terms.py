@@ -23,6 +23,8 @@ Compute terms (counts over the whole batch):
 Parameter terms:
   WEIGHTS      weight parameters
   BIAS_PARAMS  bias parameters
+  TIED         parameters the layer shares with an earlier one (a tied LM head, a module called again): a
+               tool listing `named_parameters()` counts them once, under the first name
 Terms of graph objects that are not layers (the TF profiler's unfrozen graph), both quantities:
   INPUT_VAR    elements of the model input held as a Variable (the document's TF1 setup)
   SCALAR       one scalar op (e.g. the (max - min) of a uniform initialiser)
@@ -39,10 +41,11 @@ MACC, BIAS, OUT, IN, WINDOW, ATTN, SOFTMAX_TERM, BIAS_CH, ROWS = ("MACC", "BIAS"
                                                                   "SOFTMAX", "BIAS_CH", "ROWS")
 ATTN_CAUSAL = "ATTN_CAUSAL"
 WEIGHTS, BIAS_PARAMS = "WEIGHTS", "BIAS_PARAMS"
+TIED = "TIED"  # parameters this layer shares with an earlier one (a tied LM head, a module called again)
 INPUT_VAR, SCALAR = "INPUT_VAR", "SCALAR"
 
 COMPUTE_TERMS = (MACC, BIAS, OUT, IN, WINDOW, ATTN, SOFTMAX_TERM, BIAS_CH, ROWS, ATTN_CAUSAL)
-PARAM_TERMS = (WEIGHTS, BIAS_PARAMS)
+PARAM_TERMS = (WEIGHTS, BIAS_PARAMS, TIED)
 GRAPH_TERMS = (INPUT_VAR, SCALAR)
 
 TERM_MEANINGS = {
@@ -58,6 +61,7 @@ TERM_MEANINGS = {
     ROWS: "normalised rows (attention or LayerNorm)",
     WEIGHTS: "weight parameters",
     BIAS_PARAMS: "bias parameters",
+    TIED: "parameters shared with an earlier layer",
     INPUT_VAR: "input elements held as a Variable",
     SCALAR: "one scalar op",
 }
@@ -180,6 +184,7 @@ def gap_terms(layer: Layer) -> dict[str, int]:
 def terms(layer: Layer) -> dict[str, int]:
     """All basis terms of one layer; absent terms are 0 for that layer."""
     values = _TERMS[layer.kind](layer)
+    values[TIED] = layer.attr("shared_params", 0)
     return {t: values.get(t, 0) for t in COMPUTE_TERMS + PARAM_TERMS}
 
 

@@ -522,6 +522,10 @@ def _explain_totals(records: pd.DataFrame, ir: Model, layer_rows: list[dict], ba
 
     doc_total = model_counts(ir)[-1][1]
     model_values = _sum_terms(ir.layers)
+    layers_by_name = {layer.name: layer for layer in ir.layers}
+    tied = sum(layer.attr("shared_params", 0) for layer in ir.layers)
+    # the model's parameters with every tied weight once (an LM head sharing its embedding's weight)
+    param_values = {**model_values, T.WEIGHTS: model_values.get(T.WEIGHTS, 0) - tied}
     out = []
     by_tool = {tool: df for tool, df in records.groupby("tool", sort=False)}
     for rec in records[records["layer"] == TOTAL].itertuples(index=False):
@@ -546,7 +550,8 @@ def _explain_totals(records: pd.DataFrame, ir: Model, layer_rows: list[dict], ba
             decomposition = "sum of layers: " + "; ".join(f"{k}: {' | '.join(sorted(v))}" for k, v in kinds.items())
             text = f"{rec.tool} total {rec.metric} {_n(rec.value)} = the sum of its {len(parts)} per-layer values"
             if residual:
-                residual, said, extra = _unattributed(rec, skipped, batch, residual)
+                counted = [layers_by_name[n] for n in dict.fromkeys(parts["layer"]) if n in layers_by_name]
+                residual, said, extra = _unattributed(rec, skipped, batch, residual, counted)
                 text += said
                 decomposition += extra
             graph_ops = parts[parts["layer_kind"].isin(GRAPH_OBJECT_KINDS)]
@@ -563,7 +568,8 @@ def _explain_totals(records: pd.DataFrame, ir: Model, layer_rows: list[dict], ba
                 text = (f"{rec.tool} total {rec.metric} {_n(rec.value)} = its catalogued conventions summed over the "
                         f"model's layers ({predicted[1]})")
             else:
-                dec = decompose(float(rec.value), model_values, batch, None, rec.quantity)
+                dec = decompose(float(rec.value), param_values if rec.quantity == PARAMS else model_values, batch,
+                                None, rec.quantity)
                 residual, decomposition = dec.residual, "whole model: " + dec.text
                 text = f"{rec.tool} total {rec.metric} {_n(rec.value)} = {dec.text} over the whole model"
             other_totals = tool_rows[(tool_rows["layer"] == TOTAL) & (tool_rows["quantity"] == COMPUTE)
@@ -635,10 +641,16 @@ def _predicted(rec, layers: list[Layer], batch: int) -> Optional[tuple[int, str]
     return _int(total), text
 
 
-def _unattributed(rec, skipped: list[Layer], batch: int, remainder) -> tuple:
+def _unattributed(rec, skipped: list[Layer], batch: int, remainder, counted: list[Layer]) -> tuple:
     """A total above the sum of the tool's rows: what it counted for layers it gives no row (a dispatch-level tool
-    counts a functional einsum in its total but reports modules only). Returns (residual, sentence, decomposition
-    suffix); the residual is 0 when the tool's conventions on those layers account for the remainder."""
+    counts a functional einsum in its total but reports modules only); or below it, when its rows count a tied
+    weight in every module that holds it and its total counts it once. Returns (residual, sentence,
+    decomposition suffix); the residual is 0 when the tool's conventions on those layers account for it."""
+    tied = [layer for layer in counted if layer.attr("shared_params")]
+    if rec.quantity == PARAMS and tied and remainder == -sum(layer.attr("shared_params") for layer in tied):
+        return 0, (f", minus the {_n(-remainder)} parameters of weights tied between layers ("
+                   f"{some([layer.name for layer in tied])}), which its rows count in each layer and its total "
+                   f"once"), "; minus tied weights"
     predicted = _predicted(rec, skipped, batch)
     if predicted is not None and predicted[0] == remainder:
         return 0, (f", plus {_n(remainder)} it counts in its total for layers it gives no row of their own: "

@@ -5,7 +5,7 @@ through `_DEFAULT_SUPPORTED_OPS`; "we count one fused multiply-add as one flop".
 aten::gelu, aten::add, aten::scaled_dot_product_attention, ...) are skipped with a logged warning: the adapter
 records those as `unsupported` rows, so they need no entry here.
 """
-from ..terms import ATTN, IN, MACC, OUT
+from ..terms import ATTN, BIAS_PARAMS, IN, MACC, OUT, TIED, WEIGHTS
 from .base import PARAMS_ALL, rule, weights_plus_biases
 
 _V = ("0.1.5", "0.1.6")
@@ -62,6 +62,7 @@ CONVENTIONS = (
          "no handle (aten::scaled_dot_product_attention, aten::add, aten::mul, aten::softmax, aten::mean, "
          "aten::embedding, aten::max_pool2d, ...): skipped with an 'Unsupported operator' warning, counted 0",
          "fvcore/nn/flop_count.py: _DEFAULT_SUPPORTED_OPS; jit_analysis.py: _warn_unsupported_ops", _V),
-    rule("fvcore", "params", PARAMS_ALL, weights_plus_biases, "weights plus biases, every parameter of the module",
-         "fvcore/nn/parameter_count.py: parameter_count"),
+    rule("fvcore", "params", PARAMS_ALL, {WEIGHTS: 1, BIAS_PARAMS: 1, TIED: -1},
+         "weights plus biases of the module; a tied weight only under its first name (named_parameters() lists "
+         "each parameter once)", "fvcore/nn/parameter_count.py: parameter_count (model.named_parameters())"),
 )
