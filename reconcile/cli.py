@@ -21,7 +21,17 @@ def _model_options(fn):
     return fn
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("reconcile")
+    except PackageNotFoundError:
+        return "unknown"
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(_version(), "--version", prog_name="reconcile", message="%(prog)s %(version)s")
 def cli() -> None:
     """Which FLOPs is that number? Run the counters on the same models and explain every mismatch."""
 
@@ -74,12 +84,6 @@ def formulas(model: Optional[str], model_file: Optional[str], input_shape: Optio
         click.echo(f"note: {note}")
 
 
-def _progress(done: int, total: int, job, records, seconds: float) -> None:
-    statuses = sorted({r.status for r in records})
-    click.echo(f"[{done}/{total}] {job.describe():<32} {'/'.join(statuses) or 'no rows':<12} {seconds:5.1f} s",
-               err=True)
-
-
 @cli.command()
 @click.option("--models", help="Comma-separated reference model names or .prototxt paths (default: all).")
 @click.option("--tools", help="Comma-separated tool ids (default: all).")
@@ -90,27 +94,51 @@ def _progress(done: int, total: int, job, records, seconds: float) -> None:
 @click.option("--quiet", is_flag=True, help="No progress lines.")
 def run(models: Optional[str], tools: Optional[str], model_file: Optional[str], input_shape: Optional[str],
         batch: Optional[int], out_dir: str, timeout: float, quiet: bool) -> None:
-    """Run the counters and write records.csv, explanations.csv, report.md and report.html into OUT."""
+    """Run the counters and write records.csv, explanations.csv, report.md (+ models/*.md) and report.html
+    into OUT."""
     from . import api
-    from . import models as model_specs
-    from .runner import run_jobs
-
-    specs = [model_specs.from_model_file(model_file, input_shape)] if model_file else []
-    if batch is not None and batch <= 0:
-        raise UserError(f"--batch must be positive, not {batch}")
-    jobs = api.plan(models, tools, specs, batch)
-    started = time.monotonic()
-    if not quiet:
-        click.echo(f"running {len(jobs)} jobs ({len({j.tool for j in jobs})} tools x "
-                   f"{len({j.spec.name for j in jobs})} models), timeout {timeout:g} s each", err=True)
-    records = run_jobs(jobs, timeout, None if quiet else _progress)
-    df = api.frame(records)
+    from .progress import printer
     from .report import write_outputs
 
-    paths = write_outputs(df, Path(out_dir), {job.spec.name: job.spec for job in jobs})
-    if not quiet:
-        click.echo(f"done in {time.monotonic() - started:.1f} s; report: {paths['report.md']} "
-                   f"(and {paths['report.html'].name}, records.csv, explanations.csv)", err=True)
+    progress = printer(quiet)
+    started = time.monotonic()
+    records = api.run(models, tools, batch=batch, timeout=timeout, progress=progress, model_file=model_file,
+                      input_shape=input_shape)
+    paths = write_outputs(records, Path(out_dir), records.attrs["specs"], progress)
+    progress.note(f"done in {time.monotonic() - started:.1f} s; report: {paths['report.md']} "
+                  f"(and {paths['report.html'].name}, records.csv, explanations.csv)")
+
+
+def _echo_frame(frame, fmt: str) -> None:
+    if fmt == "csv":
+        click.echo(frame.to_csv(index=False, lineterminator="\n"), nl=False)
+    elif fmt == "json":
+        click.echo(frame.to_json(orient="records", indent=2))
+    else:
+        cells = [[str(v) for v in row] for row in frame.itertuples(index=False)]
+        header = [str(c) for c in frame.columns]
+        widths = [max(len(h), *(len(c[i]) for c in cells)) if cells else len(h) for i, h in enumerate(header)]
+        for row in [header] + cells:
+            click.echo("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip())
+
+
+@cli.command()
+@click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
+def tools(fmt: str) -> None:
+    """The counting tools: id, installed version, pinned version (constraints.txt), what each one reads."""
+    from . import api
+
+    _echo_frame(api.tools(), fmt)
+
+
+@cli.command("models")
+@click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
+def models_(fmt: str) -> None:
+    """The reference models (and presets): input shape, forms, whether in the default suite, what each pins
+    down."""
+    from . import api
+
+    _echo_frame(api.models(), fmt)
 
 
 def _register_commands() -> None:

@@ -3,17 +3,15 @@
 any tool runs, so the CLI can print one line and exit 2."""
 from __future__ import annotations
 
-import importlib
-import importlib.util
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Optional
 
 import reference_models
 from conventions.ir import Model
 
 from .errors import UserError
+from .factories import load_factory  # noqa: F401  (lives apart so the front ends need not import this module)
 
 
 @dataclass(frozen=True)
@@ -83,28 +81,6 @@ def resolve(model: Optional[str], model_file: Optional[str] = None, input_shape:
         spec = ModelSpec(spec.name, parse_shape(input_shape), spec.torch_factory, spec.keras_factory,
                          spec.prototxt, spec.aliases)
     return spec
-
-
-def load_factory(target: str) -> Callable[..., Any]:
-    module_text, _, attr = target.rpartition(":")
-    if module_text.endswith(".py"):
-        path = Path(module_text)
-        mod_name = f"_reconcile_user_{path.stem}"
-        spec = importlib.util.spec_from_file_location(mod_name, path)
-        if spec is None or spec.loader is None:
-            raise UserError(f"cannot import {path}")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[mod_name] = module
-        try:
-            spec.loader.exec_module(module)
-        except Exception as exc:
-            raise UserError(f"importing {path} failed: {type(exc).__name__}: {exc}") from None
-    else:
-        module = importlib.import_module(module_text)
-    factory = getattr(module, attr, None)
-    if not callable(factory):
-        raise UserError(f"{module_text} has no callable {attr!r}")
-    return factory
 
 
 def torch_module(spec: ModelSpec):

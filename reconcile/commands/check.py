@@ -7,12 +7,6 @@ from typing import Optional
 import click
 
 
-def _progress(done: int, total: int, job, records, seconds: float) -> None:
-    statuses = sorted({r.status for r in records})
-    click.echo(f"[{done}/{total}] {job.describe():<32} {'/'.join(statuses) or 'no rows':<12} {seconds:5.1f} s",
-               err=True)
-
-
 @click.command("check")
 @click.option("--update", is_flag=True, help="Rewrite the goldens with the current numbers (on purpose).")
 @click.option("--tools", help="Comma-separated tool ids (default: every installed tool).")
@@ -29,8 +23,9 @@ def command(update: bool, tools: Optional[str], models: Optional[str], golden_di
     convention it reflects; --update rewrites the goldens."""
     from .. import golden
     from ..api import _split
+    from ..progress import printer
 
-    report = golden.check(_split(tools), models, golden_dir, update, timeout, None if quiet else _progress)
+    report = golden.check(_split(tools), models, golden_dir, update, timeout, printer(quiet))
     click.echo(report.text())
     if report.failed:
         sys.exit(1)

@@ -8,13 +8,6 @@ from typing import Optional
 import click
 
 
-def _progress(done: int, total: int, job, records, seconds: float) -> None:
-    statuses = sorted({r.status for r in records})
-    version = records[0].tool_version if records else "?"
-    click.echo(f"[{done}/{total}] {job.tool} {version} on {job.spec.name:<12} {'/'.join(statuses) or 'no rows':<12} "
-               f"{seconds:5.1f} s", err=True)
-
-
 def _installed(inst) -> None:
     if inst.how == "failed":
         click.echo(f"{inst.version}: {inst.error}", err=True)
@@ -40,13 +33,14 @@ def command(tool: str, versions: str, models: Optional[str], out_dir: str, cache
     Writes OUT/drift.csv, OUT/records.csv and OUT/report_drift.md (+ .html). A release pip cannot install
     becomes an error row; the others still run (exit 0)."""
     from .. import api, drift
+    from ..progress import printer
 
     drift.tool_distribution(tool)  # a UserError (exit 2) before anything installs
     wanted = drift.parse_versions(versions)
     specs = [job.spec for job in api.plan(models, tool)]
     started = time.monotonic()
     records, installs = drift.run_matrix(tool, wanted, specs, drift.cache_root(cache_dir), timeout,
-                                         None if quiet else _progress, None if quiet else _installed)
+                                         printer(quiet, versions=True), None if quiet else _installed)
     table = drift.drift_rows(records, wanted, drift.irs_for(specs))
     paths = drift.write_outputs(Path(out_dir), tool, wanted, installs, records, table)
     for row in table[table["layer"] == "__total__"].itertuples(index=False):
