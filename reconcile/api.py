@@ -112,7 +112,7 @@ def pins(path: Path = CONSTRAINTS) -> dict[str, str]:
     return out
 
 
-def tools() -> pd.DataFrame:
+def list_tools() -> pd.DataFrame:
     """One row per counting tool: id, installed version, pinned version, what it reads."""
     import re
 
@@ -136,7 +136,7 @@ def tools() -> pd.DataFrame:
 MODEL_LISTERS: list = []
 
 
-def models() -> pd.DataFrame:
+def list_models() -> pd.DataFrame:
     """One row per reference model (and preset): name, input shape, forms, default suite or not, what it pins
     down."""
     rows = [{"model": m.name, "input_shape": "x".join(map(str, m.input_shape)), "forms": ",".join(m.frameworks),

@@ -128,7 +128,7 @@ def tools(fmt: str) -> None:
     """The counting tools: id, installed version, pinned version (constraints.txt), what each one reads."""
     from . import api
 
-    _echo_frame(api.tools(), fmt)
+    _echo_frame(api.list_tools(), fmt)
 
 
 @cli.command("models")
@@ -138,7 +138,7 @@ def models_(fmt: str) -> None:
     down."""
     from . import api
 
-    _echo_frame(api.models(), fmt)
+    _echo_frame(api.list_models(), fmt)
 
 
 def _register_commands() -> None:

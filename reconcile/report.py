@@ -18,6 +18,7 @@ import pandas as pd
 from conventions import terms as T
 
 from .diff import some as _some
+from .errors import UserError
 from .records import COMPUTE, MODEL_LEVEL, OK, PARAMS, TOTAL
 from .render import Block, Details, Heading, Image, Para, Table, Toc, fmt as _fmt, integral, render_html, \
     render_md, to_csv, write_atomic
@@ -242,7 +243,10 @@ def published_section(records: pd.DataFrame, specs: Optional[dict] = None) -> li
         ir = canonical_ir(model, specs)
         if ir is None:
             continue
-        printed = which.parse_value(f"{pub['value']}")
+        try:  # as printed, unit word included ("4.09 GFLOPS", "15300 Million Mult-Adds")
+            printed = which.parse_value(f"{pub['printed']} {pub['unit']}")
+        except UserError:  # a unit the parser does not know ("num_params"): the machine-readable value
+            printed = which.parse_value(pub["value"])
         result = which.explain_number(ir, printed, pub["quantity"], records=records[records["model"] == model])
         top = result.families[0] if result.families else None
         tools = result.tool_matches()

@@ -203,6 +203,8 @@ _KIND_WORDS = {CONV: "conv", LINEAR: "FC", ATTENTION: "attention", MATMUL: "matm
 MAC_RULES = {"1": "multiply-accumulates", "2": "2 FLOPs per multiply-accumulate",
              "2k-1": "(2k-1) ops per output (k multiplies, k-1 adds)"}
 _MAC_UNIT = {"1": MACS, "2": FLOPS, "2k-1": FLOPS}
+_RULE_COUNT = {"1": "multiply-accumulate count", "2": "count at 2 FLOPs per multiply-accumulate",
+               "2k-1": "count at (2k-1) ops per output"}
 
 
 def mac_rule(combo: dict[str, int]) -> str:
@@ -633,9 +635,13 @@ def families(ranked: Sequence[Ranked], printed: Printed) -> list[Family]:
         rule = key[0]
         agrees = None if not printed.unit or printed.unit == PARAMETERS or rule not in _MAC_UNIT else \
             _MAC_UNIT[rule] == printed.unit
-        analytic = next((m for m in members if m.candidate.source != TOOL and m.candidate.core), None)
-        top = analytic if analytic and _CLASS_ORDER[analytic.match] == _CLASS_ORDER[members[0].match] else \
-            members[0]
+        # named by its plainest analytic member of the best match class (nothing left out, no bias adds)
+        best_class = _CLASS_ORDER[members[0].match]
+        analytic = sorted((m for m in members if m.candidate.source != TOOL and m.candidate.core
+                           and _CLASS_ORDER[m.match] == best_class),
+                          key=lambda m: (bool(m.candidate.core.left_out), bool(m.candidate.core.bias),
+                                         m.candidate.complexity, abs(m.relative_error)))
+        top = analytic[0] if analytic else members[0]
         if members[0].candidate.metric == PARAMS or (top.candidate.source == TOOL and quantity_of(top) == PARAMS):
             name = "parameters"
         elif rule:
@@ -843,7 +849,7 @@ class Result:
                                                                       "per output"
         text = f"unit {p.unit_text!r} read as {p.unit}: at equal match, families counting {favoured} rank first"
         if top is not None and top.unit_agrees is False:
-            text += (f"; none of those matches as well, so the verdict is a {top.name.split(' of ')[0]} count "
+            text += (f"; none of those matches as well, so the verdict is a {_RULE_COUNT.get(top.key[0], top.name)} "
                      f"printed as {p.unit_text}" + (" (papers often print multiply-accumulates as 'FLOPs')"
                                                      if p.unit == FLOPS else ""))
         return text
