@@ -549,15 +549,16 @@ QUANTITIES = [COMPUTE, PARAMS]
 
 
 def candidates(ctx: Context) -> list[Candidate]:
-    """Every generator's candidates, one per (source, tool, metric, value): a variant that equals a catalogued
-    convention on this model is dropped in favour of the named one."""
-    out, named_values = [], set()
+    """Every generator's candidates, once each: a variant with the same formula on this model as a catalogued
+    convention is dropped in favour of the named one (a different formula of equal value is kept: that is an
+    ambiguity the reader must see)."""
+    out, named = [], set()
     for generator in CANDIDATE_GENERATORS:
         for cand in generator(ctx):
-            if cand.source == VARIANT and (cand.value, cand.family_key) in named_values:
+            if cand.source == VARIANT and cand.convention in named:
                 continue
             if cand.source in (DOCUMENT, CATALOGUE):
-                named_values.add((cand.value, cand.family_key))
+                named.add(cand.convention)
             out.append(cand)
     seen, unique = set(), []
     for cand in out:
