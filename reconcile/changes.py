@@ -184,6 +184,11 @@ def state(r: Optional[Reading]) -> str:
     return f"{n(r.value)} ({r.text}{extra})"
 
 
+def catalogued(r: Reading) -> bool:
+    """Read by a catalogue entry (its source is a tool file and function), not found by the search."""
+    return r.source not in ("search", "none", "no rule", "")
+
+
 def comparable(r: Optional[Reading]) -> bool:
     return r is not None and r.status in (OK, UNSUPPORTED)
 
@@ -201,6 +206,10 @@ def layer_change(old: Optional[Reading], new: Optional[Reading]) -> tuple[object
     if network and not old.residual and not new.residual:
         if old.combo == new.combo:
             return delta, "", f"the layer itself changed ({network}); same convention ({T.format_combo(new.combo)})"
+        if not (catalogued(old) and catalogued(new)):
+            # a search's fit on a changed layer says nothing about the tool: no catalogue entry to hold it to
+            return delta, "", f"the layer itself changed ({network}); no catalogued convention for this number " \
+                              f"(read as {old.text} before, {new.text} now)"
         return delta, T.format_combo(term_change(old.combo, new.combo)), \
             f"the layer itself changed ({network}), and so did the convention: " \
             f"{convention_change(kind, old.combo, new.combo)}"
