@@ -49,6 +49,24 @@ class Image:
 
 
 @dataclass
+class Chart:
+    """A horizontal bar chart, drawn as SVG text (no plotting library: cheap, small, byte-identical):
+    `bars` are (label, value, colour key); `legend` maps each colour key to its meaning; `lines` are
+    (x, meaning, dashed) reference lines, named in the legend too."""
+
+    title: str
+    bars: list
+    legend: dict
+    axis: str
+    file_name: str  # relative to the Markdown file that shows it
+    lines: list = field(default_factory=list)
+    alt: str = ""
+
+    def svg(self) -> str:
+        return bar_chart_svg(self)
+
+
+@dataclass
 class Toc:
     """A table of contents of the headings of `level` that follow it."""
 
@@ -64,7 +82,49 @@ class Details:
     level: int = 2
 
 
-Block = Union[Heading, Para, Table, Image, Toc, Details]
+Block = Union[Heading, Para, Table, Image, Chart, Toc, Details]
+
+PALETTE = ("#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3")
+
+
+def bar_chart_svg(chart: "Chart") -> str:
+    """The chart as a standalone SVG document: bars with their values, reference lines, a legend."""
+    label_w, plot_w, row_h, top = 230, 330, 16, 28
+    legend_rows = len(chart.legend) + len(chart.lines)
+    height = top + row_h * len(chart.bars) + 30 + 14 * legend_rows + 8
+    width = label_w + plot_w + 70
+    top_value = max([v for _, v, _ in chart.bars] + [x for x, _, _ in chart.lines] + [1e-12]) * 1.05
+    x_of = lambda v: label_w + plot_w * v / top_value  # noqa: E731
+    colours = {key: PALETTE[i % len(PALETTE)] for i, key in enumerate(chart.legend)}
+    out = [f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' "
+           f"font-family='sans-serif' font-size='11'>",
+           f"<title>{html.escape(chart.alt or chart.title)}</title>",
+           f"<text x='{width / 2:.0f}' y='16' text-anchor='middle' font-size='12'>{html.escape(chart.title)}</text>"]
+    for i, (label, value, key) in enumerate(chart.bars):
+        y = top + i * row_h
+        out.append(f"<text x='{label_w - 6}' y='{y + 11}' text-anchor='end'>{html.escape(label)}</text>")
+        out.append(f"<rect x='{label_w}' y='{y + 2}' width='{max(x_of(value) - label_w, 0.5):.1f}' "
+                   f"height='{row_h - 4}' fill='{colours[key]}'/>")
+        out.append(f"<text x='{x_of(value) + 3:.1f}' y='{y + 11}'>{value:.3f}</text>")
+    bottom = top + row_h * len(chart.bars)
+    for x, _, dashed in chart.lines:
+        out.append(f"<line x1='{x_of(x):.1f}' y1='{top}' x2='{x_of(x):.1f}' y2='{bottom}' stroke='black' "
+                   f"stroke-width='1'{' stroke-dasharray=' + chr(39) + '4 3' + chr(39) if dashed else ''}/>")
+    out.append(f"<line x1='{label_w}' y1='{bottom}' x2='{label_w + plot_w}' y2='{bottom}' stroke='#888'/>")
+    out.append(f"<text x='{label_w + plot_w / 2:.0f}' y='{bottom + 16}' text-anchor='middle'>"
+               f"{html.escape(chart.axis)}</text>")
+    y = bottom + 30
+    for key, meaning in chart.legend.items():
+        out.append(f"<rect x='{label_w}' y='{y - 9}' width='10' height='10' fill='{colours[key]}'/>"
+                   f"<text x='{label_w + 14}' y='{y}'>{html.escape(meaning)}</text>")
+        y += 14
+    for _, meaning, dashed in chart.lines:
+        out.append(f"<line x1='{label_w}' y1='{y - 4}' x2='{label_w + 10}' y2='{y - 4}' stroke='black'"
+                   f"{' stroke-dasharray=' + chr(39) + '3 2' + chr(39) if dashed else ''}/>"
+                   f"<text x='{label_w + 14}' y='{y}'>{html.escape(meaning)}</text>")
+        y += 14
+    out.append("</svg>")
+    return "\n".join(out) + "\n"
 
 
 # -------------------------------------------------------------------------------------------------- values
@@ -176,8 +236,8 @@ def render_md(blocks: list) -> str:
             out.append(md_text(block.text))
         elif isinstance(block, Table):
             out.append(_md_table(block.frame))
-        elif isinstance(block, Image):
-            out.append(f"![{md_text(block.alt)}]({block.file_name})")
+        elif isinstance(block, (Image, Chart)):
+            out.append(f"![{md_text(block.alt or block.title)}]({block.file_name})")
         elif isinstance(block, Toc):
             following = blocks[blocks.index(block) + 1:]
             out.append("\n".join(f"- [{md_text(h.text)}](#{slug(h.text)})" for h in _headings(following,
@@ -213,9 +273,10 @@ def _numeric(cell: str) -> bool:
 
 
 def _numeric_column(frame: pd.DataFrame, column) -> bool:
+    """Most filled cells are numbers (a count column with a few 'unsupported' cells is still a count column)."""
     cells = [fmt(v) for v in frame[column]]
     filled = [c for c in cells if c]
-    return bool(filled) and all(_numeric(c) for c in filled)
+    return bool(filled) and sum(_numeric(c) for c in filled) * 2 > len(filled)
 
 
 def _html_blocks(blocks: list, out: list[str]) -> None:
@@ -237,12 +298,16 @@ def _html_blocks(blocks: list, out: list[str]) -> None:
                 f"<th{' class=n' if n else ''}>{html.escape(str(c))}</th>" for c, n in zip(cols, numeric))
                 + "</tr></thead><tbody>")
             for values in block.frame.itertuples(index=False):
-                out.append("<tr>" + "".join(f"<td{' class=n' if n else ''}>{html.escape(fmt(v))}</td>"
-                                            for v, n in zip(values, numeric)) + "</tr>")
+                cells = [fmt(v) for v in values]
+                out.append("<tr>" + "".join(f"<td{' class=n' if n and _numeric(c) else ''}>{html.escape(c)}</td>"
+                                            for c, n in zip(cells, numeric)) + "</tr>")
             out.append("</tbody></table></div>")
         elif isinstance(block, Image):
             data = base64.b64encode(block.png).decode("ascii")
             out.append(f"<p><img alt='{html.escape(block.alt)}' src='data:image/png;base64,{data}'></p>")
+        elif isinstance(block, Chart):
+            out.append("<figure>" + block.svg().replace("<svg xmlns='http://www.w3.org/2000/svg' ", "<svg ")
+                       + "</figure>")
         elif isinstance(block, Toc):
             following = blocks[blocks.index(block) + 1:]
             out.append("<nav><ul>" + "".join(f"<li><a href='#{slug(h.text)}'>{_inline(h.text)}</a></li>"

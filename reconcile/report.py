@@ -8,7 +8,6 @@ audit of the reference document only when its LeNet ran.
 """
 from __future__ import annotations
 
-import io
 import re
 from pathlib import Path
 from typing import Optional
@@ -20,7 +19,7 @@ from conventions import terms as T
 from .diff import some as _some
 from .errors import UserError
 from .records import COMPUTE, MODEL_LEVEL, OK, PARAMS, TOTAL
-from .render import Block, Details, Heading, Image, Para, Table, Toc, fmt as _fmt, integral, render_html, \
+from .render import Block, Chart, Details, Heading, Para, Table, Toc, fmt as _fmt, integral, render_html, \
     render_md, to_csv, write_atomic
 
 
@@ -141,11 +140,24 @@ def totals_by_model(records: pd.DataFrame, models: list[str]) -> pd.DataFrame:
                          for name, cells in rows.items()], columns=["tool: metric"] + models)
 
 
+def layer_ir(records: pd.DataFrame, model: str, specs: Optional[dict] = None):
+    """The layer IR the run computed for `model` (records.attrs["irs"], when the run keeps them), else the
+    canonical IR of its spec."""
+    from .diff import canonical_ir
+
+    return (records.attrs.get("irs") or {}).get(model) or canonical_ir(model, specs)
+
+
+def document_totals(records: pd.DataFrame, model: str, specs: Optional[dict] = None):
+    """The document's Counts for a whole model (None if the model cannot be read)."""
+    from conventions.formulas import model_counts
+
+    ir = layer_ir(records, model, specs)
+    return model_counts(ir)[-1][1] if ir is not None else None
+
+
 # ------------------------------------------------------------------------------------------------ chart
-_SAME, _OTHER = "#4c72b0", "#dd8452"
-
-
-def chart(records: pd.DataFrame, model: str, doc_flops: Optional[int]) -> Optional[bytes]:
+def chart(records: pd.DataFrame, model: str, doc_flops: Optional[int], file_name: str = "") -> Optional[Chart]:
     """Each tool's compute total relative to the document's FLOPs (1.0 = the document's number)."""
     if not doc_flops:
         return None
@@ -153,51 +165,26 @@ def chart(records: pd.DataFrame, model: str, doc_flops: Optional[int]) -> Option
                  & (records["status"] == OK)]
     if df.empty:
         return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.lines import Line2D
-    from matplotlib.patches import Patch
-
     # zero totals of a tool that has non-zero ones are empty columns (Netscope's div/exp), not findings
     nonzero = set(df[df["value"] != 0]["tool"])
     df = df[(df["value"] != 0) | ~df["tool"].isin(nonzero)]
     label = _labeller(df)
-    labels = [label(r) for r in df.itertuples(index=False)]
-    ratios = [float(r.value) / doc_flops for r in df.itertuples(index=False)]
-    fig, ax = plt.subplots(figsize=(6.5, 0.26 * len(labels) + 1.4), dpi=72)
-    ax.barh(range(len(labels)), ratios, color=[_SAME if abs(x - 1) < 1e-9 else _OTHER for x in ratios])
-    ax.set_yticks(range(len(labels)), labels, fontsize=8)
-    ax.invert_yaxis()
-    ax.axvline(1.0, color="black", linewidth=0.8)
-    ax.axvline(0.5, color="grey", linewidth=0.5, linestyle="--")
-    ax.set_xlabel("tool total / document FLOPs", fontsize=8)
-    ax.set_title(f"{model}: document FLOPs = {doc_flops:,}", fontsize=9)
-    ax.legend(handles=[Patch(color=_SAME, label="equals the document's FLOPs"),
-                       Patch(color=_OTHER, label="differs from it"),
-                       Line2D([0], [0], color="black", linewidth=0.8, label="1.0: the document's FLOPs"),
-                       Line2D([0], [0], color="grey", linewidth=0.5, linestyle="--",
-                              label="0.5: about a multiply-accumulate count")],
-              fontsize=7, loc="lower right", framealpha=0.9)
-    for i, x in enumerate(ratios):
-        ax.text(x, i, f" {x:.3f}", va="center", fontsize=7)
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", metadata={"Software": None})
-    plt.close(fig)
-    return buffer.getvalue()
+    bars = [(label(r), float(r.value) / doc_flops, "same" if r.value == doc_flops else "other")
+            for r in df.itertuples(index=False)]
+    return Chart(f"{model}: document FLOPs = {doc_flops:,}", bars,
+                 {"same": "equals the document's FLOPs", "other": "differs from the document's FLOPs"},
+                 "tool total / document FLOPs", file_name or f"chart_{model}.svg",
+                 [(1.0, "1.0: the document's FLOPs", False), (0.5, "0.5: about a multiply-accumulate count", True)],
+                 f"{model}: tool totals relative to the document's FLOPs")
 
 
 # ------------------------------------------------------------------------------------------------ the document audit
-def document_audit(specs: Optional[dict] = None) -> list[Block]:
+def document_audit(records: pd.DataFrame, specs: Optional[dict] = None) -> list[Block]:
     """What the reference document gets wrong or leaves ambiguous, checked with its own formulas on its LeNet
     (docs/document.md has the formulas and the worked example)."""
     from conventions.formulas import layer_counts
 
-    from .diff import canonical_ir
-
-    lenet = canonical_ir("lenet", specs)
+    lenet = layer_ir(records, "lenet", specs)
     ip1, conv2, pool1 = (layer_counts(lenet.layer(n)) for n in ("ip1", "conv2", "pool1"))
     pool_terms = T.terms(lenet.layer("pool1"))
     return [
@@ -232,15 +219,13 @@ def published_section(records: pd.DataFrame, specs: Optional[dict] = None) -> li
     import reference_models
 
     from . import which
-    from .diff import canonical_ir
-
     ran = set(records["model"])
     rows, lines = [], []
     for pub in reference_models.published_numbers():
         model = pub["model"]
         if model not in ran or not _per_image(model, specs):
             continue
-        ir = canonical_ir(model, specs)
+        ir = layer_ir(records, model, specs)
         if ir is None:
             continue
         try:  # as printed, unit word included ("4.09 GFLOPS", "15300 Million Mult-Adds")
@@ -282,8 +267,6 @@ def _intro(records: pd.DataFrame) -> list[Block]:
 
 def summary(records: pd.DataFrame, explanations: pd.DataFrame, specs: Optional[dict] = None) -> list[Block]:
     """The short report: the verdicts, a table of contents, and a link to each model's page."""
-    from .diff import document_totals
-
     models = list(dict.fromkeys(records["model"]))
     blocks: list[Block] = _intro(records) + [Toc(2)]
     matrix = counts_matrix(explanations)
@@ -295,7 +278,7 @@ def summary(records: pd.DataFrame, explanations: pd.DataFrame, specs: Optional[d
                    Table(matrix)]
     totals = totals_by_model(records, models)
     if not totals.empty:
-        docs = {m: document_totals(m, specs) for m in models}
+        docs = {m: document_totals(records, m, specs) for m in models}
         blocks += [Heading("Totals per model", 2),
                    Para("Each tool's compute total per model; the document's formulas give "
                         + "; ".join(f"{m}: FLOPs {d.flops:,}, MACC {d.macc:,}" for m, d in docs.items() if d) + "."),
@@ -307,7 +290,7 @@ def summary(records: pd.DataFrame, explanations: pd.DataFrame, specs: Optional[d
                    Para("A tool that crashed, timed out, is not installed, or has no formula for a layer kind "
                         "(and silently counts it 0) appears here with its message."), Table(problems)]
     if "lenet" in models and _per_image("lenet", specs):
-        blocks += document_audit(specs)
+        blocks += document_audit(records, specs)
     blocks += [Heading("Models", 2),
                Para("One page per model: its totals, a chart, every layer's numbers and why they differ.\n"
                     + "\n".join(f"- [{m}](models/{m}.md)" for m in models))]
@@ -317,24 +300,23 @@ def summary(records: pd.DataFrame, explanations: pd.DataFrame, specs: Optional[d
 def model_blocks(records: pd.DataFrame, explanations: pd.DataFrame, model: str, specs: Optional[dict] = None,
                  chart_path: str = "") -> list[Block]:
     """One model's detail: totals, chart, per-layer numbers, near agreements, every explanation."""
-    from .diff import canonical_ir, document_totals, near_misses
+    from .diff import near_misses
 
-    doc = document_totals(model, specs)
+    doc = document_totals(records, model, specs)
     doc_flops = doc.flops if doc else None
     blocks: list[Block] = []
     if doc:
         blocks.append(Para(f"Document formulas: params {doc.params:,}, MACC {doc.macc:,}, FLOPs {doc.flops:,}"
                            + (f" ({doc.note})." if doc.note else ".")))
     blocks += [Heading("Totals", 3), Table(totals_table(records, model, doc_flops))]
-    png = chart(records, model, doc_flops)
-    if png:
-        blocks.append(Image(png, f"{model}: tool totals relative to the document's FLOPs",
-                            chart_path or f"chart_{model}.png"))
+    drawn = chart(records, model, doc_flops, chart_path)
+    if drawn:
+        blocks.append(drawn)
     for quantity in (COMPUTE, PARAMS):
         matrix = layer_matrix(records, model, quantity)
         if not matrix.empty:
             blocks += [Heading(f"Per layer: {quantity}", 3), Table(matrix)]
-    close = near_misses(records, model, canonical_ir(model, specs))
+    close = near_misses(records, model, layer_ir(records, model, specs))
     if close:
         blocks += [Heading("Near agreements and coincidences", 3),
                    Para("Totals within 0.2% of each other (or equal) whose layers differ, difference by "
@@ -359,7 +341,7 @@ def build(records: pd.DataFrame, explanations: pd.DataFrame, specs: Optional[dic
     pages = {}
     for model in dict.fromkeys(records["model"]):
         pages[model] = [Heading(f"Model {model}", 1), Para("Back to the [summary](../report.md).")] + \
-            model_blocks(records, explanations, model, specs, f"chart_{model}.png")
+            model_blocks(records, explanations, model, specs, f"chart_{model}.svg")
     return summary(records, explanations, specs), pages
 
 
@@ -380,7 +362,7 @@ def write_outputs(records: pd.DataFrame, out_dir: Path, specs: Optional[dict] = 
     progress = progress or printer(quiet=True)
     specs = specs or records.attrs.get("specs") or {}
     with progress.step(f"explaining {len(records)} numbers"):
-        explanations = explain(records, specs)
+        explanations = explain(records, specs, records.attrs.get("irs"))
     with progress.step(f"writing report to {out_dir}"):
         summary_blocks, pages = build(records, explanations, specs)
         paths = {name: out_dir / name for name in ("records.csv", "explanations.csv", "report.md", "report.html")}
@@ -388,8 +370,8 @@ def write_outputs(records: pd.DataFrame, out_dir: Path, specs: Optional[dict] = 
         write_atomic(paths["explanations.csv"], explanations_csv(explanations))
         for model, blocks in pages.items():
             for block in blocks:
-                if isinstance(block, Image):
-                    write_atomic(out_dir / "models" / block.file_name, block.png)
+                if isinstance(block, Chart):
+                    write_atomic(out_dir / "models" / block.file_name, block.svg())
             write_atomic(out_dir / "models" / f"{model}.md", render_md(blocks))
         write_atomic(paths["report.md"], render_md(summary_blocks))
         write_atomic(paths["report.html"], render_html(html_blocks(summary_blocks, pages)))

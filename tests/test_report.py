@@ -68,7 +68,7 @@ def test_summary_is_short_with_contents_and_model_pages(written):
         assert f"[{model}](models/{model}.md)" in md
         page = (written / "models" / f"{model}.md").read_text(encoding="utf-8")
         assert page.startswith(f"# Model {model}") and "../report.md" in page
-        assert f"chart_{model}.png" in page and (written / "models" / f"chart_{model}.png").is_file()
+        assert f"chart_{model}.svg" in page and (written / "models" / f"chart_{model}.png").is_file()
     # LeNet ran: the audit of the document is there; no model of published.csv ran: no published section
     assert "## Auditing the reference document" in md and "Published numbers" not in md
 
