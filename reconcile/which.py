@@ -310,6 +310,7 @@ class Context:
     terms: ModelTerms
     quantity: str
     records: Optional[pd.DataFrame]
+    options: dict = field(default_factory=dict)  # what a quantity's own generator needs (e.g. training tokens)
 
 
 def _n(x: float) -> str:
@@ -541,7 +542,8 @@ def _bounds(words: str) -> tuple[str, str]:
     return ("", m.group(1)) if m else ("", "")
 
 
-# The extension point: a generator takes a Context and returns candidates (another quantity adds its own).
+# The extension point: a generator takes a Context and returns candidates. Another quantity (e.g. a training
+# compute) appends its name to QUANTITIES and its generator here, reading what it needs from Context.options.
 Generator = Callable[[Context], list[Candidate]]
 CANDIDATE_GENERATORS: list[Generator] = [document_and_catalogue, systematic_variants, parameter_variants,
                                          tool_totals]
@@ -891,9 +893,10 @@ def _unavailable(records: pd.DataFrame, quantity: str) -> list[str]:
 
 
 def explain_number(ir: Model, printed: Printed, quantity: str = COMPUTE, tolerance: float = DEFAULT_TOLERANCE,
-                   records: Optional[pd.DataFrame] = None) -> Result:
-    """Rank every candidate for `printed` on a layer IR and `records` (a run's records; None: analytic only)."""
-    ctx = Context(ir, model_terms(ir), quantity, records)
+                   records: Optional[pd.DataFrame] = None, options: Optional[dict] = None) -> Result:
+    """Rank every candidate for `printed` on a layer IR and `records` (a run's records; None: analytic only).
+    `options` reach the generators (Context.options)."""
+    ctx = Context(ir, model_terms(ir), quantity, records, dict(options or {}))
     return Result(ir.name, quantity, printed, families(rank(candidates(ctx), printed, tolerance), printed),
                   [], _unavailable(records, quantity))
 
@@ -902,7 +905,8 @@ def which(model: str, value: str, quantity: str = COMPUTE, tolerance: float = DE
           tools: Optional[Sequence[str]] = None, run: bool = True, batch: Optional[int] = None,
           cache_dir: Optional[str] = None, report_records: Optional[Path] = DEFAULT_RECORDS,
           progress: Optional[Callable] = None, records: Optional[pd.DataFrame] = None,
-          model_file: Optional[str] = None, input_shape: Optional[str] = None) -> Result:
+          model_file: Optional[str] = None, input_shape: Optional[str] = None,
+          options: Optional[dict] = None) -> Result:
     """Rank every candidate for `value` printed for `model` (any model spec: a reference name, a .prototxt, or
     `model_file` PATH.py:FACTORY with `input_shape`). `records`: tool records to use instead of running or reading
     caches."""
@@ -935,7 +939,7 @@ def which(model: str, value: str, quantity: str = COMPUTE, tolerance: float = DE
     ir = canonical_ir(spec.name, {spec.name: spec})
     if ir is None:
         raise UserError(f"cannot read model {model!r}")
-    result = explain_number(ir, printed, quantity, tolerance, records)
+    result = explain_number(ir, printed, quantity, tolerance, records, options)
     result.notes = notes
     return result
 

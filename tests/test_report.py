@@ -68,7 +68,7 @@ def test_summary_is_short_with_contents_and_model_pages(written):
         assert f"[{model}](models/{model}.md)" in md
         page = (written / "models" / f"{model}.md").read_text(encoding="utf-8")
         assert page.startswith(f"# Model {model}") and "../report.md" in page
-        assert f"chart_{model}.svg" in page and (written / "models" / f"chart_{model}.png").is_file()
+        assert f"chart_{model}.svg" in page and (written / "models" / f"chart_{model}.svg").is_file()
     # LeNet ran: the audit of the document is there; no model of published.csv ran: no published section
     assert "## Auditing the reference document" in md and "Published numbers" not in md
 
@@ -126,3 +126,13 @@ def test_progress_names_the_steps_after_the_jobs(cli, tmp_path):
     assert any(re.fullmatch(r"explaining \d+ numbers: \d+\.\d s", line) for line in lines)
     assert any(re.fullmatch(r"writing report to .*: \d+\.\d s", line) for line in lines)
     assert not (tmp_path / "explanations.csv").stat().st_size == 0
+
+
+def test_chart_is_svg_with_a_legend(written):
+    svg = (written / "models" / "chart_lenet.svg").read_text(encoding="utf-8")
+    assert svg.startswith("<svg xmlns='http://www.w3.org/2000/svg'")
+    for meaning in ("equals the document's FLOPs", "differs from the document's FLOPs", "1.0: the document's FLOPs",
+                    "0.5: about a multiply-accumulate count"):
+        assert meaning.replace("'", "&#x27;") in svg
+    # thop 0.1.1 macs on LeNet = 2,293,000 MACC over the document's 4,615,950 FLOPs (hand: 0.497)
+    assert ">thop: macs</text>" in svg and ">0.497</text>" in svg
