@@ -115,6 +115,8 @@ def layer_lines(group: pd.DataFrame) -> list[str]:
 def problems_table(records: pd.DataFrame) -> pd.DataFrame:
     """Non-ok rows, one line per (tool, status, message) with the models and layers it hit."""
     df = records[records["status"] != OK]
+    # one row per reason: the TF profiler names each graph op in its message ("(graph op .../layer4.2.relu_3/Relu)")
+    df = df.assign(message=df["message"].str.replace(r" \(graph op [^)]*\)", "", regex=True))
     rows = []
     for (tool, status, message), group in df.groupby(["tool", "status", "message"], sort=False):
         layers = list(dict.fromkeys(group["layer"]))
@@ -298,8 +300,10 @@ def summary(records: pd.DataFrame, explanations: pd.DataFrame, specs: Optional[d
 
 
 def model_blocks(records: pd.DataFrame, explanations: pd.DataFrame, model: str, specs: Optional[dict] = None,
-                 chart_path: str = "") -> list[Block]:
-    """One model's detail: totals, chart, per-layer numbers, near agreements, every explanation."""
+                 chart_path: str = "", full: bool = True) -> list[Block]:
+    """One model's detail: totals, chart, per-layer numbers, near agreements, every explanation. `full=False`
+    (the HTML's collapsed section, kept under 1 MB for the default suite): per-layer compute only, and the
+    totals' explanations with a pointer to the model's page for every layer's sentence."""
     from .diff import near_misses
 
     doc = document_totals(records, model, specs)
@@ -312,7 +316,7 @@ def model_blocks(records: pd.DataFrame, explanations: pd.DataFrame, model: str, 
     drawn = chart(records, model, doc_flops, chart_path)
     if drawn:
         blocks.append(drawn)
-    for quantity in (COMPUTE, PARAMS):
+    for quantity in (COMPUTE, PARAMS) if full else (COMPUTE,):
         matrix = layer_matrix(records, model, quantity)
         if not matrix.empty:
             blocks += [Heading(f"Per layer: {quantity}", 3), Table(matrix)]
@@ -325,32 +329,35 @@ def model_blocks(records: pd.DataFrame, explanations: pd.DataFrame, model: str, 
     if not ex.empty:
         blocks.append(Heading("Why the numbers differ", 3))
         residual = ex[ex["residual"].notna() & (ex["residual"] != 0)]
-        blocks.append(Para(f"{len(ex)} explanations; {len(residual)} with a non-zero residual (unexplained)."))
+        blocks.append(Para(f"{len(ex)} explanations; {len(residual)} with a non-zero residual (unexplained)."
+                           + ("" if full else f" Every layer's sentence: [models/{model}.md](models/{model}.md).")))
         for tool, group in ex.groupby("tool", sort=False):
             total_lines = [f"- **total**: {row.explanation}" for row in group.itertuples(index=False)
                            if row.layer == TOTAL]
             # the document's own per-layer rows are the reference every other sentence quotes
-            lines = [] if tool == "document" else layer_lines(group)
+            lines = [] if tool == "document" or not full else layer_lines(group)
             blocks.append(Para(f"**{tool}**\n" + "\n".join(total_lines + lines)))
     return blocks
 
 
 def build(records: pd.DataFrame, explanations: pd.DataFrame, specs: Optional[dict] = None) \
-        -> tuple[list[Block], dict[str, list[Block]]]:
-    """(the summary blocks, each model's page blocks)."""
-    pages = {}
+        -> tuple[list[Block], dict[str, list[Block]], dict[str, list[Block]]]:
+    """(the summary blocks, each model's page blocks, each model's shorter HTML section)."""
+    pages, sections = {}, {}
     for model in dict.fromkeys(records["model"]):
         pages[model] = [Heading(f"Model {model}", 1), Para("Back to the [summary](../report.md).")] + \
             model_blocks(records, explanations, model, specs, f"chart_{model}.svg")
-    return summary(records, explanations, specs), pages
+        sections[model] = model_blocks(records, explanations, model, specs, f"chart_{model}.svg", full=False)
+    return summary(records, explanations, specs), pages, sections
 
 
-def html_blocks(summary_blocks: list[Block], pages: dict[str, list[Block]]) -> list[Block]:
-    """The summary, then each model's page collapsed (its own heading and back link dropped)."""
+def html_blocks(summary_blocks: list[Block], sections: dict[str, list[Block]]) -> list[Block]:
+    """The summary, then each model's section collapsed."""
     models_heading = next(i for i, b in enumerate(summary_blocks) if isinstance(b, Heading) and b.text == "Models")
     head = summary_blocks[:models_heading]
-    details = [Details(f"Model {model}", blocks[2:]) for model, blocks in pages.items()]
-    return head + [Heading("Models", 2), Para("Each model's detail, collapsed: click to open.")] + details
+    details = [Details(f"Model {model}", blocks) for model, blocks in sections.items()]
+    return head + [Heading("Models", 2), Para("Each model's detail, collapsed: click to open. Every layer's "
+                                              "explanation is on the model's page, models/MODEL.md.")] + details
 
 
 def write_outputs(records: pd.DataFrame, out_dir: Path, specs: Optional[dict] = None, progress=None) \
@@ -364,7 +371,7 @@ def write_outputs(records: pd.DataFrame, out_dir: Path, specs: Optional[dict] = 
     with progress.step(f"explaining {len(records)} numbers"):
         explanations = explain(records, specs, records.attrs.get("irs"))
     with progress.step(f"writing report to {out_dir}"):
-        summary_blocks, pages = build(records, explanations, specs)
+        summary_blocks, pages, sections = build(records, explanations, specs)
         paths = {name: out_dir / name for name in ("records.csv", "explanations.csv", "report.md", "report.html")}
         write_atomic(paths["records.csv"], to_csv(records))
         write_atomic(paths["explanations.csv"], explanations_csv(explanations))
@@ -374,7 +381,7 @@ def write_outputs(records: pd.DataFrame, out_dir: Path, specs: Optional[dict] = 
                     write_atomic(out_dir / "models" / block.file_name, block.svg())
             write_atomic(out_dir / "models" / f"{model}.md", render_md(blocks))
         write_atomic(paths["report.md"], render_md(summary_blocks))
-        write_atomic(paths["report.html"], render_html(html_blocks(summary_blocks, pages)))
+        write_atomic(paths["report.html"], render_html(html_blocks(summary_blocks, sections)))
     return paths
 
 
