@@ -57,7 +57,7 @@ MACS, FLOPS, PARAMETERS = "multiply-accumulates", "FLOPs", "parameters"
 _UNIT_WORDS = (
     (MACS, r"macs?|maccs?|madds?|mult-?adds?|multiply-?adds?|multiply-?accumulates?|multiply-?accumulations?"),
     (FLOPS, r"flops?"),
-    (PARAMETERS, r"params?|parameters?|num_params"),
+    (PARAMETERS, r"params?|parameters?|num_?params"),
 )
 _SCALE_WORDS = {"": 0, "k": 3, "K": 3, "thousand": 3, "M": 6, "m": 6, "million": 6, "mil": 6, "G": 9, "B": 9,
                 "billion": 9, "bn": 9, "T": 12, "trillion": 12}
@@ -645,7 +645,7 @@ def families(ranked: Sequence[Ranked], printed: Printed) -> list[Family]:
                           key=lambda m: (bool(m.candidate.core.left_out), bool(m.candidate.core.bias),
                                          m.candidate.complexity, abs(m.relative_error)))
         top = analytic[0] if analytic else members[0]
-        if members[0].candidate.metric == PARAMS or (top.candidate.source == TOOL and quantity_of(top) == PARAMS):
+        if any(quantity_of(m) == PARAMS for m in members):
             name = "parameters"
         elif rule:
             name = top.candidate.core.name()
