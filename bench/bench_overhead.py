@@ -43,8 +43,9 @@ def measure() -> dict[str, float]:
 
 def main() -> int:
     m = measure()
-    print(f"wall {m['wall_s']:.2f} s = {m['until_job_s']:.2f} s until the job's line (the job itself {m['job_s']:.1f} s)"
-          f" + {m['after_job_s']:.2f} s after it (explain {m['explain_s']:.1f} s, report {m['report_s']:.1f} s)")
+    print(f"wall {m['wall_s']:.2f} s = {m['until_job_s']:.2f} s until the job's line (the job itself "
+          f"{m['job_s']:.1f} s) + {m['after_job_s']:.2f} s after it (explain {m['explain_s']:.1f} s, report "
+          f"{m['report_s']:.1f} s)")
     missed = m["outside_percent"] >= TARGET_PERCENT
     print(f"outside the tool job: {m['outside_percent']:.1f}% (target < {TARGET_PERCENT:g}%)"
           + ("  MISSED" if missed else ""))
