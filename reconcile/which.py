@@ -442,7 +442,7 @@ def systematic_variants(ctx: Context) -> list[Candidate]:
                                 per_kind[extra_kind] = extra
                             counting = Counting(tuple((k, tuple(c.items())) for k, c in per_kind.items() if c),
                                                 per_sample)
-                            complexity = (rule == "2k-1") + (scope != scopes[0]) + bool(bias) + (not attn) \
+                            complexity = (scope != scopes[0]) + bool(bias) + (not attn) \
                                 + (extra_kind is not None) + per_sample
                             core = core_of(counting, mt)
                             formula = describe(counting, mt)
@@ -680,8 +680,10 @@ def rank(cands: Iterable[Candidate], printed: Printed, tolerance: float = DEFAUL
     present = {r.candidate.family_key for r in kept}
     for key in dict.fromkeys(r.candidate.family_key for r in ranked):
         if key not in present and key[0] in MAC_RULES:
+            # represented by its plainest member: a plain count before a tool's mix of rules
             kept.append(min((r for r in ranked if r.candidate.family_key == key),
-                            key=lambda r: (r.candidate.complexity, abs(r.relative_error))))
+                            key=lambda r: (r.candidate.complexity, r.candidate.source != VARIANT,
+                                           abs(r.relative_error))))
     return [m for f in families(kept, printed) for m in f.members]
 
 

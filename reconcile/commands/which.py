@@ -24,7 +24,8 @@ def _family_lines(result, shown: int) -> list[str]:
         if others:
             first = others[0]
             more = f" (and {len(others) - 1} more conventions; --all lists them)" if len(others) > 1 else ""
-            lines.append(f"   {first.candidate.convention}{more}")
+            if first.candidate.convention != c.label or more:
+                lines.append(f"   {first.candidate.convention}{more}")
     if shown and len(result.families) > shown:
         lines.append(f"... {len(result.families) - shown} more families (--limit 0 shows all)")
     return lines
