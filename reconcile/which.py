@@ -19,6 +19,7 @@ the family the unit word names first, then one a tool's own total lands in), and
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import sys
 import importlib.util
@@ -926,8 +927,7 @@ def which(model: str, value: str, quantity: str = COMPUTE, tolerance: float = DE
         quantity = PARAMS
     spec = models.resolve(model, model_file, input_shape)
     if batch is not None:
-        spec = models.ModelSpec(spec.name, (batch,) + tuple(spec.input_shape[1:]), spec.torch_factory,
-                                spec.keras_factory, spec.prototxt, spec.aliases)
+        spec = dataclasses.replace(spec, input_shape=(batch,) + tuple(spec.input_shape[1:]))
     notes: list[str] = []
     if records is None:
         names = list(tools) if tools is not None else list(adapters.TOOLS)
