@@ -34,6 +34,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/bench_run.py
+	$(PY) bench/bench_overhead.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

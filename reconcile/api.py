@@ -18,6 +18,7 @@ import reference_models
 from . import adapters, models
 from .errors import UserError
 from .records import COLUMNS, Record
+from .render import stage as _stage, to_csv, write_atomic  # noqa: F401  (public here since the first release)
 from .runner import DEFAULT_TIMEOUT_S, IRResult, Job, Progress, run_jobs
 
 _IN_MEMORY: dict[str, object] = {}
@@ -121,15 +122,22 @@ def execute(jobs: list[Job], timeout: float = DEFAULT_TIMEOUT_S, progress: Optio
 
 
 def run(models: "str | Sequence[str] | None" = None, tools: "str | Sequence[str] | None" = None,
-        module=None, input_shape: Optional[Sequence[int]] = None, name: str = "user_model",
+        module=None, input_shape: "Sequence[int] | str | None" = None, name: str = "user_model",
         batch: Optional[int] = None, timeout: float = DEFAULT_TIMEOUT_S,
-        progress: Optional[Progress] = None) -> pd.DataFrame:
+        progress: Optional[Progress] = None, model_file: Optional[str] = None) -> pd.DataFrame:
     """Run counters on models and return the records as a DataFrame (columns: records.COLUMNS).
 
     `models`: reference model names (default: the whole suite) or .prototxt paths; `module` + `input_shape`:
-    your own nn.Module instead. `tools`: tool ids (default: all)."""
+    your own nn.Module instead; `model_file` "PATH.py:FACTORY" + `input_shape` "N,C,H,W": a factory in a file.
+    `tools`: tool ids (default: all). `records.attrs["specs"]`: each model's spec (its input shape)."""
     specs = []
-    if module is not None:
+    if batch is not None and batch <= 0:
+        raise UserError(f"--batch must be positive, not {batch}")
+    if model_file is not None:
+        shape = input_shape if input_shape is None or isinstance(input_shape, str) else \
+            ",".join(str(int(d)) for d in input_shape)
+        specs.append(models.from_model_file(model_file, shape))
+    elif module is not None:
         if input_shape is None:
             raise UserError("a module needs input_shape, e.g. (1, 3, 224, 224)")
         specs.append(register_module(module, input_shape, name))
@@ -144,39 +152,6 @@ def frame(records: Iterable[Record]) -> pd.DataFrame:
     # object dtype keeps integer counts integral next to empty values (a float column would print 288000.0)
     df["value"] = pd.Series([r.value for r in records], dtype=object, index=df.index)
     return df
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def _stage(path: Path, data: Union[str, bytes]) -> str:
-    """`data` in a temp file next to `path`, with the mode a plain open() would give (mkstemp's is 0600)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data.encode("utf-8") if isinstance(data, str) else data)
-        os.chmod(tmp, 0o666 & ~_umask())
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    return tmp
-
-
-def write_atomic(path: Path, text: Union[str, bytes]) -> None:
-    """Write via a temp file + rename, so a reader never sees a half-written file. The rename replaces a
-    symlink at `path` instead of writing through it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _stage(path, text)
-    try:
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 # ------------------------------------------------------------------------------------------ output sets
@@ -215,8 +190,9 @@ def read_manifest(out_dir: Path) -> Optional[dict]:
     except (OSError, ValueError):
         return None
     files = data.get("files") if isinstance(data, dict) else None
-    if not isinstance(files, dict) or not all(isinstance(k, str) and "/" not in k and k not in ("", ".", "..")
-                                              for k in files):
+    # names are plain file names or one level below (models/lenet.md), never absolute or climbing out
+    if not isinstance(files, dict) or not all(isinstance(k, str) and k.count("/") <= 1 and not any(
+            part in ("", ".", "..") for part in k.split("/")) for k in files):
         return None
     return data
 
@@ -275,6 +251,7 @@ def write_set(out_dir: Path, files: dict[str, Union[str, bytes]]) -> dict[str, P
     staged: dict[str, str] = {}
     try:
         for name, data in encoded.items():
+            (out_dir / name).parent.mkdir(parents=True, exist_ok=True)
             staged[name] = _stage(out_dir / name, data)
         staged[MANIFEST] = _stage(out_dir / MANIFEST, manifest)
         with _signals_deferred():
@@ -295,10 +272,57 @@ def write_set(out_dir: Path, files: dict[str, Union[str, bytes]]) -> dict[str, P
     return {name: out_dir / name for name in files}
 
 
-def to_csv(df: pd.DataFrame) -> str:
-    # values: integers print as integers (no 2293000.0), empty for non-ok rows; byte-identical across runs.
-    out = df.copy()
-    out["value"] = [("" if v is None or (isinstance(v, float) and v != v) else
-                     (str(int(v)) if isinstance(v, int) or float(v).is_integer() else repr(float(v))))
-                    for v in out["value"]]
-    return out.to_csv(index=False, lineterminator="\n")
+# ------------------------------------------------------------------------------------------------ listings
+_PINNED_AS = {"tf_profiler": "tensorflow-cpu", "torch_flop_counter": "torch"}  # tools that ship inside a framework
+_READS = {"torch": "a torch nn.Module (forward hooks or a trace)", "keras": "the Keras twin of the model",
+          "caffe": "a Caffe prototxt", "ir": "the layer IR (the reference document's formulas)"}
+CONSTRAINTS = Path(__file__).resolve().parent.parent / "constraints.txt"
+
+
+def pins(path: Path = CONSTRAINTS) -> dict[str, str]:
+    """constraints.txt as {distribution (normalised): version}."""
+    import re
+
+    if not path.is_file():
+        return {}
+    out = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        match = re.match(r"^\s*([A-Za-z0-9_.\-]+)\s*==\s*([^\s;#]+)", line)
+        if match:
+            out[re.sub(r"[-_.]+", "-", match.group(1)).lower()] = match.group(2)
+    return out
+
+
+def list_tools() -> pd.DataFrame:
+    """One row per counting tool: id, installed version, pinned version, what it reads."""
+    import re
+
+    pinned = pins()
+    rows = []
+    for tool in adapters.TOOLS:
+        module = adapters.get(tool)
+        dist = getattr(module, "DISTRIBUTION", None) or _PINNED_AS.get(tool, "")
+        try:
+            installed = module.unavailable() or module.version()
+        except Exception as exc:  # an adapter whose tool is broken here: say so, list the others
+            installed = f"cannot tell ({type(exc).__name__})"
+        pin = pinned.get(re.sub(r"[-_.]+", "-", dist).lower(), "") if dist else ""
+        rows.append({"tool": tool, "installed": installed,
+                     "pinned": f"{dist}=={pin}" if pin else ("(in the repository)" if not dist else ""),
+                     "reads": _READS.get(module.FRAMEWORK, module.FRAMEWORK)})
+    return pd.DataFrame(rows, columns=["tool", "installed", "pinned", "reads"])
+
+
+# Other sources of models (presets) register a function returning rows like reference models' here.
+MODEL_LISTERS: list = []
+
+
+def list_models() -> pd.DataFrame:
+    """One row per reference model (and preset): name, input shape, forms, default suite or not, what it pins
+    down."""
+    rows = [{"model": m.name, "input_shape": "x".join(map(str, m.input_shape)), "forms": ",".join(m.frameworks),
+             "default_suite": "yes" if m.name in reference_models.DEFAULT_SUITE else "no",
+             "pins_down": m.description} for m in reference_models.MODELS.values()]
+    for lister in MODEL_LISTERS:
+        rows += list(lister())
+    return pd.DataFrame(rows, columns=["model", "input_shape", "forms", "default_suite", "pins_down"])

@@ -48,7 +48,17 @@ def _token_options(fn):
     return fn
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("reconcile")
+    except PackageNotFoundError:
+        return "unknown"
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(_version(), "--version", prog_name="reconcile", message="%(prog)s %(version)s")
 def cli() -> None:
     """Which FLOPs is that number? Run the counters on the same models and explain every mismatch."""
 
@@ -170,12 +180,6 @@ def _llm_only(spec, shapes, tokens: Optional[float], fmt: str, why: str) -> None
     click.echo(convention_table(shapes, tokens))
 
 
-def _progress(done: int, total: int, job, records, seconds: float) -> None:
-    statuses = sorted({r.status for r in records})
-    click.echo(f"[{done}/{total}] {job.describe():<32} {'/'.join(statuses) or 'no rows':<12} {seconds:5.1f} s",
-               err=True)
-
-
 EXIT_STATUSES = """Exit status: 0 when every job ran (a tool that crashed, timed out or is missing is a row of
 the report, not a failure of the run); 1 when no job produced a number, or, with --strict, when any row is an
 error; 2 on bad input (one line on stderr, before any job runs)."""
@@ -196,34 +200,34 @@ error; 2 on bad input (one line on stderr, before any job runs)."""
 def run(models: Optional[str], tools: Optional[str], model_file: Optional[str], input_shape: Optional[str],
         batch: Optional[int], seq_len: Optional[int], out_dir: str, timeout: float, strict: bool,
         quiet: bool) -> None:
-    """Run the counters and write records.csv, explanations.csv, report.md and report.html into OUT."""
+    """Run the counters and write records.csv, explanations.csv, report.md (+ models/*.md) and report.html
+    into OUT."""
     from . import api
     from . import models as model_specs
+    from .progress import printer
     from .records import ERROR, OK
+    from .report import write_outputs
 
+    progress = printer(quiet)
     specs = [model_specs.from_model_file(model_file, input_shape)] if model_file else []
     if seq_len is not None:  # token models sized here; plan() sizes the rest by --batch
         specs += [model_specs.resolve(name, batch=batch, seq_len=seq_len) for name in api._split(models) or []]
         models = None
     # with --model-file, --input-shape is that file's; otherwise it applies to the --models reference models
     jobs = api.plan(models, tools, specs, batch, None if model_file else input_shape)
-    charts = [f"chart_{name}.png" for name in dict.fromkeys(job.spec.name for job in jobs)]
-    out = api.prepare_out_dir(out_dir, list(api.RUN_OUTPUTS) + charts)  # before any job: fail fast, write nothing
+    out = api.prepare_out_dir(out_dir, api.RUN_OUTPUTS)  # before any job: fail fast, write nothing
     started = time.monotonic()
-    if not quiet:
-        click.echo(f"running {len(jobs)} jobs ({len({j.tool for j in jobs})} tools x "
-                   f"{len({j.spec.name for j in jobs})} models), timeout {timeout:g} s each", err=True)
-    df = api.execute(jobs, timeout, None if quiet else _progress)
+    progress.note(f"running {len(jobs)} jobs ({len({j.tool for j in jobs})} tools x "
+                  f"{len({j.spec.name for j in jobs})} models), timeout {timeout:g} s each")
+    df = api.execute(jobs, timeout, progress)
     for name, reason in df.attrs["ir_errors"].items():
         click.echo(f"reconcile: {reason}", err=True)
     for ir in df.attrs.get("irs", {}).values():
-        warn_conservation(ir)
-    from .report import write_outputs
-
-    paths = write_outputs(df, out, df.attrs["specs"])
-    if not quiet:
-        click.echo(f"done in {time.monotonic() - started:.1f} s; report: {paths['report.md']} "
-                   f"(and {paths['report.html'].name}, records.csv, explanations.csv)", err=True)
+        if ir is not None:
+            warn_conservation(ir)
+    paths = write_outputs(df, out, df.attrs["specs"], progress)
+    progress.note(f"done in {time.monotonic() - started:.1f} s; report: {paths['report.md']} "
+                  f"(and {paths['report.html'].name}, records.csv, explanations.csv)")
     numbers = int(((df["status"] == OK) & df["value"].notna()).sum())
     errors = int((df["status"] == ERROR).sum())
     rows = f"{errors} error row{'' if errors == 1 else 's'}"
@@ -233,6 +237,38 @@ def run(models: Optional[str], tools: Optional[str], model_file: Optional[str], 
     if strict and errors:
         click.echo(f"reconcile: {rows} (--strict); see {paths['report.md']}", err=True)
         sys.exit(1)
+
+
+def _echo_frame(frame, fmt: str) -> None:
+    if fmt == "csv":
+        click.echo(frame.to_csv(index=False, lineterminator="\n"), nl=False)
+    elif fmt == "json":
+        click.echo(frame.to_json(orient="records", indent=2))
+    else:
+        cells = [[str(v) for v in row] for row in frame.itertuples(index=False)]
+        header = [str(c) for c in frame.columns]
+        widths = [max(len(h), *(len(c[i]) for c in cells)) if cells else len(h) for i, h in enumerate(header)]
+        for row in [header] + cells:
+            click.echo("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip())
+
+
+@cli.command()
+@click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
+def tools(fmt: str) -> None:
+    """The counting tools: id, installed version, pinned version (constraints.txt), what each one reads."""
+    from . import api
+
+    _echo_frame(api.list_tools(), fmt)
+
+
+@cli.command("models")
+@click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
+def models_(fmt: str) -> None:
+    """The reference models (and presets): input shape, forms, whether in the default suite, what each pins
+    down."""
+    from . import api
+
+    _echo_frame(api.list_models(), fmt)
 
 
 def _register_commands() -> None:

@@ -733,6 +733,6 @@ def explain(records: pd.DataFrame, specs: Optional[dict] = None, irs: Optional[d
         if ir is None:
             continue
         rows += explain_model(df, ir)
-    from .report import integral
+    from .render import integral
 
     return integral(pd.DataFrame(rows, columns=COLUMNS), ["value", "reference_value", "residual"])

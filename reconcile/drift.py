@@ -23,13 +23,11 @@ from typing import Callable, Iterable, Optional, Sequence
 
 import pandas as pd
 
-from conventions import catalogue
-from conventions import terms as T
 from conventions.ir import Model
 
-from . import adapters
+from . import adapters, changes
 from .errors import UserError
-from .records import ERROR, MODEL_LEVEL, OK, TOTAL, UNSUPPORTED, Emitter, Record
+from .records import ERROR, MODEL_LEVEL, OK, TOTAL, Emitter, Record
 
 CACHE_ENV = "RECONCILE_TOOL_CACHE"
 DEFAULT_CACHE = Path(".cache") / "tools"
@@ -227,154 +225,15 @@ def run_matrix(tool: str, versions: Sequence[str], specs: Sequence, cache: Path,
 
 
 # ------------------------------------------------------------------------------------------ decompositions
-@dataclass(frozen=True)
-class Reading:
-    """One version's number for one (model, layer, quantity, metric), with its decomposition in basis terms."""
-    version: str
-    value: object
-    status: str
-    message: str
-    kind: str = ""
-    combo: Optional[dict] = None  # None: not decomposed (a total, a non-ok row, no such layer)
-    text: str = ""
-    residual: object = 0
-    source: str = ""
-
-
-def decompose_value(tool: str, version: str, metric: str, quantity: str, value, layer, batch: int):
-    """The diff engine's decomposition of one number on one layer, with the catalogue entry of that version."""
-    from .diff import decompose
-
-    entry = catalogue.lookup(tool, version, metric, layer)
-    return decompose(float(value), T.terms(layer), batch, entry, quantity)
+# The readings and their wording live in reconcile/changes.py (shared with the golden snapshots).
+Reading, term_change, convention_change, n, signed, state = (changes.Reading, changes.term_change,
+                                                             changes.convention_change, changes.n, changes.signed,
+                                                             changes.state)
+layer_change, summarise, _int = changes.layer_change, changes.summarise, changes.as_int
 
 
 def reading(rec, ir: Optional[Model]) -> Reading:
-    base = Reading(rec.tool_version, rec.value, rec.status, rec.message, rec.layer_kind or "")
-    layer = next((lay for lay in ir.layers if lay.name == rec.layer), None) if ir is not None else None
-    if rec.status == UNSUPPORTED:
-        # a layer the tool has no rule for adds 0 to its total (thop/profile.py `dfs_count`): compare it as 0
-        return replace(base, value=0, kind=layer.kind if layer else base.kind, combo={}, text="no rule",
-                       source="no rule")
-    if rec.status != OK or layer is None or rec.layer in (TOTAL, MODEL_LEVEL):
-        return base
-    batch = ir.layers[0].batch if ir.layers else 1
-    dec = decompose_value(rec.tool, rec.tool_version, rec.metric, rec.quantity, rec.value, layer, batch)
-    source = dec.convention.source if dec.convention is not None and not dec.residual else dec.origin
-    return replace(base, kind=layer.kind, combo=dict(dec.combo), text=dec.text, residual=dec.residual,
-                   source=source)
-
-
-# --------------------------------------------------------------------------------------------- phrasing
-# Short names for a term in a change sentence ("bias adds no longer counted").
-_LABELS = {T.MACC: "multiply-accumulates", T.BIAS: "bias adds", T.OUT: "output elements", T.IN: "input elements",
-           T.WINDOW: "window reads", T.ATTN: "attention matmuls", T.SOFTMAX_TERM: "softmax elements",
-           T.BIAS_CH: "per-channel bias adds", T.WEIGHTS: "weights", T.BIAS_PARAMS: "bias parameters"}
-_ORDER = T.COMPUTE_TERMS + T.PARAM_TERMS
-
-
-def term_change(old: dict, new: dict) -> dict:
-    """new - old, term by term, in the terms' canonical order: {"BIAS": -1} for thop 0.0.31 -> 0.1.1 on a conv."""
-    return {t: new.get(t, 0) - old.get(t, 0) for t in _ORDER if new.get(t, 0) != old.get(t, 0)}
-
-
-# How a term's coefficient reads in a sentence, by term: (now counted, no longer counted, changed).
-_PHRASES = {
-    T.MACC: ("now counts the multiply-accumulates", "no longer counts the multiply-accumulates",
-             "counts {new} ops per multiply-accumulate instead of {old}"),
-    T.OUT: ("now counts {new} op(s) per output element", "no longer counts ops per output element",
-            "counts {new} ops per output element instead of {old}"),
-}
-
-
-def _term_phrase(term: str, old: int, new: int) -> str:
-    label = _LABELS.get(term, term)
-    now, gone, changed = _PHRASES.get(term, (f"{label} now counted" + (" x{new}" if new != 1 else ""),
-                                             f"{label} no longer counted",
-                                             f"{label} counted x{{new}} instead of x{{old}}"))
-    text = now if old == 0 else gone if new == 0 else changed
-    return text.format(old=old, new=new)
-
-
-def convention_change(kind: str, old: Optional[dict], new: Optional[dict]) -> str:
-    """The change between two decompositions of one layer, in words: "conv bias adds no longer counted"."""
-    if old is None or new is None:
-        return "not comparable (one side has no decomposition)"
-    delta = term_change(old, new)
-    if not delta:
-        return "same convention"
-    if not new:
-        return f"{kind} no longer counted (was {T.format_combo(old)})"
-    if not old:
-        return f"{kind} now counted ({T.format_combo(new)})"
-    return f"{kind} " + " and ".join(_term_phrase(t, old.get(t, 0), new.get(t, 0)) for t in delta)
-
-
-def n(value) -> str:
-    if value is None or (isinstance(value, float) and value != value):
-        return ""
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    return f"{value:,}" if isinstance(value, int) else f"{value:,.6g}"
-
-
-def signed(value) -> str:
-    text = n(value)
-    return text if text.startswith("-") else "+" + text
-
-
-def state(r: Optional[Reading]) -> str:
-    """A reading in a sentence: "299,520 (1*MACC + 1*BIAS)", or its status and reason."""
-    if r is None:
-        return "no row"
-    if r.status == UNSUPPORTED:
-        return "0 (no rule: unsupported)"
-    if r.status != OK:
-        return f"{r.status}" + (f" ({r.message})" if r.message else "")
-    if r.combo is None:
-        return n(r.value)
-    extra = f", {n(r.residual)} unexplained" if r.residual else ""
-    return f"{n(r.value)} ({r.text}{extra})"
-
-
-def comparable(r: Optional[Reading]) -> bool:
-    return r is not None and r.status in (OK, UNSUPPORTED)
-
-
-def layer_change(old: Optional[Reading], new: Optional[Reading]) -> tuple[object, str, str]:
-    """(delta, term change text, change in words) of one layer between two readings."""
-    if not comparable(old) or not comparable(new):
-        was, now = (old.status if old else "no row"), (new.status if new else "no row")
-        return None, "", "unchanged status" if was == now else f"{was} -> {now}"
-    delta = _int(new.value - old.value)
-    if old.combo is None or new.combo is None:
-        return delta, "", "unchanged" if delta == 0 else "changed"
-    if old.residual or new.residual:
-        if delta == 0:
-            return delta, "", "unchanged"
-        if old.combo == new.combo:
-            # both sit on one convention but only one fits this layer's terms: the layer changed (a golden taken
-            # on another definition of the model), not what the tool counts
-            return delta, "", f"the layer itself changed; same convention ({T.format_combo(new.combo)})"
-        return delta, "", "changed, not fully explained by the basis terms"
-    if delta == 0:
-        return delta, "", "unchanged"
-    kind = new.kind or old.kind
-    return delta, T.format_combo(term_change(old.combo, new.combo)), convention_change(kind, old.combo, new.combo)
-
-
-def _int(x):
-    return int(x) if isinstance(x, float) and x.is_integer() else x
-
-
-def summarise(changes: Iterable[tuple[str, object, str]]) -> str:
-    """[(layer, delta, change)] -> "conv bias adds no longer counted: -11,520 on conv1, -3,200 on conv2"."""
-    groups: dict[str, list[str]] = {}
-    for layer, delta, change in changes:
-        if delta or change not in ("unchanged", "unchanged status", "same convention"):
-            where = f"{signed(delta)} on {layer}" if delta is not None else layer
-            groups.setdefault(change, []).append(where)
-    return "; ".join(f"{change}: {', '.join(places)}" for change, places in groups.items())
+    return changes.reading(rec, changes.ir_layer_terms(ir))
 
 
 # ------------------------------------------------------------------------------------------------ drift rows
@@ -383,11 +242,12 @@ Key = tuple[str, str, str, str]  # model, layer, quantity, metric
 
 def readings_by_key(records: pd.DataFrame, irs: dict[str, Optional[Model]]) -> dict[Key, dict[str, Reading]]:
     out: dict[Key, dict[str, Reading]] = {}
+    layers = {model: changes.ir_layer_terms(ir) for model, ir in irs.items()}
     for rec in records.itertuples(index=False):
         if rec.layer == MODEL_LEVEL:
             continue
         key = (rec.model, rec.layer, rec.quantity, rec.metric)
-        out.setdefault(key, {})[rec.tool_version] = reading(rec, irs.get(rec.model))
+        out.setdefault(key, {})[rec.tool_version] = changes.reading(rec, layers.get(rec.model, {}))
     return out
 
 
@@ -417,14 +277,10 @@ def _total_row(row: dict, layer_rows: list[dict], tool: str) -> dict:
     """A total's change as the sum of its layers' changes, grouped by convention change."""
     same = [r for r in layer_rows if (r["model"], r["quantity"], r["metric"], r["from_version"], r["to_version"])
             == (row["model"], row["quantity"], row["metric"], row["from_version"], row["to_version"])]
-    summary = summarise((r["layer"], r["delta"], r["change"]) for r in same)
     if row["delta"] is None:
         return row
-    explained = sum(r["delta"] for r in same if r["delta"] is not None)
-    rest = _int(row["delta"] - explained)
-    if rest:
-        summary += ("; " if summary else "") + f"{signed(rest)} not attributed to any layer"
-    change = summary or "unchanged"
+    change = changes.total_change(row["delta"], [(r["layer"], r["delta"], r["change"]) for r in same]) or \
+        "unchanged"
     head = (f"{tool} {row['from_version']} -> {row['to_version']} {row['model']} total {row['metric']}: "
             f"{n(row['from_value'])} -> {n(row['to_value'])}" + (f" ({signed(row['delta'])})" if row["delta"] else ""))
     return {**row, "change": change, "explanation": f"{head}: {change}"}
@@ -506,7 +362,7 @@ def totals_by_version(records: pd.DataFrame, model: str, versions: Sequence[str]
 
 def report_blocks(tool: str, versions: Sequence[str], installs: Sequence[Install], records: pd.DataFrame,
                   drift: pd.DataFrame) -> list:
-    from .report import Heading, Para, Table
+    from .render import Heading, Para, Table
 
     blocks = [Heading(f"Drift: {tool} across versions {', '.join(versions)}", 1),
               Para("Each version was pip-installed (`--no-deps --target`) into its own cache folder and run by the "
@@ -541,8 +397,8 @@ def report_blocks(tool: str, versions: Sequence[str], installs: Sequence[Install
 
 def write_outputs(out_dir: Path, tool: str, versions: Sequence[str], installs: Sequence[Install],
                   records: pd.DataFrame, drift: pd.DataFrame) -> dict[str, Path]:
-    from .api import to_csv, write_set
-    from .report import render_html, render_md
+    from .api import write_set
+    from .render import render_html, render_md, to_csv, write_atomic  # noqa: F401
 
     blocks = report_blocks(tool, versions, installs, records, drift)
     return write_set(out_dir, {"records.csv": to_csv(records), "drift.csv": drift_csv(drift),  # one set, manifest last

@@ -6,6 +6,11 @@ it replaced, each explained by the diff engine's decompositions ("thop 0.1.1.pos
 golden 299,520 (1*MACC + 1*BIAS) -> now 288,000 (1*MACC): conv bias adds no longer counted"). Messages are not
 pinned (they carry paths and reasons, not counts).
 
+Beside the goldens, `<golden dir>/layers/<model>.csv` keeps each layer's kind and basis terms as they were when
+the golden was written, so a changed number is decomposed on the layer it was counted on: a conv that gained a
+bias, or whose stride moved, reads "the layer itself changed (...); same convention (1*MACC)", not as a change of
+the tool's convention (reconcile/changes.py words both).
+
 Used by `reconcile check` (reconcile/commands/check.py), by tests/test_golden.py, and by users through
 `assert_counts` to pin their own model's counts in their own test suite.
 """
@@ -19,9 +24,10 @@ from typing import Optional, Sequence
 
 import pandas as pd
 
-from . import adapters, drift
+from . import adapters, changes
 from .errors import UserError
 from .records import TOTAL
+from .render import write_atomic
 
 GOLDEN_COLUMNS = ["model", "layer", "metric", "quantity", "value", "status"]
 GOLDEN_ENV = "RECONCILE_GOLDEN_DIR"
@@ -186,7 +192,7 @@ def same(a: SimpleNamespace, b: SimpleNamespace) -> bool:
 
 
 def as_record(row: SimpleNamespace, tool: str, version: str) -> SimpleNamespace:
-    """A golden/current row in the shape drift.reading decomposes (it needs the tool and version for the
+    """A golden/current row in the shape changes.reading decomposes (it needs the tool and version for the
     catalogue entry of that version)."""
     return SimpleNamespace(tool=tool, tool_version=version, model=row.model, layer=row.layer, layer_kind="",
                            quantity=row.quantity, metric=row.metric, value=row.value, status=row.status, message="")
@@ -203,38 +209,66 @@ class Change:
     text: str
 
 
+# ------------------------------------------------------------------------------------------- layer terms
+LAYER_COLUMNS = ["layer", "kind", "key", "batch", "terms"]
+
+
+def layers_path(directory: Path, model: str) -> Path:
+    return directory / "layers" / f"{model}.csv"
+
+
+def layers_text(layers: dict[str, changes.LayerTerms]) -> str:
+    rows = [{"layer": name, "kind": lt.kind, "key": lt.key, "batch": lt.batch,
+             "terms": " ".join(f"{t}={v}" for t, v in lt.terms)} for name, lt in layers.items()]
+    return pd.DataFrame(rows, columns=LAYER_COLUMNS).to_csv(index=False, lineterminator="\n")
+
+
+def read_layers(directory: Path, model: str) -> Optional[dict[str, changes.LayerTerms]]:
+    """The layer terms the goldens of `model` were taken on; None for goldens written before they were kept."""
+    path = layers_path(directory, model)
+    if not path.is_file():
+        return None
+    df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    out = {}
+    for row in df.itertuples(index=False):
+        terms = tuple((pair.split("=")[0], int(pair.split("=")[1])) for pair in row.terms.split())
+        out[row.layer] = changes.LayerTerms(row.kind, row.key, terms, int(row.batch))
+    return out
+
+
 def compare(golden: pd.DataFrame, now: pd.DataFrame, tool: str, golden_version: str, version: str,
-            irs: dict) -> list[Change]:
-    """Every difference between a golden and the current rows, each in words; totals last, summed by layer."""
+            irs: dict, then: Optional[dict] = None) -> list[Change]:
+    """Every difference between a golden and the current rows, each in words; totals last, summed by layer.
+    `irs`: each model's layer IR now; `then`: each model's layer terms when the golden was written (None or a
+    missing model: read the golden on today's layers)."""
     g, c = keyed(golden), keyed(now)
     label = f"{tool} {version}" if golden_version == version else f"{tool} {golden_version} (golden) -> {version}"
+    layers_now = {model: changes.ir_layer_terms(ir) for model, ir in irs.items()}
+    layers_then = {model: ((then or {}).get(model) or layers_now.get(model, {})) for model in irs}
     layers, totals = [], []
     for key in list(c) + [k for k in g if k not in c]:
         a, b = g.get(key), c.get(key)
         if a is not None and b is not None and same(a, b):
             continue
         model, layer, quantity, metric, _ = key
-        old = drift.reading(as_record(a, tool, golden_version), irs.get(model)) if a is not None else None
-        new = drift.reading(as_record(b, tool, version), irs.get(model)) if b is not None else None
-        delta, _, change = drift.layer_change(old, new)
+        old = changes.reading(as_record(a, tool, golden_version), layers_then.get(model, {})) \
+            if a is not None else None
+        new = changes.reading(as_record(b, tool, version), layers_now.get(model, {})) if b is not None else None
+        delta, _, change = changes.layer_change(old, new)
         if a is None:
             change = "a new row, not in the golden"
         elif b is None:
             change = "in the golden, no longer produced (the model, the adapter or the tool changed)"
         where = "total" if layer == TOTAL else layer
-        text = f"{label} {model} {where} {metric}: golden {drift.state(old)} -> now {drift.state(new)}"
+        text = f"{label} {model} {where} {metric}: golden {changes.state(old)} -> now {changes.state(new)}"
         item = Change(model, layer, quantity, metric, delta, change, text)
         (totals if layer == TOTAL else layers).append(item)
     for item in totals:
         parts = [(x.layer, x.delta, x.change) for x in layers
                  if (x.model, x.quantity, x.metric) == (item.model, item.quantity, item.metric)]
-        summary = drift.summarise(parts)
+        summary = changes.total_change(item.delta, parts)
         if item.delta:
-            explained = sum(d for _, d, _ in parts if d is not None)
-            rest = drift._int(item.delta - explained)
-            if rest:
-                summary += ("; " if summary else "") + f"{drift.signed(rest)} not attributed to any layer"
-            item.text += f" ({drift.signed(item.delta)})"
+            item.text += f" ({changes.signed(item.delta)})"
         item.change = summary or item.change
     for item in layers + totals:
         item.text += f": {item.change}"
@@ -282,6 +316,23 @@ class Report:
     def failed(self) -> bool:
         return any(o.failed for o in self.outcomes)
 
+    def frame(self) -> pd.DataFrame:
+        """One row per difference, and one per tool version without any; `.attrs["report"]` is this report."""
+        rows = []
+        for o in self.outcomes:
+            base = {"tool": o.tool, "version": o.version, "state": o.state, "golden": str(o.path),
+                    "against": o.against}
+            if not o.changes:
+                rows.append({**base, "model": "", "layer": "", "quantity": "", "metric": "", "delta": None,
+                             "change": "", "text": o.lines()[0].strip()})
+            for c in o.changes:
+                rows.append({**base, "model": c.model, "layer": c.layer, "quantity": c.quantity, "metric": c.metric,
+                             "delta": c.delta, "change": c.change, "text": c.text})
+        frame = pd.DataFrame(rows, columns=["tool", "version", "state", "golden", "against", "model", "layer",
+                                            "quantity", "metric", "delta", "change", "text"])
+        frame.attrs["report"] = self
+        return frame
+
     def text(self) -> str:
         lines = [f"golden snapshots in {self.directory}"]
         for outcome in self.outcomes:
@@ -318,6 +369,7 @@ def available_tools(names: Optional[Sequence[str]] = None) -> tuple[list[str], l
 
 
 def compare_all(records: pd.DataFrame, directory: Path, update: bool, irs: dict) -> list[Outcome]:
+    then = {model: read_layers(directory, model) for model in irs}
     outcomes = []
     for (tool, version), group in records.groupby(["tool", "tool_version"], sort=False):
         path = golden_path(directory, tool, version)
@@ -325,28 +377,30 @@ def compare_all(records: pd.DataFrame, directory: Path, update: bool, irs: dict)
         models = set(current["model"])
         existing = read(path) if path.exists() else None
         if update:
-            changes = compare(existing[existing["model"].isin(models)], current, tool, version, version, irs) \
-                if existing is not None else []
+            changes_ = compare(existing[existing["model"].isin(models)], current, tool, version, version, irs,
+                               then) if existing is not None else []
             directory.mkdir(parents=True, exist_ok=True)
-            from .api import write_atomic
-
             try:
                 write_atomic(path, to_text(merge(existing, current)))  # mode follows the umask
             except OSError as exc:
                 raise UserError(f"{path}: cannot write the golden ({exc.strerror or exc})") from None
-            state = "created" if existing is None else ("updated" if changes else "unchanged")
-            outcomes.append(Outcome(tool, version, path, state, len(current), changes))
+            state = "created" if existing is None else ("updated" if changes_ else "unchanged")
+            outcomes.append(Outcome(tool, version, path, state, len(current), changes_))
         elif existing is not None:
-            changes = compare(existing[existing["model"].isin(models)], current, tool, version, version, irs)
-            outcomes.append(Outcome(tool, version, path, "differs" if changes else "match", len(current), changes))
+            changes_ = compare(existing[existing["model"].isin(models)], current, tool, version, version, irs, then)
+            outcomes.append(Outcome(tool, version, path, "differs" if changes_ else "match", len(current), changes_))
         else:
             others = {v: p for v, p in goldens_of(directory, tool).items() if v != version}
-            changes, against = [], ""
+            changes_, against = [], ""
             if others:
                 against = newest(list(others))
                 old = read(others[against])
-                changes = compare(old[old["model"].isin(models)], current, tool, against, version, irs)
-            outcomes.append(Outcome(tool, version, path, "missing", len(current), changes, against))
+                changes_ = compare(old[old["model"].isin(models)], current, tool, against, version, irs, then)
+            outcomes.append(Outcome(tool, version, path, "missing", len(current), changes_, against))
+    if update:
+        for model, ir in irs.items():
+            if ir is not None:
+                write_atomic(layers_path(directory, model), layers_text(changes.ir_layer_terms(ir)))
     return outcomes
 
 

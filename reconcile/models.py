@@ -31,12 +31,13 @@ import math
 import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Optional
 
 import reference_models
 from conventions.ir import Model
 
 from .errors import UserError
+from .factories import load_factory  # noqa: F401  (lives apart so the front ends need not import this module)
 
 INPUT_SHAPE_RULES = ("--input-shape: required with --model-file (the shape its forward takes, batch first, at "
                      "least 2 dimensions); for a reference model it replaces the model's own shape and must have "
@@ -436,28 +437,6 @@ def from_transformers(text: str, batch: Optional[int] = None, seq_len: Optional[
         info["attn_implementation"] = attn
     return ModelSpec(text, shape, torch_factory=f"{__name__}:hf_model", factory_kwargs=tuple(sorted(kwargs.items())),
                      token_model=token_model, config=info, meta=meta, note=note)
-
-
-def load_factory(target: str) -> Callable[..., Any]:
-    module_text, _, attr = target.rpartition(":")
-    if module_text.endswith(".py"):
-        path = Path(module_text)
-        mod_name = f"_reconcile_user_{path.stem}"
-        spec = importlib.util.spec_from_file_location(mod_name, path)
-        if spec is None or spec.loader is None:
-            raise UserError(f"cannot import {path}")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[mod_name] = module
-        try:
-            spec.loader.exec_module(module)
-        except Exception as exc:
-            raise UserError(f"importing {path} failed: {type(exc).__name__}: {exc}") from None
-    else:
-        module = importlib.import_module(module_text)
-    factory = getattr(module, attr, None)
-    if not callable(factory):
-        raise UserError(f"{module_text} has no callable {attr!r}")
-    return factory
 
 
 def torch_module(spec: ModelSpec):

@@ -1,74 +1,26 @@
-"""Aggregation and rendering of a run: records.csv, explanations.csv, report.md and a self-contained report.html.
+"""The run's report: records.csv, explanations.csv, a short report.md, one page per model under models/, and a
+self-contained report.html (the summary first, each model's detail collapsed below it).
 
-The report is built once as a list of blocks (heading, paragraph, table, image) and rendered twice, so the
-Markdown and HTML always say the same thing.
+A report is a function of its run's records and the declared inputs (the models' definitions, the catalogue,
+reference_models/published.csv): it never reads a cache, so the same records give byte-identical files.
+Sections follow what ran: the published numbers only for the models of published.csv that ran at batch 1, the
+audit of the reference document only when its LeNet ran.
 """
 from __future__ import annotations
 
-import base64
-import html
-import io
 import re
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Union
+from typing import Optional
 
 import pandas as pd
 
 from conventions import terms as T
 
-from .api import to_csv
 from .diff import some as _some
+from .errors import UserError
 from .records import COMPUTE, MODEL_LEVEL, OK, PARAMS, TOTAL
-
-
-@dataclass
-class Heading:
-    text: str
-    level: int = 2
-
-
-@dataclass
-class Para:
-    text: str
-
-
-@dataclass
-class Table:
-    frame: pd.DataFrame
-    caption: str = ""
-
-
-@dataclass
-class Image:
-    png: bytes
-    alt: str
-    file_name: str
-
-
-Block = Union[Heading, Para, Table, Image]
-
-
-def _fmt(value) -> str:
-    if value is None or (isinstance(value, float) and value != value):
-        return ""
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if isinstance(value, int):
-        return f"{value:,}"
-    if isinstance(value, float):
-        return f"{value:,.4g}"
-    return str(value)
-
-
-def integral(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
-    """Integral floats back to int (pandas turns int columns with gaps into float)."""
-    frame = frame.copy()
-    for column in columns:
-        frame[column] = pd.Series([None if v is None or (isinstance(v, float) and v != v) else
-                                   (int(v) if float(v).is_integer() else float(v)) for v in frame[column]],
-                                  dtype=object, index=frame.index)
-    return frame
+from .render import Block, Chart, Details, Heading, Para, Table, Toc, fmt as _fmt, integral, render_html, \
+    render_md, to_csv, write_atomic
 
 
 # ------------------------------------------------------------------------------------------------ aggregation
@@ -163,6 +115,8 @@ def layer_lines(group: pd.DataFrame) -> list[str]:
 def problems_table(records: pd.DataFrame) -> pd.DataFrame:
     """Non-ok rows, one line per (tool, status, message) with the models and layers it hit."""
     df = records[records["status"] != OK]
+    # one row per reason: the TF profiler names each graph op in its message ("(graph op .../layer4.2.relu_3/Relu)")
+    df = df.assign(message=df["message"].str.replace(r" \(graph op [^)]*\)", "", regex=True))
     rows = []
     for (tool, status, message), group in df.groupby(["tool", "status", "message"], sort=False):
         layers = list(dict.fromkeys(group["layer"]))
@@ -172,8 +126,46 @@ def problems_table(records: pd.DataFrame) -> pd.DataFrame:
 
 
 
+
+
+def totals_by_model(records: pd.DataFrame, models: list[str]) -> pd.DataFrame:
+    """Every tool metric's compute total, one column per model ("" where the tool printed none)."""
+    df = records[(records["layer"] == TOTAL) & (records["quantity"] == COMPUTE)]
+    if df.empty:
+        return pd.DataFrame()
+    label = _labeller(df)
+    rows: dict[str, dict[str, str]] = {}
+    for rec in df.itertuples(index=False):
+        cell = _fmt(rec.value) if rec.status == OK else rec.status
+        rows.setdefault(label(rec), {})[rec.model] = cell
+    return pd.DataFrame([{"tool: metric": name, **{m: cells.get(m, "") for m in models}}
+                         for name, cells in rows.items()], columns=["tool: metric"] + models)
+
+
+def model_file_name(model: str) -> str:
+    """A file name for a model's page and chart: a spec like `hf:gpt2?n_layer=2` or `nets/my.py:build` keeps its
+    letters, digits, dots and dashes; anything else becomes `_`."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", model)
+
+
+def layer_ir(records: pd.DataFrame, model: str, specs: Optional[dict] = None):
+    """The layer IR the run computed for `model` (records.attrs["irs"], when the run keeps them), else the
+    canonical IR of its spec."""
+    from .diff import canonical_ir
+
+    return (records.attrs.get("irs") or {}).get(model) or canonical_ir(model, specs)
+
+
+def document_totals(records: pd.DataFrame, model: str, specs: Optional[dict] = None):
+    """The document's Counts for a whole model (None if the model cannot be read)."""
+    from conventions.formulas import model_counts
+
+    ir = layer_ir(records, model, specs)
+    return model_counts(ir)[-1][1] if ir is not None else None
+
+
 # ------------------------------------------------------------------------------------------------ chart
-def chart(records: pd.DataFrame, model: str, doc_flops: Optional[int]) -> Optional[bytes]:
+def chart(records: pd.DataFrame, model: str, doc_flops: Optional[int], file_name: str = "") -> Optional[Chart]:
     """Each tool's compute total relative to the document's FLOPs (1.0 = the document's number)."""
     if not doc_flops:
         return None
@@ -181,59 +173,41 @@ def chart(records: pd.DataFrame, model: str, doc_flops: Optional[int]) -> Option
                  & (records["status"] == OK)]
     if df.empty:
         return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     # zero totals of a tool that has non-zero ones are empty columns (Netscope's div/exp), not findings
     nonzero = set(df[df["value"] != 0]["tool"])
     df = df[(df["value"] != 0) | ~df["tool"].isin(nonzero)]
     label = _labeller(df)
-    labels = [label(r) for r in df.itertuples(index=False)]
-    ratios = [float(r.value) / doc_flops for r in df.itertuples(index=False)]
-    fig, ax = plt.subplots(figsize=(7, 0.35 * len(labels) + 1.2), dpi=100)
-    ax.barh(range(len(labels)), ratios, color=["#4c72b0" if abs(x - 1) < 1e-9 else "#dd8452" for x in ratios])
-    ax.set_yticks(range(len(labels)), labels, fontsize=8)
-    ax.invert_yaxis()
-    ax.axvline(1.0, color="black", linewidth=0.8)
-    ax.axvline(0.5, color="grey", linewidth=0.5, linestyle="--")
-    ax.set_xlabel("tool total / document FLOPs (1.0 = document; 0.5 = MACC-like)")
-    ax.set_title(f"{model}: document FLOPs = {doc_flops:,}", fontsize=9)
-    for i, x in enumerate(ratios):
-        ax.text(x, i, f" {x:.3f}", va="center", fontsize=7)
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", metadata={"Software": None})
-    plt.close(fig)
-    return buffer.getvalue()
+    bars = [(label(r), float(r.value) / doc_flops, "same" if r.value == doc_flops else "other")
+            for r in df.itertuples(index=False)]
+    return Chart(f"{model}: document FLOPs = {doc_flops:,}", bars,
+                 {"same": "equals the document's FLOPs", "other": "differs from the document's FLOPs"},
+                 "tool total / document FLOPs", file_name or f"chart_{model_file_name(model)}.svg",
+                 [(1.0, "1.0: the document's FLOPs", False), (0.5, "0.5: about a multiply-accumulate count", True)],
+                 f"{model}: tool totals relative to the document's FLOPs")
 
 
 # ------------------------------------------------------------------------------------------------ the document audit
-def document_audit() -> list[Block]:
-    """What the reference document gets wrong or leaves ambiguous, checked with its own formulas on its LeNet."""
+def document_audit(records: pd.DataFrame, specs: Optional[dict] = None) -> list[Block]:
+    """What the reference document gets wrong or leaves ambiguous, checked with its own formulas on its LeNet
+    (docs/document.md has the formulas and the worked example)."""
     from conventions.formulas import layer_counts
 
-    from .diff import canonical_ir
-
-    lenet = canonical_ir("lenet")  # traced in a job process (reconcile.runner), like every model
-    if lenet is None:
-        return [Heading("Auditing the reference document", 2), Para("The document's LeNet could not be traced.")]
+    lenet = layer_ir(records, "lenet", specs)
     ip1, conv2, pool1 = (layer_counts(lenet.layer(n)) for n in ("ip1", "conv2", "pool1"))
     pool_terms = T.terms(lenet.layer("pool1"))
     return [
         Heading("Auditing the reference document", 2),
         Para(f"**'FC FLOPs equal its params' is contradicted by its own formula.** For ip1 (800 -> 500) the "
-             f"document's FLOPs_fc = 2*n_in*n_out + n_out = {ip1.flops:,}, while param_fc = n_in*n_out + n_out = "
-             f"{ip1.params:,}. They differ by n_in*n_out = {ip1.flops - ip1.params:,}. The claim only holds for a "
-             f"MACC-style count plus bias adds (400,000 + 500 = 400,500), i.e. in exactly the convention the document "
-             f"says FLOPs is not."),
+             f"document's FLOPs_fc = 2 × n_in × n_out + n_out = {ip1.flops:,}, while param_fc = n_in × n_out + "
+             f"n_out = {ip1.params:,}. They differ by n_in × n_out = {ip1.flops - ip1.params:,}. The claim only "
+             f"holds for a MACC-style count plus bias adds (400,000 + 500 = 400,500), i.e. in exactly the "
+             f"convention the document says FLOPs is not."),
         Para(f"**The conv2 MACC line is mislabelled.** The document writes `macc_conv1 = (5^2 * 20) * 50 * 8 * 8 = "
              f"1.6M`; that is conv2's MACC ({conv2.macc:,}); conv1's is 288,000."),
-        Para(f"**Pooling is ambiguous.** FLOPs_pool1 = 20*24*24 = {pool1.flops:,} is pool1's input elements; for a "
-             f"2x2/2 pool this equals kernel_area x output elements ({pool_terms[T.WINDOW]:,}), so the example cannot "
-             f"tell the readings apart. The harness takes the literal reading (input elements) and the sepnet model's "
-             f"3x3/2 pool separates them."),
+        Para(f"**Pooling is ambiguous.** FLOPs_pool1 = 20 × 24 × 24 = {pool1.flops:,} is pool1's input elements; "
+             f"for a 2x2/2 pool this equals kernel_area × output elements ({pool_terms[T.WINDOW]:,}), so the "
+             f"example cannot tell the readings apart. The harness takes the literal reading (input elements) and "
+             f"the sepnet model's 3x3/2 pool separates them."),
         Para("**Its tool comparison mixes conventions.** thop's 2,307,720 came from a 2020 thop that counted the "
              "conv bias adds (today's 0.1.1 prints 2,293,000); torchstat's 'MAdd' and 'Flops' columns are swapped "
              "relative to their meaning; the TF profiler's 5,478,522 includes the variable initialisers and the "
@@ -241,19 +215,68 @@ def document_audit() -> list[Block]:
     ]
 
 
-# ------------------------------------------------------------------------------------------------ assembly
-def build(records: pd.DataFrame, explanations: pd.DataFrame, specs: Optional[dict] = None) -> list[Block]:
-    from .diff import canonical_ir, document_totals, near_misses
+# ------------------------------------------------------------------------------------------------ published numbers
+def _per_image(model: str, specs: Optional[dict]) -> bool:
+    spec = (specs or {}).get(model)
+    return spec is None or spec.input_shape[0] == 1
 
-    blocks: list[Block] = [
-        Heading("Which FLOPs is that number?", 1),
-        Para("Every counter below ran on the same reference models. Each number is written as a combination of "
-             "the document's basis terms: " + "; ".join(f"**{t}** = {m}" for t, m in T.TERM_MEANINGS.items())
-             + ". The document's own FLOPs = 2*MACC + BIAS for conv and FC layers; its pooling FLOPs = IN."),
-    ]
+
+def published_section(records: pd.DataFrame, specs: Optional[dict] = None) -> list[Block]:
+    """Every number of reference_models/published.csv whose model ran at batch 1 (papers print per-image
+    numbers), ranked against the conventions and this run's tool totals: one verdict line each."""
+    import reference_models
+
+    from . import which
+    ran = set(records["model"])
+    rows, lines = [], []
+    for pub in reference_models.published_numbers():
+        model = pub["model"]
+        if model not in ran or not _per_image(model, specs):
+            continue
+        ir = layer_ir(records, model, specs)
+        if ir is None:
+            continue
+        try:  # as printed, unit word included ("4.09 GFLOPS", "15300 Million Mult-Adds")
+            printed = which.parse_value(f"{pub['printed']} {pub['unit']}")
+        except UserError:  # a unit the parser does not know ("num_params"): the machine-readable value
+            printed = which.parse_value(pub["value"])
+        result = which.explain_number(ir, printed, pub["quantity"], records=records[records["model"] == model])
+        top = result.families[0] if result.families else None
+        tools = result.tool_matches()
+        rows.append({"model": model, "printed": f"{pub['printed']} {pub['unit']}", "source": pub["citation"],
+                     "verdict": top.name if top else "",
+                     "match": f"{top.best.match} ({top.best.relative_error:+.2%})" if top else "",
+                     "tools at the printed precision": ", ".join(
+                         f"{r.candidate.tool} {r.candidate.metric}" for r in tools) or "none"})
+        lines.append(f"- **{model}, {pub['printed']} {pub['unit']}** (the paper counts: {pub['counts']}): "
+                     f"{result.verdict()}")
+    if not rows:
+        return []
+    return [Heading("Published numbers: which convention did the paper use?", 2),
+            Para("Each number as the paper printed it (`reference_models/published.csv`), ranked against every "
+                 "convention computed from the model's layers and every tool total of this run; its printed digits "
+                 "set the tolerance. `reconcile which MODEL VALUE` prints the families of conventions in full."),
+            Table(pd.DataFrame(rows)), Para("\n".join(lines))]
+
+
+# ------------------------------------------------------------------------------------------------ assembly
+def _intro(records: pd.DataFrame) -> list[Block]:
     versions = records[["tool", "tool_version"]].drop_duplicates()
-    blocks.append(Para("Tool versions: " + ", ".join(f"{r.tool} {r.tool_version}"
-                                                     for r in versions.itertuples(index=False)) + "."))
+    return [
+        Heading("Which FLOPs is that number?", 1),
+        Para("Every counter below ran on the same models. Each number is written as a combination of the reference "
+             "document's basis terms (`docs/document.md` in the repository has the document's formulas and its "
+             "LeNet example): " + "; ".join(f"**{t}** = {m}" for t, m in T.TERM_MEANINGS.items())
+             + ". The document's own FLOPs = 2 × MACC + BIAS for conv and FC layers; its pooling FLOPs = IN."),
+        Para("Tool versions: " + ", ".join(f"{r.tool} {r.tool_version}" for r in versions.itertuples(index=False))
+             + "."),
+    ]
+
+
+def summary(records: pd.DataFrame, explanations: pd.DataFrame, specs: Optional[dict] = None) -> list[Block]:
+    """The short report: the verdicts, a table of contents, and a link to each model's page."""
+    models = list(dict.fromkeys(records["model"]))
+    blocks: list[Block] = _intro(records) + [Toc(2)]
     matrix = counts_matrix(explanations)
     if not matrix.empty:
         blocks += [Heading("What each tool counts", 2),
@@ -261,132 +284,118 @@ def build(records: pd.DataFrame, explanations: pd.DataFrame, specs: Optional[dic
                         "number on every layer of that kind in this run (0 = counted as nothing; blank = the tool "
                         "has no row for that kind)."),
                    Table(matrix)]
-    irs, ir_errors = records.attrs.get("irs"), records.attrs.get("ir_errors") or {}
-    for model in dict.fromkeys(records["model"]):
-        doc = document_totals(model, specs, irs)
-        doc_flops = doc.flops if doc else None
-        blocks.append(Heading(f"Model `{model}`", 2))
-        if model in ir_errors:
-            blocks.append(Para(f"**The model could not be traced to its layer IR**: {ir_errors[model]}. No document "
-                               "formulas or explanations for it; its tools' rows say what they did."))
-        if doc:
-            blocks.append(Para(f"Document formulas: params {doc.params:,}, MACC {doc.macc:,}, FLOPs {doc.flops:,}"
-                               + (f" ({doc.note})." if doc.note else ".")))
-        blocks += [Heading("Totals", 3), Table(totals_table(records, model, doc_flops))]
-        png = chart(records, model, doc_flops)
-        if png:
-            blocks.append(Image(png, f"{model}: tool totals relative to the document's FLOPs", f"chart_{model}.png"))
-        for quantity in (COMPUTE, PARAMS):
-            matrix = layer_matrix(records, model, quantity)
-            if not matrix.empty:
-                blocks += [Heading(f"Per layer: {quantity}", 3), Table(matrix)]
-        close = near_misses(records, model, canonical_ir(model, specs, irs))
-        if close:
-            blocks += [Heading("Near agreements and coincidences", 3),
-                       Para("Totals within 0.2% of each other (or equal) whose layers differ, difference by "
-                            "difference:\n" + "\n".join(f"- {sentence}" for sentence in close))]
-        ex = explanations[explanations["model"] == model]
-        if not ex.empty:
-            blocks.append(Heading("Why the numbers differ", 3))
-            residual = ex[ex["residual"].notna() & (ex["residual"] != 0)]
-            blocks.append(Para(f"{len(ex)} explanations; {len(residual)} with a non-zero residual (unexplained)."))
-            for tool, group in ex.groupby("tool", sort=False):
-                total_lines = [f"- **total**: {row.explanation}" for row in group.itertuples(index=False)
-                               if row.layer == TOTAL]
-                # the document's own per-layer rows are the reference every other sentence quotes
-                lines = [] if tool == "document" else layer_lines(group)
-                blocks.append(Para(f"**{tool}**\n" + "\n".join(total_lines + lines)))
-    from .which import published_section
-
+    totals = totals_by_model(records, models)
+    if not totals.empty:
+        docs = {m: document_totals(records, m, specs) for m in models}
+        blocks += [Heading("Totals per model", 2),
+                   Para("Each tool's compute total per model; the document's formulas give "
+                        + "; ".join(f"{m}: FLOPs {d.flops:,}, MACC {d.macc:,}" for m, d in docs.items() if d) + "."),
+                   Table(totals)]
     blocks += published_section(records, specs)
     problems = problems_table(records)
     if not problems.empty:
         blocks += [Heading("Failures, unsupported layers and skipped jobs", 2),
                    Para("A tool that crashed, timed out, is not installed, or has no formula for a layer kind "
                         "(and silently counts it 0) appears here with its message."), Table(problems)]
-    blocks += document_audit()
+    if "lenet" in models and _per_image("lenet", specs):
+        blocks += document_audit(records, specs)
+    blocks += [Heading("Models", 2),
+               Para("One page per model: its totals, a chart, every layer's numbers and why they differ.\n"
+                    + "\n".join(f"- [{m}](models/{model_file_name(m)}.md)" for m in models))]
     return blocks
 
 
-def render_md(blocks: list[Block]) -> str:
-    out = []
-    for block in blocks:
-        if isinstance(block, Heading):
-            out.append("#" * block.level + " " + block.text)
-        elif isinstance(block, Para):
-            out.append(block.text)
-        elif isinstance(block, Table):
-            frame = block.frame
-            cols = list(frame.columns)
-            rows = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
-            for values in frame.itertuples(index=False):
-                rows.append("| " + " | ".join(_fmt(v).replace("|", "\\|") for v in values) + " |")
-            out.append("\n".join(rows))
-        elif isinstance(block, Image):
-            out.append(f"![{block.alt}]({block.file_name})")
-    return "\n\n".join(out) + "\n"
+def model_blocks(records: pd.DataFrame, explanations: pd.DataFrame, model: str, specs: Optional[dict] = None,
+                 chart_path: str = "", full: bool = True) -> list[Block]:
+    """One model's detail: totals, chart, per-layer numbers, near agreements, every explanation. `full=False`
+    (the HTML's collapsed section, kept under 1 MB for the default suite): per-layer compute only, and the
+    totals' explanations with a pointer to the model's page for every layer's sentence."""
+    from .diff import near_misses
+
+    doc = document_totals(records, model, specs)
+    doc_flops = doc.flops if doc else None
+    blocks: list[Block] = []
+    ir_errors = records.attrs.get("ir_errors") or {}
+    if model in ir_errors:
+        blocks.append(Para(f"**The model could not be traced to its layer IR**: {ir_errors[model]}. No document "
+                           "formulas or explanations for it; its tools' rows say what they did."))
+    if doc:
+        blocks.append(Para(f"Document formulas: params {doc.params:,}, MACC {doc.macc:,}, FLOPs {doc.flops:,}"
+                           + (f" ({doc.note})." if doc.note else ".")))
+    blocks += [Heading("Totals", 3), Table(totals_table(records, model, doc_flops))]
+    drawn = chart(records, model, doc_flops, chart_path)
+    if drawn:
+        blocks.append(drawn)
+    for quantity in (COMPUTE, PARAMS) if full else (COMPUTE,):
+        matrix = layer_matrix(records, model, quantity)
+        if not matrix.empty:
+            blocks += [Heading(f"Per layer: {quantity}", 3), Table(matrix)]
+    close = near_misses(records, model, layer_ir(records, model, specs))
+    if close:
+        blocks += [Heading("Near agreements and coincidences", 3),
+                   Para("Totals within 0.2% of each other (or equal) whose layers differ, difference by "
+                        "difference:\n" + "\n".join(f"- {sentence}" for sentence in close))]
+    ex = explanations[explanations["model"] == model]
+    page = model_file_name(model)
+    if not ex.empty:
+        blocks.append(Heading("Why the numbers differ", 3))
+        residual = ex[ex["residual"].notna() & (ex["residual"] != 0)]
+        blocks.append(Para(f"{len(ex)} explanations; {len(residual)} with a non-zero residual (unexplained)."
+                           + ("" if full else f" Every layer's sentence: [models/{page}.md](models/{page}.md).")))
+        for tool, group in ex.groupby("tool", sort=False):
+            total_lines = [f"- **total**: {row.explanation}" for row in group.itertuples(index=False)
+                           if row.layer == TOTAL]
+            # the document's own per-layer rows are the reference every other sentence quotes
+            lines = [] if tool == "document" or not full else layer_lines(group)
+            blocks.append(Para(f"**{tool}**\n" + "\n".join(total_lines + lines)))
+    return blocks
 
 
-_CSS = """body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}
-table{border-collapse:collapse;margin:1em 0;font-size:13px}th,td{border:1px solid #ccc;padding:3px 6px;
-text-align:right;vertical-align:top}th{background:#f2f2f2}td:first-child,th:first-child{text-align:left}
-td.t{text-align:left}ul{font-size:14px;line-height:1.45}code{background:#f5f5f5;padding:0 3px}img{max-width:100%}"""
+def build(records: pd.DataFrame, explanations: pd.DataFrame, specs: Optional[dict] = None) \
+        -> tuple[list[Block], dict[str, list[Block]], dict[str, list[Block]]]:
+    """(the summary blocks, each model's page blocks, each model's shorter HTML section)."""
+    pages, sections = {}, {}
+    for model in dict.fromkeys(records["model"]):
+        pages[model] = [Heading(f"Model {model}", 1), Para("Back to the [summary](../report.md).")] + \
+            model_blocks(records, explanations, model, specs, f"chart_{model_file_name(model)}.svg")
+        sections[model] = model_blocks(records, explanations, model, specs, f"chart_{model_file_name(model)}.svg",
+                                       full=False)
+    return summary(records, explanations, specs), pages, sections
 
 
-def _inline(text: str) -> str:
-    escaped = html.escape(text)
-    parts = escaped.split("**")
-    escaped = "".join(f"<strong>{p}</strong>" if i % 2 else p for i, p in enumerate(parts))
-    parts = escaped.split("`")
-    return "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts))
+def html_blocks(summary_blocks: list[Block], sections: dict[str, list[Block]]) -> list[Block]:
+    """The summary, then each model's section collapsed."""
+    models_heading = next(i for i, b in enumerate(summary_blocks) if isinstance(b, Heading) and b.text == "Models")
+    head = summary_blocks[:models_heading]
+    details = [Details(f"Model {model}", blocks) for model, blocks in sections.items()]
+    return head + [Heading("Models", 2), Para("Each model's detail, collapsed: click to open. Every layer's "
+                                              "explanation is on the model's page, models/MODEL.md.")] + details
 
 
-def _numeric(cell: str) -> bool:
-    return cell.replace(",", "").replace(".", "", 1).lstrip("-").isdigit()
-
-
-def render_html(blocks: list[Block]) -> str:
-    out = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>reconcile report</title>"
-           f"<style>{_CSS}</style></head><body>"]
-    for block in blocks:
-        if isinstance(block, Heading):
-            out.append(f"<h{block.level}>{_inline(block.text)}</h{block.level}>")
-        elif isinstance(block, Para):
-            lines = block.text.split("\n")
-            items = [line[2:] for line in lines if line.startswith("- ")]
-            head = [line for line in lines if not line.startswith("- ")]
-            if head:
-                out.append("<p>" + "<br>".join(_inline(h) for h in head) + "</p>")
-            if items:
-                out.append("<ul>" + "".join(f"<li>{_inline(i)}</li>" for i in items) + "</ul>")
-        elif isinstance(block, Table):
-            cols = list(block.frame.columns)
-            out.append("<table><tr>" + "".join(f"<th>{html.escape(str(c))}</th>" for c in cols) + "</tr>")
-            for values in block.frame.itertuples(index=False):
-                cells = [_fmt(v) for v in values]
-                out.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" if _numeric(c) else
-                                            f"<td class='t'>{html.escape(c)}</td>" for c in cells) + "</tr>")
-            out.append("</table>")
-        elif isinstance(block, Image):
-            data = base64.b64encode(block.png).decode("ascii")
-            out.append(f"<p><img alt='{html.escape(block.alt)}' src='data:image/png;base64,{data}'></p>")
-    out.append("</body></html>")
-    return "\n".join(out) + "\n"
-
-
-def write_outputs(records: pd.DataFrame, out_dir: Path, specs: Optional[dict] = None) -> dict[str, Path]:
+def write_outputs(records: pd.DataFrame, out_dir: Path, specs: Optional[dict] = None, progress=None) \
+        -> dict[str, Path]:
     """Write every output of a run; each file appears whole (temp file + rename) or not at all."""
     from .diff import explain
+    from .progress import printer
 
     from .api import write_set
 
-    explanations = explain(records, specs)
-    blocks = build(records, explanations, specs)
-    files: dict[str, Union[str, bytes]] = {"records.csv": to_csv(records),
+    progress = progress or printer(quiet=True)
+    specs = specs or records.attrs.get("specs") or {}
+    with progress.step(f"explaining {len(records)} numbers"):
+        explanations = explain(records, specs, records.attrs.get("irs"))
+    with progress.step(f"writing report to {out_dir}"):
+        summary_blocks, pages, sections = build(records, explanations, specs)
+        files: dict[str, "str | bytes"] = {"records.csv": to_csv(records),
                                            "explanations.csv": explanations_csv(explanations)}
-    files.update({block.file_name: block.png for block in blocks if isinstance(block, Image)})
-    files.update({"report.md": render_md(blocks), "report.html": render_html(blocks)})
-    return write_set(out_dir, files)  # staged, switched in as one set, manifest last
+        for model, blocks in pages.items():
+            for block in blocks:
+                if isinstance(block, Chart):
+                    files[f"models/{block.file_name}"] = block.svg()
+            files[f"models/{model_file_name(model)}.md"] = render_md(blocks)
+        files["report.md"] = render_md(summary_blocks)
+        files["report.html"] = render_html(html_blocks(summary_blocks, sections))
+        return write_set(out_dir, files)  # staged, switched in as one set, manifest last
 
 
 def explanations_csv(explanations: pd.DataFrame) -> str:

@@ -1,27 +1,28 @@
 """`reconcile which`: which convention (or which tool) could have produced a number printed for a model?
 
-Two kinds of candidates are ranked against the number:
-- analytic conventions, computed from the model's layer IR and its basis terms (conventions.terms): the document's
-  MACC and FLOPs, 1 or 2 ops per multiply-accumulate or (2k-1) per output, conv / FC bias adds counted or not,
-  the FC layers left out, BN / LayerNorm at 0, 1, 2 or 4 ops per element, max and average pools counted as 0,
-  input elements, window reads, outputs or window +/- outputs, activations, residual adds and softmax counted or
-  not, attention matmuls counted or not, per batch or per sample; for parameters: biases, FC layers, norm affine
-  parameters and BN running statistics in or out;
-- every tool's own totals, from a run of that tool on the model (cached on disk per model definition and tool
-  version under .cache/runs/, or read from reports/records.csv when that run covers the model).
+One source of truth: every candidate is a combination of basis terms per layer kind (conventions/terms.py), summed
+over the model's layer IR. The candidates come from a list of generators (CANDIDATE_GENERATORS, an extension
+point: another quantity adds its own generator):
+- the reference document's conventions and every tool's catalogued conventions (conventions/catalogue), evaluated
+  on this model's IR;
+- systematic variants of a plain count: 1 op per multiply-accumulate, 2 FLOPs per multiply-accumulate or (2k-1)
+  per output; bias adds in or out; FC layers or attention matmuls left out; one further layer kind counted the
+  way some catalogued tool counts it; per sample when the batch is above 1;
+- every tool's own printed totals, from a run of that tool on the model (cached per model definition and tool
+  version under .cache/runs/, or read from reports/records.csv when it covers the model, or the caller's records).
 
-Ranking: exact matches first, then candidates that round to the number as printed (3.8e9 has two significant
-digits: anything in [3.75e9, 3.85e9]), each of those two classes simplest convention first (fewest departures
-from plain MACC / all parameters; named conventions count as simplest), then closest; then the remaining
-candidates within the tolerance, closest first. A printed number rarely pins one convention: everything that
-fits is listed, with its relative error and one sentence saying what it counts.
+A number is read as printed ("4.1 GFLOPs", "300M MAdds", "3.8x10^9"): its last printed digit sets the match
+tolerance, a unit word says whether multiply-accumulates or FLOPs were meant. Candidates sit in families by how
+they count the weighted layers (1 per multiply-accumulate, 2 FLOPs per multiply-accumulate, (2k-1) per output, per
+sample or not); the families are ranked (exact, then equal at the printed precision, then closest; at equal match,
+the family the unit word names first, then one a tool's own total lands in), and the first one is the verdict.
 """
 from __future__ import annotations
 
-import csv
+import dataclasses
 import hashlib
+import sys
 import importlib.util
-import itertools
 import os
 import re
 from dataclasses import dataclass, field
@@ -31,78 +32,547 @@ from typing import Callable, Iterable, Optional, Sequence
 
 import pandas as pd
 
+from conventions import catalogue
 from conventions import terms as T
-from conventions.ir import (ACT, ADD, ATTENTION, BN, CONV, LAYER_NORM, LINEAR, MATMUL, MUL, POOL_AVG, POOL_MAX,
-                            SOFTMAX, Model)
+from conventions.catalogue.base import kind_key
+from conventions.ir import ATTENTION, BN, CONV, LAYER_NORM, LINEAR, MATMUL, Model
 
 from .errors import UserError
 from .records import COMPUTE, ERROR, MODEL_LEVEL, OK, PARAMS, TOTAL
 
-PUBLISHED_CSV = Path(__file__).resolve().parent.parent / "reference_models" / "published.csv"
 RUN_CACHE_ENV = "RECONCILE_RUN_CACHE"
 DEFAULT_RUN_CACHE = Path(".cache") / "runs"
 DEFAULT_RECORDS = Path("reports") / "records.csv"
 DEFAULT_TOLERANCE = 0.1
-COLUMNS = ["rank", "tool", "metric", "convention", "family", "value", "relative_error", "match", "explanation"]
+COLUMNS = ["family_rank", "family", "rank", "source", "tool", "metric", "convention", "value", "relative_error",
+           "match", "explanation"]
 
 EXACT, AS_PRINTED, WITHIN, OUTSIDE = "exact", "as printed", "within tolerance", "outside tolerance"
 _CLASS_ORDER = {EXACT: 0, AS_PRINTED: 1, WITHIN: 2, OUTSIDE: 3}
-ANALYTIC = "analytic"
+DOCUMENT, CATALOGUE, VARIANT, TOOL = "document", "catalogue", "variant", "tool total"
+ANALYTIC = (DOCUMENT, CATALOGUE, VARIANT)
+
+# Unit words as papers print them. MAC words mean 1 per multiply-accumulate; FLOP words usually mean 2, though
+# many papers print multiply-accumulates as "FLOPs" (He et al. 2015, Sec. 3.3: "FLOPs (multiply-adds)").
+MACS, FLOPS, PARAMETERS = "multiply-accumulates", "FLOPs", "parameters"
+_UNIT_WORDS = (
+    (MACS, r"macs?|maccs?|madds?|mult-?adds?|multiply-?adds?|multiply-?accumulates?|multiply-?accumulations?"),
+    (FLOPS, r"flops?"),
+    (PARAMETERS, r"params?|parameters?|num_?params"),
+)
+_SCALE_WORDS = {"": 0, "k": 3, "K": 3, "thousand": 3, "M": 6, "m": 6, "million": 6, "mil": 6, "G": 9, "B": 9,
+                "billion": 9, "bn": 9, "T": 12, "trillion": 12}
 
 
 # ------------------------------------------------------------------------------------------------ printed numbers
 @dataclass(frozen=True)
 class Printed:
-    """A number as someone printed it: its value and the half-width of its last significant digit."""
+    """A number as someone printed it: its value, the half-width of its last significant digit, the unit word."""
 
     text: str
     value: Decimal
     half_unit: Decimal  # |candidate - value| <= half_unit: the candidate rounds to the printed digits
+    unit: str = ""  # MACS, FLOPS, PARAMETERS or "" (no unit word)
+    unit_text: str = ""  # the word as printed ("GFLOPs", "Mult-Adds")
+    scale: int = 0  # the power of ten the number was printed at (9 for "4.1G"), for writing values alike
+    decimals: int = -1  # digits printed after the decimal point (-1: none, an integer mantissa)
 
     def __str__(self) -> str:
         return self.text
 
+    def show(self, value: float) -> str:
+        """`value` at the printed scale with one more decimal than printed: 4,111,512,576 for "4.1G" -> "4.11 G"."""
+        suffix = {3: " k", 6: " M", 9: " G", 12: " T"}.get(self.scale)
+        if suffix is None:
+            return _n(value) if not self.scale else f"{value:.{max(self.decimals, 0) + 1}e}"
+        return f"{value / 10 ** self.scale:,.{self.decimals + 1 if self.decimals >= 0 else 0}f}{suffix}"
 
-_SCALES = {"": 0, "k": 3, "K": 3, "M": 6, "G": 9, "B": 9, "T": 12}
-_NUMBER = re.compile(r"(?P<mantissa>\d*\.?\d+)(?:[eE](?P<exp>[+-]?\d+))?\s*(?P<suffix>[kKMGBT]?)")
+
+_NUMBER = re.compile(r"(?P<mantissa>\d*\.?\d+)(?:e(?P<exp>[+-]?\d+))?", re.I)
+
+
+def _unit_of(word: str) -> tuple[str, int]:
+    """'GFLOPs' -> (FLOPS, 9); 'MAdds' -> (MACS, 0); 'GMACs' -> (MACS, 9)."""
+    for unit, pattern in _UNIT_WORDS:
+        if re.fullmatch(pattern, word, re.I):
+            return unit, 0
+    prefix, rest = word[:1].lower(), word[1:]
+    for unit, pattern in _UNIT_WORDS:
+        if unit != PARAMETERS and prefix in "gmktb" and re.fullmatch(pattern, rest, re.I):
+            return unit, {"g": 9, "m": 6, "k": 3, "t": 12, "b": 9}[prefix]
+    raise UserError(f"unknown unit {word!r}: expected FLOPs, MACs, MAdds, Mult-Adds or params")
 
 
 def parse_value(text: str) -> Printed:
-    """'3.8e9', '3.8x10^9', '300M', '15.3G', '2,307,720' -> Printed. Trailing zeros of an integer mantissa are not
-    significant ('300M' is known to the hundred million), digits after a decimal point are ('4.20M')."""
-    cleaned = text.strip().replace(",", "").replace("_", "").replace(" ", "")
-    cleaned = re.sub(r"[x×]10\^?", "e", cleaned)
-    match = _NUMBER.fullmatch(cleaned)
+    """'3.8e9', '3.8x10^9', '300M', '4.1 GFLOPs', '300M MAdds', '3.8 billion FLOPs', '15300 Million Mult-Adds',
+    '2,307,720' -> Printed. Trailing zeros of an integer mantissa are not significant ('300M' is known to the
+    hundred million), digits after a decimal point are ('4.20M')."""
+    cleaned = text.strip().replace(",", "").replace("_", "")
+    cleaned = re.sub(r"\s*[x×]\s*10\s*\^?\s*", "e", cleaned)
+    match = _NUMBER.match(cleaned)
     if not match:
-        raise UserError(f"cannot read {text!r} as a number: expected e.g. 3.8e9, 300M, 15.3G or 2307720")
-    mantissa, suffix = match["mantissa"], match["suffix"]
-    exponent = int(match["exp"] or 0) + _SCALES[suffix]
+        raise UserError(f"cannot read {text!r} as a number: expected e.g. 3.8e9, 300M, 4.1 GFLOPs or 2307720")
+    mantissa = match["mantissa"]
+    exponent = int(match["exp"] or 0)
+    words = cleaned[match.end():].split()
+    glued = re.match(r"^([kKMGBT])(?![a-z])", cleaned[match.end():])  # "300M", "4.1G"
+    unit, unit_text, scale = "", "", 0
+    if glued:
+        scale = _SCALE_WORDS[glued.group(1)]
+        words = cleaned[match.end() + 1:].split()
+    if words and words[0].lower() in _SCALE_WORDS and not glued:
+        scale = _SCALE_WORDS[words[0].lower()]
+        words = words[1:]
+    if len(words) > 1:
+        raise UserError(f"cannot read {text!r} as a number: expected a number, a scale and one unit word")
+    if words:
+        unit_text = words[0]
+        unit, glued_scale = _unit_of(unit_text)
+        if glued_scale and scale:
+            raise UserError(f"cannot read {text!r}: two scales ({cleaned[match.end():].strip()})")
+        scale = scale or glued_scale
     try:
-        value = Decimal(mantissa).scaleb(exponent)
+        value = Decimal(mantissa).scaleb(exponent + scale)
     except InvalidOperation:
         raise UserError(f"cannot read {text!r} as a number") from None
     if value <= 0:
         raise UserError(f"{text!r}: the number must be positive")
     if "." in mantissa:
-        last_digit = -len(mantissa.split(".")[1])
+        decimals = len(mantissa.split(".")[1])
+        last_digit = -decimals
     else:
+        decimals = -1
         last_digit = len(mantissa) - len(mantissa.rstrip("0")) if mantissa.strip("0") else 0
-    return Printed(text.strip(), value, Decimal(5).scaleb(last_digit + exponent - 1))
+    return Printed(text.strip(), value, Decimal(5).scaleb(last_digit + exponent + scale - 1), unit, unit_text,
+                   scale or exponent, decimals)
+
+
+# ------------------------------------------------------------------------------------------------ conventions on an IR
+Combo = tuple[tuple[str, int], ...]
+
+
+@dataclass(frozen=True)
+class Counting:
+    """A way to count a whole model: a combination of basis terms per layer kind (conventions.catalogue.kind_key);
+    a kind it does not name counts 0."""
+
+    per_kind: tuple[tuple[str, Combo], ...]
+    per_sample: bool = False
+
+    def combo(self, kind: str) -> dict[str, int]:
+        return dict(dict(self.per_kind).get(kind, ()))
+
+
+@dataclass
+class ModelTerms:
+    """The IR's basis terms summed per layer kind, and which weighted kinds have bias terms."""
+
+    name: str
+    by_kind: dict[str, dict[str, int]]
+    batch: int
+    extra_params: dict[str, int] = field(default_factory=dict)  # BN running statistics (buffers, not terms)
+
+    @property
+    def kinds(self) -> list[str]:
+        return list(self.by_kind)
+
+    def has(self, kind: str, term: str = "") -> bool:
+        values = self.by_kind.get(kind)
+        return bool(values) and (not term or bool(values.get(term)))
+
+    def value(self, counting: Counting) -> float:
+        total = sum(T.evaluate(counting.combo(kind), values) for kind, values in self.by_kind.items())
+        return total / self.batch if counting.per_sample else total
+
+
+def model_terms(ir: Model) -> ModelTerms:
+    by_kind: dict[str, dict[str, int]] = {}
+    stats, stat_layers = 0, 0
+    for layer in ir.layers:
+        sums = by_kind.setdefault(kind_key(layer), {})
+        for term, value in T.terms(layer).items():
+            sums[term] = sums.get(term, 0) + int(value)
+        if layer.kind == BN and "BatchNorm" in layer.op:  # running mean + variance: buffers in torch, Keras' non-
+            stats += int(layer.attr("buffers", 2 * layer.input_shape[1]))  # trainable weights; not basis terms
+            stat_layers += 1
+    batch = ir.layers[0].batch if ir.layers else 1
+    return ModelTerms(ir.name, by_kind, batch, {"stats": stats, "count": stat_layers})
+
+
+WEIGHTED_KINDS = (CONV, LINEAR, ATTENTION, MATMUL)
+_KIND_WORDS = {CONV: "conv", LINEAR: "FC", ATTENTION: "attention", MATMUL: "matmul"}
+MAC_RULES = {"1": "multiply-accumulates", "2": "2 FLOPs per multiply-accumulate",
+             "2k-1": "(2k-1) ops per output (k multiplies, k-1 adds)"}
+_MAC_UNIT = {"1": MACS, "2": FLOPS, "2k-1": FLOPS}
+_RULE_COUNT = {"1": "multiply-accumulate count", "2": "count at 2 FLOPs per multiply-accumulate",
+               "2k-1": "count at (2k-1) ops per output"}
+
+
+def mac_rule(combo: dict[str, int]) -> str:
+    macc, out = combo.get(T.MACC, 0), combo.get(T.OUT, 0)
+    if macc == 2 and out == -1:
+        return "2k-1"
+    return str(macc) if macc else ""
+
+
+@dataclass(frozen=True)
+class Core:
+    """What a counting does with the weighted layers, the part a family is named by."""
+
+    rule: str  # "1", "2", "2k-1", "" (no multiply-accumulates at all), or another coefficient
+    included: tuple[str, ...]  # weighted kinds whose multiply-accumulates it counts
+    left_out: tuple[str, ...]  # weighted kinds of this model it leaves out
+    bias: tuple[str, ...]  # weighted kinds whose bias adds it counts (of those the model has)
+    biased: tuple[str, ...]  # weighted kinds of this model with bias adds
+    attn_matmuls: Optional[bool]  # None: the model has no attention matmuls
+    per_sample: bool
+
+    @property
+    def family_key(self) -> tuple[str, bool]:
+        return self.rule, self.per_sample
+
+    def name(self) -> str:
+        words = MAC_RULES.get(self.rule, f"{self.rule} ops per multiply-accumulate" if self.rule else
+                              "no multiply-accumulates")
+        layers = "+".join(_KIND_WORDS[k] for k in self.included)
+        text = f"{words} of {layers} layers" if layers else words
+        if self.left_out:
+            text += f" ({'+'.join(_KIND_WORDS[k] for k in self.left_out)} left out)"
+        if self.attn_matmuls is False:
+            text += ", without the attention matmuls"
+        if self.bias:
+            text += ", with bias adds" if self.bias == self.biased else \
+                f", with {'+'.join(_KIND_WORDS[k] for k in self.bias)} bias adds"
+        if self.per_sample:
+            text += ", per sample"
+        return text
+
+
+def core_of(counting: Counting, mt: ModelTerms) -> Core:
+    present = [k for k in WEIGHTED_KINDS if mt.has(k, T.MACC)]
+    rules = {k: mac_rule(counting.combo(k)) for k in present}
+    included = tuple(k for k in present if rules[k])
+    left_out = tuple(k for k in present if not rules[k])
+    first = next((rules[k] for k in included), "")
+    biased = tuple(k for k in present if mt.has(k, T.BIAS))
+    bias = tuple(k for k in biased if counting.combo(k).get(T.BIAS, 0))
+    attn = None  # the model has no attention matmuls
+    if mt.has(ATTENTION, T.ATTN):
+        attn = bool(counting.combo(ATTENTION).get(T.ATTN, 0))
+    elif mt.has(MATMUL, T.MACC):
+        attn = bool(counting.combo(MATMUL).get(T.MACC, 0))
+    return Core(first, included, left_out, bias, biased, attn, counting.per_sample and mt.batch > 1)
+
+
+def describe(counting: Counting, mt: ModelTerms) -> str:
+    """'conv: 1*MACC; linear: 1*MACC + 1*BIAS; bn: 2*IN', over the kinds this model has."""
+    parts, by_combo = [], {}
+    for kind in mt.kinds:
+        combo = {t: c for t, c in counting.combo(kind).items() if c and (mt.by_kind[kind].get(t) or t == T.MACC)}
+        if combo:
+            by_combo.setdefault(T.format_combo(combo), []).append(kind)
+    for text, kinds in by_combo.items():
+        parts.append(f"{', '.join(kinds)}: {text}")
+    text = "; ".join(parts) or "0"
+    return f"per sample: {text}" if counting.per_sample and mt.batch > 1 else text
 
 
 # ------------------------------------------------------------------------------------------------ candidates
 @dataclass(frozen=True)
 class Candidate:
-    tool: str  # "analytic" for a convention computed from the IR, else the tool id
-    metric: str  # the tool's label; for analytic candidates the quantity's name in the convention
-    convention: str  # short formula (and name, for named conventions)
+    source: str  # DOCUMENT, CATALOGUE, VARIANT or TOOL
+    tool: str  # the tool a catalogued convention or a printed total belongs to ("" for variants)
+    metric: str
+    convention: str  # the per-kind formula
     value: float
-    explanation: str  # what it counts, in one sentence (without the comparison to the printed number)
-    complexity: int  # departures from plain MACC / all parameters; 0 for named conventions
-    family: str = ""  # "1 op per MACC", "2 FLOPs per MACC", "(2k-1) per output", "parameters"
+    explanation: str  # what it counts, in one sentence
+    complexity: int  # departures from a plain count; 0 for the document's and the catalogue's conventions
+    core: Optional[Core] = None
     tool_version: str = ""
 
+    @property
+    def family_key(self) -> tuple:
+        return self.core.family_key if self.core else ("?", False)
 
+    @property
+    def label(self) -> str:
+        if self.source == TOOL:
+            return f"{self.tool} {self.metric}"
+        if self.source in (DOCUMENT, CATALOGUE):
+            return f"{self.tool} {self.metric} (catalogue{', ' + self.tool_version if self.tool_version else ''})"
+        return self.convention
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a candidate generator sees."""
+
+    ir: Model
+    terms: ModelTerms
+    quantity: str
+    records: Optional[pd.DataFrame]
+    options: dict = field(default_factory=dict)  # what a quantity's own generator needs (e.g. training tokens)
+
+
+def _n(x: float) -> str:
+    return f"{int(x):,}" if float(x).is_integer() else f"{x:,.6g}"
+
+
+def _entry_quantity(entry: catalogue.Convention) -> str:
+    return PARAMS if "param" in entry.metric.lower() else COMPUTE
+
+
+def _range_label(bounds: tuple[str, str]) -> str:
+    low, high = bounds
+    if low and high:
+        return f"releases {low} to before {high}"
+    return f"releases {low} and later" if low else (f"releases before {high}" if high else "")
+
+
+def catalogued_countings(quantity: str, kinds: Iterable[str]) -> list[tuple[str, str, str, Counting, str]]:
+    """(tool, metric, version range words, Counting, source) for every tool metric in the catalogue, once per
+    release range it distinguishes. A tool whose metrics are per op type ("*/Conv2D", the TF profiler) is one
+    counting, the sum of its op types, named after the tool's total."""
+    kinds = list(kinds)
+    groups: dict[tuple[str, str], list[catalogue.Convention]] = {}
+    for entry in catalogue.CATALOGUE:
+        if _entry_quantity(entry) != quantity:
+            continue
+        metric = "float_ops" if entry.metric.startswith("*") else entry.metric
+        groups.setdefault((entry.tool, metric), []).append(entry)
+    out = []
+    for (tool, metric), entries in groups.items():
+        ranges = sorted({e.versions for e in entries if e.versions != ("", "")}) or [("", "")]
+        for bounds in ranges:
+            version = bounds[0] or "0"
+            applicable = [e for e in entries if catalogue.in_range(version, e.versions)]
+            per_kind: dict[str, dict[str, int]] = {}
+            used: list[catalogue.Convention] = []
+            for kind in kinds:
+                seen_metrics, macc_counted = set(), False
+                for e in applicable:
+                    if kind not in e.kinds or e.metric in seen_metrics:  # first entry per metric, as the diff does
+                        continue
+                    seen_metrics.add(e.metric)
+                    if T.MACC in e.terms:
+                        if macc_counted:  # per-op metrics: Conv2D and DepthwiseConv2dNative are alternatives
+                            continue
+                        macc_counted = True
+                    used.append(e)
+                    for term, coef in e.combo:
+                        per_kind.setdefault(kind, {})[term] = per_kind.get(kind, {}).get(term, 0) + coef
+            per_sample = any(e.per_sample for e in applicable)
+            counting = Counting(tuple((k, tuple(c.items())) for k, c in per_kind.items()), per_sample)
+            sources = "; ".join(dict.fromkeys(e.source for e in used))
+            out.append((tool, metric, _range_label(bounds), counting, sources))
+    return out
+
+
+def document_and_catalogue(ctx: Context) -> list[Candidate]:
+    """The document's conventions and every catalogued tool convention, evaluated on this model."""
+    out = []
+    for tool, metric, versions, counting, sources in catalogued_countings(ctx.quantity, ctx.terms.kinds):
+        value = ctx.terms.value(counting)
+        core = core_of(counting, ctx.terms)
+        if not value or (ctx.quantity == COMPUTE and not core.rule):
+            continue  # a partial metric (Netscope's comparisons, divisions): no whole-model count
+        source = DOCUMENT if tool == "document" else CATALOGUE
+        formula = describe(counting, ctx.terms)
+        words = "the reference document's" if source == DOCUMENT else f"{tool}'s catalogued"
+        text = f"{words} {metric} convention{' (' + versions + ')' if versions else ''}, from {sources}"
+        out.append(Candidate(source, tool, metric, formula, value, text, 0, core, versions))
+    return out
+
+
+def _extra_treatments(mt: ModelTerms) -> dict[str, list[dict[str, int]]]:
+    """Per kind that is not weighted, the distinct ways the catalogue counts it (the document's first)."""
+    out: dict[str, list[dict[str, int]]] = {}
+    for entry in sorted(catalogue.CATALOGUE, key=lambda e: e.tool != "document"):
+        if _entry_quantity(entry) != COMPUTE:
+            continue
+        for kind in entry.kinds:
+            if kind in WEIGHTED_KINDS or kind not in mt.by_kind:
+                continue
+            combo = {t: c for t, c in entry.combo if mt.by_kind[kind].get(t)}
+            if combo and combo not in out.setdefault(kind, []):
+                out[kind].append(combo)
+    return out
+
+
+def _weighted(rule: str, kind: str, bias: bool, attn: bool) -> dict[str, int]:
+    combo = {"1": {T.MACC: 1}, "2": {T.MACC: 2}, "2k-1": {T.MACC: 2, T.OUT: -1}}[rule].copy()
+    if kind == ATTENTION:
+        combo.pop(T.OUT, None)  # (2k-1) per output is not defined for a fused attention layer: 2 per MACC there
+        if attn:
+            combo[T.ATTN] = 2 if rule != "1" else 1
+    if kind == MATMUL and not attn:
+        return {}
+    if bias:
+        combo[T.BIAS] = 1
+    return combo
+
+
+def systematic_variants(ctx: Context) -> list[Candidate]:
+    """Plain counts of the weighted layers and their departures: bias adds, FC or attention matmuls left out,
+    one more layer kind counted as some catalogued tool counts it, per sample."""
+    if ctx.quantity != COMPUTE:
+        return []
+    mt = ctx.terms
+    present = [k for k in WEIGHTED_KINDS if mt.has(k, T.MACC)]
+    if not present:
+        return []
+    biased = [k for k in (CONV, LINEAR, ATTENTION) if mt.has(k, T.BIAS)]
+    bias_options = [()] + ([tuple(biased)] if biased else []) + ([(CONV,)] if CONV in biased and len(biased) > 1
+                                                                 else [])
+    scopes = [tuple(present)]
+    if CONV in present and LINEAR in present:
+        scopes.append(tuple(k for k in present if k != LINEAR))
+    has_attn = mt.has(ATTENTION, T.ATTN) or MATMUL in present
+    attn_options = (True, False) if has_attn else (True,)
+    extras = [(None, None)] + [(k, c) for k, combos in _extra_treatments(mt).items() for c in combos]
+    per_sample_options = (False, True) if mt.batch > 1 else (False,)
+    out = []
+    for rule in MAC_RULES:
+        for scope in scopes:
+            for bias in bias_options:
+                for attn in attn_options:
+                    for extra_kind, extra in extras:
+                        for per_sample in per_sample_options:
+                            per_kind = {k: _weighted(rule, k, k in bias, attn) for k in scope}
+                            if extra_kind:
+                                per_kind[extra_kind] = extra
+                            counting = Counting(tuple((k, tuple(c.items())) for k, c in per_kind.items() if c),
+                                                per_sample)
+                            complexity = (scope != scopes[0]) + bool(bias) + (not attn) \
+                                + (extra_kind is not None) + per_sample
+                            core = core_of(counting, mt)
+                            formula = describe(counting, mt)
+                            text = core.name()[0].upper() + core.name()[1:]
+                            if extra_kind:
+                                text += f", plus {extra_kind} as {T.format_combo(extra)}"
+                            if per_sample:
+                                text += f" (the batch of {mt.batch} divided out)"
+                            out.append(Candidate(VARIANT, "", COMPUTE, formula, mt.value(counting), text, complexity,
+                                                 core))
+    return out
+
+
+def parameter_variants(ctx: Context) -> list[Candidate]:
+    """All parameters (weights and biases of every layer) and its departures: biases, FC layers or norm scale and
+    shift left out; BN running statistics (buffers) counted, as Keras' total and a state_dict do."""
+    if ctx.quantity != PARAMS:
+        return []
+    mt = ctx.terms
+    norms = [k for k in (BN, LAYER_NORM) if mt.has(k, T.WEIGHTS)]
+    stats = mt.extra_params.get("stats", 0)
+    out = []
+    for bias in (True, False) if any(mt.has(k, T.BIAS_PARAMS) for k in mt.kinds) else (True,):
+        for fc in (True, False) if mt.has(LINEAR, T.WEIGHTS) and mt.has(CONV, T.WEIGHTS) else (True,):
+            for norm in (True, False) if norms else (True,):
+                for stat in ("", "stats", "stats+count") if stats else ("",):
+                    per_kind = {}
+                    for kind in mt.kinds:
+                        if (kind == LINEAR and not fc) or (kind in norms and not norm):
+                            continue
+                        keep_bias = bias or kind in norms
+                        per_kind[kind] = ((T.WEIGHTS, 1),) + (((T.BIAS_PARAMS, 1),) if keep_bias else ())
+                    counting = Counting(tuple(per_kind.items()))
+                    value = mt.value(counting)
+                    parts, left = ["weights"], []
+                    (parts if bias else left).append("biases")
+                    if mt.has(LINEAR, T.WEIGHTS) and mt.has(CONV, T.WEIGHTS) and not fc:
+                        left.append("the FC layers")
+                    if norms:
+                        (parts if norm else left).append("norm scale and shift")
+                    formula = "WEIGHTS + BIAS_PARAMS" if bias else "WEIGHTS"
+                    if stat:
+                        value += stats + (mt.extra_params["count"] if stat == "stats+count" else 0)
+                        parts.append("BN running mean and variance" + (" and num_batches_tracked"
+                                                                        if stat == "stats+count" else ""))
+                        formula += " + BN_STATS" + ("+COUNT" if stat == "stats+count" else "")
+                    name = {"": "all parameters", "stats": "Keras total params (with BN moving mean/variance)",
+                            "stats+count": "torch state_dict size"}[stat]
+                    text = "Counts " + ", ".join(parts) + ("; " + ", ".join(left) + " not counted" if left else "")
+                    complexity = (not bias) + (not fc) + (not norm) + (0 if stat and bias and fc and norm else
+                                                                        bool(stat))
+                    core = Core("", (), (), (), (), None, False)
+                    out.append(Candidate(VARIANT, "", PARAMS, f"{name}: {formula}" + ("" if fc else " [no FC]")
+                                         + ("" if norm else " [no norm]"), value, text, complexity, core))
+    return out
+
+
+def tool_totals(ctx: Context) -> list[Candidate]:
+    """Every total a tool printed for the model, in the family its catalogued convention falls in."""
+    records = ctx.records
+    if records is None or records.empty:
+        return []
+    rows = records[(records["model"] == ctx.ir.name) & (records["layer"] == TOTAL)
+                   & (records["quantity"] == ctx.quantity) & (records["status"] == OK)]
+    countings = catalogued_countings(ctx.quantity, ctx.terms.kinds)
+    out = []
+    for rec in rows.itertuples(index=False):
+        value = float(rec.value)
+        mine = [c for c in countings if c[0] == rec.tool and (c[1] == rec.metric or (c[1] == "float_ops"))]
+        mine = [c for c in mine if not c[2] or catalogue.in_range(rec.tool_version, _bounds(c[2]))] or mine
+        if mine and ctx.quantity == COMPUTE:
+            _, _, _, counting, sources = mine[0]
+            core = core_of(counting, ctx.terms)
+            expected = ctx.terms.value(counting)
+            same = "equal to" if expected == value else f"{(value - expected) / expected:+.2%} from" \
+                if expected else "against"
+            text = (f"{rec.tool} {rec.tool_version} prints {rec.metric} {_n(value)}; its catalogued convention "
+                    f"({describe(counting, ctx.terms)}) gives {_n(expected)} on this model's layers, {same} it")
+            convention = describe(counting, ctx.terms)
+        else:
+            core = core_of(Counting(()), ctx.terms) if ctx.quantity == COMPUTE else Core("", (), (), (), (), None,
+                                                                                         False)
+            text = f"{rec.tool} {rec.tool_version} prints {rec.metric} {_n(value)}"
+            convention = "the tool's own total" if ctx.quantity == COMPUTE else "parameters"
+        out.append(Candidate(TOOL, rec.tool, rec.metric, convention, value, text, 0, core, rec.tool_version))
+    return out
+
+
+def _bounds(words: str) -> tuple[str, str]:
+    m = re.fullmatch(r"releases (\S+) to before (\S+)", words)
+    if m:
+        return m.group(1), m.group(2)
+    m = re.fullmatch(r"releases (\S+) and later", words)
+    if m:
+        return m.group(1), ""
+    m = re.fullmatch(r"releases before (\S+)", words)
+    return ("", m.group(1)) if m else ("", "")
+
+
+# The extension point: a generator takes a Context and returns candidates. Another quantity (e.g. a training
+# compute) appends its name to QUANTITIES and its generator here, reading what it needs from Context.options.
+Generator = Callable[[Context], list[Candidate]]
+CANDIDATE_GENERATORS: list[Generator] = [document_and_catalogue, systematic_variants, parameter_variants,
+                                         tool_totals]
+QUANTITIES = [COMPUTE, PARAMS]
+
+
+def candidates(ctx: Context) -> list[Candidate]:
+    """Every generator's candidates, once each: a variant with the same formula on this model as a catalogued
+    convention is dropped in favour of the named one (a different formula of equal value is kept: that is an
+    ambiguity the reader must see)."""
+    out, named = [], set()
+    for generator in CANDIDATE_GENERATORS:
+        for cand in generator(ctx):
+            if cand.source == VARIANT and cand.convention in named:
+                continue
+            if cand.source in (DOCUMENT, CATALOGUE):
+                named.add(cand.convention)
+            out.append(cand)
+    seen, unique = set(), []
+    for cand in out:
+        key = (cand.source, cand.tool, cand.metric, cand.tool_version, cand.convention, cand.value)
+        if key not in seen:
+            seen.add(key)
+            unique.append(cand)
+    return unique
+
+
+# ------------------------------------------------------------------------------------------------ ranking
 @dataclass(frozen=True)
 class Ranked:
     candidate: Candidate
@@ -110,359 +580,22 @@ class Ranked:
     match: str
 
 
-def _n(x: float) -> str:
-    return f"{int(x):,}" if float(x).is_integer() else f"{x:,.6g}"
+@dataclass
+class Family:
+    key: tuple
+    name: str
+    members: list[Ranked]
+    unit_agrees: Optional[bool]  # None: no unit word, or a parameter count
+
+    @property
+    def best(self) -> Ranked:
+        return self.members[0]
+
+    @property
+    def tools(self) -> list[Ranked]:
+        return [r for r in self.members if r.candidate.source == TOOL]
 
 
-# ------------------------------------------------------------------------------------------------ IR totals
-def group_totals(ir: Model) -> dict[str, int]:
-    """The IR's basis terms summed per group of layers a convention treats alike (conv, FC, attention matmuls,
-    norms, max pools, average pools, activations, residual adds, softmax) and its parameters per group."""
-    g: dict[str, int] = {}
-
-    def add(key: str, value: int) -> None:
-        g[key] = g.get(key, 0) + int(value)
-
-    for layer in ir.layers:
-        t = T.terms(layer)
-        kind = layer.kind
-        if kind == CONV:
-            add("conv_macc", t[T.MACC]), add("conv_out", t[T.OUT]), add("conv_bias", t[T.BIAS])
-            add("p_conv_w", t[T.WEIGHTS]), add("p_bias", t[T.BIAS_PARAMS])
-        elif kind == LINEAR:
-            add("fc_macc", t[T.MACC]), add("fc_out", t[T.OUT]), add("fc_bias", t[T.BIAS])
-            add("p_fc_w", t[T.WEIGHTS]), add("p_bias", t[T.BIAS_PARAMS]), add("p_fc_bias", t[T.BIAS_PARAMS])
-        elif kind == ATTENTION:
-            # projections are four Linear layers (q, k, v, out): FC for every convention here
-            embed, batch = layer.attr("embed_dim"), layer.batch
-            q_len, kv_len, heads = layer.attr("q_len"), layer.attr("kv_len"), layer.attr("num_heads")
-            add("fc_macc", t[T.MACC]), add("fc_bias", t[T.BIAS]), add("fc_out", batch * embed * 2 * (q_len + kv_len))
-            add("attn_mm", t[T.ATTN]), add("attn_out", batch * heads * q_len * kv_len + batch * q_len * embed)
-            add("softmax", t[T.SOFTMAX_TERM]), add("attn_layers", 1)
-            add("p_fc_w", t[T.WEIGHTS]), add("p_bias", t[T.BIAS_PARAMS]), add("p_fc_bias", t[T.BIAS_PARAMS])
-        elif kind == MATMUL:
-            add("attn_mm", t[T.MACC]), add("attn_out", t[T.OUT])
-        elif kind in (BN, LAYER_NORM):
-            add("norm", t[T.OUT]), add("p_norm", layer.params), add("bn_layers" if kind == BN else "ln_layers", 1)
-            if "BatchNorm" in layer.op:  # running mean + variance (buffers in torch, non-trainable in Keras)
-                add("p_bn_stats", layer.attr("buffers", 2 * layer.input_shape[1])), add("p_bn_layers", 1)
-        elif kind in (POOL_MAX, POOL_AVG):
-            prefix = "max" if kind == POOL_MAX else "avg"
-            add(f"{prefix}_in", t[T.IN]), add(f"{prefix}_window", t[T.WINDOW]), add(f"{prefix}_out", t[T.OUT])
-        elif kind == ACT:
-            add("act", t[T.OUT])
-        elif kind in (ADD, MUL):
-            add("add", t[T.OUT])
-        elif kind == SOFTMAX:
-            add("softmax", t[T.OUT])
-        else:
-            add("p_other", layer.params)
-    g["batch"] = ir.layers[0].batch if ir.layers else 1
-    return g
-
-
-# ------------------------------------------------------------------------------------------------ compute conventions
-# Each dimension: the choices a counter can make, the first being the plain-MACC default.
-MAC_CHOICES = ("1", "2", "2k-1")
-POOL_CHOICES = {"max": ("0", "IN", "WINDOW", "OUT", "WINDOW-OUT"), "avg": ("0", "IN", "WINDOW", "OUT", "WINDOW+OUT")}
-NORM_CHOICES = (0, 1, 2, 4)
-
-_DEFAULT_COMPUTE = dict(mac="1", attn=True, fc=True, conv_bias=False, fc_bias=False, norm=0, max="0", avg="0",
-                        act=False, add=False, softmax=False, per_sample=False)
-
-# Conventions with a name (complexity 0): the document's two and what well-known tools are known to count.
-NAMED_COMPUTE = (
-    ("MACC (the document's macc)", {}),
-    ("2 FLOPs per MACC", dict(mac="2")),
-    ("document FLOPs", dict(mac="2", conv_bias=True, fc_bias=True, max="IN", avg="IN", attn=False)),
-    ("MACC plus conv bias adds, FC bias not counted (thop before 0.1)", dict(conv_bias=True)),
-    ("2 FLOPs per MACC plus bias adds", dict(mac="2", conv_bias=True, fc_bias=True)),
-)
-
-
-def _compute_dimensions(g: dict[str, int]) -> dict[str, tuple]:
-    """Only dimensions the model has terms for vary: a model without BN has one BN choice (0)."""
-    has = lambda *keys: any(g.get(k) for k in keys)  # noqa: E731
-    dims: dict[str, tuple] = {"mac": MAC_CHOICES}
-    dims["attn"] = (True, False) if has("attn_mm") else (True,)
-    dims["fc"] = (True, False) if has("fc_macc") and has("conv_macc", "attn_mm") else (True,)
-    dims["conv_bias"] = (False, True) if has("conv_bias") else (False,)
-    dims["fc_bias"] = (False, True) if has("fc_bias") else (False,)
-    dims["norm"] = NORM_CHOICES if has("norm") else (0,)
-    dims["max"] = POOL_CHOICES["max"] if has("max_out") else ("0",)
-    dims["avg"] = POOL_CHOICES["avg"] if has("avg_out") else ("0",)
-    dims["act"] = (False, True) if has("act") else (False,)
-    dims["add"] = (False, True) if has("add") else (False,)
-    dims["softmax"] = (False, True) if has("softmax") else (False,)
-    dims["per_sample"] = (False, True) if g.get("batch", 1) > 1 else (False,)
-    return dims
-
-
-def _normalise(choice: dict, dims: dict[str, tuple]) -> tuple:
-    """A choice vector with every dimension the model cannot vary at its default (and the FC bias out when the
-    FC layers are), so two spellings of one count compare equal."""
-    full = {**_DEFAULT_COMPUTE, **choice}
-    for key, options in dims.items():
-        if full[key] not in options:
-            full[key] = options[0]
-    if not full["fc"]:
-        full["fc_bias"] = False
-    return tuple(sorted(full.items()))
-
-
-def _pool_value(g: dict[str, int], prefix: str, choice: str) -> int:
-    values = {"0": 0, "IN": g.get(f"{prefix}_in", 0), "WINDOW": g.get(f"{prefix}_window", 0),
-              "OUT": g.get(f"{prefix}_out", 0)}
-    if choice == "WINDOW-OUT":
-        return values["WINDOW"] - values["OUT"]
-    if choice == "WINDOW+OUT":
-        return values["WINDOW"] + values["OUT"]
-    return values[choice]
-
-
-def compute_value(g: dict[str, int], c: dict) -> float:
-    macc = g.get("conv_macc", 0) + (g.get("fc_macc", 0) if c["fc"] else 0) + (g.get("attn_mm", 0) if c["attn"] else 0)
-    outs = g.get("conv_out", 0) + (g.get("fc_out", 0) if c["fc"] else 0) + (g.get("attn_out", 0) if c["attn"] else 0)
-    value = {"1": macc, "2": 2 * macc, "2k-1": 2 * macc - outs}[c["mac"]]
-    value += g.get("conv_bias", 0) * c["conv_bias"] + (g.get("fc_bias", 0) * c["fc_bias"] if c["fc"] else 0)
-    value += c["norm"] * g.get("norm", 0)
-    value += _pool_value(g, "max", c["max"]) + _pool_value(g, "avg", c["avg"])
-    value += g.get("act", 0) * c["act"] + g.get("add", 0) * c["add"] + g.get("softmax", 0) * c["softmax"]
-    return value / g.get("batch", 1) if c["per_sample"] else value
-
-
-def _complexity(c: dict) -> int:
-    score = {"1": 0, "2": 1, "2k-1": 2}[c["mac"]]
-    score += (not c["attn"]) + (not c["fc"]) + c["conv_bias"] + c["fc_bias"] + (c["norm"] != 0)
-    score += (c["max"] != "0") + (c["avg"] != "0") + c["act"] + c["add"] + c["softmax"] + c["per_sample"]
-    return int(score)
-
-
-_FAMILIES = {"1": "1 op per MACC", "2": "2 FLOPs per MACC", "2k-1": "(2k-1) per output"}
-_POOL_WORDS = {"IN": "input elements", "WINDOW": "kernel area x outputs", "OUT": "1 op per output",
-               "WINDOW-OUT": "(k-1) comparisons per output", "WINDOW+OUT": "kernel adds + 1 divide per output"}
-_POOL_TERMS = {"IN": "IN", "WINDOW": "WINDOW", "OUT": "OUT", "WINDOW-OUT": "(WINDOW-OUT)",
-               "WINDOW+OUT": "(WINDOW+OUT)"}
-
-
-def compute_formula(c: dict, g: dict[str, int]) -> str:
-    """Short formula, e.g. '2*MACC + BIAS[conv] + 4*BN + (WINDOW+OUT)[avgpool]'."""
-    scope = "" if c["fc"] and c["attn"] else ("[no FC]" if not c["fc"] else "[no attn matmuls]")
-    if not c["fc"] and not c["attn"] and g.get("attn_mm"):
-        scope = "[no FC, no attn matmuls]"
-    parts = [{"1": "MACC", "2": "2*MACC", "2k-1": "(2*MACC - OUT)"}[c["mac"]] + scope]
-    conv_bias, fc_bias = c["conv_bias"] and g.get("conv_bias"), c["fc_bias"] and c["fc"] and g.get("fc_bias")
-    every_bias = (conv_bias or not g.get("conv_bias")) and (fc_bias or not g.get("fc_bias") or not c["fc"])
-    if conv_bias or fc_bias:
-        parts.append("BIAS" if every_bias else ("BIAS[conv]" if conv_bias else "BIAS[fc]"))
-    if c["norm"]:
-        parts.append(f"{c['norm']}*NORM" if c["norm"] != 1 else "NORM")
-    for prefix in ("max", "avg"):
-        if c[prefix] != "0":
-            parts.append(f"{_POOL_TERMS[c[prefix]]}[{prefix}pool]")
-    parts += [term for term, on in (("OUT[act]", c["act"]), ("OUT[add]", c["add"]), ("SOFTMAX", c["softmax"]))
-              if on]
-    text = " + ".join(parts)
-    return f"per sample: {text}" if c["per_sample"] else text
-
-
-def compute_sentence(c: dict, g: dict[str, int]) -> str:
-    """What the convention counts, and what it leaves out, as one sentence."""
-    has_conv, has_fc = bool(g.get("conv_macc")), bool(g.get("fc_macc"))
-    fc_words = "FC layers and attention projections" if g.get("attn_layers") else "FC (linear) layers"
-    layers = f"conv and {fc_words}" if has_conv and has_fc else ("conv layers" if has_conv else fc_words)
-    if not c["fc"]:
-        layers = "conv layers only (the FC layers left out)"
-    words = {"1": "1 op per multiply-accumulate", "2": "2 FLOPs per multiply-accumulate",
-             "2k-1": "(2k-1) ops per output (k multiplies, k-1 adds)"}[c["mac"]]
-    text = f"Counts {words} of {layers}"
-    if g.get("attn_mm"):
-        text += ", attention's QK^T and AV matmuls included" if c["attn"] else \
-            ", without attention's QK^T and AV matmuls (which module hooks miss)"
-    counted, left_out = [], []
-    present = {"conv": bool(g.get("conv_bias")), "fc": bool(g.get("fc_bias")) and c["fc"]}
-    chosen = {"conv": c["conv_bias"] and present["conv"], "fc": c["fc_bias"] and present["fc"]}
-    if any(present.values()):
-        if chosen == present:
-            counted.append("bias adds")
-        elif not any(chosen.values()):
-            left_out.append("bias adds")
-        else:
-            counted.append("conv bias adds (FC bias not counted)" if chosen["conv"]
-                           else "FC bias adds (conv bias not counted)")
-    if g.get("norm"):
-        label = _norm_label(g)
-        (counted.append(f"{label} at {c['norm']} op{'s' if c['norm'] > 1 else ''} per element") if c["norm"]
-         else left_out.append(label))
-    for prefix, label in (("max", "max pools"), ("avg", "average pools")):
-        if g.get(f"{prefix}_out"):
-            choice = c[prefix]
-            counted.append(f"{label} as {_POOL_WORDS[choice]}") if choice != "0" else left_out.append(label)
-    for key, label in (("act", "activations"), ("add", "residual adds"), ("softmax", "softmax")):
-        if g.get(key):
-            counted.append(f"{label} at 1 op per element") if c[key] else left_out.append(label)
-    if counted:
-        text += ", plus " + _join(counted)
-    if left_out:
-        text += "; " + _join(left_out) + " not counted"
-    if c["per_sample"]:
-        text += f"; per sample (the batch of {g['batch']} divided out)"
-    return text
-
-
-def _norm_label(g: dict[str, int]) -> str:
-    if g.get("bn_layers") and g.get("ln_layers"):
-        return "BN/LayerNorm"
-    return "LayerNorm" if g.get("ln_layers") else "BN"
-
-
-def _join(items: list[str]) -> str:
-    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
-
-
-def _label(name: Optional[str], formula: str) -> str:
-    """'2 FLOPs per MACC: 2*MACC'; a name that already starts with its formula ('MACC (the document's macc)')
-    stands alone."""
-    if not name:
-        return formula
-    return name if name.split(" (")[0] == formula else f"{name}: {formula}"
-
-
-def compute_candidates(g: dict[str, int]) -> list[Candidate]:
-    dims = _compute_dimensions(g)
-    named = {}
-    for name, choice in NAMED_COMPUTE:
-        named.setdefault(_normalise(choice, dims), name)  # first name wins where two coincide on this model
-    out = []
-    keys = list(dims)
-    for values in itertools.product(*(dims[k] for k in keys)):
-        c = dict(zip(keys, values))
-        if not c["fc"] and c["fc_bias"]:
-            continue  # the same as fc_bias off
-        key = _normalise(c, dims)
-        name = named.get(key)
-        formula = compute_formula(c, g)
-        out.append(Candidate(ANALYTIC, "compute", _label(name, formula), compute_value(g, c),
-                             compute_sentence(c, g), 0 if name else _complexity(c), _FAMILIES[c["mac"]]))
-    return out
-
-
-# ------------------------------------------------------------------------------------------------ parameter conventions
-NAMED_PARAMS = (
-    ("all parameters (torch's parameters(), the document's param formulas)", {}),
-    ("Keras total params (with BN moving mean/variance)", dict(stats="stats")),
-    ("torch state_dict size (with BN running stats and num_batches_tracked)", dict(stats="stats+count")),
-)
-_DEFAULT_PARAMS = dict(bias=True, fc=True, norm=True, stats="none")
-
-
-def _param_dimensions(g: dict[str, int]) -> dict[str, tuple]:
-    dims: dict[str, tuple] = {}
-    dims["bias"] = (True, False) if g.get("p_bias") else (True,)
-    dims["fc"] = (True, False) if g.get("p_fc_w") and g.get("p_conv_w") else (True,)
-    dims["norm"] = (True, False) if g.get("p_norm") else (True,)
-    dims["stats"] = ("none", "stats", "stats+count") if g.get("p_bn_stats") else ("none",)
-    return dims
-
-
-def param_value(g: dict[str, int], c: dict) -> int:
-    value = g.get("p_conv_w", 0) + g.get("p_other", 0)
-    value += g.get("p_bias", 0) - g.get("p_fc_bias", 0) if c["bias"] else 0
-    if c["fc"]:
-        value += g.get("p_fc_w", 0) + (g.get("p_fc_bias", 0) if c["bias"] else 0)
-    value += g.get("p_norm", 0) if c["norm"] else 0
-    if c["stats"] != "none":
-        value += g.get("p_bn_stats", 0) + (g.get("p_bn_layers", 0) if c["stats"] == "stats+count" else 0)
-    return value
-
-
-def param_sentence(c: dict, g: dict[str, int]) -> str:
-    text = "Counts the weights of conv and FC layers" if c["fc"] else "Counts the weights of conv layers only"
-    counted, left_out = [], []
-    if g.get("p_bias"):
-        (counted if c["bias"] else left_out).append("biases")
-    if g.get("p_fc_w") and g.get("p_conv_w") and not c["fc"]:
-        left_out.append("the FC layers")
-    if g.get("p_norm"):
-        (counted if c["norm"] else left_out).append(f"{_norm_label(g)} scale and shift")
-    if g.get("p_bn_stats"):
-        if c["stats"] == "stats":
-            counted.append("BN running mean and variance (buffers, not trained)")
-        elif c["stats"] == "stats+count":
-            counted.append("BN running mean, variance and num_batches_tracked (every state_dict entry)")
-        else:
-            left_out.append("BN running statistics")
-    if counted:
-        text += ", plus " + _join(counted)
-    if left_out:
-        text += "; " + _join(left_out) + " not counted"
-    return text
-
-
-def param_formula(c: dict, g: dict[str, int]) -> str:
-    parts = ["WEIGHTS" + ("" if c["fc"] else "[no FC]")]
-    if g.get("p_bias") and c["bias"]:
-        parts.append("BIAS_PARAMS")
-    if g.get("p_norm") and c["norm"]:
-        parts.append("NORM_PARAMS")
-    if c["stats"] != "none":
-        parts.append("BN_STATS" + ("+COUNT" if c["stats"] == "stats+count" else ""))
-    return " + ".join(parts)
-
-
-def param_candidates(g: dict[str, int]) -> list[Candidate]:
-    dims = _param_dimensions(g)
-    norm = lambda c: tuple(sorted({k: (v if v in dims[k] else dims[k][0])  # noqa: E731
-                                   for k, v in {**_DEFAULT_PARAMS, **c}.items()}.items()))
-    named = {}
-    for name, choice in NAMED_PARAMS:
-        named.setdefault(norm(choice), name)
-    out = []
-    keys = list(dims)
-    for values in itertools.product(*(dims[k] for k in keys)):
-        c = dict(zip(keys, values))
-        name = named.get(norm(c))
-        complexity = 0 if name else int((not c["bias"]) + (not c["fc"]) + (not c["norm"]) + (c["stats"] != "none"))
-        formula = param_formula(c, g)
-        out.append(Candidate(ANALYTIC, "params", _label(name, formula), param_value(g, c),
-                             param_sentence(c, g), complexity, "parameters"))
-    return out
-
-
-def analytic_candidates(ir: Model, quantity: str) -> list[Candidate]:
-    g = group_totals(ir)
-    return param_candidates(g) if quantity == PARAMS else compute_candidates(g)
-
-
-# ------------------------------------------------------------------------------------------------ tool candidates
-def tool_candidates(records: pd.DataFrame, model: str, quantity: str, analytic: Sequence[Candidate]) \
-        -> list[Candidate]:
-    """Every total a tool printed for the model; named after the analytic convention it equals, if any."""
-    if records is None or records.empty:
-        return []
-    rows = records[(records["model"] == model) & (records["layer"] == TOTAL) & (records["quantity"] == quantity)
-                   & (records["status"] == OK)]
-    by_value: dict[float, Candidate] = {}
-    for cand in sorted(analytic, key=lambda c: c.complexity):
-        by_value.setdefault(float(cand.value), cand)
-    out = []
-    for rec in rows.itertuples(index=False):
-        value = float(rec.value)
-        same = by_value.get(value)
-        if same is not None:
-            convention, family = f"= {same.convention}", same.family
-            text = f"{rec.tool} {rec.tool_version} prints {rec.metric} {_n(value)}: {same.explanation[0].lower()}" \
-                   f"{same.explanation[1:]}"
-            complexity = same.complexity
-        else:
-            convention, family, complexity = "tool's own mix (see explanations.csv)", "", 9
-            text = (f"{rec.tool} {rec.tool_version} prints {rec.metric} {_n(value)}, which no single convention "
-                    f"listed here reproduces (its per-layer choices are explained in explanations.csv)")
-        out.append(Candidate(rec.tool, rec.metric, convention, value, text, complexity, family, rec.tool_version))
-    return out
-
-
-# ------------------------------------------------------------------------------------------------ ranking
 def classify(value: float, printed: Printed, tolerance: float) -> tuple[str, float]:
     target = float(printed.value)
     error = (value - target) / target
@@ -473,48 +606,98 @@ def classify(value: float, printed: Printed, tolerance: float) -> tuple[str, flo
     return (WITHIN if abs(error) <= tolerance else OUTSIDE), error
 
 
-def _sort_key(item: Ranked) -> tuple:
-    cls = _CLASS_ORDER[item.match]
-    c = item.candidate
-    analytic_first = 0 if c.tool == ANALYTIC else 1
-    if cls <= 1:  # consistent with every printed digit: the simplest explanation first
-        return cls, c.complexity, abs(item.relative_error), analytic_first, c.convention
-    return cls, abs(item.relative_error), c.complexity, analytic_first, c.convention
+def _unit_matches(metric: str, printed: Printed) -> bool:
+    """A tool's own label says the unit the paper printed ("flops" for "GFLOPs", "macs" for "MAdds")."""
+    if not printed.unit:
+        return False
+    for unit, pattern in _UNIT_WORDS:
+        if unit == printed.unit and re.search(pattern, metric, re.I):
+            return True
+    return False
 
 
-def rank(candidates: Iterable[Candidate], printed: Printed, tolerance: float = DEFAULT_TOLERANCE,
+def _member_key(r: Ranked, printed: Printed) -> tuple:
+    c = r.candidate
+    cls = _CLASS_ORDER[r.match]
+    tool_first = 0 if c.source == TOOL else 1  # a tool's own total above an analytic one of equal match
+    if cls <= 1:
+        return cls, tool_first, not _unit_matches(c.metric, printed), c.complexity, abs(r.relative_error), c.label
+    return cls, abs(r.relative_error), tool_first, c.complexity, c.label
+
+
+def quantity_of(r: Ranked) -> str:
+    return PARAMS if r.candidate.metric == PARAMS or "param" in r.candidate.metric.lower() else COMPUTE
+
+
+def families(ranked: Sequence[Ranked], printed: Printed) -> list[Family]:
+    groups: dict[tuple, list[Ranked]] = {}
+    for r in ranked:
+        groups.setdefault(r.candidate.family_key, []).append(r)
+    out = []
+    for key, members in groups.items():
+        members = sorted(members, key=lambda r: _member_key(r, printed))
+        rule = key[0]
+        agrees = None if not printed.unit or printed.unit == PARAMETERS or rule not in _MAC_UNIT else \
+            _MAC_UNIT[rule] == printed.unit
+        # named by its plainest analytic member of the best match class (nothing left out, no bias adds)
+        best_class = _CLASS_ORDER[members[0].match]
+        analytic = sorted((m for m in members if m.candidate.source != TOOL and m.candidate.core
+                           and _CLASS_ORDER[m.match] == best_class),
+                          key=lambda m: (bool(m.candidate.core.left_out), bool(m.candidate.core.bias),
+                                         m.candidate.complexity, abs(m.relative_error)))
+        top = analytic[0] if analytic else members[0]
+        if any(quantity_of(m) == PARAMS for m in members):
+            name = "parameters"
+        elif rule:
+            name = top.candidate.core.name()
+        else:
+            name = "a tool's own count (no catalogued convention covers its multiply-accumulates)"
+        out.append(Family(key, name, members, agrees))
+
+    def family_key(f: Family) -> tuple:
+        best = f.best
+        cls = _CLASS_ORDER[best.match]
+        in_class = [m for m in f.members if _CLASS_ORDER[m.match] == cls]
+        has_tool = any(m.candidate.source == TOOL for m in in_class)
+        unit = 0 if f.unit_agrees is not False else 1
+        closest = min(abs(m.relative_error) for m in in_class)
+        return cls, unit, not has_tool, closest, f.name
+    return sorted(out, key=family_key)
+
+
+def rank(cands: Iterable[Candidate], printed: Printed, tolerance: float = DEFAULT_TOLERANCE,
          keep_closest: int = 5) -> list[Ranked]:
     """Exact and as-printed matches always; others within the tolerance; if none at all, the `keep_closest`
-    nearest, marked outside tolerance."""
+    nearest, marked outside tolerance. Sorted by family, then member."""
     ranked = []
-    for cand in candidates:
+    for cand in cands:
         match, error = classify(cand.value, printed, tolerance)
         ranked.append(Ranked(cand, error, match))
-    ranked.sort(key=_sort_key)
     kept = [r for r in ranked if r.match != OUTSIDE]
-    return kept if kept else ranked[:keep_closest]
+    if not kept:
+        kept = sorted(ranked, key=lambda r: (abs(r.relative_error), r.candidate.complexity))[:keep_closest]
+    # every family is listed: one with nothing within the tolerance by its closest member (a paper's number
+    # that fits one family is also a statement that it does not fit the others)
+    present = {r.candidate.family_key for r in kept}
+    for key in dict.fromkeys(r.candidate.family_key for r in ranked):
+        if key not in present and key[0] in MAC_RULES:
+            # represented by its plainest member: a plain count before a tool's mix of rules
+            kept.append(min((r for r in ranked if r.candidate.family_key == key),
+                            key=lambda r: (r.candidate.complexity, r.candidate.source != VARIANT,
+                                           abs(r.relative_error))))
+    return [m for f in families(kept, printed) for m in f.members]
 
 
-def explanation(item: Ranked, printed: Printed) -> str:
-    c = item.candidate
-    if item.match == EXACT:
-        where = f"exactly {printed}"
-    else:
-        direction = "above" if item.relative_error > 0 else "below"
-        where = f"{abs(item.relative_error):.2%} {direction} {printed}"
-        if item.match == AS_PRINTED:
-            where += ", equal to it at the precision printed"
-    return f"{c.explanation}: {_n(c.value)}, {where}."
+def where(r: Ranked, printed: Printed) -> str:
+    if r.match == EXACT:
+        return f"exactly {printed}"
+    direction = "above" if r.relative_error > 0 else "below"
+    text = f"{abs(r.relative_error):.2%} {direction} {printed}"
+    return text + (", equal to it at the precision printed" if r.match == AS_PRINTED else "")
 
 
-def to_frame(ranked: Sequence[Ranked], printed: Printed) -> pd.DataFrame:
-    rows = [{"rank": i, "tool": (r.candidate.tool if r.candidate.tool == ANALYTIC
-                                 else f"{r.candidate.tool} {r.candidate.tool_version}"),
-             "metric": r.candidate.metric, "convention": r.candidate.convention, "family": r.candidate.family,
-             "value": int(r.candidate.value) if float(r.candidate.value).is_integer() else r.candidate.value,
-             "relative_error": round(r.relative_error, 6), "match": r.match, "explanation": explanation(r, printed)}
-            for i, r in enumerate(ranked, 1)]
-    return pd.DataFrame(rows, columns=COLUMNS)
+def explanation(r: Ranked, printed: Printed) -> str:
+    return f"{r.candidate.explanation}: {_n(r.candidate.value)}, {where(r, printed)}."
 
 
 # ------------------------------------------------------------------------------------------------ runs, cached
@@ -533,7 +716,10 @@ def _source_files(spec) -> list[Path]:
         if module.endswith(".py"):
             files.append(Path(module))
             continue
-        found = importlib.util.find_spec(module)
+        try:
+            found = importlib.util.find_spec(module)
+        except (ImportError, ValueError):
+            found = None
         if found is not None and found.origin:
             files += sorted(Path(found.origin).parent.glob("*.py"))
     if spec.prototxt:
@@ -580,7 +766,8 @@ def tool_records(spec, tools: Sequence[str], run: bool = True, cache_dir: Option
     """The records of `tools` on `spec`: from reports/records.csv when it covers them, else from the run cache
     (.cache/runs/<model>-<fingerprint>/<tool>-<version>.csv), running the missing tools if `run`."""
     from . import adapters
-    from .api import frame, to_csv, write_atomic
+    from .api import frame
+    from .render import to_csv, write_atomic
 
     versions = {tool: adapters.get(tool).version() for tool in tools}
     notes: list[str] = []
@@ -618,12 +805,81 @@ class Result:
     model: str
     quantity: str
     printed: Printed
-    ranked: list[Ranked]
+    families: list[Family]
     notes: list[str] = field(default_factory=list)
     unavailable: list[str] = field(default_factory=list)  # tools with no total for this quantity, and why
 
+    @property
+    def ranked(self) -> list[Ranked]:
+        return [m for f in self.families for m in f.members]
+
+    def tool_matches(self) -> list[Ranked]:
+        """Tool totals equal to the number at the printed precision: the verdict family's first, then by unit
+        label and closeness."""
+        hits = [(i, r) for i, f in enumerate(self.families) for r in f.tools if r.match in (EXACT, AS_PRINTED)]
+        hits.sort(key=lambda ir: (ir[0], not _unit_matches(ir[1].candidate.metric, self.printed),
+                                  abs(ir[1].relative_error)))
+        return [r for _, r in hits]
+
+    def verdict(self) -> str:
+        """One line: the family, how close, and the tools whose own printed metric lands there."""
+        if not self.families:
+            return f"{self.model} {self.printed}: no candidate"
+        top = self.families[0]
+        best = top.best
+        value = self.printed.show(best.candidate.value)
+        if best.match in (EXACT, AS_PRINTED):
+            head = f"{self.model} {self.printed}: {top.name} ({value}" + \
+                (", exact)" if best.match == EXACT else ", equal at the printed precision)")
+        else:
+            head = (f"{self.model} {self.printed}: nothing matches at the printed precision; nearest: {top.name} "
+                    f"({value}, {best.relative_error:+.2%})")
+        tools = self.tool_matches()
+        if tools:
+            head += "; printed by " + ", ".join(f"{r.candidate.tool} {r.candidate.metric} "
+                                                f"{self.printed.show(r.candidate.value)}" for r in tools)
+        elif best.match in (EXACT, AS_PRINTED):
+            head += "; no tool total here lands there"
+        return head
+
+    def unit_note(self) -> str:
+        p = self.printed
+        if self.quantity == PARAMS:
+            return ""
+        if not p.unit:
+            return "no unit printed: every family ranked by closeness alone"
+        if p.unit == PARAMETERS:
+            return f"unit {p.unit_text!r} names parameters: use --quantity params"
+        top = self.families[0] if self.families else None
+        favoured = "1 per multiply-accumulate" if p.unit == MACS else "2 FLOPs per multiply-accumulate or (2k-1) " \
+                                                                      "per output"
+        text = f"unit {p.unit_text!r} read as {p.unit}: at equal match, families counting {favoured} rank first"
+        if top is not None and top.unit_agrees is False:
+            text += (f"; none of those matches as well, so the verdict is a {_RULE_COUNT.get(top.key[0], top.name)} "
+                     f"printed as {p.unit_text}" + (" (papers often print multiply-accumulates as 'FLOPs')"
+                                                     if p.unit == FLOPS else ""))
+        return text
+
     def frame(self) -> pd.DataFrame:
-        return to_frame(self.ranked, self.printed)
+        return to_frame(self)
+
+
+def to_frame(result: Result) -> pd.DataFrame:
+    rows, rank_ = [], 0
+    for i, fam in enumerate(result.families, 1):
+        for r in fam.members:
+            rank_ += 1
+            c = r.candidate
+            rows.append({"family_rank": i, "family": fam.name, "rank": rank_, "source": c.source,
+                         "tool": f"{c.tool} {c.tool_version}".strip(), "metric": c.metric,
+                         "convention": c.convention,
+                         "value": int(c.value) if float(c.value).is_integer() else c.value,
+                         "relative_error": round(r.relative_error, 6), "match": r.match,
+                         "explanation": explanation(r, result.printed)})
+    frame = pd.DataFrame(rows, columns=COLUMNS)
+    frame.attrs["verdict"] = result.verdict()
+    frame.attrs["unit_note"] = result.unit_note()
+    return frame
 
 
 def _unavailable(records: pd.DataFrame, quantity: str) -> list[str]:
@@ -639,23 +895,39 @@ def _unavailable(records: pd.DataFrame, quantity: str) -> list[str]:
     return out
 
 
+def explain_number(ir: Model, printed: Printed, quantity: str = COMPUTE, tolerance: float = DEFAULT_TOLERANCE,
+                   records: Optional[pd.DataFrame] = None, options: Optional[dict] = None) -> Result:
+    """Rank every candidate for `printed` on a layer IR and `records` (a run's records; None: analytic only).
+    `options` reach the generators (Context.options)."""
+    ctx = Context(ir, model_terms(ir), quantity, records, dict(options or {}))
+    return Result(ir.name, quantity, printed, families(rank(candidates(ctx), printed, tolerance), printed),
+                  [], _unavailable(records, quantity))
+
+
 def which(model: str, value: str, quantity: str = COMPUTE, tolerance: float = DEFAULT_TOLERANCE,
           tools: Optional[Sequence[str]] = None, run: bool = True, batch: Optional[int] = None,
           cache_dir: Optional[str] = None, report_records: Optional[Path] = DEFAULT_RECORDS,
-          progress: Optional[Callable] = None, records: Optional[pd.DataFrame] = None) -> Result:
-    """Rank every candidate for `value` printed for reference model `model` (see the module docstring).
-    `records`: tool records to use instead of running or reading caches (the report passes its run's)."""
+          progress: Optional[Callable] = None, records: Optional[pd.DataFrame] = None,
+          model_file: Optional[str] = None, input_shape: Optional[str] = None,
+          options: Optional[dict] = None) -> Result:
+    """Rank every candidate for `value` printed for `model` (any model spec: a reference name, a .prototxt, or
+    `model_file` PATH.py:FACTORY with `input_shape`). `records`: tool records to use instead of running or reading
+    caches."""
     from . import adapters, models
     from .diff import canonical_ir
 
-    if quantity not in (COMPUTE, PARAMS):
-        raise UserError(f"--quantity must be compute or params, not {quantity!r}")
+    if quantity not in QUANTITIES:
+        raise UserError(f"--quantity must be one of {', '.join(QUANTITIES)}, not {quantity!r}")
     if tolerance < 0:
         raise UserError(f"--tolerance must be a non-negative fraction, not {tolerance}")
     if batch is not None and batch <= 0:
         raise UserError(f"--batch must be positive, not {batch}")
     printed = parse_value(value)
-    spec = models.resolve(model) if batch is None or model.endswith(".prototxt") else models.reference(model, batch)
+    if printed.unit == PARAMETERS and quantity != PARAMS:
+        quantity = PARAMS
+    spec = models.resolve(model, model_file, input_shape)
+    if batch is not None:
+        spec = dataclasses.replace(spec, input_shape=(batch,) + tuple(spec.input_shape[1:]))
     notes: list[str] = []
     if records is None:
         names = list(tools) if tools is not None else list(adapters.TOOLS)
@@ -669,86 +941,26 @@ def which(model: str, value: str, quantity: str = COMPUTE, tolerance: float = DE
     ir = canonical_ir(spec.name, {spec.name: spec})
     if ir is None:
         raise UserError(f"cannot read model {model!r}")
-    analytic = analytic_candidates(ir, quantity)
-    candidates = analytic + tool_candidates(records, spec.name, quantity, analytic)
-    return Result(spec.name, quantity, printed, rank(candidates, printed, tolerance), notes,
-                  _unavailable(records, quantity))
+    result = explain_number(ir, printed, quantity, tolerance, records, options)
+    result.notes = notes
+    return result
+
+
+class _CallableModule(type(os)):
+    """`reconcile.which(model, value, ...)`: the module itself is the API function (it returns Result.frame())."""
+
+    def __call__(self, model=None, value=None, **kwargs) -> pd.DataFrame:
+        return which(model, value, **kwargs).frame()
+
+
+
+
+sys.modules[__name__].__class__ = _CallableModule
 
 
 # ------------------------------------------------------------------------------------------------ published numbers
-def published_numbers(path: Path = PUBLISHED_CSV) -> list[dict[str, str]]:
-    with open(path, newline="", encoding="utf-8") as handle:
-        return [row for row in csv.DictReader(handle) if row.get("model")]
+def published_numbers() -> list[dict[str, str]]:
+    """reference_models/published.csv (the data lives with the reference models)."""
+    import reference_models
 
-
-def _records_for(model: str, records: Optional[pd.DataFrame], specs: Optional[dict], cache_dir: Optional[str]) \
-        -> pd.DataFrame:
-    """A run's records of `model` if it has any at batch 1 (papers print per-image numbers), else whatever the
-    run cache holds (never runs a tool)."""
-    spec = (specs or {}).get(model)
-    per_image = spec is None or spec.input_shape[0] == 1
-    if per_image and records is not None and not records.empty and (records["model"] == model).any():
-        return records[records["model"] == model]
-    from . import adapters, models
-
-    try:
-        found, _ = tool_records(models.reference(model), list(adapters.TOOLS), run=False, cache_dir=cache_dir,
-                                report_records=None)
-    except UserError:
-        return pd.DataFrame()
-    return found
-
-
-def merged_explanations(result: Result, top: int) -> list[str]:
-    """The `top` best distinct candidates, each analytic one followed by the tools that print exactly its value
-    (the report's short form; `reconcile which` lists tools as rows of their own)."""
-    analytic = [r for r in result.ranked if r.candidate.tool == ANALYTIC]
-    printers: dict[float, list[str]] = {}
-    for r in result.ranked:
-        if r.candidate.tool != ANALYTIC:
-            printers.setdefault(float(r.candidate.value), []).append(
-                f"{r.candidate.tool} {r.candidate.tool_version} ({r.candidate.metric})")
-    texts, seen = [], set()
-    for r in analytic[:top]:
-        text = explanation(r, result.printed)
-        tools = printers.get(float(r.candidate.value), [])
-        if tools and float(r.candidate.value) not in seen:
-            text += f" Printed exactly by {', '.join(tools)}."
-            seen.add(float(r.candidate.value))
-        texts.append(text)
-    return texts
-
-
-def published_section(records: Optional[pd.DataFrame] = None, specs: Optional[dict] = None,
-                      cache_dir: Optional[str] = None, top: int = 3) -> list:
-    """Report blocks: every number of reference_models/published.csv ranked against the conventions and the
-    tools' totals (from `records`, the current run, else cached runs; analytic conventions always)."""
-    from .report import Heading, Para, Table
-
-    rows, notes = [], []
-    for pub in published_numbers():
-        tool_rows = _records_for(pub["model"], records, specs, cache_dir)
-        result = which(pub["model"], pub["value"], pub["quantity"], records=tool_rows)
-        best = result.ranked[0] if result.ranked else None
-        consistent = sum(r.match in (EXACT, AS_PRINTED) for r in result.ranked)
-        rows.append({"model": pub["model"], "printed": pub["printed"], "unit as printed": pub["unit"],
-                     "source": pub["citation"], "checked": pub["verified"],
-                     "best match": best.candidate.convention if best else "",
-                     "by": (best.candidate.tool if best and best.candidate.tool == ANALYTIC
-                            else f"{best.candidate.tool} {best.candidate.tool_version}" if best else ""),
-                     "value": best.candidate.value if best else None,
-                     "rel. error": f"{best.relative_error:+.2%}" if best else "",
-                     "match": best.match if best else "", "consistent candidates": consistent})
-        lines = [f"{i}. {text}" for i, text in enumerate(merged_explanations(result, top), 1)]
-        tools_note = "" if not tool_rows.empty else " (no tool run of this model in this report: analytic " \
-                                                    "conventions only; `reconcile which` runs the tools)"
-        notes.append(f"- **{pub['model']}, {pub['printed']} {pub['unit']}** ({pub['citation']}; it counts: "
-                     f"{pub['counts']}){tools_note}: " + " ".join(lines))
-    frame = pd.DataFrame(rows)
-    return [Heading("Published numbers: which convention did the paper use?", 2),
-            Para("Each number below, as printed in the paper (reference_models/published.csv), is ranked against "
-                 "every analytic convention computed from the model's layers and every tool total of this run "
-                 "(`reconcile which MODEL VALUE` prints the full ranking). 'as printed' means the candidate rounds "
-                 "to the digits printed; 'consistent candidates' counts how many do, so a number that many "
-                 "conventions round to says little about which one the authors used."),
-            Table(frame), Para("\n".join(notes))]
+    return reference_models.published_numbers()

@@ -138,3 +138,15 @@ def get(name: str) -> ReferenceModel:
         return MODELS[name]
     except KeyError:
         raise UserError(f"unknown model {name!r}; reference models: {', '.join(MODELS)}") from None
+
+
+PUBLISHED_CSV = Path(__file__).parent / "published.csv"
+
+
+def published_numbers() -> list[dict[str, str]]:
+    """The numbers papers print for these models, with citations (published.csv; columns: model, quantity,
+    printed, value, unit, counts, citation, verified, checked_against, note)."""
+    import csv
+
+    with open(PUBLISHED_CSV, newline="", encoding="utf-8") as handle:
+        return [row for row in csv.DictReader(handle) if row.get("model")]

@@ -108,6 +108,37 @@ def test_assert_counts_pins_a_users_own_model(tmp_path):
     with pytest.raises(AssertionError) as failure:
         assert_counts(net(5), (1, 3, 8, 8), tools=("thop",), golden=golden, name="mynet")
     text = str(failure.value)
-    # 4*6*6 outputs * 27 = 3,888 -> 5*6*6 * 27 = 4,860: thop's convention is the same, the network is not
-    assert (f"thop {THOP} mynet 0 macs: golden 3,888 (1*MACC, -972 unexplained) -> now 4,860 (1*MACC): "
-            "the layer itself changed; same convention (1*MACC)") in text
+    # 4*6*6 outputs * 27 = 3,888 -> 5*6*6 * 27 = 4,860: thop's convention is the same, the network is not; the
+    # golden is read on the layer it was taken on (golden/layers/mynet.csv), so both sides decompose exactly
+    assert (f"thop {THOP} mynet 0 macs: golden 3,888 (1*MACC) -> now 4,860 (1*MACC): the layer itself changed "
+            "(MACC 3,888 -> 4,860, BIAS 144 -> 180") in text and "same convention (1*MACC)" in text
+    assert (golden / "layers" / "mynet.csv").is_file()
+
+
+def _conv_net(bias: bool, stride: int):
+    import torch.nn as nn
+
+    return nn.Sequential(nn.Conv2d(3, 4, 3, stride=stride, bias=bias), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(),
+                         nn.Linear(4 * (6 // stride) ** 2, 10))
+
+
+@pytest.mark.parametrize("change, expected", [
+    # a bias added to the conv: torchstat's Flops counts conv bias adds (4*6*6 = 144 more); its convention did
+    # not move, the layer gained BIAS terms
+    ("bias", "the layer itself changed (BIAS 0 -> 144, BIAS_CH 0 -> 4, BIAS_PARAMS 0 -> 4); same convention "
+             "(1*MACC + 1*BIAS)"),
+    # stride 1 -> 2: 36 -> 9 positions; the BN after it sees 4*3*3 elements instead of 4*6*6
+    ("stride", "net 0 Flops: golden 3,888 (per sample: 1*MACC + 1*BIAS) -> now 972 (per sample: 1*MACC + 1*BIAS): "
+               "the layer itself changed (MACC 3,888 -> 972, OUT 144 -> 36); same convention (1*MACC + 1*BIAS)"),
+])
+def test_a_network_change_is_not_read_as_a_convention_change(tmp_path, change, expected):
+    from reconcile.golden import assert_counts
+
+    golden = tmp_path / "counts"
+    assert_counts(_conv_net(False, 1), (1, 3, 8, 8), tools=("torchstat",), golden=golden, name="net", update=True)
+    with pytest.raises(AssertionError) as failure:
+        assert_counts(_conv_net(change == "bias", 2 if change == "stride" else 1), (1, 3, 8, 8),
+                      tools=("torchstat",), golden=golden, name="net")
+    text = str(failure.value)
+    assert expected in text, text
+    assert "instead of" not in text and "now counted" not in text and "no longer counted" not in text, text

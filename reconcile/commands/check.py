@@ -9,12 +9,6 @@ import click
 from ..options import names_once, timeout_seconds
 
 
-def _progress(done: int, total: int, job, records, seconds: float) -> None:
-    statuses = sorted({r.status for r in records})
-    click.echo(f"[{done}/{total}] {job.describe():<32} {'/'.join(statuses) or 'no rows':<12} {seconds:5.1f} s",
-               err=True)
-
-
 @click.command("check")
 @click.option("--update", is_flag=True, help="Rewrite the goldens with the current numbers (on purpose).")
 @click.option("--tools", callback=names_once, help="Comma-separated tool ids (default: every installed tool).")
@@ -37,8 +31,9 @@ def command(update: bool, tools: Optional[str], models: Optional[str], golden_di
 
     if tools is not None and not _split(tools):
         raise UserError("--tools is empty: name at least one tool, or leave the option out for every installed one")
+    from ..progress import printer
 
-    report = golden.check(_split(tools), models, golden_dir, update, timeout, None if quiet else _progress)
+    report = golden.check(_split(tools), models, golden_dir, update, timeout, printer(quiet))
     click.echo(report.text())
     if report.failed:
         sys.exit(1)

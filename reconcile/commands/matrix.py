@@ -9,13 +9,6 @@ import click
 from ..options import names_once, timeout_seconds
 
 
-def _progress(done: int, total: int, job, records, seconds: float) -> None:
-    statuses = sorted({r.status for r in records})
-    version = records[0].tool_version if records else "?"
-    click.echo(f"[{done}/{total}] {job.tool} {version} on {job.spec.name:<12} {'/'.join(statuses) or 'no rows':<12} "
-               f"{seconds:5.1f} s", err=True)
-
-
 def _installed(inst) -> None:
     if inst.how == "failed":
         click.echo(f"{inst.version}: {inst.error}", err=True)
@@ -49,6 +42,7 @@ def command(tool: str, versions: str, models: Optional[str], out_dir: str, cache
     becomes an error row; the others still run (exit 0)."""
     from .. import api, drift
     from ..runner import trace_irs
+    from ..progress import printer
 
     drift.tool_distribution(tool)  # a UserError (exit 2) before anything installs
     wanted = drift.parse_versions(versions)
@@ -56,7 +50,7 @@ def command(tool: str, versions: str, models: Optional[str], out_dir: str, cache
     out = api.prepare_out_dir(out_dir, ["records.csv", "drift.csv", "report_drift.md", "report_drift.html"])
     started = time.monotonic()
     records, installs = drift.run_matrix(tool, wanted, specs, drift.cache_root(cache_dir), timeout,
-                                         None if quiet else _progress, None if quiet else _installed)
+                                         printer(quiet, versions=True), None if quiet else _installed)
     irs = {spec.name: result.model  # traced in job processes, never here
            for spec, result in zip(specs, trace_irs([(s, drift_framework(s)) for s in specs], timeout))}
     table = drift.drift_rows(records, wanted, irs)

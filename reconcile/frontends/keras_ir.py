@@ -263,6 +263,6 @@ def build(factory: Callable[..., Any], input_shape: Shape) -> Any:
 def from_factory(factory: str, input_shape: Shape, name: str = "model",
                  aliases: Optional[dict[str, str]] = None) -> Model:
     """`factory` is "module:function" (or "/path/file.py:function"), called with the channels-first shape."""
-    from ..models import load_factory
+    from ..factories import load_factory
 
     return from_model(build(load_factory(factory), input_shape), input_shape, name, aliases)
