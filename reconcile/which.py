@@ -336,7 +336,9 @@ def catalogued_countings(quantity: str, kinds: Iterable[str]) -> list[tuple[str,
     kinds = list(kinds)
     groups: dict[tuple[str, str], list[catalogue.Convention]] = {}
     for entry in catalogue.CATALOGUE:
-        if _entry_quantity(entry) != quantity:
+        # entries that apply to some layers only (a module class thop has no rule for, a Tensor method calflops
+        # does not patch) are exceptions to a tool's per-kind convention, not the convention itself
+        if _entry_quantity(entry) != quantity or entry.when or entry.unless:
             continue
         metric = "float_ops" if entry.metric.startswith("*") else entry.metric
         groups.setdefault((entry.tool, metric), []).append(entry)
