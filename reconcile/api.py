@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 from pathlib import Path
-from typing import Iterable, Optional, Sequence
+from typing import Callable, Iterable, Optional, Sequence
 
 import pandas as pd
 
@@ -13,7 +14,7 @@ import reference_models
 from . import adapters, models
 from .errors import UserError
 from .records import COLUMNS, Record
-from .runner import DEFAULT_TIMEOUT_S, Job, Progress, run_jobs
+from .runner import DEFAULT_TIMEOUT_S, Job, run_jobs
 
 _IN_MEMORY: dict[str, object] = {}
 
@@ -60,21 +61,55 @@ def plan(models_: "str | Sequence[str] | None" = None, tools: "str | Sequence[st
 def run(models: "str | Sequence[str] | None" = None, tools: "str | Sequence[str] | None" = None,
         module=None, input_shape: Optional[Sequence[int]] = None, name: str = "user_model",
         batch: Optional[int] = None, timeout: float = DEFAULT_TIMEOUT_S,
-        progress: Optional[Progress] = None) -> pd.DataFrame:
+        progress: Optional[Callable] = None, fresh: bool = False) -> pd.DataFrame:
     """Run counters on models and return the records as a DataFrame (columns: records.COLUMNS).
 
     `models`: reference model names (default: the whole suite) or .prototxt paths; `module` + `input_shape`:
-    your own nn.Module instead. `tools`: tool ids (default: all)."""
+    your own nn.Module instead. `tools`: tool ids (default: all). Jobs whose records are in the result cache
+    (reconcile/cache.py) are not run again unless `fresh`; `progress` gets `cached=True` for those."""
     specs = []
     if module is not None:
         if input_shape is None:
             raise UserError("a module needs input_shape, e.g. (1, 3, 224, 224)")
         specs.append(register_module(module, input_shape, name))
     jobs = plan(models, tools, specs, batch)
-    df = frame(run_jobs(jobs, timeout, progress))
+    df = frame(run_cached(jobs, timeout, progress, fresh))
     # the explain step needs each model's input shape (batch!) to compute its terms
     df.attrs["specs"] = {job.spec.name: job.spec for job in jobs}
     return df
+
+
+# ------------------------------------------------------------------------------------ the result cache hook
+def run_cached(jobs: list[Job], timeout: float = DEFAULT_TIMEOUT_S, progress: Optional[Callable] = None,
+               fresh: bool = False) -> list[Record]:
+    """`run_jobs` through the result cache (reconcile/cache.py): a job whose records are cached is not run; the
+    others run and their records are stored. `fresh`: run every job and overwrite its cache entry. Same records,
+    same order as `run_jobs`. `progress(done, total, job, records, seconds, cached=bool)`: hits come first."""
+    from . import cache
+
+    results: dict[int, list[Record]] = {}
+    for index, job in enumerate(jobs):
+        started = time.monotonic()
+        hit = None if fresh else cache.load(job)
+        if hit is not None:
+            results[index] = hit
+            if progress:
+                progress(len(results), len(jobs), job, hit, time.monotonic() - started, cached=True)
+    hits = len(results)
+    missing = [index for index in range(len(jobs)) if index not in results]
+    produced: dict[int, list[list[Record]]] = {}  # id(job) -> its records, in completion order
+
+    def ran(done: int, total: int, job: Job, records: list[Record], seconds: float) -> None:
+        produced.setdefault(id(job), []).append(records)
+        if progress:
+            progress(hits + done, len(jobs), job, records, seconds, cached=False)
+
+    if missing:
+        run_jobs([jobs[index] for index in missing], timeout, ran)
+    for index in missing:
+        results[index] = produced[id(jobs[index])].pop(0)
+        cache.store(jobs[index], results[index])
+    return [record for index in range(len(jobs)) for record in results[index]]
 
 
 def frame(records: Iterable[Record]) -> pd.DataFrame:

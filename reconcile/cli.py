@@ -74,10 +74,11 @@ def formulas(model: Optional[str], model_file: Optional[str], input_shape: Optio
         click.echo(f"note: {note}")
 
 
-def _progress(done: int, total: int, job, records, seconds: float) -> None:
+def progress_line(done: int, total: int, job, records, seconds: float, cached: bool = False) -> None:
+    """One stderr line per finished job (`run`, `check`): its statuses and seconds, or "cached"."""
     statuses = sorted({r.status for r in records})
-    click.echo(f"[{done}/{total}] {job.describe():<32} {'/'.join(statuses) or 'no rows':<12} {seconds:5.1f} s",
-               err=True)
+    took = "cached" if cached else f"{seconds:5.1f} s"
+    click.echo(f"[{done}/{total}] {job.describe():<32} {'/'.join(statuses) or 'no rows':<12} {took}", err=True)
 
 
 @cli.command()
@@ -88,12 +89,13 @@ def _progress(done: int, total: int, job, records, seconds: float) -> None:
 @click.option("--out", "out_dir", default="reports", show_default=True, type=click.Path(file_okay=False))
 @click.option("--timeout", type=float, default=120.0, show_default=True, help="Seconds per (tool, model) job.")
 @click.option("--quiet", is_flag=True, help="No progress lines.")
+@click.option("--fresh", is_flag=True, help="Run every job even if its records are in the result cache "
+                                            "(.cache/results, or $RECONCILE_CACHE_DIR), and overwrite them.")
 def run(models: Optional[str], tools: Optional[str], model_file: Optional[str], input_shape: Optional[str],
-        batch: Optional[int], out_dir: str, timeout: float, quiet: bool) -> None:
+        batch: Optional[int], out_dir: str, timeout: float, quiet: bool, fresh: bool) -> None:
     """Run the counters and write records.csv, explanations.csv, report.md and report.html into OUT."""
     from . import api
     from . import models as model_specs
-    from .runner import run_jobs
 
     specs = [model_specs.from_model_file(model_file, input_shape)] if model_file else []
     if batch is not None and batch <= 0:
@@ -103,13 +105,21 @@ def run(models: Optional[str], tools: Optional[str], model_file: Optional[str], 
     if not quiet:
         click.echo(f"running {len(jobs)} jobs ({len({j.tool for j in jobs})} tools x "
                    f"{len({j.spec.name for j in jobs})} models), timeout {timeout:g} s each", err=True)
-    records = run_jobs(jobs, timeout, None if quiet else _progress)
+    hits = []
+
+    def progress(done: int, total: int, job, records, seconds: float, cached: bool = False) -> None:
+        hits.extend([job] if cached else [])
+        if not quiet:
+            progress_line(done, total, job, records, seconds, cached)
+
+    records = api.run_cached(jobs, timeout, progress, fresh)
     df = api.frame(records)
     from .report import write_outputs
 
     paths = write_outputs(df, Path(out_dir), {job.spec.name: job.spec for job in jobs})
     if not quiet:
-        click.echo(f"done in {time.monotonic() - started:.1f} s; report: {paths['report.md']} "
+        reused = f" ({len(hits)} of {len(jobs)} jobs from the result cache; --fresh runs them)" if hits else ""
+        click.echo(f"done in {time.monotonic() - started:.1f} s{reused}; report: {paths['report.md']} "
                    f"(and {paths['report.html'].name}, records.csv, explanations.csv)", err=True)
 
 

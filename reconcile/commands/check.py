@@ -7,12 +7,6 @@ from typing import Optional
 import click
 
 
-def _progress(done: int, total: int, job, records, seconds: float) -> None:
-    statuses = sorted({r.status for r in records})
-    click.echo(f"[{done}/{total}] {job.describe():<32} {'/'.join(statuses) or 'no rows':<12} {seconds:5.1f} s",
-               err=True)
-
-
 @click.command("check")
 @click.option("--update", is_flag=True, help="Rewrite the goldens with the current numbers (on purpose).")
 @click.option("--tools", help="Comma-separated tool ids (default: every installed tool).")
@@ -21,16 +15,19 @@ def _progress(done: int, total: int, job, records, seconds: float) -> None:
               help="Folder of <tool>-<version>.csv goldens (default: $RECONCILE_GOLDEN_DIR or tests/golden).")
 @click.option("--timeout", type=float, default=120.0, show_default=True, help="Seconds per (tool, model) job.")
 @click.option("--quiet", is_flag=True, help="No progress lines.")
+@click.option("--fresh", is_flag=True, help="Run every job even if its records are in the result cache.")
 def command(update: bool, tools: Optional[str], models: Optional[str], golden_dir: Optional[str], timeout: float,
-            quiet: bool) -> None:
+            quiet: bool, fresh: bool) -> None:
     """Run the pinned tools on the reference models and compare with tests/golden/<tool>-<version>.csv.
 
     Exit 1 when a number differs or a tool version has no golden, each difference explained by the change of
     convention it reflects; --update rewrites the goldens."""
     from .. import golden
     from ..api import _split
+    from ..cli import progress_line
 
-    report = golden.check(_split(tools), models, golden_dir, update, timeout, None if quiet else _progress)
+    report = golden.check(_split(tools), models, golden_dir, update, timeout, None if quiet else progress_line,
+                          fresh=fresh)
     click.echo(report.text())
     if report.failed:
         sys.exit(1)
