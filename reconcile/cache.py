@@ -8,6 +8,9 @@ A job's records are stored under a key made of everything they can depend on:
   - the project version, the Python / torch / TensorFlow / Keras versions, and the content of the code that
     turns a tool's output into records (`RECORD_CODE`), so editing an adapter or a front end re-runs its jobs.
 One JSON file per job: <dir>/<tool>/<model>-<key>.json, dir = $RECONCILE_CACHE_DIR or .cache/results.
+The layer IRs the parent process computes terms on (diff.canonical_ir: explanations, the report's published
+numbers, `check`) are kept the same way (`layer_ir`, <dir>/layer_ir/<framework>/<model>-<key>.pickle): tracing
+ResNet-50 or VGG-16 costs seconds, and a warm run needs no framework import at all.
 Not cached: jobs of the version matrix (they bring their own install), a user's in-memory nn.Module (no source
 to hash), and a job that timed out or whose process died (says nothing lasting about the tool).
 The cache never changes a report: a hit returns the very records the job produced (tests/test_cache.py checks
@@ -20,10 +23,12 @@ import hashlib
 import importlib.util
 import json
 import os
+import pickle
 import platform
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Optional
+from typing import Iterator, Optional
 
 from .records import ERROR, MODEL_LEVEL, Record
 
@@ -39,6 +44,21 @@ RECORD_CODE = ("reconcile/adapters", "reconcile/frontends", "conventions", "reco
 FRAMEWORKS = ("torch", "tensorflow", "tensorflow-cpu", "keras", "numpy")
 # the runner's model-level error rows for a job that did not finish (reconcile/runner.py `_timeout_rows`, `_run_forked`)
 TRANSIENT = ("timed out after", "the tool's process died")
+
+
+_reading = True  # False inside `ignored()`: `run --fresh` reads nothing from the cache but still writes it
+
+
+@contextmanager
+def ignored() -> Iterator[None]:
+    """Read nothing from the cache for the duration (what --fresh means); entries are still (over)written.
+    Forked workers started inside inherit it."""
+    global _reading
+    saved, _reading = _reading, False
+    try:
+        yield
+    finally:
+        _reading = saved
 
 
 def cache_dir() -> Path:
@@ -99,9 +119,13 @@ def tool_version(tool: str) -> str:
     return adapters.get(tool).version()
 
 
+def _in_memory(spec) -> bool:
+    """A user's nn.Module handed to reconcile.api.run: no source file says what it is."""
+    return (spec.torch_factory or "").startswith("reconcile.api:_in_memory_")
+
+
 def cacheable(job) -> bool:
-    in_memory = (job.spec.torch_factory or "").startswith("reconcile.api:_in_memory_")
-    return not (job.extra_path or job.shims or in_memory)
+    return not (job.extra_path or job.shims or _in_memory(job.spec))
 
 
 def path_of(job) -> Path:
@@ -117,7 +141,7 @@ def transient(records: list[Record]) -> bool:
 
 def load(job) -> Optional[list[Record]]:
     """The job's cached records, or None (not cacheable, not cached, or an unreadable file)."""
-    if not cacheable(job):
+    if not (_reading and cacheable(job)):
         return None
     try:
         stored = json.loads(path_of(job).read_text(encoding="utf-8"))
@@ -135,14 +159,37 @@ def store(job, records: list[Record]) -> bool:
              "input_shape": list(job.spec.input_shape), "spec": spec_fingerprint(job.spec),
              "code": code_fingerprint()}
     rows = [[getattr(r, name) for name in Record.__dataclass_fields__] for r in records]
-    text = json.dumps({"key": about, "records": rows}, indent=None, separators=(",", ":"))
+    _write_atomic(path, json.dumps({"key": about, "records": rows}, separators=(",", ":")).encode())
+    return True
+
+
+def layer_ir(spec, framework: str):
+    """reconcile.models.layer_ir, kept on disk under the model's and the front ends' fingerprints. Errors (a
+    UserError for a bad shape) are raised as by layer_ir and never stored."""
+    from .models import layer_ir as trace
+
+    if _in_memory(spec):
+        return trace(spec, framework)
+    key = hashlib.sha256(" ".join((framework, spec_fingerprint(spec), code_fingerprint())).encode()).hexdigest()
+    path = cache_dir() / "layer_ir" / framework / f"{spec.name}-{key[:20]}.pickle"
+    if _reading:
+        try:
+            return pickle.loads(path.read_bytes())
+        except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError, TypeError):
+            pass  # not cached, or written by other code: trace it again
+    ir = trace(spec, framework)
+    _write_atomic(path, pickle.dumps(ir, protocol=pickle.HIGHEST_PROTOCOL))
+    return ir
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    """Via a temp file and a rename: a concurrent reader sees the old entry or the new one, never half."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)
         raise
-    return True

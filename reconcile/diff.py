@@ -279,8 +279,9 @@ _IR_CACHE: dict[tuple, Optional[Model]] = {}
 def canonical_ir(model: str, specs: Optional[dict] = None) -> Optional[Model]:
     """The layer IR the terms are computed on: PyTorch's if the model has one, else Caffe's, else Keras'.
     Twins have identical layer names and shapes (tested), so one IR serves every tool."""
+    from . import cache
     from .errors import UserError
-    from .models import layer_ir, reference
+    from .models import reference
 
     spec = (specs or {}).get(model)
     try:
@@ -290,7 +291,7 @@ def canonical_ir(model: str, specs: Optional[dict] = None) -> Optional[Model]:
     key = (spec.name, spec.input_shape, spec.torch_factory, str(spec.prototxt))
     if key not in _IR_CACHE:
         framework = next((f for f in ("torch", "caffe", "keras") if f in spec.frameworks), None)
-        _IR_CACHE[key] = layer_ir(spec, framework) if framework else None
+        _IR_CACHE[key] = cache.layer_ir(spec, framework) if framework else None  # kept on disk too
     return _IR_CACHE[key]
 
 

@@ -447,8 +447,9 @@ def drift_rows(records: pd.DataFrame, versions: Sequence[str], irs: dict[str, Op
 
 def ir_of(spec) -> Optional[Model]:
     """The layer IR terms are computed on, chosen as diff.canonical_ir does (torch, else caffe, else keras) but
-    not cached by name: a user's in-memory module keeps its name when its definition changes."""
-    from .models import layer_ir
+    not cached by name: a user's in-memory module keeps its name when its definition changes (the disk cache,
+    reconcile/cache.py, keys by content and leaves in-memory modules out)."""
+    from .cache import layer_ir
 
     framework = next((f for f in ("torch", "caffe", "keras") if f in spec.frameworks), None)
     try:

@@ -214,7 +214,8 @@ def document_audit() -> list[Block]:
     """What the reference document gets wrong or leaves ambiguous, checked with its own formulas on its LeNet."""
     from conventions.formulas import layer_counts
 
-    from .models import layer_ir, reference
+    from .cache import layer_ir
+    from .models import reference
 
     lenet = layer_ir(reference("lenet"), "torch")
     ip1, conv2, pool1 = (layer_counts(lenet.layer(n)) for n in ("ip1", "conv2", "pool1"))
