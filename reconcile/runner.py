@@ -148,17 +148,41 @@ def _run_forked(job: Job, timeout: float) -> list[Record]:
     return records
 
 
-def _warm(group: str) -> None:
-    if group == "torch":
-        import torch  # noqa: F401  (paid once, inherited by every forked job)
+# ---------------------------------------------------------------------------- worker warm-up (before forking)
+# What each tool's job imports, paid once in the worker instead of once per forked job (calflops pulls in
+# transformers, ~1.4 s; deepspeed ~0.6 s; thop and torchstat ~0.25 s each). ultralytics_thop is left out: it
+# imports its own `thop` from outside the venv, inside its job (reconcile/adapters/ultralytics_thop.py).
+# A matrix job's older release still wins: shims.put_first forgets the preloaded modules in its child.
+WARM_IMPORTS = {
+    "torch": ("torch", "torch.fx", "reconcile.frontends.torch_ir", "thop", "torchstat", "torchsummary", "fvcore.nn",
+              "ptflops", "ptflops.aten_engine", "ptflops.pytorch_engine", "torchinfo", "torch.utils.flop_counter",
+              "calflops", "deepspeed.profiling.flops_profiler"),
+    # the TF worker runs its jobs in-process; importing here moves the cost out of the first job's timeout
+    "tf": ("tensorflow", "tensorflow.python.profiler.internal.flops_registry",
+           "tensorflow.python.profiler.model_analyzer", "tensorflow.python.profiler.option_builder",
+           "tensorflow.python.framework.convert_to_constants", "keras", "reconcile.frontends.keras_ir", "reference_models.keras_models"),
+}
 
-        from .frontends import torch_ir  # noqa: F401  (torch.fx and friends)
-    elif group == "tf":
+
+def _warm(group: str) -> None:
+    """Import the group's framework, its tools and their adapters once; forked jobs inherit them. A tool that
+    is not installed (or fails to import) is skipped here: its job reports that itself."""
+    import importlib
+
+    if group == "tf":
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if group == "torch":
+        os.environ.setdefault("DS_ACCELERATOR", "cpu")  # as reconcile/adapters/deepspeed.py sets before importing
+    for name in WARM_IMPORTS.get(group, ()):
         try:
-            import tensorflow  # noqa: F401
-        except ImportError:
-            pass  # the adapter reports itself unavailable
+            importlib.import_module(name)
+        except Exception:  # noqa: BLE001 (ImportError, or a tool broken at import: its own job says how)
+            if name in ("torch", "tensorflow"):
+                return
+    for tool in adapters.TOOLS:
+        module = adapters.get(tool)
+        if module.WORKER == group:
+            module.unavailable()  # the adapters' own imports and metadata look-ups
 
 
 def _serve(conn: Connection, group: str, timeout: float) -> None:

@@ -1,20 +1,88 @@
 import os
 import subprocess
 import sys
+import traceback
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# The result cache (reconcile/cache.py) of a test session lives in the session's temp folder, so tests never read a
+# developer's .cache/results and jobs run once per session: the first test that needs a (tool, model) job runs it,
+# later ones get the same records. Set before any test runs; subprocesses inherit it.
+os.environ["RECONCILE_CACHE_DIR"] = str(Path(os.environ.get("TMPDIR", "/tmp")) /
+                                        f"reconcile-test-cache-{os.getpid()}")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Every test not marked `slow` or `registry` is `fast` (`make test-fast` selects them; the markers are
+    registered in pyproject.toml)."""
+    for item in items:
+        if not any(item.get_closest_marker(name) for name in ("slow", "registry")):
+            item.add_marker(pytest.mark.fast)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    import shutil
+
+    shutil.rmtree(os.environ["RECONCILE_CACHE_DIR"], ignore_errors=True)
 
 
 def run_cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
-    """The real console entry point, in a fresh process (as a user runs it)."""
+    """The real console entry point, in a fresh process (as a user runs it): for the end-to-end tests only."""
     return subprocess.run([sys.executable, "-m", "reconcile", *args], cwd=cwd, capture_output=True, text=True,
                           timeout=600)
 
 
+@dataclass
+class Result:
+    """What run_cli returns, for an in-process run."""
+    args: list
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def invoke_cli(*args: str, cwd: Path = ROOT) -> Result:
+    """The console entry point (reconcile.cli.main: one-line errors, exit codes) run in this process with click's
+    test runner capturing stdout and stderr apart; no interpreter start-up, no `import torch` per call. An
+    exception main() lets through is returned as exit 1 with its traceback on stderr, as a real process shows."""
+    from click.testing import CliRunner
+
+    from reconcile.cli import main
+
+    code = 0
+    saved = os.getcwd()
+    with CliRunner().isolation() as (out, err, _):
+        os.chdir(cwd)
+        try:
+            main(list(args))
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        except Exception:  # noqa: BLE001 (shown like the interpreter would)
+            sys.stderr.write(traceback.format_exc())
+            code = 1
+        finally:
+            os.chdir(saved)
+            sys.stdout.flush()
+            sys.stderr.flush()
+        stdout, stderr = out.getvalue().decode(), err.getvalue().decode()
+    return Result(list(args), code, stdout, stderr)
+
+
 @pytest.fixture
 def cli():
-    return run_cli
+    return invoke_cli
+
+
+@pytest.fixture(scope="session")
+def default_run(tmp_path_factory) -> Path:
+    """`reconcile run` over the default suite (every tool on every default model), end to end in a fresh process,
+    once per session: its records fill the session's result cache, so later runs of any of these jobs (`check`,
+    api.run of a subset) reuse them. Returns the --out folder (records.csv, report.md, ...)."""
+    out = tmp_path_factory.mktemp("default-run")
+    result = run_cli("run", "--out", str(out), "--quiet")
+    assert result.returncode == 0, result.stderr
+    return out
