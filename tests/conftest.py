@@ -18,8 +18,10 @@ os.environ["RECONCILE_CACHE_DIR"] = str(Path(os.environ.get("TMPDIR", "/tmp")) /
 
 def pytest_collection_modifyitems(config, items):
     """Every test not marked `slow` or `registry` is `fast` (`make test-fast` selects them; the markers are
-    registered in pyproject.toml)."""
+    registered in pyproject.toml). A test using the session's default run is slow."""
     for item in items:
+        if "default_run" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)
         if not any(item.get_closest_marker(name) for name in ("slow", "registry")):
             item.add_marker(pytest.mark.fast)
 

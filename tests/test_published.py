@@ -194,6 +194,7 @@ def _by_name(ir):
     return {lay.name: lay for lay in ir.layers}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", TWINNED)
 def test_keras_twin_equals_torch_layer_by_layer(name, torch_irs, keras_irs):
     torch_ir, keras_ir = torch_irs[name], keras_irs[name]
@@ -212,6 +213,7 @@ def test_keras_twin_equals_torch_layer_by_layer(name, torch_irs, keras_irs):
             assert getattr(k, f) == getattr(t, f), f"{name}.{layer_name}.{f}: {getattr(k, f)} != {getattr(t, f)}"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", [n for n in TWINNED if not n.startswith("resnet")])
 def test_keras_twin_layer_order(name, torch_irs, keras_irs):
     # Keras lists a graph's layers by depth, so ResNet's projection shortcut comes before the main path's last
@@ -221,6 +223,7 @@ def test_keras_twin_layer_order(name, torch_irs, keras_irs):
            [lay.name for lay in torch_irs[name].layers]
 
 
+@pytest.mark.slow
 def test_keras_applications_models_differ_as_documented(torch_irs, keras_irs):
     resnet, v1 = keras_irs["resnet50_keras_app"], torch_irs["resnet50_v1"]
     convs = [lay for lay in resnet.layers if lay.kind == "conv"]
@@ -233,6 +236,7 @@ def test_keras_applications_models_differ_as_documented(torch_irs, keras_irs):
     assert (mnv2.params, ir_macc(mnv2)) == (3_504_872, 300_774_272)
 
 
+@pytest.mark.slow
 def test_tf_profiler_on_keras_resnet50_matches_facts():
     from reconcile.adapters import tf_profiler
     from reconcile.records import TOTAL, Emitter
@@ -246,6 +250,7 @@ def test_tf_profiler_on_keras_resnet50_matches_facts():
 
 
 # ------------------------------------------------------------------------------------------------ tools vs facts
+@pytest.mark.slow
 def test_thop_and_fvcore_on_published_models(torch_irs):
     from reconcile import adapters, api
 

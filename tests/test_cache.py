@@ -1,0 +1,154 @@
+"""The result cache (reconcile/cache.py): a rerun with nothing changed runs no tool and says so, writes the very
+same bytes, `--fresh` runs everything again, a new tool version re-runs exactly that tool's jobs, and what a
+timeout or an in-memory module produced is never kept."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import types
+
+import pytest
+
+from conftest import invoke_cli
+from reconcile import adapters, api, cache
+from reconcile.models import reference
+from reconcile.runner import Job
+
+OUTPUTS = ("records.csv", "explanations.csv", "report.md", "report.html")
+
+
+@pytest.fixture
+def cache_dir(tmp_path, monkeypatch):
+    """A cache of this test's own (the session's shared one would already hold the jobs), sharing the session's
+    layer IRs (traced once per session: the report's published numbers need ResNet-50, VGG-16, ...)."""
+    shared = cache.cache_dir() / "layer_ir"
+    shared.mkdir(parents=True, exist_ok=True)
+    folder = tmp_path / "cache"
+    folder.mkdir()
+    (folder / "layer_ir").symlink_to(shared, target_is_directory=True)
+    monkeypatch.setenv(cache.CACHE_ENV, str(folder))
+    return folder
+
+
+def job_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith("[")]
+
+
+@pytest.mark.slow  # the session's first full report: traces every published model (ResNet-50, VGG-16, ...)
+def test_warm_run_reuses_every_job_and_writes_the_same_bytes(cache_dir, tmp_path):
+    args = ("run", "--models", "lenet,sepnet", "--tools", "document,thop")
+    cold = invoke_cli(*args, "--out", str(tmp_path / "cold"))
+    assert cold.returncode == 0, cold.stderr
+    assert len(job_lines(cold.stderr)) == 4 and not any(line.endswith("cached") for line in job_lines(cold.stderr))
+    assert len(list(cache_dir.glob("*/*.json"))) == 4  # one entry per (tool, model) job
+    warm = invoke_cli(*args, "--out", str(tmp_path / "warm"))
+    assert warm.returncode == 0, warm.stderr
+    lines = job_lines(warm.stderr)
+    assert len(lines) == 4 and all(line.endswith("cached") for line in lines), lines
+    assert "(4 of 4 jobs from the result cache; --fresh runs them)" in warm.stderr
+    for name in OUTPUTS:
+        assert (tmp_path / "warm" / name).read_bytes() == (tmp_path / "cold" / name).read_bytes(), name
+
+
+def test_the_cache_is_read_and_fresh_ignores_then_overwrites_it(cache_dir, tmp_path):
+    args = ("run", "--models", "lenet", "--tools", "thop", "--quiet")
+    assert invoke_cli(*args, "--out", str(tmp_path / "a")).returncode == 0
+    (entry,) = cache_dir.glob("thop/lenet-*.json")
+    stored = json.loads(entry.read_text())
+    total = next(row for row in stored["records"] if row[4] == "__total__" and row[7] == "macs")
+    assert total[8] == 288_000 + 1_600_000 + 400_000 + 5_000  # thop 0.1.1 on LeNet: MACC only, 2,293,000
+    total[8] = 1  # tamper with the entry: a warm run must show what the cache holds, i.e. it did not run thop
+    entry.write_text(json.dumps(stored))
+    assert invoke_cli(*args, "--out", str(tmp_path / "b")).returncode == 0
+    assert "lenet,torch,thop,0.1.1.post2209072238,__total__,,compute,macs,1,ok," in \
+        (tmp_path / "b" / "records.csv").read_text()
+    fresh = invoke_cli("run", "--models", "lenet", "--tools", "thop", "--fresh", "--out", str(tmp_path / "c"))
+    assert fresh.returncode == 0 and not job_lines(fresh.stderr)[0].endswith("cached")
+    assert (tmp_path / "c" / "records.csv").read_bytes() == (tmp_path / "a" / "records.csv").read_bytes()
+    assert json.loads(entry.read_text())["records"] == json.loads(json.dumps(
+        [[getattr(r, f) for f in r.__dataclass_fields__] for r in cache.load(Job("thop", reference("lenet")))]))
+    assert total[8] != [r for r in json.loads(entry.read_text())["records"]
+                        if r[4] == "__total__" and r[7] == "macs"][0][8]  # overwritten with the true 2,293,000
+
+
+def test_a_new_tool_version_reruns_exactly_that_tools_jobs(cache_dir, tmp_path, monkeypatch):
+    args = ("run", "--models", "lenet", "--tools", "document,thop", "--out", str(tmp_path / "out"))
+    assert invoke_cli(*args).returncode == 0
+    monkeypatch.setattr(adapters.get("thop"), "version", lambda: "9.9.9")  # as if constraints.txt pinned a new thop
+    cache.tool_version.cache_clear()
+    try:
+        again = invoke_cli(*args)
+    finally:
+        cache.tool_version.cache_clear()
+    assert again.returncode == 0, again.stderr
+    by_tool = {line.split()[1]: line for line in job_lines(again.stderr)}
+    assert by_tool["document"].endswith("cached") and not by_tool["thop"].endswith("cached")
+    assert ",thop,9.9.9,__total__," in (tmp_path / "out" / "records.csv").read_text()
+
+
+def fake_adapter(name, count):
+    module = types.ModuleType(f"reconcile.adapters.{name}")
+    module.TOOL, module.FRAMEWORK, module.WORKER = name, "torch", "torch"
+    module.version = lambda: "0-test"
+    module.unavailable = lambda: None
+    module.count = count
+    return module
+
+
+def test_timeouts_and_dead_processes_are_not_kept_but_a_crash_is(cache_dir, monkeypatch):
+    def hang(spec, emit):
+        time.sleep(600)
+
+    def die(spec, emit):
+        os._exit(3)
+
+    def crash(spec, emit):
+        raise RuntimeError("the tool fell over")
+
+    tools = {"t_hang": fake_adapter("t_hang", hang), "t_die": fake_adapter("t_die", die),
+             "t_crash": fake_adapter("t_crash", crash)}
+    for name, module in tools.items():
+        monkeypatch.setitem(sys.modules, module.__name__, module)
+    monkeypatch.setattr(adapters, "TOOLS", adapters.TOOLS + tuple(tools))
+    jobs = [Job(tool, reference("gconv")) for tool in tools]
+    records = api.run_cached(jobs, timeout=2)
+    assert [r.status for r in records] == ["error"] * 3
+    assert "timed out after 2 s" in records[0].message and "exit code 3" in records[1].message
+    # a timeout or a killed process says nothing lasting about the tool; a crash is what the tool does
+    assert [cache.load(job) is not None for job in jobs] == [False, False, True]
+    assert cache.load(jobs[2]) == [records[2]]
+
+
+def test_an_in_memory_module_is_never_cached(cache_dir):
+    import torch.nn as nn
+
+    frame = api.run(module=nn.Sequential(nn.Conv2d(3, 4, 3)), input_shape=(1, 3, 8, 8), name="mine", tools="thop")
+    # 4 outputs channels x 6x6 positions x 3*3*3 weights = 3,888 MACC (thop: no bias adds)
+    assert frame[(frame.layer == "__total__") & (frame.metric == "macs")].value.item() == 3_888
+    assert not list(cache_dir.glob("*/*.json"))
+
+
+def test_the_key_follows_the_model_source_and_the_batch(tmp_path):
+    from reconcile.models import from_model_file
+
+    path = tmp_path / "mine.py"
+    path.write_text("import torch.nn as nn\ndef net():\n    return nn.Conv2d(3, 8, 3)\n")
+    before = cache.spec_fingerprint(from_model_file(f"{path}:net", "1,3,8,8"))
+    assert cache.spec_fingerprint(from_model_file(f"{path}:net", "1,3,8,8")) == before  # same file, same key
+    assert cache.spec_fingerprint(from_model_file(f"{path}:net", "2,3,8,8")) != before  # another batch
+    path.write_text("import torch.nn as nn\ndef net():\n    return nn.Conv2d(3, 16, 3)\n")
+    assert cache.spec_fingerprint(from_model_file(f"{path}:net", "1,3,8,8")) != before  # the file changed
+    assert cache.path_of(Job("thop", reference("lenet"))) != cache.path_of(Job("thop", reference("lenet", 4)))
+    assert cache.path_of(Job("thop", reference("lenet"))) != cache.path_of(Job("torchstat", reference("lenet")))
+
+
+def test_the_default_suite_warm_writes_the_same_bytes_as_cold(default_run, tmp_path):
+    """The session's default run (a fresh process, every job run) against the same run warm, in-process."""
+    warm = invoke_cli("run", "--out", str(tmp_path))
+    assert warm.returncode == 0, warm.stderr
+    lines = job_lines(warm.stderr)
+    assert lines and all(line.endswith("cached") for line in lines), [l for l in lines if "cached" not in l]
+    for name in OUTPUTS:
+        assert (tmp_path / name).read_bytes() == (default_run / name).read_bytes(), name
