@@ -9,8 +9,9 @@ A job's records are stored under a key made of everything they can depend on:
     turns a tool's output into records (`RECORD_CODE`), so editing an adapter or a front end re-runs its jobs.
 One JSON file per job: <dir>/<tool>/<model>-<key>.json, dir = $RECONCILE_CACHE_DIR or .cache/results.
 The layer IRs the parent process computes terms on (diff.canonical_ir: explanations, the report's published
-numbers, `check`) are kept the same way (`layer_ir`, <dir>/layer_ir/<framework>/<model>-<key>.pickle): tracing
-ResNet-50 or VGG-16 costs seconds, and a warm run needs no framework import at all.
+numbers, `check`, `formulas`) are kept the same way (`layer_ir`, <dir>/layer_ir/<framework>/<model>-<key>.pickle):
+tracing ResNet-50 or VGG-16 costs seconds, and a warm run needs no framework import at all. `--fresh` re-runs the
+tools, not the tracing: an IR is a function of the keyed sources and code alone.
 Not cached: jobs of the version matrix (they bring their own install), a user's in-memory nn.Module (no source
 to hash), and a job that timed out or whose process died (says nothing lasting about the tool).
 The cache never changes a report: a hit returns the very records the job produced (tests/test_cache.py checks
@@ -26,9 +27,8 @@ import os
 import pickle
 import platform
 import tempfile
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Optional
 
 from .records import ERROR, MODEL_LEVEL, Record
 
@@ -44,21 +44,6 @@ RECORD_CODE = ("reconcile/adapters", "reconcile/frontends", "conventions", "reco
 FRAMEWORKS = ("torch", "tensorflow", "tensorflow-cpu", "keras", "numpy")
 # the runner's model-level error rows for a job that did not finish (reconcile/runner.py `_timeout_rows`, `_run_forked`)
 TRANSIENT = ("timed out after", "the tool's process died")
-
-
-_reading = True  # False inside `ignored()`: `run --fresh` reads nothing from the cache but still writes it
-
-
-@contextmanager
-def ignored() -> Iterator[None]:
-    """Read nothing from the cache for the duration (what --fresh means); entries are still (over)written.
-    Forked workers started inside inherit it."""
-    global _reading
-    saved, _reading = _reading, False
-    try:
-        yield
-    finally:
-        _reading = saved
 
 
 def cache_dir() -> Path:
@@ -141,7 +126,7 @@ def transient(records: list[Record]) -> bool:
 
 def load(job) -> Optional[list[Record]]:
     """The job's cached records, or None (not cacheable, not cached, or an unreadable file)."""
-    if not (_reading and cacheable(job)):
+    if not cacheable(job):
         return None
     try:
         stored = json.loads(path_of(job).read_text(encoding="utf-8"))
@@ -172,11 +157,10 @@ def layer_ir(spec, framework: str):
         return trace(spec, framework)
     key = hashlib.sha256(" ".join((framework, spec_fingerprint(spec), code_fingerprint())).encode()).hexdigest()
     path = cache_dir() / "layer_ir" / framework / f"{spec.name}-{key[:20]}.pickle"
-    if _reading:
-        try:
-            return pickle.loads(path.read_bytes())
-        except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError, TypeError):
-            pass  # not cached, or written by other code: trace it again
+    try:
+        return pickle.loads(path.read_bytes())
+    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError, TypeError):
+        pass  # not cached, or written by other code: trace it again
     ir = trace(spec, framework)
     _write_atomic(path, pickle.dumps(ir, protocol=pickle.HIGHEST_PROTOCOL))
     return ir

@@ -42,10 +42,11 @@ def formulas(model: Optional[str], model_file: Optional[str], input_shape: Optio
     from conventions.formulas import TOTAL, model_counts
 
     from . import models
+    from .cache import layer_ir
 
     spec = models.resolve(model, model_file, input_shape)
     framework = framework or ("torch" if spec.torch_factory else "caffe")
-    ir = models.layer_ir(spec, framework)
+    ir = layer_ir(spec, framework)  # models.layer_ir, kept in the result cache
     rows = [{"layer": layer.name if layer else TOTAL, "kind": layer.kind if layer else "",
              "params": counts.params, "macc": counts.macc, "flops": counts.flops, "note": counts.note}
             for layer, counts in model_counts(ir)]

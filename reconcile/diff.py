@@ -461,6 +461,7 @@ def _explain_totals(records: pd.DataFrame, ir: Model, layer_rows: list[dict], ba
     model_values = _sum_terms(ir.layers)
     out = []
     by_tool = {tool: df for tool, df in records.groupby("tool", sort=False)}
+    uncovered: dict[str, list[Layer]] = {}
     for rec in records[records["layer"] == TOTAL].itertuples(index=False):
         if rec.quantity not in (COMPUTE, PARAMS):  # memory figures have no basis terms
             continue
@@ -469,16 +470,19 @@ def _explain_totals(records: pd.DataFrame, ir: Model, layer_rows: list[dict], ba
             continue
         tool_rows = by_tool[rec.tool]
         parts = total_parts(tool_rows, rec)
-        skipped = _uncovered(ir, tool_rows)
+        if rec.tool not in uncovered:  # once per tool, not once per total row
+            uncovered[rec.tool] = _uncovered(ir, tool_rows)
+        skipped = uncovered[rec.tool]
         reference = ("document params", doc_total.params) if rec.quantity == PARAMS else \
             ("document flops", doc_total.flops)
         if len(parts):
             summed = sum(v for v in parts["value"])
             residual = _int(rec.value - summed)
             kinds: dict[str, set[str]] = {}
+            part_metrics, part_layers = set(parts["metric"]), set(parts["layer"])  # once, not once per row
             for row in layer_rows:
                 if row["tool"] == rec.tool and row["tool_version"] == rec.tool_version and row["metric"] in \
-                        set(parts["metric"]) and row["layer"] in set(parts["layer"]) and row["layer_kind"]:
+                        part_metrics and row["layer"] in part_layers and row["layer_kind"]:
                     kinds.setdefault(row["layer_kind"], set()).add(row["decomposition"])
             decomposition = "sum of layers: " + "; ".join(f"{k}: {' | '.join(sorted(v))}" for k, v in kinds.items())
             text = (f"{rec.tool} total {rec.metric} {_n(rec.value)} = the sum of its {len(parts)} per-layer values"
