@@ -160,7 +160,8 @@ WARM_IMPORTS = {
     # the TF worker runs its jobs in-process; importing here moves the cost out of the first job's timeout
     "tf": ("tensorflow", "tensorflow.python.profiler.internal.flops_registry",
            "tensorflow.python.profiler.model_analyzer", "tensorflow.python.profiler.option_builder",
-           "tensorflow.python.framework.convert_to_constants", "keras", "reconcile.frontends.keras_ir", "reference_models.keras_models"),
+           "tensorflow.python.framework.convert_to_constants", "keras", "reconcile.frontends.keras_ir",
+           "reference_models.keras_models"),
 }
 
 

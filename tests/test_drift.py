@@ -37,7 +37,8 @@ def lenet_matrix(tmp_path_factory):
     from conftest import invoke_cli
 
     out = tmp_path_factory.mktemp("matrix")
-    result = invoke_cli("matrix", "--tool", "thop", "--versions", f"{OLD},{NEW}", "--models", "lenet", "--out", str(out))
+    result = invoke_cli("matrix", "--tool", "thop", "--versions", f"{OLD},{NEW}", "--models", "lenet",
+                        "--out", str(out))
     assert result.returncode == 0, result.stderr
     return out, result
 
