@@ -38,7 +38,7 @@ def floor_side(side: str) -> None:
 
     jobs = [job for job in api.plan() if runner.precheck(job) is None
             and (adapters.get(job.tool).WORKER == "tf") == (side == "tf")]
-    runner._warm("tf" if side == "tf" else "torch")
+    runner._warm("tf" if side == "tf" else "torch", frozenset(job.tool for job in jobs))
     imported = time.monotonic()
     if side == "torch":
         import torch

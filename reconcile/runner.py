@@ -150,46 +150,47 @@ def _run_forked(job: Job, timeout: float) -> list[Record]:
 
 # ---------------------------------------------------------------------------- worker warm-up (before forking)
 # What each tool's job imports, paid once in the worker instead of once per forked job (calflops pulls in
-# transformers, ~1.4 s; deepspeed ~0.6 s; thop and torchstat ~0.25 s each). ultralytics_thop is left out: it
-# imports its own `thop` from outside the venv, inside its job (reconcile/adapters/ultralytics_thop.py).
-# A matrix job's older release still wins: shims.put_first forgets the preloaded modules in its child.
-WARM_IMPORTS = {
-    "torch": ("torch", "torch.fx", "reconcile.frontends.torch_ir", "thop", "torchstat", "torchsummary", "fvcore.nn",
-              "ptflops", "ptflops.aten_engine", "ptflops.pytorch_engine", "torchinfo", "torch.utils.flop_counter",
-              "calflops", "deepspeed.profiling.flops_profiler"),
-    # the TF worker runs its jobs in-process; importing here moves the cost out of the first job's timeout
-    "tf": ("tensorflow", "tensorflow.python.profiler.internal.flops_registry",
-           "tensorflow.python.profiler.model_analyzer", "tensorflow.python.profiler.option_builder",
-           "tensorflow.python.framework.convert_to_constants", "keras", "reconcile.frontends.keras_ir",
-           "reference_models.keras_models"),
+# transformers, ~1.4 s; deepspeed ~0.6 s; thop and torchstat ~0.25 s each); only the tools the run has jobs for.
+# ultralytics_thop is left out: it imports its own `thop` from outside the venv, inside its job
+# (reconcile/adapters/ultralytics_thop.py). A matrix job's older release still wins: shims.put_first forgets
+# the preloaded modules in its child.
+FRAMEWORK_IMPORTS = {"torch": ("torch", "torch.fx", "reconcile.frontends.torch_ir"),
+                     # the TF worker runs its jobs in-process: this moves the cost out of the first job's timeout
+                     "tf": ("tensorflow", "keras", "reconcile.frontends.keras_ir", "reference_models.keras_models")}
+TOOL_IMPORTS = {
+    "thop": ("thop",), "torchstat": ("torchstat",), "torchsummary": ("torchsummary",), "fvcore": ("fvcore.nn",),
+    "ptflops_pytorch": ("ptflops", "ptflops.pytorch_engine"), "ptflops_aten": ("ptflops", "ptflops.aten_engine"),
+    "torchinfo": ("torchinfo",), "torch_flop_counter": ("torch.utils.flop_counter",), "calflops": ("calflops",),
+    "deepspeed": ("deepspeed.profiling.flops_profiler",),
+    "tf_profiler": ("tensorflow.python.profiler.internal.flops_registry", "tensorflow.python.profiler.model_analyzer",
+                    "tensorflow.python.profiler.option_builder", "tensorflow.python.framework.convert_to_constants"),
 }
 
 
-def _warm(group: str) -> None:
-    """Import the group's framework, its tools and their adapters once; forked jobs inherit them. A tool that
-    is not installed (or fails to import) is skipped here: its job reports that itself."""
+def _warm(group: str, tools: frozenset = frozenset()) -> None:
+    """Import the group's framework and the run's tools of the group (with their adapters) once; forked jobs
+    inherit them. A tool that is not installed or fails to import is skipped here: its job says so itself."""
     import importlib
 
     if group == "tf":
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    if group == "torch":
+    if "deepspeed" in tools:
         os.environ.setdefault("DS_ACCELERATOR", "cpu")  # as reconcile/adapters/deepspeed.py sets before importing
-    for name in WARM_IMPORTS.get(group, ()):
+    names = FRAMEWORK_IMPORTS.get(group, ()) + tuple(n for tool in sorted(tools) for n in TOOL_IMPORTS.get(tool, ()))
+    for name in names:
         try:
             importlib.import_module(name)
         except Exception:  # noqa: BLE001 (ImportError, or a tool broken at import: its own job says how)
             if name in ("torch", "tensorflow"):
                 return
-    for tool in adapters.TOOLS:
-        module = adapters.get(tool)
-        if module.WORKER == group:
-            module.unavailable()  # the adapters' own imports and metadata look-ups
+    for tool in sorted(tools):
+        adapters.get(tool).unavailable()  # the adapter module and its own imports and metadata look-ups
 
 
-def _serve(conn: Connection, group: str, timeout: float) -> None:
+def _serve(conn: Connection, group: str, timeout: float, tools: frozenset = frozenset()) -> None:
     _silence()
     _single_threaded()
-    _warm(group)
+    _warm(group, tools)
     while True:
         try:
             job = conn.recv()
@@ -202,8 +203,8 @@ def _serve(conn: Connection, group: str, timeout: float) -> None:
 
 
 class _Worker:
-    def __init__(self, group: str, timeout: float):
-        self.group, self.timeout = group, timeout
+    def __init__(self, group: str, timeout: float, tools: frozenset = frozenset()):
+        self.group, self.timeout, self.tools = group, timeout, tools  # tools: what _warm imports
         self.job: Optional[Job] = None
         self.started = 0.0
         self.fresh = True  # the first job of a TF worker also pays `import tensorflow`
@@ -213,7 +214,7 @@ class _Worker:
         self.fresh = True
         self.conn, child_conn = _CTX.Pipe()
         # not a daemon: it forks a child per job (daemons may not); close() always reaps it
-        self.process = _CTX.Process(target=_serve, args=(child_conn, self.group, self.timeout))
+        self.process = _CTX.Process(target=_serve, args=(child_conn, self.group, self.timeout, self.tools))
         self.process.start()
         child_conn.close()
 
@@ -281,7 +282,8 @@ def run_jobs(jobs: list[Job], timeout: float = DEFAULT_TIMEOUT_S, progress: Opti
             pending.setdefault(adapters.get(job.tool).WORKER, []).append((index, job))
 
     # TF first: its worker is forked before this process might import torch.
-    workers = {group: _Worker(group, timeout) for group in sorted(pending, key=lambda g: g != "tf")}
+    workers = {group: _Worker(group, timeout, frozenset(job.tool for _, job in pending[group]))
+               for group in sorted(pending, key=lambda g: g != "tf")}
     indices: dict[str, int] = {}
     try:
         for group, worker in workers.items():

@@ -52,40 +52,44 @@ def test_warm_run_reuses_every_job_and_writes_the_same_bytes(cache_dir, tmp_path
         assert (tmp_path / "warm" / name).read_bytes() == (tmp_path / "cold" / name).read_bytes(), name
 
 
-def test_the_cache_is_read_and_fresh_ignores_then_overwrites_it(cache_dir, tmp_path):
-    args = ("run", "--models", "lenet", "--tools", "thop", "--quiet")
-    assert invoke_cli(*args, "--out", str(tmp_path / "a")).returncode == 0
+def run_noting_hits(models: str, tools: str, fresh: bool = False):
+    """api.run (no report: quicker than the CLI) and {tool: was its job a cache hit} from the progress calls."""
+    hits = {}
+
+    def progress(done, total, job, records, seconds, cached=False):
+        hits[job.tool] = cached
+    return api.run(models=models, tools=tools, progress=progress, fresh=fresh), hits
+
+
+def test_the_cache_is_read_and_fresh_ignores_then_overwrites_it(cache_dir):
+    first, hits = run_noting_hits("lenet", "thop")
+    assert hits == {"thop": False}
     (entry,) = cache_dir.glob("thop/lenet-*.json")
     stored = json.loads(entry.read_text())
     total = next(row for row in stored["records"] if row[4] == "__total__" and row[7] == "macs")
     assert total[8] == 288_000 + 1_600_000 + 400_000 + 5_000  # thop 0.1.1 on LeNet: MACC only, 2,293,000
     total[8] = 1  # tamper with the entry: a warm run must show what the cache holds, i.e. it did not run thop
     entry.write_text(json.dumps(stored))
-    assert invoke_cli(*args, "--out", str(tmp_path / "b")).returncode == 0
-    assert "lenet,torch,thop,0.1.1.post2209072238,__total__,,compute,macs,1,ok," in \
-        (tmp_path / "b" / "records.csv").read_text()
-    fresh = invoke_cli("run", "--models", "lenet", "--tools", "thop", "--fresh", "--out", str(tmp_path / "c"))
-    assert fresh.returncode == 0 and not job_lines(fresh.stderr)[0].endswith("cached")
-    assert (tmp_path / "c" / "records.csv").read_bytes() == (tmp_path / "a" / "records.csv").read_bytes()
-    assert json.loads(entry.read_text())["records"] == json.loads(json.dumps(
-        [[getattr(r, f) for f in r.__dataclass_fields__] for r in cache.load(Job("thop", reference("lenet")))]))
-    assert total[8] != [r for r in json.loads(entry.read_text())["records"]
-                        if r[4] == "__total__" and r[7] == "macs"][0][8]  # overwritten with the true 2,293,000
+    warm, hits = run_noting_hits("lenet", "thop")
+    assert hits == {"thop": True}
+    assert warm[(warm.layer == "__total__") & (warm.metric == "macs")].value.item() == 1
+    fresh, hits = run_noting_hits("lenet", "thop", fresh=True)
+    assert hits == {"thop": False}
+    assert api.to_csv(fresh) == api.to_csv(first)
+    again = json.loads(entry.read_text())["records"]  # overwritten with the true 2,293,000
+    assert next(row for row in again if row[4] == "__total__" and row[7] == "macs")[8] == 2_293_000
 
 
-def test_a_new_tool_version_reruns_exactly_that_tools_jobs(cache_dir, tmp_path, monkeypatch):
-    args = ("run", "--models", "lenet", "--tools", "document,thop", "--out", str(tmp_path / "out"))
-    assert invoke_cli(*args).returncode == 0
+def test_a_new_tool_version_reruns_exactly_that_tools_jobs(cache_dir, monkeypatch):
+    run_noting_hits("lenet", "document,thop")
     monkeypatch.setattr(adapters.get("thop"), "version", lambda: "9.9.9")  # as if constraints.txt pinned a new thop
     cache.tool_version.cache_clear()
     try:
-        again = invoke_cli(*args)
+        again, hits = run_noting_hits("lenet", "document,thop")
     finally:
         cache.tool_version.cache_clear()
-    assert again.returncode == 0, again.stderr
-    by_tool = {line.split()[1]: line for line in job_lines(again.stderr)}
-    assert by_tool["document"].endswith("cached") and not by_tool["thop"].endswith("cached")
-    assert ",thop,9.9.9,__total__," in (tmp_path / "out" / "records.csv").read_text()
+    assert hits == {"document": True, "thop": False}
+    assert set(again[again.tool == "thop"].tool_version) == {"9.9.9"}
 
 
 def fake_adapter(name, count):
