@@ -19,8 +19,6 @@ fits is listed, with its relative error and one sentence saying what it counts.
 from __future__ import annotations
 
 import csv
-import hashlib
-import importlib.util
 import itertools
 import os
 import re
@@ -35,6 +33,7 @@ from conventions import terms as T
 from conventions.ir import (ACT, ADD, ATTENTION, BN, CONV, LAYER_NORM, LINEAR, MATMUL, MUL, POOL_AVG, POOL_MAX,
                             SOFTMAX, Model)
 
+from .cache import source_files, spec_fingerprint
 from .errors import UserError
 from .records import COMPUTE, ERROR, MODEL_LEVEL, OK, PARAMS, TOTAL
 
@@ -522,31 +521,8 @@ def run_cache_root(explicit: Optional[str] = None) -> Path:
     return Path(explicit or os.environ.get(RUN_CACHE_ENV) or DEFAULT_RUN_CACHE)
 
 
-def _source_files(spec) -> list[Path]:
-    """Files whose content defines the model: every .py beside a factory's module (the factory imports its
-    siblings, e.g. reference_models/naming.py) and the prototxt."""
-    files: list[Path] = []
-    for factory in (spec.torch_factory, spec.keras_factory):
-        if not factory:
-            continue
-        module = factory.rpartition(":")[0]
-        if module.endswith(".py"):
-            files.append(Path(module))
-            continue
-        found = importlib.util.find_spec(module)
-        if found is not None and found.origin:
-            files += sorted(Path(found.origin).parent.glob("*.py"))
-    if spec.prototxt:
-        files.append(Path(spec.prototxt))
-    return sorted(set(files))
-
-
-def fingerprint(spec) -> str:
-    digest = hashlib.sha256(repr((spec.name, spec.input_shape, spec.torch_factory, spec.keras_factory,
-                                  sorted(spec.aliases.items()))).encode())
-    for path in _source_files(spec):
-        digest.update(path.read_bytes())
-    return digest.hexdigest()[:16]
+# the model's identity on disk is the result cache's (reconcile/cache.py): the files that define it, hashed
+_source_files, fingerprint = source_files, spec_fingerprint
 
 
 def read_records(path: Path) -> pd.DataFrame:

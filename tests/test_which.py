@@ -57,6 +57,7 @@ def test_lenet_2307720_is_thop_before_0_1(cli):
     assert any(int(r["value"]) == LENET_MACC + LENET_CONV_BIAS + LENET_FC_BIAS for r in ranking)
 
 
+@pytest.mark.slow  # traces ImageNet-sized models (seconds each, once per session)
 def test_resnet50_v1_3_8e9_is_a_multiply_accumulate_count():
     result = which.which("resnet50_v1", "3.8e9", tools=[])
     first = result.ranked[0]
@@ -68,6 +69,7 @@ def test_resnet50_v1_3_8e9_is_a_multiply_accumulate_count():
     assert all(r.candidate.family != "2 FLOPs per MACC" for r in result.ranked)
 
 
+@pytest.mark.slow  # traces ImageNet-sized models (seconds each, once per session)
 def test_resnet50_v1_7_7e9_is_two_flops_per_macc():
     result = which.which("resnet50_v1", "7.7e9", tools=[])
     first = result.ranked[0]
@@ -80,6 +82,7 @@ def test_resnet50_v1_7_7e9_is_two_flops_per_macc():
     assert doc.match == which.AS_PRINTED
 
 
+@pytest.mark.slow  # traces ImageNet-sized models (seconds each, once per session)
 def test_cli_table_and_errors(cli):
     result = cli("which", "resnet50_v1", "7.7e9", "--tools", "", "--limit", "3")
     assert result.returncode == 0, result.stderr
@@ -93,6 +96,7 @@ def test_cli_table_and_errors(cli):
 
 
 # ------------------------------------------------------------------------------------------------ params, batch
+@pytest.mark.slow  # traces ImageNet-sized models (seconds each, once per session)
 def test_params_conventions():
     result = which.which("resnet50_v15", "25557032", quantity="params", tools=[])
     assert result.ranked[0].match == which.EXACT and result.ranked[0].candidate.convention.startswith("all parameters")
@@ -167,6 +171,7 @@ def test_published_csv_rows_are_complete():
     assert "1512.03385" in first["citation"]
 
 
+@pytest.mark.slow  # traces ImageNet-sized models (seconds each, once per session)
 def test_published_section_blocks(tmp_path):
     from reconcile.report import Heading, Table, render_md
 
