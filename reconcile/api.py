@@ -97,7 +97,7 @@ def run_cached(jobs: list[Job], timeout: float = DEFAULT_TIMEOUT_S, progress: Op
                 progress(len(results), len(jobs), job, hit, time.monotonic() - started, cached=True)
     hits = len(results)
     missing = [index for index in range(len(jobs)) if index not in results]
-    produced: dict[int, list[list[Record]]] = {}  # id(job) -> its records, in completion order
+    produced: dict[int, list[list[Record]]] = {}  # id(job) -> the records of its runs, in completion order
 
     def ran(done: int, total: int, job: Job, records: list[Record], seconds: float) -> None:
         produced.setdefault(id(job), []).append(records)

@@ -42,7 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 RECORD_CODE = ("reconcile/adapters", "reconcile/frontends", "conventions", "reconcile/models.py",
                "reconcile/records.py", "reconcile/runner.py", "reconcile/shims.py")
 FRAMEWORKS = ("torch", "tensorflow", "tensorflow-cpu", "keras", "numpy")
-# the runner's model-level error rows for a job that did not finish (reconcile/runner.py `_timeout_rows`, `_run_forked`)
+# the runner's model-level rows for a job that did not finish (reconcile/runner.py `_timeout_rows`, `_run_forked`)
 TRANSIENT = ("timed out after", "the tool's process died")
 
 
@@ -167,13 +167,18 @@ def layer_ir(spec, framework: str):
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
-    """Via a temp file and a rename: a concurrent reader sees the old entry or the new one, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    """Via a temp file and a rename: a concurrent reader sees the old entry or the new one, never half. A cache
+    that cannot be written (read-only folder, full disk) costs speed, not the run: the error is dropped."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    except OSError:
+        return
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         os.unlink(tmp)
-        raise
+        if not isinstance(exc, OSError):
+            raise

@@ -106,10 +106,11 @@ def run(models: Optional[str], tools: Optional[str], model_file: Optional[str], 
     if not quiet:
         click.echo(f"running {len(jobs)} jobs ({len({j.tool for j in jobs})} tools x "
                    f"{len({j.spec.name for j in jobs})} models), timeout {timeout:g} s each", err=True)
-    hits = []
+    hits = []  # the jobs whose records came from the result cache
 
     def progress(done: int, total: int, job, records, seconds: float, cached: bool = False) -> None:
-        hits.extend([job] if cached else [])
+        if cached:
+            hits.append(job)
         if not quiet:
             progress_line(done, total, job, records, seconds, cached)
 
