@@ -11,7 +11,8 @@ One JSON file per job: <dir>/<tool>/<model>-<key>.json, dir = $RECONCILE_CACHE_D
 The layer IRs the parent process computes terms on (diff.canonical_ir: explanations, the report's published
 numbers, `check`, `formulas`) are kept the same way (`layer_ir`, <dir>/layer_ir/<framework>/<model>-<key>.pickle):
 tracing ResNet-50 or VGG-16 costs seconds, and a warm run needs no framework import at all. `--fresh` re-runs the
-tools, not the tracing: an IR is a function of the keyed sources and code alone.
+tools, not the tracing: an IR is a function of the keyed sources and code alone. The explanation of one model's
+records (diff.explain_model) is kept too (`explained`), keyed by the records, the IR and the whole project's code.
 Not cached: jobs of the version matrix (they bring their own install), a user's in-memory nn.Module (no source
 to hash), and a job that timed out or whose process died (says nothing lasting about the tool).
 The cache never changes a report: a hit returns the very records the job produced (tests/test_cache.py checks
@@ -164,6 +165,38 @@ def layer_ir(spec, framework: str):
     ir = trace(spec, framework)
     _write_atomic(path, pickle.dumps(ir, protocol=pickle.HIGHEST_PROTOCOL))
     return ir
+
+
+@functools.lru_cache(maxsize=None)
+def project_fingerprint() -> str:
+    """Hash of every .py of reconcile/ and conventions/ (and the pandas version): what an explanation can
+    depend on, however the explaining code is split into modules."""
+    from importlib.metadata import version
+
+    digest = hashlib.sha256(f"format {FORMAT} pandas {version('pandas')}".encode())
+    for package in ("reconcile", "conventions"):
+        for file in sorted((ROOT / package).rglob("*.py")):
+            digest.update(str(file.relative_to(ROOT)).encode())
+            digest.update(file.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def explained(records, ir, explain_model) -> list[dict]:
+    """explain_model(records, ir) (one model's rows of reconcile.diff), kept on disk: a warm run's records and
+    IRs are the same, so are their explanations. The key hashes the records as CSV text, the pickled IR and
+    project_fingerprint(); anything that differs is a miss, never a wrong hit."""
+    digest = hashlib.sha256(project_fingerprint().encode())
+    digest.update(records.to_csv(index=False).encode())
+    digest.update(repr([type(v).__name__ for v in records["value"]]).encode())  # 1 and 1.0 print alike
+    digest.update(pickle.dumps(ir, protocol=pickle.HIGHEST_PROTOCOL))
+    path = cache_dir() / "explanations" / f"{ir.name}-{digest.hexdigest()[:20]}.pickle"
+    try:
+        return pickle.loads(path.read_bytes())
+    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError, TypeError):
+        pass
+    rows = explain_model(records, ir)
+    _write_atomic(path, pickle.dumps(rows, protocol=pickle.HIGHEST_PROTOCOL))
+    return rows
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
