@@ -156,3 +156,19 @@ def test_the_default_suite_warm_writes_the_same_bytes_as_cold(default_run, tmp_p
     assert lines and all(line.endswith("cached") for line in lines), [l for l in lines if "cached" not in l]
     for name in OUTPUTS:
         assert (tmp_path / name).read_bytes() == (default_run / name).read_bytes(), name
+
+
+def test_an_explanation_is_reused_only_for_the_same_records(cache_dir):
+    from reconcile import diff
+
+    records = api.run(models="lenet", tools="thop")
+    first = diff.explain(records)
+    assert len(list(cache_dir.glob("explanations/lenet-*.pickle"))) == 1
+    assert diff.explain(records).equals(first)  # from the entry
+    edited = records.copy()
+    total = (edited.layer == "__total__") & (edited.metric == "macs")
+    edited.loc[total, "value"] = 2_307_720  # what thop 0.0.31 printed: 2,293,000 + conv bias adds 11,520 + 3,200
+    explained = diff.explain(edited)
+    assert len(list(cache_dir.glob("explanations/lenet-*.pickle"))) == 2  # other records, another entry
+    residual = lambda frame: frame[(frame.layer == "__total__") & (frame.metric == "macs")].residual.item()
+    assert residual(first) == 0 and residual(explained) == 11_520 + 3_200  # the per-layer rows still sum to 2,293,000
