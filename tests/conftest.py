@@ -1,6 +1,8 @@
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,8 +14,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 # The result cache (reconcile/cache.py) of a test session lives in the session's temp folder, so tests never read a
 # developer's .cache/results and jobs run once per session: the first test that needs a (tool, model) job runs it,
 # later ones get the same records. Set before any test runs; subprocesses inherit it.
-os.environ["RECONCILE_CACHE_DIR"] = str(Path(os.environ.get("TMPDIR", "/tmp")) /
-                                        f"reconcile-test-cache-{os.getpid()}")
+SESSION_CACHE = Path(tempfile.gettempdir()) / f"reconcile-test-cache-{os.getpid()}"
+os.environ["RECONCILE_CACHE_DIR"] = str(SESSION_CACHE)
 
 
 def pytest_collection_modifyitems(config, items):
@@ -27,9 +29,7 @@ def pytest_collection_modifyitems(config, items):
 
 
 def pytest_sessionfinish(session, exitstatus):
-    import shutil
-
-    shutil.rmtree(os.environ["RECONCILE_CACHE_DIR"], ignore_errors=True)
+    shutil.rmtree(SESSION_CACHE, ignore_errors=True)
 
 
 def run_cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
