@@ -20,15 +20,35 @@ os.environ["RECONCILE_CACHE_DIR"] = str(SESSION_CACHE)
 
 def pytest_collection_modifyitems(config, items):
     """Every test not marked `slow` or `registry` is `fast` (`make test-fast` selects them; the markers are
-    registered in pyproject.toml). A test using the session's default run is slow."""
+    registered in pyproject.toml). A test using the session's default run is slow, and runs last: the default
+    run starts in the background when collection ends (pytest_collection_finish) and runs on the second core
+    while the other tests run."""
     for item in items:
         if "default_run" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.slow)
         if not any(item.get_closest_marker(name) for name in ("slow", "registry")):
             item.add_marker(pytest.mark.fast)
+    items.sort(key=lambda item: "default_run" in getattr(item, "fixturenames", ()))  # stable: order kept otherwise
+
+
+_DEFAULT_RUN: dict = {}  # "process": the background `reconcile run`, "out": its --out folder
+
+
+def pytest_collection_finish(session):
+    if any("default_run" in getattr(item, "fixturenames", ()) for item in session.items):
+        out = Path(tempfile.mkdtemp(prefix="reconcile-default-run-"))
+        _DEFAULT_RUN.update(out=out, process=subprocess.Popen(
+            [sys.executable, "-m", "reconcile", "run", "--out", str(out), "--quiet"], cwd=ROOT, text=True,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE))
 
 
 def pytest_sessionfinish(session, exitstatus):
+    process = _DEFAULT_RUN.get("process")
+    if process is not None and process.poll() is None:  # interrupted before a test waited for it
+        process.kill()
+        process.communicate()
+    if "out" in _DEFAULT_RUN:
+        shutil.rmtree(_DEFAULT_RUN["out"], ignore_errors=True)
     shutil.rmtree(SESSION_CACHE, ignore_errors=True)
 
 
@@ -80,11 +100,12 @@ def cli():
 
 
 @pytest.fixture(scope="session")
-def default_run(tmp_path_factory) -> Path:
+def default_run() -> Path:
     """`reconcile run` over the default suite (every tool on every default model), end to end in a fresh process,
-    once per session: its records fill the session's result cache, so later runs of any of these jobs (`check`,
-    api.run of a subset) reuse them. Returns the --out folder (records.csv, report.md, ...)."""
-    out = tmp_path_factory.mktemp("default-run")
-    result = run_cli("run", "--out", str(out), "--quiet")
-    assert result.returncode == 0, result.stderr
-    return out
+    once per session, started in the background when collection ends: its records fill the session's result
+    cache, so later runs of any of these jobs (`check`, api.run of a subset) reuse them. Returns the --out
+    folder (records.csv, report.md, ...)."""
+    process = _DEFAULT_RUN["process"]
+    _, stderr = process.communicate(timeout=1800)
+    assert process.returncode == 0, stderr
+    return _DEFAULT_RUN["out"]

@@ -45,8 +45,9 @@ needs_all = pytest.mark.skipif(any(_missing(t) for t in NEW_TOOLS), reason="an i
 
 
 @pytest.fixture(scope="module")
-def suite() -> pd.DataFrame:
-    """One run of all eight counters on the reference suite (40 forked jobs, ~30 s)."""
+def suite(default_run) -> pd.DataFrame:
+    """All eight counters on the reference suite (40 jobs): the session's default run has them in the result
+    cache (tests/conftest.py)."""
     return api.run(models=SUITE, tools=",".join(NEW_TOOLS))
 
 
