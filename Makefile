@@ -38,8 +38,9 @@ test-fast: $(STAMP)
 	$(PY) -m pytest -q -m fast
 
 # Times the everyday commands against their targets (bench/bench_run.py); exits 1 when one is missed.
+# make bench ARGS=--no-tests leaves out `make test` and `make test-fast`.
 bench: $(STAMP)
-	$(PY) bench/bench_run.py
+	$(PY) bench/bench_run.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache
