@@ -31,24 +31,25 @@ def pytest_collection_modifyitems(config, items):
     items.sort(key=lambda item: "default_run" in getattr(item, "fixturenames", ()))  # stable: order kept otherwise
 
 
-_DEFAULT_RUN: dict = {}  # "process": the background `reconcile run`, "out": its --out folder
+_DEFAULT_RUN: dict = {}  # "process": the background `reconcile run`, "folder": its --out and its stderr
 
 
 def pytest_collection_finish(session):
     if any("default_run" in getattr(item, "fixturenames", ()) for item in session.items):
-        out = Path(tempfile.mkdtemp(prefix="reconcile-default-run-"))
-        _DEFAULT_RUN.update(out=out, process=subprocess.Popen(
-            [sys.executable, "-m", "reconcile", "run", "--out", str(out), "--quiet"], cwd=ROOT, text=True,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE))
+        folder = Path(tempfile.mkdtemp(prefix="reconcile-default-run-"))
+        with open(folder / "stderr.txt", "w") as stderr:  # a file, not a pipe nobody reads until the end
+            _DEFAULT_RUN.update(folder=folder, process=subprocess.Popen(
+                [sys.executable, "-m", "reconcile", "run", "--out", str(folder / "out"), "--quiet"], cwd=ROOT,
+                stdout=subprocess.DEVNULL, stderr=stderr))
 
 
 def pytest_sessionfinish(session, exitstatus):
     process = _DEFAULT_RUN.get("process")
     if process is not None and process.poll() is None:  # interrupted before a test waited for it
         process.kill()
-        process.communicate()
-    if "out" in _DEFAULT_RUN:
-        shutil.rmtree(_DEFAULT_RUN["out"], ignore_errors=True)
+        process.wait()
+    if "folder" in _DEFAULT_RUN:
+        shutil.rmtree(_DEFAULT_RUN["folder"], ignore_errors=True)
     shutil.rmtree(SESSION_CACHE, ignore_errors=True)
 
 
@@ -105,7 +106,7 @@ def default_run() -> Path:
     once per session, started in the background when collection ends: its records fill the session's result
     cache, so later runs of any of these jobs (`check`, api.run of a subset) reuse them. Returns the --out
     folder (records.csv, report.md, ...)."""
-    process = _DEFAULT_RUN["process"]
-    _, stderr = process.communicate(timeout=1800)
-    assert process.returncode == 0, stderr
-    return _DEFAULT_RUN["out"]
+    process, folder = _DEFAULT_RUN["process"], _DEFAULT_RUN["folder"]
+    process.wait(timeout=1800)
+    assert process.returncode == 0, (folder / "stderr.txt").read_text()
+    return folder / "out"
