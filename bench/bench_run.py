@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -147,6 +148,7 @@ def main() -> int:
     job_lines = [line for line in cold_run.stderr.splitlines() if line.startswith("[") and line.endswith(" s")]
     slowest = sorted(job_lines, key=lambda line: -float(line.rsplit(None, 2)[-2]))[:5]
     print("slowest jobs of the cold run:\n  " + "\n  ".join(slowest))
+    shutil.rmtree(out, ignore_errors=True)
     return 1 if missed else 0
 
 
