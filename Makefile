@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 ULTRA_THOP := .cache/tools/ultralytics-thop-$(shell sed -n 's/^ultralytics-thop==//p' constraints.txt)
 PIP_INSTALL := $(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt
 
-.PHONY: install reconcile test bench clean
+.PHONY: install reconcile test test-fast bench clean
 
 install: $(STAMP) $(ULTRA_THOP)/thop/__init__.py
 
@@ -29,11 +29,18 @@ $(ULTRA_THOP)/thop/__init__.py:
 reconcile: $(STAMP)
 	$(VENV)/bin/reconcile run --out reports
 
+# Everything (CI runs this). Target: under 2 minutes on a 2-core machine.
 test: $(STAMP)
 	$(PY) -m pytest -q
 
+# Tests not marked slow or registry (tests/conftest.py marks the rest `fast`). Target: under 30 s.
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m fast
+
+# Times the everyday commands against their targets (bench/bench_run.py); exits 1 when one is missed.
+# make bench ARGS=--no-tests leaves out `make test` and `make test-fast`.
 bench: $(STAMP)
-	$(PY) bench/bench_run.py
+	$(PY) bench/bench_run.py $(ARGS)
 	$(PY) bench/bench_overhead.py
 
 clean:

@@ -8,8 +8,9 @@ import os
 import signal
 import tempfile
 import threading
+import time
 from pathlib import Path
-from typing import Iterable, Iterator, Optional, Sequence, Union
+from typing import Callable, Iterable, Iterator, Optional, Sequence, Union
 
 import pandas as pd
 
@@ -109,12 +110,14 @@ class Shared(dict):
         return self
 
 
-def execute(jobs: list[Job], timeout: float = DEFAULT_TIMEOUT_S, progress: Optional[Progress] = None) \
-        -> pd.DataFrame:
-    """Run planned jobs; the DataFrame carries what explaining it needs: attrs["specs"] (name -> ModelSpec),
-    attrs["irs"] (name -> layer IR Model, None when tracing failed) and attrs["ir_errors"] (name -> why)."""
+def execute(jobs: list[Job], timeout: float = DEFAULT_TIMEOUT_S, progress: Optional[Progress] = None,
+            fresh: bool = False) -> pd.DataFrame:
+    """Run planned jobs (through the result cache unless `fresh`); the DataFrame carries what explaining it
+    needs: attrs["specs"] (name -> ModelSpec), attrs["irs"] (name -> layer IR Model, None when tracing failed;
+    models whose every job was cached have none here and are traced, in a job, when explained) and
+    attrs["ir_errors"] (name -> why)."""
     traced: dict[str, IRResult] = {}
-    df = frame(run_jobs(jobs, timeout, progress, irs=traced))
+    df = frame(run_cached(jobs, timeout, progress, fresh, traced))
     df.attrs["specs"] = Shared({job.spec.name: job.spec for job in jobs})
     df.attrs["irs"] = Shared({name: result.model for name, result in traced.items()})
     df.attrs["ir_errors"] = Shared({name: result.error for name, result in traced.items() if result.error})
@@ -124,12 +127,14 @@ def execute(jobs: list[Job], timeout: float = DEFAULT_TIMEOUT_S, progress: Optio
 def run(models: "str | Sequence[str] | None" = None, tools: "str | Sequence[str] | None" = None,
         module=None, input_shape: "Sequence[int] | str | None" = None, name: str = "user_model",
         batch: Optional[int] = None, timeout: float = DEFAULT_TIMEOUT_S,
-        progress: Optional[Progress] = None, model_file: Optional[str] = None) -> pd.DataFrame:
+        progress: Optional[Progress] = None, model_file: Optional[str] = None, fresh: bool = False) -> pd.DataFrame:
     """Run counters on models and return the records as a DataFrame (columns: records.COLUMNS).
 
     `models`: reference model names (default: the whole suite) or .prototxt paths; `module` + `input_shape`:
     your own nn.Module instead; `model_file` "PATH.py:FACTORY" + `input_shape` "N,C,H,W": a factory in a file.
-    `tools`: tool ids (default: all). `records.attrs["specs"]`: each model's spec (its input shape)."""
+    `tools`: tool ids (default: all). `records.attrs["specs"]`: each model's spec (its input shape). Jobs whose
+    records are in the result cache (reconcile/cache.py) are not run again unless `fresh`; `progress` gets
+    `cached=True` for those."""
     specs = []
     if batch is not None and batch <= 0:
         raise UserError(f"--batch must be positive, not {batch}")
@@ -143,7 +148,40 @@ def run(models: "str | Sequence[str] | None" = None, tools: "str | Sequence[str]
         specs.append(register_module(module, input_shape, name))
     jobs = plan(models, tools, specs, batch)
     # the explain step needs each model's input shape (batch!) and layer IR: both travel in df.attrs
-    return execute(jobs, timeout, progress)
+    return execute(jobs, timeout, progress, fresh)
+
+
+# ------------------------------------------------------------------------------------ the result cache hook
+def run_cached(jobs: list[Job], timeout: float = DEFAULT_TIMEOUT_S, progress: Optional[Callable] = None,
+               fresh: bool = False, irs: Optional[dict] = None) -> list[Record]:
+    """`run_jobs` through the result cache (reconcile/cache.py): a job whose records are cached is not run; the
+    others run and their records are stored. `fresh`: run every job and overwrite its cache entry. Same records,
+    same order as `run_jobs`. `progress(done, total, job, records, seconds, cached=bool)`: hits come first."""
+    from . import cache
+
+    results: dict[int, list[Record]] = {}
+    for index, job in enumerate(jobs):
+        started = time.monotonic()
+        hit = None if fresh else cache.load(job)
+        if hit is not None:
+            results[index] = hit
+            if progress:
+                progress(len(results), len(jobs), job, hit, time.monotonic() - started, cached=True)
+    hits = len(results)
+    missing = [index for index in range(len(jobs)) if index not in results]
+    produced: dict[int, list[list[Record]]] = {}  # id(job) -> the records of its runs, in completion order
+
+    def ran(done: int, total: int, job: Job, records: list[Record], seconds: float) -> None:
+        produced.setdefault(id(job), []).append(records)
+        if progress:
+            progress(hits + done, len(jobs), job, records, seconds, cached=False)
+
+    if missing:
+        run_jobs([jobs[index] for index in missing], timeout, ran, irs=irs)
+    for index in missing:
+        results[index] = produced[id(jobs[index])].pop(0)
+        cache.store(jobs[index], results[index])
+    return [record for index in range(len(jobs)) for record in results[index]]
 
 
 def frame(records: Iterable[Record]) -> pd.DataFrame:

@@ -197,9 +197,11 @@ error; 2 on bad input (one line on stderr, before any job runs)."""
 @_timeout_option("(tool, model) job")
 @click.option("--strict", is_flag=True, help="Exit 1 when any row is an error (a tool crashed or timed out).")
 @click.option("--quiet", is_flag=True, help="No progress lines.")
+@click.option("--fresh", is_flag=True, help="Run every job even if its records are in the result cache "
+                                            "(.cache/results, or $RECONCILE_CACHE_DIR), and overwrite them.")
 def run(models: Optional[str], tools: Optional[str], model_file: Optional[str], input_shape: Optional[str],
         batch: Optional[int], seq_len: Optional[int], out_dir: str, timeout: float, strict: bool,
-        quiet: bool) -> None:
+        quiet: bool, fresh: bool) -> None:
     """Run the counters and write records.csv, explanations.csv, report.md (+ models/*.md) and report.html
     into OUT."""
     from . import api
@@ -219,14 +221,22 @@ def run(models: Optional[str], tools: Optional[str], model_file: Optional[str], 
     started = time.monotonic()
     progress.note(f"running {len(jobs)} jobs ({len({j.tool for j in jobs})} tools x "
                   f"{len({j.spec.name for j in jobs})} models), timeout {timeout:g} s each")
-    df = api.execute(jobs, timeout, progress)
+    hits = []  # the jobs whose records came from the result cache
+
+    def counted(done: int, total: int, job, records, seconds: float, cached: bool = False) -> None:
+        if cached:
+            hits.append(job)
+        progress(done, total, job, records, seconds, cached=cached)
+
+    df = api.execute(jobs, timeout, counted, fresh)
     for name, reason in df.attrs["ir_errors"].items():
         click.echo(f"reconcile: {reason}", err=True)
     for ir in df.attrs.get("irs", {}).values():
         if ir is not None:
             warn_conservation(ir)
     paths = write_outputs(df, out, df.attrs["specs"], progress)
-    progress.note(f"done in {time.monotonic() - started:.1f} s; report: {paths['report.md']} "
+    reused = f" ({len(hits)} of {len(jobs)} jobs from the result cache; --fresh runs them)" if hits else ""
+    progress.note(f"done in {time.monotonic() - started:.1f} s{reused}; report: {paths['report.md']} "
                   f"(and {paths['report.html'].name}, records.csv, explanations.csv)")
     numbers = int(((df["status"] == OK) & df["value"].notna()).sum())
     errors = int((df["status"] == ERROR).sum())

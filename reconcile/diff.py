@@ -528,6 +528,7 @@ def _explain_totals(records: pd.DataFrame, ir: Model, layer_rows: list[dict], ba
     param_values = {**model_values, T.WEIGHTS: model_values.get(T.WEIGHTS, 0) - tied}
     out = []
     by_tool = {tool: df for tool, df in records.groupby("tool", sort=False)}
+    uncovered: dict[str, list[Layer]] = {}
     for rec in records[records["layer"] == TOTAL].itertuples(index=False):
         if rec.quantity not in (COMPUTE, PARAMS):  # memory figures have no basis terms
             continue
@@ -536,16 +537,19 @@ def _explain_totals(records: pd.DataFrame, ir: Model, layer_rows: list[dict], ba
             continue
         tool_rows = by_tool[rec.tool]
         parts = total_parts(tool_rows, rec)
-        skipped = _uncovered(ir, tool_rows)
+        if rec.tool not in uncovered:  # once per tool, not once per total row
+            uncovered[rec.tool] = _uncovered(ir, tool_rows)
+        skipped = uncovered[rec.tool]
         reference = ("document params", doc_total.params) if rec.quantity == PARAMS else \
             ("document flops", doc_total.flops)
         if len(parts):
             summed = sum(v for v in parts["value"])
             residual = _int(rec.value - summed)
             kinds: dict[str, set[str]] = {}
+            part_metrics, part_layers = set(parts["metric"]), set(parts["layer"])  # once, not once per row
             for row in layer_rows:
                 if row["tool"] == rec.tool and row["tool_version"] == rec.tool_version and row["metric"] in \
-                        set(parts["metric"]) and row["layer"] in set(parts["layer"]) and row["layer_kind"]:
+                        part_metrics and row["layer"] in part_layers and row["layer_kind"]:
                     kinds.setdefault(row["layer_kind"], set()).add(row["decomposition"])
             decomposition = "sum of layers: " + "; ".join(f"{k}: {' | '.join(sorted(v))}" for k, v in kinds.items())
             text = f"{rec.tool} total {rec.metric} {_n(rec.value)} = the sum of its {len(parts)} per-layer values"
@@ -725,6 +729,8 @@ def explain(records: pd.DataFrame, specs: Optional[dict] = None, irs: Optional[d
 
     `specs` (model name -> ModelSpec) gives each model's input shape; reconcile.run() stores it in
     `records.attrs["specs"]`. Without it, reference models are read at their default batch."""
+    from . import cache
+
     specs = specs or records.attrs.get("specs") or {}
     irs = irs if irs is not None else records.attrs.get("irs")
     rows: list[dict] = []
@@ -732,7 +738,7 @@ def explain(records: pd.DataFrame, specs: Optional[dict] = None, irs: Optional[d
         ir = canonical_ir(model, specs, irs)
         if ir is None:
             continue
-        rows += explain_model(df, ir)
+        rows += cache.explained(df, ir, explain_model)  # explain_model(df, ir), kept on disk (reconcile/cache.py)
     from .render import integral
 
     return integral(pd.DataFrame(rows, columns=COLUMNS), ["value", "reference_value", "residual"])

@@ -398,7 +398,7 @@ def report_blocks(tool: str, versions: Sequence[str], installs: Sequence[Install
 def write_outputs(out_dir: Path, tool: str, versions: Sequence[str], installs: Sequence[Install],
                   records: pd.DataFrame, drift: pd.DataFrame) -> dict[str, Path]:
     from .api import write_set
-    from .render import render_html, render_md, to_csv, write_atomic  # noqa: F401
+    from .render import render_html, render_md, to_csv
 
     blocks = report_blocks(tool, versions, installs, records, drift)
     return write_set(out_dir, {"records.csv": to_csv(records), "drift.csv": drift_csv(drift),  # one set, manifest last

@@ -406,11 +406,11 @@ def compare_all(records: pd.DataFrame, directory: Path, update: bool, irs: dict)
 
 def check(tools: Optional[Sequence[str]] = None, models: "str | Sequence[str] | None" = None,
           directory: "str | Path | None" = None, update: bool = False, timeout: float = 120.0,
-          progress=None, specs: Sequence = ()) -> Report:
+          progress=None, specs: Sequence = (), fresh: bool = False) -> Report:
     """Run the installed tools (or `tools`) on the reference suite (or `models`, or `specs`) and compare every
-    number with the goldens; `update=True` rewrites them instead."""
-    from .api import frame, plan
-    from .runner import run_jobs
+    number with the goldens; `update=True` rewrites them instead. Records come through the result cache
+    (reconcile/cache.py) unless `fresh`."""
+    from .api import frame, plan, run_cached
 
     directory = golden_dir(directory)
     if update:  # an unwritable golden folder is said before the run, not after it
@@ -424,7 +424,7 @@ def check(tools: Optional[Sequence[str]] = None, models: "str | Sequence[str] | 
         return Report(directory, [], notes + ["no tool to check"])
     jobs = plan(models, chosen, specs)
     traced: dict = {}
-    records = frame(run_jobs(jobs, timeout, progress, irs=traced))  # each model's IR traced in a job process
+    records = frame(run_cached(jobs, timeout, progress, fresh, traced))  # each model's IR traced in a job process
     irs = {name: result.model for name, result in traced.items()}
     return Report(directory, compare_all(records, directory, update, irs), notes)
 

@@ -28,10 +28,9 @@ import ast
 import importlib
 import importlib.util
 import math
-import sys
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import reference_models
 from conventions.ir import Model

@@ -20,13 +20,14 @@ class Printer:
         stream.write(text + "\n")
         stream.flush()
 
-    def __call__(self, done: int, total: int, job, records, seconds: float) -> None:
+    def __call__(self, done: int, total: int, job, records, seconds: float, cached: bool = False) -> None:
         statuses = sorted({r.status for r in records})
         what = job.describe()
         if self.versions:
             version = records[0].tool_version if records else "?"
             what = f"{job.tool} {version} on {job.spec.name}"
-        self._echo(f"[{done}/{total}] {what:<32} {'/'.join(statuses) or 'no rows':<12} {seconds:5.1f} s")
+        took = "cached" if cached else f"{seconds:5.1f} s"  # records reused from the result cache
+        self._echo(f"[{done}/{total}] {what:<32} {'/'.join(statuses) or 'no rows':<12} {took}")
 
     def note(self, text: str) -> None:
         self._echo(text)

@@ -20,7 +20,7 @@ from .diff import some as _some
 from .errors import UserError
 from .records import COMPUTE, MODEL_LEVEL, OK, PARAMS, TOTAL
 from .render import Block, Chart, Details, Heading, Para, Table, Toc, fmt as _fmt, integral, render_html, \
-    render_md, to_csv, write_atomic
+    render_md, to_csv
 
 
 # ------------------------------------------------------------------------------------------------ aggregation

@@ -315,10 +315,10 @@ class IRResult:
 
 
 def _trace(spec: ModelSpec, framework: str) -> IRResult:
-    from . import models
+    from . import cache
 
     try:
-        return IRResult(models.layer_ir(spec, framework))
+        return IRResult(cache.layer_ir(spec, framework))  # kept on disk under the model's and code's fingerprints
     except UserError as exc:
         return IRResult(None, str(exc), fatal=True)
     except SystemExit as exc:
@@ -349,21 +349,46 @@ def _run_ir(job: IRJob, timeout: float, inherited: tuple = ()) -> IRResult:
     return result
 
 
-# ------------------------------------------------------------------------------------------------- workers
-def _warm(group: str) -> None:
-    if group == "torch":
-        import torch  # noqa: F401  (paid once, inherited by every forked job)
+# ---------------------------------------------------------------------------- worker warm-up (before forking)
+# What each tool's job imports, paid once in the worker instead of once per forked job (calflops pulls in
+# transformers, ~1.4 s; deepspeed ~0.6 s; thop and torchstat ~0.25 s each); only the tools the run has jobs for.
+# ultralytics_thop is left out: it imports its own `thop` from outside the venv, inside its job
+# (reconcile/adapters/ultralytics_thop.py). A matrix job's older release still wins: shims.put_first forgets
+# the preloaded modules in its child.
+FRAMEWORK_IMPORTS = {"torch": ("torch", "torch.fx", "reconcile.frontends.torch_ir"),
+                     # the TF worker runs its jobs in-process: this moves the cost out of the first job's timeout
+                     "tf": ("tensorflow", "keras", "reconcile.frontends.keras_ir", "reference_models.keras_models")}
+TOOL_IMPORTS = {
+    "thop": ("thop",), "torchstat": ("torchstat",), "torchsummary": ("torchsummary",), "fvcore": ("fvcore.nn",),
+    "ptflops_pytorch": ("ptflops", "ptflops.pytorch_engine"), "ptflops_aten": ("ptflops", "ptflops.aten_engine"),
+    "torchinfo": ("torchinfo",), "torch_flop_counter": ("torch.utils.flop_counter",), "calflops": ("calflops",),
+    "deepspeed": ("deepspeed.profiling.flops_profiler",),
+    "tf_profiler": ("tensorflow.python.profiler.internal.flops_registry", "tensorflow.python.profiler.model_analyzer",
+                    "tensorflow.python.profiler.option_builder", "tensorflow.python.framework.convert_to_constants"),
+}
 
-        from .frontends import torch_ir  # noqa: F401  (torch.fx and friends)
-    elif group == "tf":
+
+def _warm(group: str, tools: frozenset = frozenset()) -> None:
+    """Import the group's framework and the run's tools of the group (with their adapters) once; forked jobs
+    inherit them. A tool that is not installed or fails to import is skipped here: its job says so itself."""
+    import importlib
+
+    if group == "tf":
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if "deepspeed" in tools:
+        os.environ.setdefault("DS_ACCELERATOR", "cpu")  # as reconcile/adapters/deepspeed.py sets before importing
+    names = FRAMEWORK_IMPORTS.get(group, ()) + tuple(n for tool in sorted(tools) for n in TOOL_IMPORTS.get(tool, ()))
+    for name in names:
         try:
-            import tensorflow  # noqa: F401
-        except ImportError:
-            pass  # the adapter reports itself unavailable
+            importlib.import_module(name)
+        except Exception:  # noqa: BLE001 (ImportError, or a tool broken at import: its own job says how)
+            if name in ("torch", "tensorflow"):
+                return
+    for tool in sorted(tools):
+        adapters.get(tool).unavailable()  # the adapter module and its own imports and metadata look-ups
 
 
-def _serve(conn: Connection, group: str, timeout: float) -> None:
+def _serve(conn: Connection, group: str, timeout: float, tools: frozenset = frozenset()) -> None:
     _own_group(0)
     _close_inherited()
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
@@ -371,7 +396,7 @@ def _serve(conn: Connection, group: str, timeout: float) -> None:
     _die_with_parent(signal.SIGTERM)
     _silence()
     _single_threaded()
-    _warm(group)
+    _warm(group, tools)
     while True:
         try:
             job = conn.recv()
@@ -390,8 +415,8 @@ Item = Union[Job, IRJob]
 
 
 class _Worker:
-    def __init__(self, group: str, timeout: float):
-        self.group, self.timeout = group, timeout
+    def __init__(self, group: str, timeout: float, tools: frozenset = frozenset()):
+        self.group, self.timeout, self.tools = group, timeout, tools  # tools: what _warm imports
         self.job: Optional[Item] = None
         self.started = 0.0
         self.fresh = True  # the first job of a TF worker also pays `import tensorflow`
@@ -402,7 +427,7 @@ class _Worker:
         self.conn, child_conn = _CTX.Pipe()
         _PARENT_ENDS.append(self.conn)
         # not a daemon: it forks a child per job (daemons may not); close() always reaps it
-        self.process = _CTX.Process(target=_serve, args=(child_conn, self.group, self.timeout))
+        self.process = _CTX.Process(target=_serve, args=(child_conn, self.group, self.timeout, self.tools))
         self.process.start()
         _own_group(self.process.pid)
         child_conn.close()
@@ -528,7 +553,8 @@ def run_jobs(jobs: list[Job], timeout: float = DEFAULT_TIMEOUT_S, progress: Opti
     aborted = True
     try:
         for group in sorted(pending, key=lambda g: g != "tf"):
-            workers[group] = _Worker(group, timeout)
+            tools = frozenset(job.tool for _, job in pending[group] if isinstance(job, Job))
+            workers[group] = _Worker(group, timeout, tools)
         for group, worker in workers.items():
             if pending[group]:
                 index, job = pending[group].pop(0)

@@ -20,10 +20,8 @@ the family the unit word names first, then one a tool's own total lands in), and
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import sys
-import importlib.util
 import os
+import sys
 import re
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -37,6 +35,7 @@ from conventions import terms as T
 from conventions.catalogue.base import kind_key
 from conventions.ir import ATTENTION, BN, CONV, LAYER_NORM, LINEAR, MATMUL, Model
 
+from .cache import source_files, spec_fingerprint
 from .errors import UserError
 from .records import COMPUTE, ERROR, MODEL_LEVEL, OK, PARAMS, TOTAL
 
@@ -707,34 +706,8 @@ def run_cache_root(explicit: Optional[str] = None) -> Path:
     return Path(explicit or os.environ.get(RUN_CACHE_ENV) or DEFAULT_RUN_CACHE)
 
 
-def _source_files(spec) -> list[Path]:
-    """Files whose content defines the model: every .py beside a factory's module (the factory imports its
-    siblings, e.g. reference_models/naming.py) and the prototxt."""
-    files: list[Path] = []
-    for factory in (spec.torch_factory, spec.keras_factory):
-        if not factory:
-            continue
-        module = factory.rpartition(":")[0]
-        if module.endswith(".py"):
-            files.append(Path(module))
-            continue
-        try:
-            found = importlib.util.find_spec(module)
-        except (ImportError, ValueError):
-            found = None
-        if found is not None and found.origin:
-            files += sorted(Path(found.origin).parent.glob("*.py"))
-    if spec.prototxt:
-        files.append(Path(spec.prototxt))
-    return sorted(set(files))
-
-
-def fingerprint(spec) -> str:
-    digest = hashlib.sha256(repr((spec.name, spec.input_shape, spec.torch_factory, spec.keras_factory,
-                                  sorted(spec.aliases.items()))).encode())
-    for path in _source_files(spec):
-        digest.update(path.read_bytes())
-    return digest.hexdigest()[:16]
+# the model's identity on disk is the result cache's (reconcile/cache.py): the files that define it, hashed
+_source_files, fingerprint = source_files, spec_fingerprint
 
 
 def read_records(path: Path) -> pd.DataFrame:

@@ -45,8 +45,9 @@ needs_all = pytest.mark.skipif(any(_missing(t) for t in NEW_TOOLS), reason="an i
 
 
 @pytest.fixture(scope="module")
-def suite() -> pd.DataFrame:
-    """One run of all eight counters on the reference suite (40 forked jobs, ~30 s)."""
+def suite(default_run) -> pd.DataFrame:
+    """All eight counters on the reference suite (40 jobs): the session's default run has them in the result
+    cache (tests/conftest.py)."""
     return api.run(models=SUITE, tools=",".join(NEW_TOOLS))
 
 
@@ -80,6 +81,7 @@ def total(df, model, tool, metric):
 
 # ------------------------------------------------------------------------------------------- LeNet totals
 
+@pytest.mark.slow
 @needs_all
 def test_lenet_totals(suite):
     # fvcore/nn/jit_handles.py conv_flop_jit, linear_flop_jit: 1 per MACC, no bias. facts.md: 2,293,000.
@@ -107,6 +109,7 @@ def test_lenet_totals(suite):
         assert total(suite, "lenet", tool, metric) == 520 + 25_050 + 400_500 + 5_010
 
 
+@pytest.mark.slow
 @needs_all
 def test_suite_totals_match_hand_arithmetic(suite):
     # sepnet MACC: conv 3*9*16*1024 + dw 9*16*256 + pw 16*32*256 + fc 320 = 610,624 (facts.md).
@@ -131,6 +134,7 @@ def test_suite_totals_match_hand_arithmetic(suite):
 
 # ------------------------------------------------------------------------------------------- silent failures
 
+@pytest.mark.slow
 @needs["torch_flop_counter"]
 def test_flop_counter_mode_zero_for_fused_attention_under_no_grad(suite):
     attn = row(suite, "mha", "torch_flop_counter", "attn", "FLOP [no_grad]")
@@ -149,6 +153,7 @@ def test_flop_counter_mode_zero_for_fused_attention_under_no_grad(suite):
     assert total(suite, "block", "torch_flop_counter", "FLOP [grad]") == 2 * fc + 2 * PROJ == 1_572_864
 
 
+@pytest.mark.slow
 @needs["ptflops_pytorch"]
 def test_ptflops_pytorch_counts_pools_and_activations_twice(suite):
     # pytorch_ops.py pool_flops_counter_hook counts the input elements, and so does the patched F.max_pool2d /
@@ -165,6 +170,7 @@ def test_ptflops_pytorch_counts_pools_and_activations_twice(suite):
     assert relu.value == RELU_LENET and "COUNTED TWICE" not in relu.message
 
 
+@pytest.mark.slow
 @needs["ptflops_pytorch"]
 def test_ptflops_pytorch_counts_attention_twice_on_the_need_weights_path(weights_path):
     # multihead_attention_counter_hook: q scaling 16*64 + projections + in-proj bias 48*64 + heads (QK^T, softmax,
@@ -177,6 +183,7 @@ def test_ptflops_pytorch_counts_attention_twice_on_the_need_weights_path(weights
     assert "COUNTED TWICE" in attn.message and "bmm" in attn.message and "softmax" in attn.message
 
 
+@pytest.mark.slow
 @needs["torchinfo"]
 def test_torchinfo_linear_per_batch_element_and_mha_left_out(suite):
     # layer_info.py calculate_macs: output_size[0] x parameters = 1 x (64*256 + 256), not 16 tokens x that.
@@ -193,6 +200,7 @@ def test_torchinfo_linear_per_batch_element_and_mha_left_out(suite):
     assert total(suite, "mha", "torchinfo", "Total params") == 3 * 64 * 64 + 3 * 64 + 64 * 64 + 64 == 16_640
 
 
+@pytest.mark.slow
 @needs["calflops"]
 def test_calflops_misses_attention_matmuls(suite, weights_path):
     attn = row(suite, "mha", "calflops", "attn", "MACs")
@@ -204,6 +212,7 @@ def test_calflops_misses_attention_matmuls(suite, weights_path):
     assert total(weights_path, "mha_weights", "calflops", "MACs") == PROJ
 
 
+@pytest.mark.slow
 @needs["fvcore"]
 def test_fvcore_max_pool_skips_are_unsupported_rows(suite):
     for model, layers in (("lenet", ("pool1", "pool2")), ("sepnet", ("pool1",))):
@@ -220,6 +229,7 @@ def test_fvcore_max_pool_skips_are_unsupported_rows(suite):
     assert row(suite, "block", "fvcore", "residual1", "flops").status == UNSUPPORTED
 
 
+@pytest.mark.slow
 @needs["ptflops_aten"]
 def test_ptflops_aten_silent_zeros_are_named(suite):
     pool = row(suite, "lenet", "ptflops_aten", "pool1", "MACs")
@@ -229,6 +239,7 @@ def test_ptflops_aten_silent_zeros_are_named(suite):
     assert attn.value == PROJ + BIAS_MHA == 266_240 and "PARTIAL" in attn.message
 
 
+@pytest.mark.slow
 @needs["calflops"]
 def test_coincidence_is_called_out(suite):
     # calflops 4,615,940 vs the document's 4,615,950 (the TF profiler's frozen LeNet prints 4,615,950 too): calflops
@@ -244,6 +255,7 @@ def test_coincidence_is_called_out(suite):
 
 # ------------------------------------------------------------------------------------------- explanations
 
+@pytest.mark.slow
 @needs_all
 def test_every_ok_record_decomposes_or_says_why(suite):
     ex = explain(suite)

@@ -81,3 +81,15 @@ def test_malformed_prototxt(cli, tmp_path):
     result = cli("formulas", str(path))
     assert result.returncode == 2
     assert "bad.prototxt" in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_console_entry_point_end_to_end(tmp_path):
+    """The tests above call reconcile.cli.main in-process; this one runs `python -m reconcile` as a user does:
+    the exact CSV on stdout, and a bad name as one line on stderr with status 2 and nothing written."""
+    from conftest import run_cli
+
+    result = run_cli("formulas", "lenet", "--format", "csv")
+    assert result.returncode == 0 and result.stdout == LENET_CSV, result.stderr
+    bad = run_cli("run", "--tools", "nosuchtool", "--models", "lenet", "--out", str(tmp_path / "out"))
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "unknown tool 'nosuchtool'" in bad.stderr
+    assert not (tmp_path / "out").exists()

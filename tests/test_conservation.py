@@ -3,8 +3,6 @@
 Independent yardsticks: `model.num_parameters()` / `parameters()` for params, torch's own FlopCounterMode (2 FLOPs
 per multiply-accumulate of every mm / bmm / addmm / convolution it dispatches) for products, and hand arithmetic
 written out below for the small models."""
-import math
-
 import pytest
 import torch
 import torch.nn as nn

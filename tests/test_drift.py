@@ -28,16 +28,22 @@ def rows(path: Path) -> list[dict]:
         return list(csv.DictReader(handle))
 
 
+# Tests that pip-install thop releases into .cache/tools on their first run (later runs reuse the installs).
+registry = pytest.mark.registry
+
+
 @pytest.fixture(scope="module")
 def lenet_matrix(tmp_path_factory):
-    from conftest import run_cli
+    from conftest import invoke_cli
 
     out = tmp_path_factory.mktemp("matrix")
-    result = run_cli("matrix", "--tool", "thop", "--versions", f"{OLD},{NEW}", "--models", "lenet", "--out", str(out))
+    result = invoke_cli("matrix", "--tool", "thop", "--versions", f"{OLD},{NEW}", "--models", "lenet",
+                        "--out", str(out))
     assert result.returncode == 0, result.stderr
     return out, result
 
 
+@registry
 def test_matrix_reproduces_both_thop_totals_and_explains_the_difference(lenet_matrix):
     out, result = lenet_matrix
     assert CONV1_BIAS == 11_520 and CONV2_BIAS == 3_200 and NEW_TOTAL == 2_293_000
@@ -63,6 +69,7 @@ def test_matrix_reproduces_both_thop_totals_and_explains_the_difference(lenet_ma
     assert f"{OLD} -> {NEW}: 2,307,720 -> 2,293,000: conv bias adds no longer counted" in result.stdout
 
 
+@registry
 def test_each_version_reports_the_release_it_imported_and_the_shim(lenet_matrix):
     out, _ = lenet_matrix
     records = rows(out / "records.csv")
@@ -79,12 +86,13 @@ def test_each_version_reports_the_release_it_imported_and_the_shim(lenet_matrix)
     assert "| 2,307,720 | 2,293,000 |" in report and "import shim" in report
 
 
+@registry
 def test_second_run_reuses_the_cached_installs(lenet_matrix, tmp_path):
-    from conftest import run_cli
+    from conftest import invoke_cli
 
     folders = [CACHE / f"thop-{v}" for v in (OLD, NEW)]
     before = [f.stat().st_mtime_ns for f in folders]
-    result = run_cli("matrix", "--tool", "thop", "--versions", f"{OLD},{NEW}", "--models", "lenet",
+    result = invoke_cli("matrix", "--tool", "thop", "--versions", f"{OLD},{NEW}", "--models", "lenet",
                      "--out", str(tmp_path))
     assert result.returncode == 0, result.stderr
     assert result.stderr.count("reused cached install") == 2 and "installed .cache" not in result.stderr
@@ -92,6 +100,7 @@ def test_second_run_reuses_the_cached_installs(lenet_matrix, tmp_path):
     assert (tmp_path / "drift.csv").read_text() == (lenet_matrix[0] / "drift.csv").read_text()
 
 
+@registry
 def test_cached_install_never_calls_pip(lenet_matrix):
     from reconcile import drift
 
@@ -102,10 +111,11 @@ def test_cached_install_never_calls_pip(lenet_matrix):
     assert (inst.how, inst.folder) == ("reused", CACHE / f"thop-{OLD}")
 
 
+@registry
 def test_a_version_that_does_not_exist_is_an_error_row_and_the_rest_runs(tmp_path):
-    from conftest import run_cli
+    from conftest import invoke_cli
 
-    result = run_cli("matrix", "--tool", "thop", "--versions", f"{NEW},9.9.9", "--models", "lenet",
+    result = invoke_cli("matrix", "--tool", "thop", "--versions", f"{NEW},9.9.9", "--models", "lenet",
                      "--out", str(tmp_path))
     assert result.returncode == 0, result.stderr
     records = rows(tmp_path / "records.csv")
@@ -190,6 +200,7 @@ def test_shim_serves_only_what_is_asked_and_records_it(tmp_path):
     assert not hasattr(collections, "Iterable")  # the test process itself never gets the shim
 
 
+@registry
 def test_a_job_shadows_a_release_the_parent_already_imported(lenet_matrix):
     """In-process API use: the caller imported the venv's thop 0.1.1 before running a 0.0.31 job; the child
     forgets it (reconcile/shims.py `put_first`) and reads the cached release."""

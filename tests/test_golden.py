@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, run_cli
+from conftest import ROOT, invoke_cli, run_cli
 
 GOLDEN = ROOT / "tests" / "golden"
 THOP = "0.1.1.post2209072238"
@@ -30,8 +30,10 @@ def edit(path: Path, model: str, layer: str, metric: str, value: int) -> None:
         writer.writerows(rows)
 
 
-def test_installed_tools_match_their_goldens():
-    """Fails with a readable reason for a number that changed or a tool version that has no golden."""
+@pytest.mark.slow
+def test_installed_tools_match_their_goldens(default_run):
+    """Fails with a readable reason for a number that changed or a tool version that has no golden. End to end
+    (a fresh process); the session's default run has already put every job's records in the result cache."""
     result = run_cli("check", "--quiet")
     assert result.returncode == 0, "\n" + result.stdout + result.stderr
     assert f"ok       thop {THOP}" in result.stdout
@@ -41,7 +43,7 @@ def test_a_changed_golden_value_fails_naming_layer_version_and_convention(tmp_pa
     golden = tmp_path / "golden"
     shutil.copytree(GOLDEN, golden)
     edit(golden / THOP_GOLDEN, "lenet", "conv1", "macs", 288_000 + 11_520)  # as if thop still counted the bias
-    result = run_cli("check", "--tools", "thop", "--models", "lenet", "--golden-dir", str(golden), "--quiet")
+    result = invoke_cli("check", "--tools", "thop", "--models", "lenet", "--golden-dir", str(golden), "--quiet")
     assert result.returncode == 1, result.stdout + result.stderr
     assert (f"thop {THOP} lenet conv1 macs: golden 299,520 (1*MACC + 1*BIAS) -> now 288,000 (1*MACC): "
             "conv bias adds no longer counted") in result.stdout
@@ -58,7 +60,7 @@ def test_a_tool_version_without_golden_is_reported_with_the_upgrade_diff(tmp_pat
     edit(old, "lenet", "conv1", "macs", 288_000 + 11_520)
     edit(old, "lenet", "conv2", "macs", 1_600_000 + 3_200)
     edit(old, "lenet", "__total__", "macs", 2_293_000 + 11_520 + 3_200)
-    result = run_cli("check", "--tools", "thop", "--models", "lenet", "--golden-dir", str(golden), "--quiet")
+    result = invoke_cli("check", "--tools", "thop", "--models", "lenet", "--golden-dir", str(golden), "--quiet")
     assert result.returncode == 1
     out = result.stdout
     assert f"MISSING  thop {THOP}: no golden file {golden / THOP_GOLDEN}" in out
@@ -69,7 +71,7 @@ def test_a_tool_version_without_golden_is_reported_with_the_upgrade_diff(tmp_pat
 
 
 def test_no_golden_at_all_is_a_failure_not_a_pass(tmp_path):
-    result = run_cli("check", "--tools", "thop", "--models", "lenet", "--golden-dir", str(tmp_path), "--quiet")
+    result = invoke_cli("check", "--tools", "thop", "--models", "lenet", "--golden-dir", str(tmp_path), "--quiet")
     assert result.returncode == 1 and f"MISSING  thop {THOP}: no golden file" in result.stdout
 
 
@@ -77,12 +79,12 @@ def test_update_rewrites_only_the_run_models_then_check_passes(tmp_path):
     golden = tmp_path / "golden"
     shutil.copytree(GOLDEN, golden)
     edit(golden / THOP_GOLDEN, "lenet", "conv1", "macs", 1)
-    result = run_cli("check", "--update", "--tools", "thop", "--models", "lenet", "--golden-dir", str(golden),
+    result = invoke_cli("check", "--update", "--tools", "thop", "--models", "lenet", "--golden-dir", str(golden),
                      "--quiet")
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"updated  thop {THOP}: 1 rows changed" in result.stdout
     assert (golden / THOP_GOLDEN).read_text() == (GOLDEN / THOP_GOLDEN).read_text()  # other models' rows kept
-    again = run_cli("check", "--tools", "thop", "--models", "lenet", "--golden-dir", str(golden), "--quiet")
+    again = invoke_cli("check", "--tools", "thop", "--models", "lenet", "--golden-dir", str(golden), "--quiet")
     assert again.returncode == 0 and f"ok       thop {THOP}: 14 rows match" in again.stdout
 
 
@@ -91,6 +93,7 @@ def test_bad_input_is_one_line_and_exit_2(cli):
     assert result.returncode == 2 and "unknown tool" in result.stderr
 
 
+@pytest.mark.slow
 def test_assert_counts_pins_a_users_own_model(tmp_path):
     import torch.nn as nn
 

@@ -139,6 +139,7 @@ def keras_irs():
                                                                             "mobilenet_v2_keras_app")}
 
 
+@pytest.mark.slow  # traces ImageNet-sized models (seconds each, once per session)
 @pytest.mark.parametrize("name", sorted(HAND))
 def test_published_params_and_macc(name, torch_irs):
     hand, ir = HAND[name](), torch_irs[name]
@@ -147,6 +148,7 @@ def test_published_params_and_macc(name, torch_irs):
         assert (ir.params, ir_macc(ir)) == FACTS[name]
 
 
+@pytest.mark.slow  # traces ImageNet-sized models (seconds each, once per session)
 def test_mobilenet_v1_matches_the_paper_as_printed(torch_irs):
     # Howard et al. 2017, Table 8: 569 million mult-adds, 4.2 million parameters
     ir = torch_irs["mobilenet_v1"]
@@ -154,6 +156,7 @@ def test_mobilenet_v1_matches_the_paper_as_printed(torch_irs):
     assert round(ir_macc(ir) / 1e6) == 569 and round(ir.params / 1e5) == 42
 
 
+@pytest.mark.slow  # traces ImageNet-sized models (seconds each, once per session)
 def test_resnet50_v1_and_v15_differ_only_where_the_stride_sits(torch_irs):
     v1, v15 = torch_irs["resnet50_v1"], torch_irs["resnet50_v15"]
     assert [lay.name for lay in v1.layers] == [lay.name for lay in v15.layers]
@@ -166,6 +169,7 @@ def test_resnet50_v1_and_v15_differ_only_where_the_stride_sits(torch_irs):
     assert ir_macc(v15) - ir_macc(v1) == diff == 3 * 77_070_336 == 231_211_008
 
 
+@pytest.mark.slow  # traces ImageNet-sized models (seconds each, once per session)
 def test_residual_adds_and_shared_relu_are_named(torch_irs):
     ir = torch_irs["resnet50_v1"]
     adds = [lay for lay in ir.layers if lay.kind == "add"]
@@ -178,6 +182,7 @@ def test_residual_adds_and_shared_relu_are_named(torch_irs):
         f"features.{i}.add" for i in (3, 5, 6, 8, 9, 10, 12, 13, 15, 16)]
 
 
+@pytest.mark.slow  # traces ImageNet-sized models (seconds each, once per session)
 def test_resblock_separates_the_pool_readings(torch_irs):
     ir = torch_irs["resblock"]
     pool = T.terms(ir.layer("pool"))
@@ -194,6 +199,7 @@ def _by_name(ir):
     return {lay.name: lay for lay in ir.layers}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", TWINNED)
 def test_keras_twin_equals_torch_layer_by_layer(name, torch_irs, keras_irs):
     torch_ir, keras_ir = torch_irs[name], keras_irs[name]
@@ -212,6 +218,7 @@ def test_keras_twin_equals_torch_layer_by_layer(name, torch_irs, keras_irs):
             assert getattr(k, f) == getattr(t, f), f"{name}.{layer_name}.{f}: {getattr(k, f)} != {getattr(t, f)}"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", [n for n in TWINNED if not n.startswith("resnet")])
 def test_keras_twin_layer_order(name, torch_irs, keras_irs):
     # Keras lists a graph's layers by depth, so ResNet's projection shortcut comes before the main path's last
@@ -221,6 +228,7 @@ def test_keras_twin_layer_order(name, torch_irs, keras_irs):
            [lay.name for lay in torch_irs[name].layers]
 
 
+@pytest.mark.slow
 def test_keras_applications_models_differ_as_documented(torch_irs, keras_irs):
     resnet, v1 = keras_irs["resnet50_keras_app"], torch_irs["resnet50_v1"]
     convs = [lay for lay in resnet.layers if lay.kind == "conv"]
@@ -233,6 +241,7 @@ def test_keras_applications_models_differ_as_documented(torch_irs, keras_irs):
     assert (mnv2.params, ir_macc(mnv2)) == (3_504_872, 300_774_272)
 
 
+@pytest.mark.slow
 def test_tf_profiler_on_keras_resnet50_matches_facts():
     from reconcile.adapters import tf_profiler
     from reconcile.records import TOTAL, Emitter
@@ -246,6 +255,7 @@ def test_tf_profiler_on_keras_resnet50_matches_facts():
 
 
 # ------------------------------------------------------------------------------------------------ tools vs facts
+@pytest.mark.slow
 def test_thop_and_fvcore_on_published_models(torch_irs):
     from reconcile import adapters, api
 

@@ -58,9 +58,10 @@ def test_failures_become_rows_and_the_run_completes(fake_tools):
     assert by_tool["t_fine"].status == "ok" and by_tool["t_fine"].value == 42
 
 
+@pytest.mark.slow
 def test_torchstat_then_thop_equals_each_alone():
-    together = run(models="lenet", tools="torchstat,thop")
-    alone = run(models="lenet", tools="thop")
+    together = run(models="lenet", tools="torchstat,thop", fresh=True)  # fresh: run them, not the result cache
+    alone = run(models="lenet", tools="thop", fresh=True)
     thop_together = together[together.tool == "thop"].reset_index(drop=True)
     assert to_csv(thop_together) == to_csv(alone)
     # the parent's classes are untouched: torchstat's patches died with its job's process
@@ -73,12 +74,14 @@ def test_parent_that_used_torch_does_not_hang_the_jobs():
     x = torch.randn(256, 256)
     _ = x @ x
     started = time.monotonic()
-    records = run(models="lenet", tools="thop", timeout=20)
+    records = run(models="lenet", tools="thop", timeout=20, fresh=True)
     assert set(records.status) == {"ok"} and time.monotonic() - started < 15
 
 
+@pytest.mark.slow
 def test_runs_are_deterministic():
-    first, second = run(models="lenet,sepnet", tools="document,thop"), run(models="lenet,sepnet", tools="document,thop")
+    first = run(models="lenet,sepnet", tools="document,thop", fresh=True)
+    second = run(models="lenet,sepnet", tools="document,thop", fresh=True)
     assert to_csv(first) == to_csv(second)
 
 

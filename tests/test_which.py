@@ -92,6 +92,7 @@ def test_a_tool_total_ranks_above_an_analytic_one_of_equal_match(r50_v15_tools):
     assert abs(plain.relative_error) < abs(first.relative_error)
 
 
+@pytest.mark.slow  # traces ImageNet-sized models (seconds each, once per session)
 def test_resnet50_v1_3_8e9_is_a_multiply_accumulate_count():
     result = which.which("resnet50_v1", "3.8e9", tools=[])
     top = result.families[0]

@@ -6,7 +6,7 @@ aten::gelu, aten::add, aten::scaled_dot_product_attention, ...) are skipped with
 records those as `unsupported` rows, so they need no entry here.
 """
 from ..terms import ATTN, BIAS_PARAMS, IN, MACC, OUT, TIED, WEIGHTS
-from .base import PARAMS_ALL, rule, weights_plus_biases
+from .base import PARAMS_ALL, rule
 
 _V = ("0.1.5", "0.1.6")
 

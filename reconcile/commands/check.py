@@ -19,8 +19,9 @@ from ..options import names_once, timeout_seconds
 @click.option("--timeout", type=float, default=120.0, show_default=True, callback=timeout_seconds,
               help="Seconds per (tool, model) job (finite, above 0, at most 86400).")
 @click.option("--quiet", is_flag=True, help="No progress lines.")
+@click.option("--fresh", is_flag=True, help="Run every job even if its records are in the result cache.")
 def command(update: bool, tools: Optional[str], models: Optional[str], golden_dir: Optional[str], timeout: float,
-            quiet: bool) -> None:
+            quiet: bool, fresh: bool) -> None:
     """Run the pinned tools on the reference models and compare with tests/golden/<tool>-<version>.csv.
 
     Exit 1 when a number differs or a tool version has no golden, each difference explained by the change of
@@ -33,7 +34,7 @@ def command(update: bool, tools: Optional[str], models: Optional[str], golden_di
         raise UserError("--tools is empty: name at least one tool, or leave the option out for every installed one")
     from ..progress import printer
 
-    report = golden.check(_split(tools), models, golden_dir, update, timeout, printer(quiet))
+    report = golden.check(_split(tools), models, golden_dir, update, timeout, printer(quiet), fresh=fresh)
     click.echo(report.text())
     if report.failed:
         sys.exit(1)

@@ -38,11 +38,7 @@ def zoo(tmp_path_factory):
 TOOL_FAILS = {"os_exit": "exit code 3", "sys_exit": "sys.exit(0)", "segfaults": "killed by SIGSEGV"}
 
 
-def test_run_reports_every_fault_as_rows_and_leaves_nothing(zoo, tmp_path, monkeypatch):
-    import reconcile.which
-
-    # the published-numbers section traces seven large reference models: not what this test is about
-    monkeypatch.setattr(reconcile.which, "published_section", lambda records, specs: [])
+def test_run_reports_every_fault_as_rows_and_leaves_nothing(zoo, tmp_path):
     folder, paths = zoo
     # faults in the factory or first forward (the IR job), and forwards that run in the IR job and then kill the
     # tool job: before, the parent re-ran those while building the report and died (exit 3, 0 with no outputs,
