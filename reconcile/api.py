@@ -116,8 +116,22 @@ def execute(jobs: list[Job], timeout: float = DEFAULT_TIMEOUT_S, progress: Optio
     needs: attrs["specs"] (name -> ModelSpec), attrs["irs"] (name -> layer IR Model, None when tracing failed;
     models whose every job was cached have none here and are traced, in a job, when explained) and
     attrs["ir_errors"] (name -> why)."""
+    from . import cache
+    from .runner import trace_irs
+
     traced: dict[str, IRResult] = {}
     df = frame(run_cached(jobs, timeout, progress, fresh, traced))
+    # models whose every job came from the cache: their IR from the disk cache, else traced in a job process
+    untraced = [spec for spec in {job.spec.name: job.spec for job in jobs}.values()
+                if spec.name not in traced and models.canonical_framework(spec)]
+    for spec in untraced:
+        stored = cache.stored_ir(spec, models.canonical_framework(spec))
+        if stored is not None:
+            traced[spec.name] = IRResult(stored)
+    missing = [spec for spec in untraced if spec.name not in traced]
+    if missing:
+        found = trace_irs([(spec, models.canonical_framework(spec)) for spec in missing], timeout)
+        traced.update({spec.name: result for spec, result in zip(missing, found)})
     df.attrs["specs"] = Shared({job.spec.name: job.spec for job in jobs})
     df.attrs["irs"] = Shared({name: result.model for name, result in traced.items()})
     df.attrs["ir_errors"] = Shared({name: result.error for name, result in traced.items() if result.error})
@@ -158,7 +172,9 @@ def run_cached(jobs: list[Job], timeout: float = DEFAULT_TIMEOUT_S, progress: Op
     others run and their records are stored. `fresh`: run every job and overwrite its cache entry. Same records,
     same order as `run_jobs`. `progress(done, total, job, records, seconds, cached=bool)`: hits come first."""
     from . import cache
+    from .runner import check_timeout
 
+    timeout = check_timeout(timeout)  # even when every job comes from the cache
     results: dict[int, list[Record]] = {}
     for index, job in enumerate(jobs):
         started = time.monotonic()

@@ -26,6 +26,7 @@ import importlib.util
 import json
 import os
 import pickle
+import re
 import platform
 import tempfile
 from pathlib import Path
@@ -149,21 +150,33 @@ def store(job, records: list[Record]) -> bool:
     return True
 
 
+def _ir_path(spec, framework: str) -> Path:
+    key = hashlib.sha256(" ".join((framework, spec_fingerprint(spec), code_fingerprint())).encode()).hexdigest()
+    return cache_dir() / "layer_ir" / framework / f"{re.sub(r'[^A-Za-z0-9._-]', '_', spec.name)}-{key[:20]}.pickle"
+
+
+def stored_ir(spec, framework: str):
+    """The layer IR kept on disk for this model, or None: reading it runs no model code."""
+    if _in_memory(spec):
+        return None
+    try:
+        return pickle.loads(_ir_path(spec, framework).read_bytes())
+    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError, TypeError):
+        return None  # not cached, or written by other code
+
+
 def layer_ir(spec, framework: str):
-    """reconcile.models.layer_ir, kept on disk under the model's and the front ends' fingerprints. Errors (a
-    UserError for a bad shape) are raised as by layer_ir and never stored."""
+    """reconcile.models.layer_ir, kept on disk under the model's and the front ends' fingerprints (call it where
+    model code may run: a job process). Errors (a UserError for a bad shape) are raised as by layer_ir and never
+    stored."""
     from .models import layer_ir as trace
 
-    if _in_memory(spec):
-        return trace(spec, framework)
-    key = hashlib.sha256(" ".join((framework, spec_fingerprint(spec), code_fingerprint())).encode()).hexdigest()
-    path = cache_dir() / "layer_ir" / framework / f"{spec.name}-{key[:20]}.pickle"
-    try:
-        return pickle.loads(path.read_bytes())
-    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError, TypeError):
-        pass  # not cached, or written by other code: trace it again
+    stored = stored_ir(spec, framework)
+    if stored is not None:
+        return stored
     ir = trace(spec, framework)
-    _write_atomic(path, pickle.dumps(ir, protocol=pickle.HIGHEST_PROTOCOL))
+    if not _in_memory(spec):
+        _write_atomic(_ir_path(spec, framework), pickle.dumps(ir, protocol=pickle.HIGHEST_PROTOCOL))
     return ir
 
 

@@ -40,10 +40,11 @@ class Decomposition:
     alternatives: list[dict[str, int]] = field(default_factory=list)
     convention: Optional[catalogue.Convention] = None
     note: str = ""  # e.g. the catalogued convention did not fit and the search found another
+    silent: tuple[str, ...] = ()  # terms of the convention that are 0 on this layer: left out of the text
 
     @property
     def text(self) -> str:
-        body = T.format_combo(self.combo)
+        body = T.format_combo({t: c for t, c in self.combo.items() if t not in self.silent})
         return f"per sample: {body}" if self.per_sample else body
 
 
@@ -135,8 +136,9 @@ def decompose(value: float, values: dict[str, int], batch: int, entry: Optional[
         if expected_value(entry, values, batch) == value:
             # The tool's source settles which term it counts (BIAS, not OUT, on a biased layer): not ambiguous.
             # Terms that are 0 on this layer are left out of the text (a product is MACC or ATTN, not both).
-            combo = {t: c for t, c in entry.terms.items() if values.get(t)}
-            return Decomposition(combo, 0, entry.per_sample and batch > 1, "catalogue", [], entry)
+            silent = tuple(t for t in entry.terms if not values.get(t))
+            return Decomposition(entry.terms, 0, entry.per_sample and batch > 1, "catalogue", [], entry,
+                                 silent=silent)
     fits = _search(value, values, batch, quantity)
     if fits:
         (combo, per_sample), rest = fits[0], fits[1:]
@@ -284,7 +286,8 @@ def sentence(tool: str, metric: str, value, group: list[Layer], values: dict[str
             phrases.append(f"counts this {kind} as 0{missed}" + ("" if products else
                                                                   f" (the document has no formula for {kind})"))
         elif ref == "none":
-            phrases.append(f"counts {describe_terms(dec.combo)} (the document has no formula for {kind})")
+            shown = {t: c for t, c in dec.combo.items() if t not in dec.silent}
+            phrases.append(f"counts {describe_terms(shown)} (the document has no formula for {kind})")
         if value and values.get(T.ATTN) and not dec.combo.get(T.ATTN) and not dec.residual:
             phrases.append(f"leaves out the {_n(values[T.ATTN])} attention multiply-accumulates (QK^T and AV)")
         if dec.combo.get(T.ATTN_CAUSAL):

@@ -410,7 +410,7 @@ def check(tools: Optional[Sequence[str]] = None, models: "str | Sequence[str] | 
     """Run the installed tools (or `tools`) on the reference suite (or `models`, or `specs`) and compare every
     number with the goldens; `update=True` rewrites them instead. Records come through the result cache
     (reconcile/cache.py) unless `fresh`."""
-    from .api import frame, plan, run_cached
+    from .api import execute, plan
 
     directory = golden_dir(directory)
     if update:  # an unwritable golden folder is said before the run, not after it
@@ -423,10 +423,8 @@ def check(tools: Optional[Sequence[str]] = None, models: "str | Sequence[str] | 
     if not chosen:
         return Report(directory, [], notes + ["no tool to check"])
     jobs = plan(models, chosen, specs)
-    traced: dict = {}
-    records = frame(run_cached(jobs, timeout, progress, fresh, traced))  # each model's IR traced in a job process
-    irs = {name: result.model for name, result in traced.items()}
-    return Report(directory, compare_all(records, directory, update, irs), notes)
+    records = execute(jobs, timeout, progress, fresh)  # each model's IR traced in a job process (or cached)
+    return Report(directory, compare_all(records, directory, update, dict(records.attrs["irs"])), notes)
 
 
 def assert_counts(module, input_shape: Optional[Sequence[int]] = None, tools: Sequence[str] = ("thop",),

@@ -256,8 +256,14 @@ def from_module_spec(text: str, input_shape: Optional[str], batch: Optional[int]
     if not sep or not module_name or not factory:
         raise UserError(f"model spec {text!r}: expected module:PACKAGE.MODULE:FACTORY[?key=value&...]")
     shape = _with_batch(_shape_option(query, input_shape, text), batch)
-    if importlib.util.find_spec(module_name.split(".")[0]) is None:  # found, not imported: it runs in jobs only
-        raise UserError(f"model spec {text!r}: no installed package {module_name.split('.')[0]!r}")
+    try:  # located, not run: the factory's module runs in job processes only (its parent packages are imported)
+        found = importlib.util.find_spec(module_name)
+    except (ImportError, ValueError) as exc:
+        raise UserError(f"model spec {text!r}: cannot import {module_name} ({exc})") from None
+    if found is None:
+        raise UserError(f"model spec {text!r}: no installed module {module_name!r}")
+    if found.origin and found.origin.endswith(".py"):
+        check_model_file(Path(found.origin), factory)  # "has no callable", read from the source
     return ModelSpec(text, shape, torch_factory=target, factory_kwargs=tuple(sorted(query.items())))
 
 

@@ -273,6 +273,25 @@ def _intro(records: pd.DataFrame) -> list[Block]:
     ]
 
 
+def reference_section(records: pd.DataFrame, models: list[str]) -> list[Block]:
+    """Where the reference itself is incomplete: models that could not be traced, and conservation gaps (params
+    not equal to the model's parameters(), MACC not equal to the products it executed), with their size."""
+    irs, ir_errors = records.attrs.get("irs") or {}, records.attrs.get("ir_errors") or {}
+    lines = []
+    for model in models:
+        if model in ir_errors:
+            lines.append(f"- `{model}` could not be traced to its layer IR: {ir_errors[model]}")
+        ir = irs.get(model)
+        for layer in (ir.layers if ir is not None else ()):
+            if layer.kind == "gap":
+                lines.append(f"- `{model}`: {layer.attr('why')}")
+    if not lines:
+        return []
+    return [Heading("Where the reference is incomplete", 2),
+            Para("The document's formulas are the yardstick; on these models it could not account for everything "
+                 "(the gap is a row of kind `gap` on the model's page):\n" + "\n".join(lines))]
+
+
 def summary(records: pd.DataFrame, explanations: pd.DataFrame, specs: Optional[dict] = None) -> list[Block]:
     """The short report: the verdicts, a table of contents, and a link to each model's page."""
     models = list(dict.fromkeys(records["model"]))
@@ -291,6 +310,7 @@ def summary(records: pd.DataFrame, explanations: pd.DataFrame, specs: Optional[d
                    Para("Each tool's compute total per model; the document's formulas give "
                         + "; ".join(f"{m}: FLOPs {d.flops:,}, MACC {d.macc:,}" for m, d in docs.items() if d) + "."),
                    Table(totals)]
+    blocks += reference_section(records, models)
     blocks += published_section(records, specs)
     problems = problems_table(records)
     if not problems.empty:

@@ -122,7 +122,8 @@ def test_progress_names_the_steps_after_the_jobs(cli, tmp_path):
     result = cli("run", "--models", "gconv", "--tools", "thop", "--out", str(tmp_path))
     assert result.returncode == 0, result.stderr
     lines = result.stderr.splitlines()
-    assert lines[0].startswith("[1/1] thop on gconv")
+    assert lines[0] == "running 1 jobs (1 tools x 1 models), timeout 120 s each"
+    assert lines[1].startswith("[1/1] thop on gconv")
     assert any(re.fullmatch(r"explaining \d+ numbers: \d+\.\d s", line) for line in lines)
     assert any(re.fullmatch(r"writing report to .*: \d+\.\d s", line) for line in lines)
     assert not (tmp_path / "explanations.csv").stat().st_size == 0

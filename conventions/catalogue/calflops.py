@@ -5,7 +5,7 @@ returning (flops, macs) for one patched functional call, summed per module by ca
 `CalFlopsPipline.start_flops_calculate`. It patches no F.scaled_dot_product_attention, so attention's QK^T and AV
 are not counted. Verified on 0.3.2; bounds are its minor series.
 """
-from ..terms import ATTN, IN, MACC
+from ..terms import ATTN, BIAS_CH, IN, MACC
 from .base import PARAMS_ALL, rule, weights_plus_biases
 from .flops_profiler_family import shared_rules
 
@@ -30,6 +30,10 @@ CONVENTIONS = (
            "0: torch.bmm / torch.mm are not wrapped (commented out in _patch_tensor_methods) and neither is "
            "F.scaled_dot_product_attention: these products are missed silently", f"{SRC}: _patch_tensor_methods",
            _V, unless={"api": MATMUL_APIS}) for metric in ("FLOPs", "MACs")),
+    rule(T, "FLOPs", "linear", {MACC: 2, BIAS_CH: 1},
+         "a module calling torch.addmm(bias, x, W) (transformers' Conv1D): 2 per multiply-accumulate plus the bias "
+         "once per output channel (the bias tensor's size), not once per output element",
+         f"{SRC}: _addmm_flops_compute (2 * macs + _prod(input.shape))", _V, when={"api": ("torch.addmm",)}),
     rule(T, "FLOPs", "einsum", {MACC: 2, ATTN: 2},
          "numpy's einsum_path 'Optimized FLOP count' (2 per multiply-accumulate) parsed from its printout, which "
          "has 4 significant digits ('1.850e+04')", f"{SRC}: _einsum_flops_compute (np.einsum_path(...)[1])", _V,

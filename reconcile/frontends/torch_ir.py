@@ -350,7 +350,8 @@ class _Builder:
         if len(products) == 1 and products[0].op in ("mm", "addmm") and products[0].weighted and module is not None:
             # a module doing x @ W (+ b) with its own weight (transformers' Conv1D): a linear layer
             linear = Layer(name=name, kind=ir.LINEAR, input_shapes=tuple(inputs), output_shape=tuple(output),
-                           op=type(module).__name__, bias=products[0].bias_param)
+                           op=type(module).__name__, bias=products[0].bias_param,
+                           attrs=(("api", products[0].api),) if products[0].api else ())
             if inputs and output and _products(linear) == products[0].products:
                 return linear
         if len(arithmetic) == 1:

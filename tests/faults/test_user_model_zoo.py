@@ -78,7 +78,8 @@ def test_run_exit_statuses(tmp_path, monkeypatch, capsys):
     import reconcile.report
 
     monkeypatch.setattr(reconcile.report, "write_outputs",
-                        lambda df, out, specs: {"report.md": out / "report.md", "report.html": out / "report.html"})
+                        lambda df, out, specs, *rest: {"report.md": out / "report.md",
+                                                       "report.html": out / "report.html"})
     path = write_model(tmp_path, "os_exit", when="tool")
     args = ["run", "--model-file", f"{path}:net", "--input-shape", "1,1,8,8", "--timeout", "20", "--quiet",
             "--out", str(tmp_path / "out")]

@@ -114,7 +114,7 @@ def test_reference_input_shape_is_applied_in_run():
 def test_duplicates_run_once_with_a_note(tmp_path, capsys, monkeypatch):
     seen = []
 
-    def fake_execute(jobs, timeout, progress):
+    def fake_execute(jobs, timeout, progress, *rest):
         seen.extend(jobs)
         raise SystemExit(0)
 
