@@ -1,4 +1,4 @@
-"""The reference document's formulas (seed/000_a3396533f4cca37e.txt) as pure functions of one Layer.
+"""The reference document's formulas (docs/document.md) as pure functions of one Layer.
 
     param_conv = k_w*k_h*c_in/G*c_out + c_out          param_fc = n_in*n_out + n_out
     macc_conv  = k_w*k_h*c_in/G*c_out*H*W              macc_fc  = n_in*n_out
@@ -72,7 +72,8 @@ def dot_products(layer: Layer) -> Counts:
 
 @document_formula(PARAMETER)
 def parameter(layer: Layer) -> Counts:
-    ran = "used by the forward outside every layer" if layer.attr("executed") else "executed: no (never used by the forward)"
+    ran = ("used by the forward outside every layer" if layer.attr("executed") else
+           "executed: no (never used by the forward)")
     return Counts(params=layer.params, macc=None, flops=None, note=f"a parameter no layer owns; {ran}")
 
 

@@ -538,7 +538,7 @@ def cached_ir(spec: ModelSpec, framework: str) -> Optional[Model]:
 
 
 # Why a model could not be traced (its factory or forward raised, hung or died), so that it is not traced again.
-IR_FAILURES: dict[tuple, str] = {}
+IR_FAILURES: dict[tuple, tuple[str, float]] = {}  # (why, the timeout it had)
 
 
 def forget_irs(spec: ModelSpec) -> None:

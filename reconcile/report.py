@@ -153,7 +153,7 @@ def layer_ir(records: pd.DataFrame, model: str, specs: Optional[dict] = None):
     canonical IR of its spec."""
     from .diff import canonical_ir
 
-    return (records.attrs.get("irs") or {}).get(model) or canonical_ir(model, specs)
+    return canonical_ir(model, specs, records.attrs.get("irs"))  # the run's IR; None when its tracing failed
 
 
 def document_totals(records: pd.DataFrame, model: str, specs: Optional[dict] = None):

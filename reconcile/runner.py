@@ -614,8 +614,9 @@ def trace_irs(requests: list[tuple[ModelSpec, str]], timeout: Optional[float] = 
     timeout = check_timeout(TRACE_TIMEOUT_S if timeout is None else timeout)
     out: list[IRResult] = []
     for spec, framework in requests:
-        failed = models.IR_FAILURES.get(models.ir_key(spec, framework))
-        if failed:  # a model that hung or crashed once is not traced again by this process
+        failed, given = models.IR_FAILURES.get(models.ir_key(spec, framework), ("", 0.0))
+        # a model that crashed once, or hung for at least this long, is not traced again by this process
+        if failed and ("timed out" not in failed or given >= timeout):
             out.append(IRResult(None, failed, fatal=True))
             continue
         if framework == "caffe":
@@ -637,8 +638,8 @@ def trace_irs(requests: list[tuple[ModelSpec, str]], timeout: Optional[float] = 
         result = result if isinstance(result, IRResult) else IRResult(None, "no IR came back")
         if result.model is not None:
             models.remember_ir(spec, framework, result.model)
-        elif result.fatal and "timed out" not in result.error:  # a hang depends on the timeout given
-            models.IR_FAILURES[models.ir_key(spec, framework)] = result.error
+        elif result.fatal:
+            models.IR_FAILURES[models.ir_key(spec, framework)] = (result.error, timeout)
         out.append(result)
     return out
 

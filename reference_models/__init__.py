@@ -61,7 +61,7 @@ _SMALL = [
     ReferenceModel("gconv", "one grouped conv with bias, Conv2d(8, 16, 3, groups=4)", (1, 8, 10, 10),
                    torch=_T + "gconv", keras=_KS + "gconv"),
     ReferenceModel("mha", "self-attention, nn.MultiheadAttention(64, 4), 16 tokens, called with need_weights=False "
-                          "(torch's fused scaled_dot_product_attention path; shared/facts.md's attention figures were "
+                          "(torch's fused scaled_dot_product_attention path; the attention figures recorded earlier were "
                           "measured with need_weights=True, which runs torch.bmm instead). Keras twin: "
                           "MultiHeadAttention(4, 16) has the same 16,640 parameters in another layout (per-head "
                           "kernels, not torch's packed in_proj_weight) and computes the attention matmuls with "

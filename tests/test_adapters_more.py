@@ -2,7 +2,7 @@
 ultralytics-thop, calflops and DeepSpeed, run through `reconcile.api.run` (each job in its own forked process).
 
 Expected numbers are hand arithmetic from the document's formulas and each tool's own rule (cited per assertion),
-cross-checked against what the tools printed on these machines (shared/facts.md, pinned versions). LeNet is the
+cross-checked against what the tools printed on these machines (recorded with the pinned versions). LeNet is the
 document's version (F.relu after ip1), batch 1:
     MACC  conv1 5*5*1*20*24*24 = 288,000   conv2 5*5*20*50*8*8 = 1,600,000   ip1 800*500 = 400,000   ip2 5,000
     bias adds  conv1 20*24*24 = 11,520   conv2 50*8*8 = 3,200   ip1 500   ip2 10

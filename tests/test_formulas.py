@@ -1,5 +1,5 @@
 """The document's formulas on hand-computed layers. Every expected number is written as the arithmetic of the
-document's formulas (seed/000: param = k*c_in/G*c_out + c_out, macc = k*c_in/G*c_out*H*W,
+document's formulas (docs/document.md: param = k*c_in/G*c_out + c_out, macc = k*c_in/G*c_out*H*W,
 FLOPs = (2*k*c_in/G*c_out + c_out)*H*W), never produced by the code under test."""
 import torch.nn as nn
 

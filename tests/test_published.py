@@ -1,5 +1,5 @@
 """The published models and the separating suite: parameters and MACC by hand arithmetic per layer type (and the
-values recorded in /work/shared/facts.md with their tool versions), and the Keras twins equal to the PyTorch models
+values recorded on these machines with their tool versions), and the Keras twins equal to the PyTorch models
 layer by layer. The one module of this issue that imports TensorFlow; every model is built once per module."""
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The TF profiler adapter on the Keras LeNet twin, checked against hand arithmetic and the numbers the reference
-document printed from TF (seed/000_a3396533f4cca37e.txt, end of the TF section).
+document printed from TF (docs/document.md, the TensorFlow profiler section).
 
 TF profiler formulas (tensorflow/python/ops/nn_ops.py, profiler/internal/flops_registry.py): Conv2D and MatMul
 2 * MACC; BiasAdd 1 per output element; MaxPool kernel_area * output elements; Mul / AddV2 / Sub 1 per output

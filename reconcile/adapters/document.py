@@ -13,7 +13,7 @@ from ..records import COMPUTE, PARAMS, TOTAL, UNSUPPORTED, Emitter, Record
 TOOL = "document"
 FRAMEWORK = "ir"
 WORKER = "torch"
-RULES_VERSION = "seed-000"  # the formulas of seed/000_a3396533f4cca37e.txt
+RULES_VERSION = "seed-000"  # the reference document's formulas (docs/document.md); a label, kept for the goldens
 
 
 def version() -> str:
