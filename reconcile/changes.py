@@ -32,15 +32,23 @@ class LayerTerms:
     key: str  # conventions.catalogue.kind_key: the kind, adaptive pools apart
     terms: tuple[tuple[str, int], ...]
     batch: int
+    # what conditional catalogue entries look at (its module class, the torch function it called, ...); empty for
+    # a layer read back from a golden's layers file, where only the tool's general conventions apply
+    facts: tuple[tuple[str, object], ...] = ()
 
     @property
     def values(self) -> dict[str, int]:
         return dict(self.terms)
 
 
+_FACT_KEYS = ("api", "affine", "executed", "aten")
+
+
 def layer_terms(layer: Layer) -> LayerTerms:
     values = T.terms(layer)
-    return LayerTerms(layer.kind, kind_key(layer), tuple((t, int(v)) for t, v in values.items() if v), layer.batch)
+    facts = (("op", layer.op),) + tuple((k, v) for k, v in layer.attrs if k in _FACT_KEYS)
+    return LayerTerms(layer.kind, kind_key(layer), tuple((t, int(v)) for t, v in values.items() if v), layer.batch,
+                      facts)
 
 
 def ir_layer_terms(ir: Optional[Model]) -> dict[str, LayerTerms]:
@@ -62,9 +70,11 @@ class Reading:
     layer: Optional[LayerTerms] = None  # the terms it was read on
 
 
-def entries_for(tool: str, version: str, metric: str, key: str) -> list:
-    return [e for e in catalogue.CATALOGUE if e.tool == tool and key in e.kinds
-            and catalogue.metric_matches(e.metric, metric) and catalogue.in_range(version, e.versions)]
+def entries_for(tool: str, version: str, metric: str, layer: LayerTerms) -> list:
+    facts = dict(layer.facts)
+    return [e for e in catalogue.CATALOGUE if e.tool == tool and layer.key in e.kinds
+            and catalogue.metric_matches(e.metric, metric) and catalogue.in_range(version, e.versions)
+            and (e.holds(facts.get) if facts else not e.conditional)]
 
 
 def decompose_on(tool: str, version: str, metric: str, quantity: str, value, layer: LayerTerms):
@@ -72,7 +82,7 @@ def decompose_on(tool: str, version: str, metric: str, quantity: str, value, lay
     version."""
     from .diff import decompose
 
-    entries = entries_for(tool, version, metric, layer.key)
+    entries = entries_for(tool, version, metric, layer)
     return decompose(float(value), {t: layer.values.get(t, 0) for t in T.COMPUTE_TERMS + T.PARAM_TERMS},
                      layer.batch, entries[0] if entries else None, quantity)
 

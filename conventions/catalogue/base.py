@@ -31,8 +31,15 @@ class Convention:
     when: tuple[tuple[str, tuple], ...] = ()
     unless: tuple[tuple[str, tuple], ...] = ()  # ... and not for layers with these (a module class it has no rule for)
 
+    @property
+    def conditional(self) -> bool:
+        return bool(self.when or self.unless)
+
     def applies(self, layer: Layer) -> bool:
-        fact = lambda key: layer.op if key == "op" else layer.attr(key)
+        return self.holds(lambda key: layer.op if key == "op" else layer.attr(key))
+
+    def holds(self, fact) -> bool:
+        """`fact(key)` gives the layer's value for a condition key ("op", "api", "affine", ...)."""
         return all(fact(key) in allowed for key, allowed in self.when) and \
             not any(fact(key) in excluded for key, excluded in self.unless)
 
