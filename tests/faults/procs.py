@@ -46,7 +46,18 @@ def in_session(sid: int) -> list[int]:
 
 
 def descendants() -> list[int]:
-    """Live descendants of this process."""
+    """Live descendants of this process, apart from the session's background default run (tests/conftest.py
+    starts it with its own process tree, which these tests do not own)."""
     if psutil is None:
         return []
-    return [p.pid for p in psutil.Process().children(recursive=True) if alive(p.pid)]
+    from conftest import _DEFAULT_RUN
+
+    background = _DEFAULT_RUN.get("process")
+    theirs = set()
+    if background is not None and background.poll() is None:
+        try:
+            root = psutil.Process(background.pid)
+            theirs = {root.pid} | {p.pid for p in root.children(recursive=True)}
+        except psutil.Error:
+            pass
+    return [p.pid for p in psutil.Process().children(recursive=True) if alive(p.pid) and p.pid not in theirs]
