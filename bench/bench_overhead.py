@@ -23,7 +23,7 @@ def measure() -> dict[str, float]:
     out = tempfile.mkdtemp(prefix="reconcile-bench-")
     started = time.monotonic()
     proc = subprocess.Popen([sys.executable, "-m", "reconcile", "run", "--models", "lenet", "--tools", "thop",
-                             "--out", out], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                             "--fresh", "--out", out], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     lines, job_done = [], None
     for line in proc.stderr:  # timestamps as the lines arrive
         lines.append(line.rstrip("\n"))

@@ -156,6 +156,7 @@ def test_a_module_called_twice_is_explained_as_the_sum_of_its_calls():
     assert "counts only one of the 2 calls" in row(ex, "torchstat", "relu", "Flops").explanation
 
 
+@pytest.mark.slow  # seconds: left out of make test-fast, run by make test
 def test_the_search_rediscovers_every_catalogued_convention():
     """If a tool upgrade breaks a catalogue entry, the bounded search must still find the convention: on terms
     that cannot coincide (powers of 11: digits -5..5 in base 11 are unique), every entry's combination is the

@@ -45,6 +45,7 @@ def fake_tools(monkeypatch):
     return tools
 
 
+@pytest.mark.slow  # seconds: left out of make test-fast, run by make test
 def test_failures_become_rows_and_the_run_completes(fake_tools):
     spec = reference("gconv")
     started = time.monotonic()

@@ -110,6 +110,7 @@ def test_flop_counter_on_a_meta_model_counts_every_matmul():
     assert counter.get_total_flops() == 16 * per_token
 
 
+@pytest.mark.slow  # seconds: left out of make test-fast, run by make test
 def test_flop_counter_is_blind_to_cpu_sdpa():
     """torch 2.13 FlopCounterMode has no formula for the CPU flash-attention kernel SDPA dispatches to: its number
     per token stays flat between two sequence lengths (eager grows by 2*ATTN)."""
@@ -127,6 +128,7 @@ def test_flop_counter_is_blind_to_cpu_sdpa():
     assert result.blind and "misses 49,152 per token (2*ATTN" in result.sentence(shapes_at)  # 2 * (2 * 1 * 16 * 768)
 
 
+@pytest.mark.slow  # seconds: left out of make test-fast, run by make test
 def test_cli_formulas_gpt3_175b_needs_no_weight_memory(cli):
     result = cli("formulas", "preset:gpt3-175b", "--tokens", "300e9")
     assert result.returncode == 0, result.stderr

@@ -113,6 +113,7 @@ def check_case(path: Path, capsys) -> int:
     return code
 
 
+@pytest.mark.slow  # seconds: left out of make test-fast, run by make test
 def test_fuzzed_prototxts(tmp_path, capsys):
     rng = random.Random(15)
     bases = [p.read_text(encoding="utf-8") for p in REFERENCE] + [EVERY_TYPE]

@@ -38,6 +38,7 @@ def zoo(tmp_path_factory):
 TOOL_FAILS = {"os_exit": "exit code 3", "sys_exit": "sys.exit(0)", "segfaults": "killed by SIGSEGV"}
 
 
+@pytest.mark.slow  # seconds: left out of make test-fast, run by make test
 def test_run_reports_every_fault_as_rows_and_leaves_nothing(zoo, tmp_path):
     folder, paths = zoo
     # faults in the factory or first forward (the IR job), and forwards that run in the IR job and then kill the
@@ -91,6 +92,7 @@ def test_run_exit_statuses(tmp_path, monkeypatch, capsys):
         assert exited.value.code == 1 and says in capsys.readouterr().err
 
 
+@pytest.mark.slow  # seconds: left out of make test-fast, run by make test
 @pytest.mark.parametrize("fault", FAULTS)
 def test_formulas_one_line_per_fault(zoo, capsys, fault):
     folder, paths = zoo
@@ -126,6 +128,7 @@ def test_end_to_end_segfault_in_a_tool_job(tmp_path):
     assert procs.in_session(proc.pid) == []
 
 
+@pytest.mark.slow  # seconds: left out of make test-fast, run by make test
 def test_explain_in_the_users_interpreter_never_runs_the_forward(tmp_path, monkeypatch):
     """reconcile.explain() on records without their IRs (a loaded records.csv): the IR comes from a job process,
     so a model that segfaults or hangs there costs an error, not the user's interpreter."""
