@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import sys
 import time
 from typing import Optional
@@ -310,3 +311,26 @@ def main(argv: Optional[list[str]] = None) -> None:
         sys.exit(exc.exit_code)
     except BrokenPipeError:
         sys.exit(0)
+
+
+def entry() -> None:
+    """The console script and `python -m reconcile`: main(), then an exit that skips tearing the interpreter down
+    (with torch loaded that is tens of milliseconds, a tenth of a small run). By then every output is written,
+    renamed into place and closed, and the workers are gone; a trace worker left for `formulas` dies with this
+    process (runner: it asks for a signal when its parent dies). main() itself exits normally, for callers that
+    stay alive (tests, notebooks)."""
+    code = 0
+    try:
+        main()
+    except SystemExit as exc:
+        if isinstance(exc.code, str):  # sys.exit("message"): print it as Python would
+            print(exc.code, file=sys.stderr)
+            code = 1
+        else:
+            code = exc.code or 0
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (BrokenPipeError, OSError):  # `reconcile ... | head`: the reader left, nothing more to say
+            pass
+    os._exit(code)
