@@ -130,7 +130,7 @@ def _count(call: AtenCall, tensors: list, args: tuple, kwargs: dict, weighted_id
         _native_mha(call, tensors, args, kwargs)
 
 
-# Fused kernels with products that this module has no formula for: a run that meets one says so (never a 0).
+# Fused kernels with products this module has no formula for: the front end says so in the model's notes.
 FUSED_WITHOUT_FORMULA = ("_transformer_encoder_layer_fwd",)
 
 
@@ -143,7 +143,6 @@ class Recorder(TorchDispatchMode):
         self.parameters = parameters  # id -> qualified name
         self.derived: dict[int, set[int]] = {pid: {pid} for pid in parameters}  # tensor id -> parameter ids
         self.keep: list = []  # tensors whose ids are in `derived` stay alive so ids are not reused
-        self.unhandled: list[str] = []
         self.api: list[str] = []  # the torch-level calls open right now (outermost first), see ApiCalls
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
@@ -169,8 +168,6 @@ class Recorder(TorchDispatchMode):
                         args=tuple(a for a in args if not isinstance(a, torch.Tensor)),
                         api=self.api[0] if self.api else "")
         _count(call, [a for a in args if isinstance(a, torch.Tensor) or a is None], args, kwargs, self.derived)
-        if op in FUSED_WITHOUT_FORMULA:
-            self.unhandled.append(op)
         self.stack[-1].items.append(call)
         return out
 

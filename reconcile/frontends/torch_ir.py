@@ -30,7 +30,7 @@ from conventions import ir
 from conventions import terms as T
 from conventions.ir import Layer, Model
 
-from .torch_dispatch import ApiCalls, AtenCall, Call, ModuleCalls, Recorder
+from .torch_dispatch import FUSED_WITHOUT_FORMULA, ApiCalls, AtenCall, Call, ModuleCalls, Recorder
 
 _ACTIVATION_MODULES = (nn.ReLU, nn.ReLU6, nn.GELU, nn.Sigmoid, nn.Tanh, nn.SiLU, nn.Hardswish, nn.Hardsigmoid,
                        nn.LeakyReLU, nn.ELU, nn.Softplus, nn.Mish, nn.PReLU)
@@ -420,7 +420,7 @@ class _Builder:
             self.split(name, call)
 
     # the two laws
-    def finish(self, root: Call, model_name: str, extra_notes: tuple[str, ...]) -> tuple[list[Layer], tuple]:
+    def finish(self, root: Call, extra_notes: tuple[str, ...]) -> tuple[list[Layer], tuple]:
         used = {pid for op in root.all_ops() for pid in op.params}
         for pid, (qualified, param) in self.params.items():
             if pid not in self.owned:
@@ -429,6 +429,10 @@ class _Builder:
                                          output_shape=tuple(param.shape), op="Parameter", params=param.numel(),
                                          attrs=(("executed", pid in used),)))
         notes = list(extra_notes)
+        fused = sorted({op.op for op in root.all_ops() if op.op in FUSED_WITHOUT_FORMULA})
+        if fused:  # its products are executed but not counted here: the gap cannot see them either
+            notes.append(f"conservation gap: aten.{', aten.'.join(fused)} ran (a fused kernel whose products this "
+                         "front end has no formula for); the MACC total leaves them out")
         executed = sum(op.products for op in root.all_ops())
         typed = sum(_products(layer) for layer in self.layers)
         params_total = sum(p.numel() for _, p in self.params.values())
@@ -516,7 +520,7 @@ def from_module(module: nn.Module, input_shape: tuple[int, ...], name: str = "mo
         first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
         notes = (f"torch.fx could not trace the model ({type(exc).__name__}: {first}); read through its module "
                  "calls, with the code between them typed from its aten ops",)
-    layers, notes = builder.finish(root, name, notes)
+    layers, notes = builder.finish(root, notes)
     return Model(name=name, framework="torch", input_shape=tuple(input_shape), layers=tuple(layers), notes=notes)
 
 
