@@ -1,11 +1,12 @@
-"""Property test over random conv / linear / pool layers: the document's formulas equal the hand arithmetic
-written here, and every cheap in-process counter's number on the layer decomposes into the basis terms with
-residual 0 through its catalogued convention (reconcile.diff.decompose_catalogued)."""
+"""Property tests over random layers. Conv / linear / pool: the document's formulas equal the hand arithmetic
+written here, and the in-process counters' numbers decompose into the basis terms with residual 0 through their
+catalogued conventions (reconcile.diff.decompose_catalogued). Conv / linear / pool / attention: every installed
+torch counter, each run as a job runs (a forked child), decomposes with residual 0 too."""
 from collections import OrderedDict
 
 import pytest
 import torch.nn as nn
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from conventions import catalogue
@@ -114,3 +115,61 @@ def test_pool(case):
 def _forget_prop():
     yield
     api._IN_MEMORY.pop("prop", None)
+
+
+# ---------------------------------------------------------------------------- every installed counter
+class _Attention(nn.Module):
+    def __init__(self, embed: int, heads: int):
+        super().__init__()
+        self.layer = nn.MultiheadAttention(embed, heads, batch_first=True)
+
+    def forward(self, x):
+        return self.layer(x, x, x, need_weights=False)[0]
+
+
+@st.composite
+def attention_case(draw):
+    heads = draw(st.integers(1, 3))
+    embed, length, n = heads * draw(st.integers(1, 4)), draw(st.integers(1, 6)), draw(st.integers(1, 2))
+    # q, k, v and out projections E*E each per token; QK^T and AV: L*L*E each per sample
+    expected_macc = n * (4 * length * embed * embed + 2 * length * length * embed)
+    return _Attention(embed, heads), (n, length, embed), {"params": 4 * embed * embed + 4 * embed,
+                                                          "macc": expected_macc}
+
+
+def _tool_records(job):
+    from reconcile.runner import execute
+
+    return execute(job)
+
+
+@pytest.mark.slow  # every counter in its own forked process, a few layers each
+@settings(max_examples=5, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(conv_case(), linear_case(), pool_case(), attention_case()))
+@example((_Attention(4, 2), (1, 3, 4), {"params": 4 * 16 + 16, "macc": 4 * 3 * 16 + 2 * 3 * 3 * 4}))
+def test_every_installed_tool_decomposes_with_residual_zero(case):
+    """Each torch counter runs as a job runs (a forked child: several patch torch for good) on a random layer;
+    every number it prints for the layer decomposes through its catalogued conventions with residual 0."""
+    from reconcile.runner import Job, fork_call
+
+    layer, shape, expected = case
+    module = layer if isinstance(layer, _Attention) else nn.Sequential(OrderedDict([("layer", layer)]))
+    spec = api.register_module(module, shape, "prop")
+    ir = models.layer_ir(spec, "torch")
+    target = ir.layer("layer")
+    assert target.params == expected["params"]
+    if "macc" in expected and expected["macc"] is not None:
+        values = T.terms(target)
+        assert values[T.MACC] + values[T.ATTN] == expected["macc"]
+    for tool in adapters.TOOLS:
+        adapter = adapters.get(tool)
+        if adapter.FRAMEWORK != "torch" or adapter.unavailable():
+            continue
+        state, records = fork_call(_tool_records, (Job(tool, spec),), 120)
+        assert state == "ok", (tool, state, records)
+        for rec in records:
+            if rec.layer != "layer" or rec.status != OK or rec.quantity not in ("compute", "params"):
+                continue
+            entries = catalogue.lookup_all(tool, rec.tool_version, rec.metric, target)
+            dec = decompose_catalogued(float(rec.value), T.terms(target), target.batch, rec.quantity, entries)
+            assert dec.residual == 0, (tool, rec.metric, rec.value, target, dec.text)
