@@ -43,7 +43,8 @@ def conv_case(draw):
 
 @st.composite
 def linear_case(draw):
-    n_in, n_out, n, bias = draw(st.integers(1, 16)), draw(st.integers(1, 8)), draw(st.integers(1, 3)), draw(st.booleans())
+    n_in, n_out = draw(st.integers(1, 16)), draw(st.integers(1, 8))
+    n, bias = draw(st.integers(1, 3)), draw(st.booleans())
     expected = {"params": n_in * n_out + (n_out if bias else 0), "macc": n_in * n_out * n,
                 "flops": (2 * n_in * n_out + (n_out if bias else 0)) * n}
     return nn.Linear(n_in, n_out, bias), (n, n_in), expected
