@@ -71,10 +71,7 @@ class Reading:
 
 
 def entries_for(tool: str, version: str, metric: str, layer: LayerTerms) -> list:
-    facts = dict(layer.facts)
-    return [e for e in catalogue.CATALOGUE if e.tool == tool and layer.key in e.kinds
-            and catalogue.metric_matches(e.metric, metric) and catalogue.in_range(version, e.versions)
-            and (e.holds(facts.get) if facts else not e.conditional)]
+    return catalogue.entries(tool, version, metric, layer.key, dict(layer.facts).get if layer.facts else None)
 
 
 def decompose_on(tool: str, version: str, metric: str, quantity: str, value, layer: LayerTerms):

@@ -21,7 +21,7 @@ TOOL_MODULES += ("fvcore", "ptflops", "torchinfo", "torch_flop_counter", "ultral
 CATALOGUE: tuple[Convention, ...] = tuple(
     entry for name in TOOL_MODULES for entry in importlib.import_module(f"{__name__}.{name}").CONVENTIONS)
 
-__all__ = ["CATALOGUE", "Convention", "MECHANISMS", "kind_key", "lookup", "lookup_all", "in_range",
+__all__ = ["CATALOGUE", "Convention", "MECHANISMS", "entries", "kind_key", "lookup", "lookup_all", "in_range",
            "round_significant"]
 
 # How each tool observes the model (the adapters' docstrings cite the tool functions behind each).
@@ -72,9 +72,15 @@ def lookup_all(tool: str, version: str, metric: str, layer: Layer) -> list[Conve
     """Every catalogued convention for this tool/version/metric/kind, in table order. A tool may count one kind
     two documented ways depending on the call (ptflops: an nn.ReLU twice, a bare F.relu once); the diff engine
     takes the first that fits."""
-    key = kind_key(layer)
+    return entries(tool, version, metric, kind_key(layer), lambda key: layer.op if key == "op" else layer.attr(key))
+
+
+def entries(tool: str, version: str, metric: str, key: str, fact=None) -> list[Convention]:
+    """The entries for a kind key. `fact(name)` gives the layer's facts that conditional entries test (module
+    class, torch function, ...); without it (a layer known only by its terms) only unconditional entries apply."""
     return [entry for entry in CATALOGUE if entry.tool == tool and key in entry.kinds
-            and metric_matches(entry.metric, metric) and in_range(version, entry.versions) and entry.applies(layer)]
+            and metric_matches(entry.metric, metric) and in_range(version, entry.versions)
+            and (entry.holds(fact) if fact else not entry.conditional)]
 
 
 def lookup(tool: str, version: str, metric: str, layer: Layer) -> Optional[Convention]:
