@@ -47,6 +47,7 @@ from .models import ModelSpec
 from .records import ERROR, SKIPPED, Emitter, Record
 
 DEFAULT_TIMEOUT_S = 120.0
+TORCH_LANES = 2  # torch workers of a run (the machines have 2 cores; the TF worker is done early)
 TRACE_TIMEOUT_S = DEFAULT_TIMEOUT_S  # tracing outside a run (explain() on loaded records, which): no --timeout there
 MAX_TIMEOUT_S = 24 * 3600.0  # a job that needs longer than a day is a hang, whatever the model
 _CTX = mp.get_context("fork")
@@ -523,19 +524,28 @@ def run_jobs(jobs: list[Job], timeout: float = DEFAULT_TIMEOUT_S, progress: Opti
         if progress:
             progress(done, len(jobs), job, records, seconds)
 
-    # one IR job per model, queued in the torch worker ahead of that model's torch jobs
+    # Torch jobs run on TORCH_LANES workers, each model's jobs on one of them (its IR job first, so the worker keeps
+    # the IR for the tool jobs it forks): the TF worker finishes early and both cores keep counting.
+    model_names = list(dict.fromkeys(job.spec.name for job in jobs))
+    lanes = max(1, min(TORCH_LANES, len(model_names)))
+    lane_of = {name: f"torch#{i % lanes}" for i, name in enumerate(model_names)}
+
+    def lane(group: str, job) -> str:
+        return lane_of[job.spec.name] if group == "torch" else group
+
+    # one IR job per model, queued in its torch worker ahead of that model's torch jobs
     ir_queued: set[str] = set()
     for index, job in enumerate(jobs):
         if job.spec.name not in ir_queued:
             ir_queued.add(job.spec.name)
             framework = models.canonical_framework(job.spec)
             if framework is not None:
-                pending.setdefault("torch", []).append((-1, IRJob(job.spec, framework)))
+                pending.setdefault(lane("torch", job), []).append((-1, IRJob(job.spec, framework)))
         early = precheck(job)
         if early is not None:
             finish(index, job, early, 0.0)
         else:
-            pending.setdefault(adapters.get(job.tool).WORKER, []).append((index, job))
+            pending.setdefault(lane(adapters.get(job.tool).WORKER, job), []).append((index, job))
 
     def drop_model(name: str, reason: str) -> None:
         for group, queue in pending.items():
@@ -552,9 +562,9 @@ def run_jobs(jobs: list[Job], timeout: float = DEFAULT_TIMEOUT_S, progress: Opti
     indices: dict[str, int] = {}
     aborted = True
     try:
-        for group in sorted(pending, key=lambda g: g != "tf"):
+        for group in sorted(pending, key=lambda g: g != "tf"):  # (a lane: "torch#0", "torch#1", "tf", ...)
             tools = frozenset(job.tool for _, job in pending[group] if isinstance(job, Job))
-            workers[group] = _Worker(group, timeout, tools)
+            workers[group] = _Worker(group.split("#")[0], timeout, tools)
         for group, worker in workers.items():
             if pending[group]:
                 index, job = pending[group].pop(0)
