@@ -83,6 +83,7 @@ def test_malformed_prototxt(cli, tmp_path):
     assert "bad.prototxt" in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
 
 
+@pytest.mark.slow  # seconds: left out of make test-fast, run by make test
 def test_console_entry_point_end_to_end(tmp_path):
     """The tests above call reconcile.cli.main in-process; this one runs `python -m reconcile` as a user does:
     the exact CSV on stdout, and a bad name as one line on stderr with status 2 and nothing written."""

@@ -66,6 +66,7 @@ def r50_v15_tools(tmp_path_factory):
                        report_records=None)
 
 
+@pytest.mark.slow  # seconds: left out of make test-fast, run by make test
 def test_resnet50_v15_4_1_gflops_is_fvcore_flops_a_multiply_accumulate_count(r50_v15_tools):
     result = r50_v15_tools
     verdict = result.verdict()
@@ -109,6 +110,7 @@ def test_mobilenet_v2_300m_madds_is_a_multiply_accumulate_count():
     assert any(r.candidate.value == MNV2_MACC for r in result.families[0].members)
 
 
+@pytest.mark.slow  # seconds: left out of make test-fast, run by make test
 def test_vgg16_15_3_billion_flops_is_the_conv_layers_multiply_accumulates():
     result = which.which("vgg16", "15.3 billion FLOPs", tools=[])
     assert result.verdict().startswith("vgg16 15.3 billion FLOPs: multiply-accumulates of conv layers (FC left out)")

@@ -60,6 +60,7 @@ def check(tmp_path, capsys, header, rows) -> tuple[int, str, str]:
     return code, out, err
 
 
+@pytest.mark.slow  # seconds: left out of make test-fast, run by make test
 def test_goldens_through_check(tmp_path, capsys, lenet_thop_golden):
     header, rows = lenet_thop_golden
     assert len(rows) == 14
