@@ -3,12 +3,13 @@
 Why processes: torchstat patches `nn.Module.__call__` for good, thop adds buffers to modules, a tool can hang or
 crash. Why workers: `import torch` (~1.5 s) and `import tensorflow` (~3 s) dominate small runs, so each is paid
 once per run. Layout:
-  - one worker per process group (adapters' WORKER: "torch", "tf", "pure"), started only if a job needs it;
+  - one worker per process group (adapters' WORKER: "torch", "tf", "pure"), started only if a job needs it, and
+    TORCH_LANES torch workers, each model's jobs on one of them (the TF side finishes early);
   - the torch and pure workers import their framework once, then fork a fresh child per job (isolation for
     free: the child's patches die with it), killing the child at the timeout;
   - the tf worker runs its jobs in-process (TensorFlow is not fork-safe once initialised); the parent kills and
     restarts it if a job overruns the timeout.
-The two framework workers run concurrently (the machines have 2 cores). A crash, timeout, missing tool or a
+The workers run concurrently (the machines have 2 cores). A crash, timeout, missing tool or a
 model the tool cannot read becomes status rows; the other jobs still finish.
 
 User code (a model's factory and forward, a tool) runs only in job processes, never in the parent:
