@@ -14,7 +14,7 @@ from conventions import terms as T
 from conventions.formulas import model_counts
 from reconcile import adapters, api, models
 from reconcile.diff import decompose_catalogued
-from reconcile.records import OK, TOTAL, Emitter
+from reconcile.records import OK, Emitter
 
 TOOLS = ("thop", "fvcore", "torch_flop_counter")  # in-process: none of them patches torch for good
 PROPERTY = settings(max_examples=12, deadline=None, derandomize=True,
