@@ -60,7 +60,7 @@ def matrix(tool, versions, models=None, cache_dir=None, timeout=120.0, progress=
     wanted = drift.parse_versions(versions) if isinstance(versions, str) else list(versions)
     specs = [job.spec for job in api.plan(models, tool)]
     records, installs = drift.run_matrix(tool, wanted, specs, drift.cache_root(cache_dir), timeout, progress)
-    table = drift.drift_rows(records, wanted, drift.irs_for(specs))
+    table = drift.drift_rows(records, wanted, drift.irs_for(specs, timeout))
     table.attrs["records"] = records
     table.attrs["installs"] = installs
     return table

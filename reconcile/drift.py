@@ -313,18 +313,16 @@ def drift_rows(records: pd.DataFrame, versions: Sequence[str], irs: dict[str, Op
     return out
 
 
-def ir_of(spec) -> Optional[Model]:
-    """The layer IR terms are computed on, chosen as diff.canonical_ir does (torch, else caffe, else keras),
-    traced in a job process (reconcile.runner.trace_ir: the model's code never runs here)."""
+def irs_for(specs: Sequence, timeout: Optional[float] = None) -> dict[str, Optional[Model]]:
+    """Each model's layer IR, the form diff.canonical_ir reads (torch, else caffe, else keras), traced in job
+    processes (reconcile.runner.trace_irs: the models' code never runs here); None where it cannot be traced."""
     from .models import canonical_framework
-    from .runner import trace_ir
+    from .runner import trace_irs
 
-    framework = canonical_framework(spec)
-    return trace_ir(spec, framework).model if framework else None
-
-
-def irs_for(specs: Sequence) -> dict[str, Optional[Model]]:
-    return {spec.name: ir_of(spec) for spec in specs}
+    traceable = [spec for spec in specs if canonical_framework(spec)]
+    traced = trace_irs([(spec, canonical_framework(spec)) for spec in traceable], timeout) if traceable else []
+    irs = {spec.name: result.model for spec, result in zip(traceable, traced)}
+    return {spec.name: irs.get(spec.name) for spec in specs}
 
 
 def drift_csv(drift: pd.DataFrame) -> str:

@@ -17,12 +17,6 @@ def _installed(inst) -> None:
                    f"{inst.folder}", err=True)
 
 
-def drift_framework(spec) -> str:
-    from ..models import canonical_framework
-
-    return canonical_framework(spec) or "torch"
-
-
 @click.command("matrix")
 @click.option("--tool", required=True, help="Tool id, e.g. thop.")
 @click.option("--versions", required=True,
@@ -41,7 +35,6 @@ def command(tool: str, versions: str, models: Optional[str], out_dir: str, cache
     Writes OUT/drift.csv, OUT/records.csv and OUT/report_drift.md (+ .html). A release pip cannot install
     becomes an error row; the others still run (exit 0)."""
     from .. import api, drift
-    from ..runner import trace_irs
     from ..progress import printer
 
     drift.tool_distribution(tool)  # a UserError (exit 2) before anything installs
@@ -51,9 +44,7 @@ def command(tool: str, versions: str, models: Optional[str], out_dir: str, cache
     started = time.monotonic()
     records, installs = drift.run_matrix(tool, wanted, specs, drift.cache_root(cache_dir), timeout,
                                          printer(quiet, versions=True), None if quiet else _installed)
-    irs = {spec.name: result.model  # traced in job processes, never here
-           for spec, result in zip(specs, trace_irs([(s, drift_framework(s)) for s in specs], timeout))}
-    table = drift.drift_rows(records, wanted, irs)
+    table = drift.drift_rows(records, wanted, drift.irs_for(specs, timeout))
     paths = drift.write_outputs(out, tool, wanted, installs, records, table)
     for row in table[table["layer"] == "__total__"].itertuples(index=False):
         click.echo(f"{row.model} {row.metric}: {row.from_version} -> {row.to_version}: {drift.n(row.from_value)} -> "
