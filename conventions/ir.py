@@ -39,8 +39,6 @@ UNKNOWN = "unknown"  # a front end saw an op it has no description for: kept, ne
 
 KINDS = (CONV, LINEAR, POOL_MAX, POOL_AVG, BN, LAYER_NORM, ACT, ADD, MUL, MATMUL, ATTENTION, SOFTMAX, CONCAT,
          EINSUM, SDPA, EMBEDDING, NORM, REDUCE_MEAN, INTERPOLATE, ELEMENTWISE, PARAMETER, GAP, UNKNOWN)
-# Kinds whose cost is a count of products, taken from the op's operand shapes.
-PRODUCT_KINDS = (MATMUL, EINSUM, SDPA)
 POOL_KINDS = (POOL_MAX, POOL_AVG)
 
 Shape = tuple[int, ...]

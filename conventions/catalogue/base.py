@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..ir import Layer
-from ..terms import ATTN, BIAS_PARAMS, MACC, WEIGHTS
+from ..terms import BIAS_PARAMS, WEIGHTS
 
 
 def kind_key(layer: Layer) -> str:
@@ -34,9 +34,6 @@ class Convention:
     @property
     def conditional(self) -> bool:
         return bool(self.when or self.unless)
-
-    def applies(self, layer: Layer) -> bool:
-        return self.holds(lambda key: layer.op if key == "op" else layer.attr(key))
 
     def holds(self, fact) -> bool:
         """`fact(key)` gives the layer's value for a condition key ("op", "api", "affine", ...)."""
@@ -72,7 +69,6 @@ NO_ARITHMETIC_KINDS = ("bn", "layer_norm", "act", "add", "mul", "softmax", "conc
                        "pool_avg_adaptive")
 # Product kinds carry MACC (against a weight) or ATTN (between activations), never both: one entry covers both.
 PRODUCTS = ("matmul", "einsum")
-ALL_PRODUCTS = {MACC: 1, ATTN: 1}
 
 # How a tool sees a model. What it can miss follows from this: module hooks never see functional code; a tool
 # that patches torch functions sees the patched ones; a dispatch-level or traced tool sees every aten op but may
