@@ -25,10 +25,7 @@ refused there; a token model takes B,T.
 from __future__ import annotations
 
 import ast
-import importlib
 import importlib.util
-import math
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
@@ -37,49 +34,9 @@ from conventions.ir import Model
 
 from .errors import UserError
 from .factories import load_factory  # noqa: F401  (lives apart so the front ends need not import this module)
-
-INPUT_SHAPE_RULES = ("--input-shape: required with --model-file (the shape its forward takes, batch first, at "
-                     "least 2 dimensions); for a reference model it replaces the model's own shape and must have "
-                     "its number of dimensions; refused for a .prototxt (it declares its own input)")
-MAX_INPUT_ELEMENTS = 2 ** 31  # 8 GB of float32: beyond it an input shape is a typo, not a model
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    name: str
-    input_shape: tuple[int, ...]  # channels-first with batch
-    torch_factory: Optional[str] = None  # "package.module:function" or "/path/file.py:function"
-    keras_factory: Optional[str] = None
-    prototxt: Optional[Path] = None
-    aliases: dict[str, dict[str, str]] = field(default_factory=dict)
-    # Keyword arguments the torch factory is called with (module: query, hf:/preset: the configuration).
-    factory_kwargs: tuple[tuple[str, Any], ...] = ()
-    token_model: bool = False  # input is token ids (int64, shape batch x seq_len), not floats
-    config: dict[str, Any] = field(default_factory=dict)  # hf:/preset: the configuration's own dict
-    meta: bool = False  # built on the meta device (no memory for weights); only dispatch-level tools run
-    note: str = ""  # what the spec stands for (a preset's citation and approximations)
-
-    @property
-    def frameworks(self) -> tuple[str, ...]:
-        return tuple(f for f, v in (("torch", self.torch_factory), ("keras", self.keras_factory),
-                                    ("caffe", self.prototxt)) if v)
-
-
-def check_shape(shape: tuple[int, ...], text: str) -> tuple[int, ...]:
-    if math.prod(shape) > MAX_INPUT_ELEMENTS:
-        raise UserError(f"input shape {text}: {math.prod(shape):,} elements, more than the {MAX_INPUT_ELEMENTS:,} "
-                        "this harness accepts")
-    return shape
-
-
-def parse_shape(text: str) -> tuple[int, ...]:
-    parts = text.split(",")
-    shape: tuple[int, ...] = ()
-    if len(parts) <= 16 and all(p.strip().isdigit() and len(p.strip()) <= 12 for p in parts):
-        shape = tuple(int(part) for part in parts)
-    if not shape or any(d <= 0 for d in shape):
-        raise UserError(f"malformed input shape {text!r}: expected positive integers like 1,3,32,32")
-    return check_shape(shape, text)
+from .hf_specs import from_transformers
+from .spec import (INPUT_SHAPE_RULES, MAX_INPUT_ELEMENTS, ModelSpec, _shape_option, _split_query,  # noqa: F401
+                   _with_batch, check_shape, parse_query, parse_shape)
 
 
 def reference(name: str, batch: Optional[int] = None) -> ModelSpec:
@@ -205,49 +162,6 @@ def resolve(model: Optional[str], model_file: Optional[str] = None, input_shape:
     return with_input_shape(spec, input_shape) if input_shape is not None else spec
 
 
-# ------------------------------------------------------------------------------------------ spec grammar helpers
-def parse_query(text: str, spec_text: str) -> dict[str, Any]:
-    """'a=1&b=0.5&c=true&d=gelu' -> {'a': 1, 'b': 0.5, 'c': True, 'd': 'gelu'}."""
-    out: dict[str, Any] = {}
-    for part in filter(None, text.split("&")):
-        key, sep, raw = part.partition("=")
-        if not sep or not key.strip():
-            raise UserError(f"model spec {spec_text!r}: expected key=value after '?', got {part!r}")
-        out[key.strip()] = _query_value(raw.strip())
-    return out
-
-
-def _query_value(raw: str) -> Any:
-    if raw.lower() in ("true", "false"):
-        return raw.lower() == "true"
-    if raw.lower() in ("none", "null"):
-        return None
-    for cast in (int, float):
-        try:
-            return cast(raw)
-        except ValueError:
-            pass
-    return raw
-
-
-def _split_query(text: str) -> tuple[str, dict[str, Any]]:
-    base, _, query = text.partition("?")
-    return base, parse_query(query, text)
-
-
-def _shape_option(query: dict[str, Any], input_shape: Optional[str], spec_text: str) -> tuple[int, ...]:
-    given = query.pop("input_shape", None)
-    if input_shape is not None:
-        return parse_shape(input_shape)
-    if given is None:
-        raise UserError(f"{spec_text!r} needs an input shape: --input-shape N,C,H,W or ?input_shape=N,C,H,W")
-    return parse_shape(str(given))
-
-
-def _with_batch(shape: tuple[int, ...], batch: Optional[int]) -> tuple[int, ...]:
-    return shape if batch is None else (batch,) + shape[1:]
-
-
 def from_module_spec(text: str, input_shape: Optional[str], batch: Optional[int] = None) -> ModelSpec:
     """module:PACKAGE.MODULE:FACTORY[?k=v&...]: the factory is called with the query as keyword arguments."""
     base, query = _split_query(text[len("module:"):])
@@ -289,159 +203,6 @@ def llm_shapes(spec: ModelSpec):
     batch, seq_len = spec.input_shape[0], spec.input_shape[-1]
     return llm.shapes_from_config(spec.config, seq_len, batch, spec.config.get("n_params", 0),
                                   spec.config.get("hf_non_embedding", 0))
-
-
-# --------------------------------------------------------------------------------------- transformers models
-HEADS = ("causal-lm", "masked-lm", "image-classification", "base")
-DEFAULT_SEQ_CAP = 1024  # default seq_len: the configuration's maximum positions, at most this
-META_ABOVE_PARAMS = 1_000_000_000  # larger models are built on the meta device
-_ENCODERS = {"bert", "roberta", "distilbert", "albert", "electra", "deberta", "deberta-v2", "xlm-roberta", "camembert",
-             "mpnet", "ernie", "big_bird", "longformer", "megatron-bert", "funnel", "layoutlm", "squeezebert"}
-_RESERVED = ("head", "attn_implementation", "device")
-
-
-def default_head(model_type: str) -> str:
-    """Causal LM for decoder models, image classification for vision models, the bare model for encoders."""
-    from transformers.models.auto.modeling_auto import (MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
-                                                        MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES)
-
-    if model_type in _ENCODERS:
-        return "base"
-    decoder = model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
-    if model_type in MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES and not decoder:
-        return "image-classification"
-    if decoder:
-        return "causal-lm"
-    return "base"
-
-
-def _auto_class(head: str):
-    import transformers
-
-    return {"causal-lm": transformers.AutoModelForCausalLM, "masked-lm": transformers.AutoModelForMaskedLM,
-            "image-classification": transformers.AutoModelForImageClassification,
-            "base": transformers.AutoModel}[head]
-
-
-def hf_config(model_type: str, config_kwargs: dict[str, Any], spec_text: str = ""):
-    """AutoConfig.for_model(model_type, **kw), refusing keys the configuration class does not define (a typo
-    would otherwise become a silent extra attribute)."""
-    from transformers import AutoConfig
-    from transformers.models.auto.configuration_auto import CONFIG_MAPPING
-
-    where = f"model spec {spec_text!r}: " if spec_text else ""
-    if model_type not in CONFIG_MAPPING:
-        close = sorted(t for t in CONFIG_MAPPING.keys() if t.startswith(model_type[:3]))[:8]
-        raise UserError(f"{where}unknown transformers model type {model_type!r}"
-                        + (f" (similar: {', '.join(close)})" if close else ""))
-    default = AutoConfig.for_model(model_type)
-    unknown = [k for k in config_kwargs if not hasattr(default, k) and k not in getattr(default, "attribute_map", {})]
-    if unknown:
-        raise UserError(f"{where}{type(default).__name__} has no setting {', '.join(map(repr, unknown))}")
-    try:
-        return AutoConfig.for_model(model_type, **config_kwargs)
-    except Exception as exc:
-        raise UserError(f"{where}{type(default).__name__}({config_kwargs}) refused: {type(exc).__name__}: {exc}") \
-            from None
-
-
-def hf_model(model_type: str, head: str, device: str = "cpu", attn_implementation: Optional[str] = None,
-             **config_kwargs):
-    """A `transformers` model from its configuration class only: random init (or none, on meta), no download."""
-    import torch
-
-    config = hf_config(model_type, config_kwargs)
-    extra = {"attn_implementation": attn_implementation} if attn_implementation else {}
-    if device == "meta":
-        with torch.device("meta"):
-            return _auto_class(head).from_config(config, **extra)
-    torch.manual_seed(0)  # values do not change counts; a fixed seed keeps any value-dependent path repeatable
-    return _auto_class(head).from_config(config, **extra)
-
-
-def _config_dict(config) -> dict[str, Any]:
-    keep = (int, float, str, bool, type(None))
-    return {k: v for k, v in sorted(config.to_dict().items()) if isinstance(v, keep)}
-
-
-def max_positions(config) -> Optional[int]:
-    for key in ("max_position_embeddings", "n_positions", "n_ctx", "max_seq_len", "seq_length"):
-        value = getattr(config, key, None)
-        if isinstance(value, int) and value > 0:
-            return value
-    return None
-
-
-def from_transformers(text: str, batch: Optional[int] = None, seq_len: Optional[int] = None,
-                      input_shape: Optional[str] = None) -> ModelSpec:
-    """hf:MODEL_TYPE[?k=v] and preset:NAME[?k=v] -> a ModelSpec whose factory builds the model from config."""
-    kind, _, rest = text.partition(":")
-    base, query = _split_query(rest)
-    note = ""
-    if kind == "preset":
-        from reference_models import presets
-
-        preset = presets.get(base.strip())
-        model_type, config_kwargs, head = preset.model_type, {**preset.config}, preset.head
-        note = f"{preset.citation} (paper: {preset.paper_params} parameters). {preset.note}"
-    else:
-        model_type, config_kwargs, head = base.strip(), {}, None
-    options = {k: query.pop(k) for k in _RESERVED if k in query}
-    config_kwargs.update(query)
-    head = options.get("head") or head or default_head(model_type)
-    if head not in HEADS:
-        raise UserError(f"model spec {text!r}: head must be one of {', '.join(HEADS)}, not {head!r}")
-    attn = options.get("attn_implementation")
-    if attn is not None and attn not in ("eager", "sdpa"):
-        raise UserError(f"model spec {text!r}: attn_implementation must be eager or sdpa, not {attn!r}")
-    device = options.get("device")
-    if device not in (None, "meta", "cpu"):
-        raise UserError(f"model spec {text!r}: device must be meta or cpu, not {device!r}")
-    config = hf_config(model_type, config_kwargs, text)
-    # Build once on the meta device (no memory, ~1 s for billions of parameters): the parameter count decides
-    # the device and the model class says what its input is.
-    try:
-        probe = hf_model(model_type, head, "meta", attn, **config_kwargs)
-    except UserError:
-        raise
-    except Exception as exc:
-        raise UserError(f"model spec {text!r}: building {model_type} with head {head} failed: "
-                        f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}") \
-            from None
-    n_params = sum(p.numel() for p in probe.parameters())
-    meta = device == "meta" or (device is None and n_params > META_ABOVE_PARAMS)
-    token_model = getattr(probe, "main_input_name", "input_ids") == "input_ids"
-    if input_shape is not None:
-        shape = parse_shape(input_shape)
-        if token_model and len(shape) != 2:
-            raise UserError(f"{text!r} takes token ids: --input-shape B,T (batch, sequence length), not {input_shape}")
-    elif token_model:
-        cap = max_positions(config)
-        seq = seq_len or min(cap or DEFAULT_SEQ_CAP, DEFAULT_SEQ_CAP)
-        if cap is not None and seq > cap:
-            raise UserError(f"--seq-len {seq} exceeds {text!r}'s {cap} positions")
-        shape = (batch or 1, seq)
-    else:
-        if seq_len is not None:
-            raise UserError(f"--seq-len applies to token models; {text!r} takes images")
-        size = getattr(config, "image_size", 224)
-        size = size if isinstance(size, int) else int(size[0])
-        shape = (batch or 1, getattr(config, "num_channels", 3), size, size)
-    if not meta and "use_cache" not in config_kwargs and hasattr(config, "use_cache"):
-        # One forward over T tokens needs no key/value cache, and its DynamicCache output stops torch.jit tracing
-        # (fvcore). On the meta device the cache stays: without it transformers checks position_ids for packed
-        # sequences with a .item() that meta tensors refuse (masking_utils.find_packed_sequence_indices).
-        config_kwargs["use_cache"] = False
-        config = hf_config(model_type, config_kwargs, text)
-    kwargs = dict(model_type=model_type, head=head, device="meta" if meta else "cpu", **config_kwargs)
-    if attn:
-        kwargs["attn_implementation"] = attn
-    info = dict(_config_dict(config), head=head, model_class=type(probe).__name__, n_params=n_params,
-                hf_non_embedding=probe.num_parameters(exclude_embeddings=True))
-    if attn:
-        info["attn_implementation"] = attn
-    return ModelSpec(text, shape, torch_factory=f"{__name__}:hf_model", factory_kwargs=tuple(sorted(kwargs.items())),
-                     token_model=token_model, config=info, meta=meta, note=note)
 
 
 def torch_module(spec: ModelSpec):
