@@ -1,0 +1,282 @@
+"""Training compute of one model: the measured forward + backward (frontends/torch_training.py), run in a job
+process, and the counters that report training FLOPs, each run in its own job and explained with basis terms.
+
+`measure(spec, frozen, recompute)` -> conventions.training.TrainingTrace. The model's code (factory, forward,
+backward) runs only in a forked job process with the timeout (runner.fork_call), never here.
+
+Counters that report training FLOPs (TRAINING_COUNTERS), each read in its installed source:
+  torch_flop_counter  torch.utils.flop_counter.FlopCounterMode(model) around `loss_fn(forward_fn()).backward()`:
+                      what Lightning's `measure_flops(model, forward_fn, loss_fn)` returns
+                      (src/lightning/fabric/utilities/throughput.py; lightning is not pinned here, so its
+                      convention is reproduced with the pinned torch) and what torchtitan-style training loops
+                      get from FlopCounterMode over a step. Counts backward aten ops with their own formulas.
+  calflops            calflops/flops_counter.py calculate_flops(..., include_backPropagation=True): runs the
+                      forward only and returns `flops * (1 + compute_bp_factor)`, compute_bp_factor 2.0: 3 x its
+                      forward count, whatever the model freezes or needs.
+  deepspeed           deepspeed/profiling/flops_profiler/profiler.py: its patched functionals count only Python-
+                      level forward calls, so a profile open over forward + backward counts the forward alone
+                      (measured here); with an engine, print_model_profile prints training throughput as
+                      `bwd_factor = 2 + recompute_fwd_factor` times the forward flops.
+  ptflops             ptflops 0.7.5 has no backward option: get_model_complexity_info (ptflops/flops_counter.py)
+                      "collects the amounts of parameters and MACs required to make a forward pass", and neither
+                      backend runs a backward.
+"""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Optional, Sequence
+
+from conventions import terms as T
+from conventions.training import MEASURED, TrainingTrace
+
+from .errors import UserError
+from .models import ModelSpec
+
+TRAINING_COUNTERS = ("torch_flop_counter", "calflops", "deepspeed", "ptflops")
+CALFLOPS_FACTOR = 3  # 1 + compute_bp_factor (2.0, the default of calculate_flops)
+DEEPSPEED_FACTOR = 3  # 1 + bwd_factor (2 + recompute_fwd_factor, 0.0 by default)
+
+SOURCES = {
+    "torch_flop_counter": "torch/utils/flop_counter.py FlopCounterMode over forward + backward = Lightning "
+                          "measure_flops(model, forward_fn, loss_fn) (src/lightning/fabric/utilities/throughput.py)",
+    "calflops": "calflops/flops_counter.py calculate_flops: flops * (1 + compute_bp_factor), compute_bp_factor 2.0",
+    "deepspeed": "deepspeed/profiling/flops_profiler/profiler.py FlopsProfiler: patched torch functionals (forward "
+                 "calls only); print_model_profile: bwd_factor = 2 + recompute_fwd_factor",
+    "ptflops": "ptflops/flops_counter.py get_model_complexity_info: a forward pass only, no backward option",
+}
+
+
+# ------------------------------------------------------------------------------------------------ the trace job
+def check_frozen(patterns: Sequence[str]) -> tuple[str, ...]:
+    """--frozen patterns, checked before any job runs (a bad regular expression is the user's error)."""
+    import re
+
+    for pattern in patterns:
+        if not pattern.strip():
+            raise UserError("--frozen needs a parameter-name pattern (a glob like 'transformer.h.0.*' or re:REGEX)")
+        if pattern.startswith("re:"):
+            try:
+                re.compile(pattern[3:])
+            except re.error as exc:
+                raise UserError(f"--frozen {pattern!r}: not a regular expression ({exc})") from None
+    return tuple(patterns)
+
+
+def _trace_job(spec: ModelSpec, frozen: tuple[str, ...], recompute: str):
+    """In the job process: build, trace, return the TrainingTrace or one line saying why not."""
+    from . import models, runner
+    from .frontends.torch_training import trace_training
+
+    runner._silence()  # what the model prints goes nowhere; the result comes back through the pipe
+    try:
+        module = models.torch_module(spec)
+        example = models.example_input(spec, module, dispatch_level=True)
+        return trace_training(module, example, spec.name, frozen, recompute, spec.token_model)
+    except (UserError, ValueError) as exc:
+        return f"model {spec.name!r}: {exc}"
+    except Exception as exc:  # noqa: BLE001 (the model's own code failed under forward + backward)
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        return f"model {spec.name!r}: forward + backward failed: {type(exc).__name__}: {first[:200]}"
+
+
+def _in_job(fn, args: tuple, timeout: Optional[float], what: str):
+    from . import runner
+
+    seconds = runner.check_timeout(runner.TRACE_TIMEOUT_S if timeout is None else timeout)
+    state, result = runner.fork_call(fn, args, seconds)
+    if state == "timeout":
+        raise UserError(f"{what} timed out after {seconds:g} s; killed")
+    if state == "died":
+        raise UserError(f"the process of {what} died ({runner._died(result)})")
+    return result
+
+
+def measure(spec: ModelSpec, frozen: Sequence[str] = (), recompute: str = "none",
+            timeout: Optional[float] = None) -> TrainingTrace:
+    """The measured training step of `spec` (see the module docstring); a UserError says why not."""
+    if not spec.torch_factory:
+        raise UserError(f"--training traces a PyTorch model; {spec.name!r} has no PyTorch definition")
+    result = _in_job(_trace_job, (spec, check_frozen(frozen), recompute), timeout,
+                     f"tracing forward + backward of {spec.name}")
+    if isinstance(result, str):
+        raise UserError(result)
+    if not isinstance(result, TrainingTrace):
+        raise UserError(f"model {spec.name!r}: no training trace came back ({result!r})")
+    return result
+
+
+# ------------------------------------------------------------------------------------------------ counters
+@dataclass(frozen=True)
+class CounterResult:
+    """One training-FLOPs counter on one model: its number, how it decomposes, and its source."""
+
+    tool: str
+    version: str
+    metric: str
+    value: Optional[float]
+    status: str  # ok | unsupported | error
+    message: str = ""
+    forward: Optional[float] = None  # the same tool's forward-only count, where the training number is built on it
+    decomposition: str = ""
+    residual: Optional[float] = None
+    source: str = ""
+
+
+def _loss(out):
+    from .frontends.torch_training import _float_outputs
+
+    tensors = _float_outputs(out)
+    loss = tensors[0].sum()
+    for extra in tensors[1:]:
+        loss = loss + extra.sum()
+    return loss
+
+
+def _counter_job(tool: str, spec: ModelSpec):
+    """In the job process: (metric, training value, forward value or None, version, note)."""
+    from . import models, runner
+    from .adapters import distribution_version
+
+    runner._silence()
+    try:
+        if tool == "torch_flop_counter":
+            from torch.utils.flop_counter import FlopCounterMode
+
+            model = models.torch_module(spec).train()
+            given = models.example_input(spec, model, tool, dispatch_level=True)
+            counter = FlopCounterMode(model, display=False)  # as lightning's measure_flops builds it
+            with counter:
+                _loss(model(given)).backward()
+            return ("FLOP [fwd+bwd]", counter.get_total_flops(), None, distribution_version("torch"),
+                    "FlopCounterMode over loss.backward(), loss = sum of the outputs")
+        if tool == "calflops":
+            from calflops import calculate_flops
+
+            model = models.torch_module(spec)
+            train, _, _ = calculate_flops(model, args=[models.example_input(spec, model, tool)], print_results=False,
+                                          output_as_string=False, include_backPropagation=True)
+            model = models.torch_module(spec)
+            forward, _, _ = calculate_flops(model, args=[models.example_input(spec, model, tool)],
+                                            print_results=False, output_as_string=False)
+            return ("FLOPs (include_backPropagation=True)", train, forward, distribution_version("calflops"), "")
+        if tool == "deepspeed":
+            from .adapters.deepspeed import profiler_module
+
+            profiler = profiler_module()
+            model = models.torch_module(spec).train()
+            given = models.example_input(spec, model, tool)
+            prof = profiler.FlopsProfiler(model)
+            prof.start_profile()
+            _loss(model(given)).backward()
+            over_step = prof.get_total_flops()
+            prof.end_profile()
+            model = models.torch_module(spec)
+            forward, _, _ = profiler.get_model_profile(model, args=[models.example_input(spec, model, tool)],
+                                                       print_profile=False, as_string=False)
+            return ("flops (profile open over forward + backward)", over_step, forward,
+                    distribution_version("deepspeed"), "")
+        raise ValueError(f"no training mode for {tool}")
+    except (UserError, ImportError) as exc:
+        return f"{type(exc).__name__}: {exc}"
+    except Exception as exc:  # noqa: BLE001 (the tool failed on this model: its row says how)
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        return f"{type(exc).__name__}: {first[:200]}"
+
+
+def explain_products(value: float, trace: TrainingTrace) -> Optional[dict[str, int]]:
+    """The simplest combination of the trace's training terms (coefficients 0, 1, 2) equal to `value`: how a
+    dispatch-level counter of forward + backward counted. None when none fits."""
+    values = trace.terms()
+    names = [T.MACC, T.ATTN, T.MACC_DGRAD, T.ATTN_DGRAD, T.MACC_WGRAD, T.MACC_RECOMPUTE, T.ATTN_RECOMPUTE]
+    present = [n for n in names if values[n]]
+    best = None
+    for coefs in itertools.product((0, 1, 2), repeat=len(present)):
+        combo = {n: c for n, c in zip(present, coefs) if c}
+        if T.evaluate(combo, values) == value:
+            key = (sum(1 for c in coefs if c != 2), len(combo))
+            if best is None or key < best[0]:
+                best = (key, combo)
+    return best[1] if best else None
+
+
+def _forward_explanation(spec: ModelSpec, tool: str, metric: str) -> tuple[str, Optional[float]]:
+    """The decomposition and residual of the tool's own forward total, from `reconcile.explain` on a run."""
+    from . import api
+    from .diff import explain
+
+    try:
+        records = api.execute(api.plan(None, tool, [spec]))
+        rows = explain(records, records.attrs.get("specs"), records.attrs.get("irs"))
+    except UserError as exc:
+        return f"(its forward total is not explained: {exc})", None
+    total = rows[(rows["layer"] == "__total__") & (rows["tool"] == tool) & (rows["metric"] == metric)]
+    if total.empty:
+        return "(its forward total is not explained)", None
+    residual = total.iloc[0]["residual"]
+    return str(total.iloc[0]["decomposition"]), None if residual != residual else float(residual)
+
+
+def counters(spec: ModelSpec, trace: TrainingTrace, tools: Sequence[str] = TRAINING_COUNTERS,
+             timeout: Optional[float] = None, explain_forward: bool = True) -> list[CounterResult]:
+    """Every training-FLOPs counter on `spec` (each in its own job), explained against `trace`."""
+    from . import adapters
+
+    out = []
+    for tool in tools:
+        if tool not in TRAINING_COUNTERS:
+            raise UserError(f"unknown training counter {tool!r}; counters: {', '.join(TRAINING_COUNTERS)}")
+        if tool == "ptflops":
+            out.append(CounterResult(tool, adapters.distribution_version("ptflops"), "MACs", None, "unsupported",
+                                     "no backward option in ptflops 0.7.5: both backends count one forward pass",
+                                     source=SOURCES[tool]))
+            continue
+        if tool in ("calflops", "deepspeed"):
+            reason = adapters.get(tool).unavailable()
+            if reason is None and spec.meta:
+                reason = f"model {spec.name!r} is built on the meta device; {tool} needs real tensors"
+            if reason:
+                out.append(CounterResult(tool, adapters.get(tool).version(), "", None, "unsupported", reason,
+                                         source=SOURCES[tool]))
+                continue
+        result = _in_job(_counter_job, (tool, spec), timeout, f"{tool} on {spec.name}")
+        if isinstance(result, str):
+            out.append(CounterResult(tool, adapters.get(tool).version(), "", None, "error", result,
+                                     source=SOURCES[tool]))
+            continue
+        metric, value, forward, version, note = result
+        out.append(_explained(tool, version, metric, float(value), None if forward is None else float(forward),
+                              note, spec, trace, explain_forward))
+    return out
+
+
+def _explained(tool, version, metric, value, forward, note, spec, trace, explain_forward) -> CounterResult:
+    if tool == "torch_flop_counter":
+        combo = explain_products(value, trace)
+        if combo is None:
+            residual = value - T.evaluate(MEASURED, trace.terms())
+            return CounterResult(tool, version, metric, value, "ok", note, None,
+                                 f"no combination of the training terms fits; 2 x every product differs by "
+                                 f"{residual:+,.0f}", residual, SOURCES[tool])
+        missing = [t for t in MEASURED if trace.terms()[t] and combo.get(t, 0) != MEASURED[t]]
+        why = f"; leaves out {', '.join(missing)} (aten ops without a formula)" if missing else ""
+        return CounterResult(tool, version, metric, value, "ok", note + why, None, T.format_combo(combo), 0.0,
+                             SOURCES[tool])
+    factor = CALFLOPS_FACTOR if tool == "calflops" else 1
+    forward_metric = "FLOPs" if tool == "calflops" else "flops"
+    text, fwd_residual = _forward_explanation(spec, tool, forward_metric) if explain_forward else ("", 0.0)
+    residual = value - factor * forward + (factor * fwd_residual if fwd_residual is not None else 0)
+    if tool == "calflops":
+        decomposition = f"3 x its forward FLOPs {forward:,.0f} = 3 x ({text})" if text else \
+            f"3 x its forward FLOPs {forward:,.0f}"
+        message = "include_backPropagation multiplies the forward count by 1 + compute_bp_factor (2.0)"
+    else:
+        decomposition = f"its forward flops {forward:,.0f} = {text}" if text else f"its forward flops {forward:,.0f}"
+        message = (f"backward not counted: the profile over forward + backward equals the forward alone; an engine's "
+                   f"profile prints training throughput as {DEEPSPEED_FACTOR} x fwd flops "
+                   f"(= {DEEPSPEED_FACTOR * forward:,.0f})")
+    if fwd_residual is None:
+        residual = None
+    return CounterResult(tool, version, metric, value, "ok", message, forward, decomposition, residual,
+                         SOURCES[tool])
