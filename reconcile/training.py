@@ -64,16 +64,45 @@ def check_frozen(patterns: Sequence[str]) -> tuple[str, ...]:
     return tuple(patterns)
 
 
+def _on_meta(spec: ModelSpec):
+    """The model with its parameters on the meta device: counting needs shapes, not values, so a step of a large
+    model costs no memory and no arithmetic. A transformers spec is rebuilt on meta by its own factory (which keeps
+    the key/value cache there, see hf_specs.from_transformers); any other model is moved with `.to("meta")`."""
+    from . import models
+
+    kwargs = dict(spec.factory_kwargs)
+    if spec.torch_factory.endswith("hf_specs:hf_model") and kwargs.get("device") != "meta":
+        kwargs["device"] = "meta"
+        if "use_cache" not in spec.name:  # resolve() turned the cache off for real tensors only
+            kwargs.pop("use_cache", None)
+        return models.load_factory(spec.torch_factory)(**kwargs)
+    return models.torch_module(spec).to("meta")
+
+
 def _trace_job(spec: ModelSpec, frozen: tuple[str, ...], recompute: str):
-    """In the job process: build, trace, return the TrainingTrace or one line saying why not."""
+    """In the job process: build, trace (on the meta device; on the model's own device when its forward needs
+    values), return the TrainingTrace or one line saying why not."""
+    from dataclasses import replace
+
     from . import models, runner
     from .frontends.torch_training import trace_training
 
     runner._silence()  # what the model prints goes nowhere; the result comes back through the pipe
     try:
-        module = models.torch_module(spec)
-        example = models.example_input(spec, module, dispatch_level=True)
-        return trace_training(module, example, spec.name, frozen, recompute, spec.token_model)
+        try:
+            module = _on_meta(spec)
+            trace = trace_training(module, models.example_input(spec, module, dispatch_level=True), spec.name, frozen,
+                                   recompute, spec.token_model)
+        except ValueError:
+            raise
+        except Exception as exc:  # noqa: BLE001 (a forward that reads values: .item(), data-dependent branches)
+            module = models.torch_module(spec)
+            trace = trace_training(module, models.example_input(spec, module, dispatch_level=True), spec.name, frozen,
+                                   recompute, spec.token_model)
+            why = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else type(exc).__name__
+            trace = replace(trace, notes=trace.notes + (f"traced on {trace.device}: on the meta device the forward "
+                                                        f"failed ({why})",))
+        return trace
     except (UserError, ValueError) as exc:
         return f"model {spec.name!r}: {exc}"
     except Exception as exc:  # noqa: BLE001 (the model's own code failed under forward + backward)
@@ -144,12 +173,18 @@ def _counter_job(tool: str, spec: ModelSpec):
         if tool == "torch_flop_counter":
             from torch.utils.flop_counter import FlopCounterMode
 
-            model = models.torch_module(spec).train()
-            given = models.example_input(spec, model, tool, dispatch_level=True)
-            counter = FlopCounterMode(model, display=False)  # as lightning's measure_flops builds it
-            with counter:
-                _loss(model(given)).backward()
-            return ("FLOP [fwd+bwd]", counter.get_total_flops(), None, distribution_version("torch"),
+            def step(model) -> int:
+                model.train()
+                given = models.example_input(spec, model, tool, dispatch_level=True)
+                counter = FlopCounterMode(model, display=False)  # as lightning's measure_flops builds it
+                with counter:
+                    _loss(model(given)).backward()
+                return counter.get_total_flops()
+            try:  # on the meta device, as Lightning's measure_flops docstring recommends
+                total = step(_on_meta(spec))
+            except Exception:  # noqa: BLE001 (a forward that needs values): on the model's own device
+                total = step(models.torch_module(spec))
+            return ("FLOP [fwd+bwd]", total, None, distribution_version("torch"),
                     "FlopCounterMode over loss.backward(), loss = sum of the outputs")
         if tool == "calflops":
             from calflops import calculate_flops

@@ -197,3 +197,181 @@ def formulas_training(spec, fmt: str, timeout: float, training: bool, frozen: Se
         click.echo(csv_text(trace), nl=False)
     else:
         click.echo(table(spec, trace, counted))
+
+
+# ------------------------------------------------------------------------------------------------ the table
+# The models the report's training section measures: (label, spec, seq_len). Llama-7B is traced on the meta
+# device (no memory), so the counters that need real tensors (calflops, DeepSpeed) run on a small Llama
+# configuration of the same architecture instead (COUNTER_STAND_INS).
+TABLE_MODELS = (("GPT-2 small", "preset:gpt2-small", None), ("BERT-base", "preset:bert-base", None),
+                ("Llama-7B", "preset:llama-7b", 128), ("ResNet-50", "resnet50_v15", None))
+COUNTER_STAND_INS = {"preset:llama-7b": ("hf:llama?hidden_size=256&intermediate_size=688&num_hidden_layers=2&"
+                                         "num_attention_heads=4&num_key_value_heads=4&vocab_size=32000&"
+                                         "max_position_embeddings=128", None)}
+# the conventions the summary table shows, by name (the full list is in each model's comparison)
+TABLE_CONVENTIONS = ("6ND (N = all parameters)", "3 x forward (backward = 2 x forward)", "PaLM 6N + 12 L H Q T",
+                     "Megatron-LM without recomputation", "Megatron-LM num_floating_point_operations")
+CSV_NAME, MD_NAME = "training.csv", "training.md"
+
+
+def measure_table(models_=TABLE_MODELS, with_counters: bool = True, timeout: float = 600.0,
+                  progress=None) -> tuple[list[dict], list[dict]]:
+    """Measure each model (and run the training counters on it, or on its stand-in): one summary row per model,
+    one row per (model, convention) and per (model, counter)."""
+    from . import models as model_specs
+    from . import training as measured
+
+    rows, detail = [], []
+    for label, text, seq_len in models_:
+        spec = model_specs.resolve(text, seq_len=seq_len)
+        trace = measured.measure(spec, timeout=timeout)
+        if progress:
+            progress(f"{label}: traced ({trace.device})")
+        items = {c.name: c for c in comparisons(spec, trace)}
+        row = {"model": label, "spec": text, "input": "x".join(map(str, trace.input_shape)), "per": trace.unit,
+               "device": trace.device, "forward_flops": Fraction(2 * trace.forward, trace.units),
+               "training_flops": trace.flops_per_unit, "training_over_forward": 1 + trace.ratio,
+               "backward_over_forward": trace.ratio}
+        for name in TABLE_CONVENTIONS:
+            row[name] = items[name].relative if name in items else None
+        rows.append(row)
+        for c in items.values():
+            detail.append({"model": label, "kind": "convention", "name": c.name, "value": c.value,
+                           "measured": c.measured, "relative": c.relative, "basis": c.basis,
+                           "residual": c.residual, "note": "; ".join(f"{k} {float(v):+,.0f}" for k, v in c.differences)})
+        if not with_counters:
+            continue
+        stand_in, stand_seq = COUNTER_STAND_INS.get(text, (None, None))
+        counted = measured.counters(spec, trace, ("torch_flop_counter", "ptflops"), timeout)
+        if stand_in is None:
+            counted += measured.counters(spec, trace, ("calflops", "deepspeed"), timeout)
+        else:  # calflops and DeepSpeed need real tensors: a small model of the same architecture
+            small = model_specs.resolve(stand_in, seq_len=stand_seq)
+            small_trace = measured.measure(small, timeout=timeout)
+            for r in measured.counters(small, small_trace, ("calflops", "deepspeed"), timeout):
+                detail.append(_counter_row(label + " (small config: " + stand_in + ")", r, small_trace))
+        for r in counted:
+            detail.append(_counter_row(label, r, trace))
+        if progress:
+            progress(f"{label}: counters done")
+    return rows, detail
+
+
+def _counter_row(label: str, r, trace: TR.TrainingTrace) -> dict:
+    per_unit = None if r.value is None else Fraction(r.value).limit_denominator(1) / trace.units
+    relative = None if per_unit is None else float((per_unit - trace.flops_per_unit) / trace.flops_per_unit)
+    return {"model": label, "kind": "counter", "name": f"{r.tool} {r.version} {r.metric}".strip(), "value": per_unit,
+            "measured": trace.flops_per_unit, "relative": relative, "basis": r.decomposition,
+            "residual": r.residual, "note": f"{r.status}: {r.message}" if r.status != "ok" else r.message}
+
+
+def _fmt(x) -> str:
+    if x is None:
+        return "n/a"
+    if isinstance(x, float):
+        return f"{x:+.2%}"
+    return _n(x)
+
+
+def table_markdown(rows: list[dict], detail: list[dict]) -> str:
+    out = ["# Training compute, measured", "",
+           "One training step of each model traced at the dispatch level (reconcile/frontends/torch_training.py; "
+           "loss: the sum of the outputs; nothing frozen; no recomputation), in FLOPs at 2 per multiply-accumulate "
+           "per token (token models) or per sample, and how far each convention is from it (convention / measured "
+           "- 1). Regenerate: `python bench/bench_training.py table`.", "",
+           "| model | input | per | forward | forward + backward | (fwd+bwd)/fwd | "
+           + " | ".join(TABLE_CONVENTIONS) + " |",
+           "|" + "---|" * (6 + len(TABLE_CONVENTIONS))]
+    for r in rows:
+        out.append(f"| {r['model']} (`{r['spec']}`) | {r['input']} ({r['device']}) | {r['per']} | "
+                   f"{_n(r['forward_flops'])} | {_n(r['training_flops'])} | {r['training_over_forward']:.4f} | "
+                   + " | ".join(_fmt(r[name]) for name in TABLE_CONVENTIONS) + " |")
+    for kind, title in (("convention", "Every convention against the measured figure"),
+                        ("counter", "Training-FLOPs counters (value per token or sample; residual of the "
+                                    "decomposition)")):
+        out += ["", f"## {title}", "", "| model | convention / counter | value | vs measured | basis | residual | "
+                                       "difference by component / note |", "|---|---|---|---|---|---|---|"]
+        for d in detail:
+            if d["kind"] != kind:
+                continue
+            residual = "" if d["residual"] is None else _n(Fraction(d["residual"]).limit_denominator(1000))
+            note = str(d["note"]).replace("|", "/")
+            basis = str(d["basis"]).replace("|", "/")
+            out.append(f"| {d['model']} | {d['name']} | {_fmt(d['value'])} | {_fmt(d['relative'])} | {basis} | "
+                       f"{residual} | {note} |")
+    return "\n".join(out) + "\n"
+
+
+def table_csv(rows: list[dict], detail: list[dict]) -> str:
+    import csv
+    import io
+
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["model", "kind", "name", "value_per_unit", "measured_per_unit", "relative", "basis", "residual",
+                     "note"])
+    for d in detail:
+        writer.writerow([d["model"], d["kind"], d["name"], "" if d["value"] is None else float(d["value"]),
+                         float(d["measured"]), "" if d["relative"] is None else f"{d['relative']:.6f}", d["basis"],
+                         "" if d["residual"] is None else float(d["residual"]), d["note"]])
+    for r in rows:
+        writer.writerow([r["model"], "measured", "forward + backward", float(r["training_flops"]),
+                         float(r["training_flops"]), "0.000000", "2*(forward + input gradient + weight gradient)", 0,
+                         f"forward {float(r['forward_flops'])}; (fwd+bwd)/fwd {r['training_over_forward']:.6f}"])
+    return buffer.getvalue()
+
+
+SUMMARY_NAME = "training_summary.csv"
+TABLE_DIR = ("reports", "training")  # under the project root: the committed tables
+
+
+def summary_csv(rows: list[dict]) -> str:
+    import csv
+    import io
+
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["model", "spec", "input", "per", "forward FLOPs", "forward+backward FLOPs", "(fwd+bwd)/fwd"]
+                    + [f"{name} vs measured" for name in TABLE_CONVENTIONS])
+    for r in rows:
+        writer.writerow([r["model"], r["spec"], f"{r['input']} ({r['device']})", r["per"], _n(r["forward_flops"]),
+                         _n(r["training_flops"]), f"{r['training_over_forward']:.4f}"]
+                        + [_fmt(r[name]) for name in TABLE_CONVENTIONS])
+    return buffer.getvalue()
+
+
+def write_tables(out_dir, rows: list[dict], detail: list[dict]) -> list:
+    from pathlib import Path
+
+    from .render import write_atomic
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    files = {MD_NAME: table_markdown(rows, detail), CSV_NAME: table_csv(rows, detail), SUMMARY_NAME: summary_csv(rows)}
+    for name, text in files.items():
+        write_atomic(out / name, text)
+    return [out / name for name in files]
+
+
+def report_blocks(root=None) -> list:
+    """The report's training section, from the committed summary (reports/training/training_summary.csv, written
+    by `python bench/bench_training.py table`): a declared input like reference_models/published.csv. Nothing
+    when it is absent."""
+    from pathlib import Path
+
+    import pandas as pd
+
+    from .render import Heading, Para, Table
+
+    base = Path(root) if root is not None else Path(__file__).resolve().parent.parent
+    path = base.joinpath(*TABLE_DIR, SUMMARY_NAME)
+    if not path.is_file():
+        return []
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    return [Heading("Training compute, measured", 2),
+            Para("One training step per model traced at the dispatch level (forward, input-gradient and "
+                 "weight-gradient products; FLOPs at 2 per multiply-accumulate), and how far 6ND, 3 x forward, PaLM "
+                 "and Megatron-LM are from it (convention / measured - 1). Every convention, every training-FLOPs "
+                 f"counter and the terms that make each difference: `{'/'.join(TABLE_DIR)}/{MD_NAME}`; one model: "
+                 "`reconcile formulas SPEC --training`."),
+            Table(frame)]

@@ -292,3 +292,25 @@ def test_formulas_training_bad_input_is_one_line_exit_2(tmp_path, args, words):
     done = _cli("--model-file", "net.py:build", "--input-shape", "5,8", *args, cwd=tmp_path)
     assert done.returncode == 2 and words in done.stderr, done.stderr
     assert len(done.stderr.strip().splitlines()) == 1 and not done.stdout
+
+
+@pytest.mark.slow
+def test_which_train_compute_ranks_the_measured_figure_beside_the_formulas(tmp_path):
+    # hf:gpt2 with 2 layers at T = 64, everything trainable: the measured step is 3 x the forward products,
+    # 6 (MACC + ATTN + LOGITS) per token, by the shapes' own formulas (conventions/llm.py terms)
+    spec = "hf:gpt2?n_layer=2"
+    shapes = llm.Shapes(n_layer=2, d_model=768, n_heads=12, d_head=64, d_ff=3072, n_vocab=50257, n_ctx=64)
+    t = llm.terms(shapes)
+    measured = 6 * (t[llm.MACC] + t[llm.ATTN] + t[llm.LOGITS])
+    n_params = 2 * (12 * 768 ** 2 + 13 * 768) + 2 * 768 + 50257 * 768 + 1024 * 768  # blocks, ln_f, wte, wpe
+    six_nd = 6 * n_params
+    done = subprocess.run([sys.executable, "-m", "reconcile", "which", spec, f"{six_nd * 1000:.6e}", "--quantity",
+                           "train-compute", "--tokens", "1000", "--seq-len", "64"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    relative = (six_nd - measured) / measured
+    assert lines[1].startswith(f"6ND (N = all parameters), which here is {abs(relative):.2%} "
+                               f"{'above' if relative > 0 else 'below'} the measured forward+backward")
+    assert any(line.startswith(" m  measured forward + backward") and f"{measured * 1000:.4g}" in line
+               for line in lines)
