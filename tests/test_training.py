@@ -71,6 +71,10 @@ def test_small_cnn_first_conv_has_no_input_gradient():
     assert layers["0"].dgrad_macc == 0 and layers["0"].wgrad_macc == 27648  # convolution_backward mask (F, T, T)
     assert (layers["2"].dgrad_macc, layers["2"].wgrad_macc) == (5184, 5184)
     assert trace.backward == 27648 + 2 * 5184 + 2 * 360
+    # "3 x forward" is above the measured step by exactly conv 0's input gradient (2 FLOPs per product, per sample)
+    three = next(c for c in TR.generic_comparisons(trace, 0) if c.name.startswith("3 x forward"))
+    assert three.value - three.measured == Fraction(2 * 27648, 2)
+    assert dict(three.differences) == {"input gradients autograd skips (first layer, frozen)": Fraction(27648)}
 
 
 def test_attention_products_get_two_input_gradients_and_selective_recompute_repeats_them():
@@ -314,3 +318,14 @@ def test_which_train_compute_ranks_the_measured_figure_beside_the_formulas(tmp_p
                                f"{'above' if relative > 0 else 'below'} the measured forward+backward")
     assert any(line.startswith(" m  measured forward + backward") and f"{measured * 1000:.4g}" in line
                for line in lines)
+
+
+def test_report_section_reads_the_committed_summary(tmp_path):
+    from reconcile import training_report
+
+    assert training_report.report_blocks(tmp_path) == []  # no table committed there: no section
+    folder = tmp_path.joinpath(*training_report.TABLE_DIR)
+    folder.mkdir(parents=True)
+    folder.joinpath(training_report.SUMMARY_NAME).write_text("model,per\nResNet-50,sample\n")
+    heading, _, table = training_report.report_blocks(tmp_path)
+    assert heading.text == "Training compute, measured" and list(table.frame["model"]) == ["ResNet-50"]

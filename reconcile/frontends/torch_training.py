@@ -57,7 +57,6 @@ _SDPA_BACKWARD = ("_scaled_dot_product_flash_attention_for_cpu_backward", "_scal
                   "_scaled_dot_product_efficient_attention_backward", "_scaled_dot_product_cudnn_attention_backward",
                   "_flash_attention_backward", "_efficient_attention_backward")
 _PRODUCT_OPS = ("mm", "addmm", "bmm", "baddbmm")
-_CONV_OPS = ("convolution", "_convolution", "convolution_overrideable", "mkldnn_convolution")
 
 
 # ------------------------------------------------------------------------------------------------ frozen params
@@ -125,7 +124,9 @@ class _TrainingRecorder(Recorder):
         self.pending: list[tuple[int, list]] = []  # forward ops whose outputs' nodes are not tagged yet
         self.backward = False
         self.scratch = Call("<backward>")
-        self.backward_ops: list[tuple[Optional[int], AtenCall, tuple, Any]] = []
+        # (forward op index or None, backward op, its products, the weight-gradient part, scatter-add elements);
+        # numbers only: holding the backward tensors would keep every gradient alive on a real device
+        self.backward_ops: list[tuple[Optional[int], str, int, int, int]] = []
 
     def tag_pending(self) -> None:
         for index, outputs in self.pending:
@@ -159,7 +160,11 @@ class _TrainingRecorder(Recorder):
         finally:
             self.stack.pop()
         call = self.scratch.items.pop()
-        self.backward_ops.append((index, call, args, out))
+        fwd = self.forward_ops[index] if index is not None else None
+        scattered = _numel(args[0]) if call.op == "embedding_dense_backward" else 0
+        products, weight_part = _backward_products(call, args, fwd)
+        if products or scattered:
+            self.backward_ops.append((index, call.op, products, weight_part, scattered))
         return out
 
 
@@ -257,17 +262,14 @@ def trace_training(module: nn.Module, example: torch.Tensor, name: str = "model"
             layer.fwd_macc += call.products
             read_params.setdefault((op.layer, False), set()).update(call.params)
     unattributed: dict[str, int] = {}
-    for index, call, args, out in recorder.backward_ops:
+    for index, op, products, weight_part, scattered in recorder.backward_ops:
         fwd = recorder.forward_ops[index] if index is not None else None
-        if call.op == "embedding_dense_backward":
+        if scattered:
             if fwd is not None:
-                layer_of(fwd, False).embed_wgrad += _numel(args[0])
-            continue
-        products, weight_part = _backward_products(call, args, fwd)
-        if not products:
+                layer_of(fwd, False).embed_wgrad += scattered
             continue
         if fwd is None or not fwd.call.products:
-            unattributed[call.op] = unattributed.get(call.op, 0) + products
+            unattributed[op] = unattributed.get(op, 0) + products
             continue
         if not fwd.call.weighted:
             layer_of(fwd, True).dgrad_attn += products
