@@ -370,3 +370,49 @@ def check_forward(trace: TrainingTrace, c: Context) -> Fraction:
     describe the traced model: the conservation check before any comparison is trusted)."""
     t = llm.terms(c.shapes)
     return Fraction(trace.forward, trace.units) - (t[llm.MACC] + t[llm.ATTN] + t[llm.LOGITS] + t[llm.POOLER])
+
+
+# ------------------------------------------------------------------------------------------------ counters
+@dataclass(frozen=True)
+class CounterConvention:
+    """How a tool that reports training FLOPs builds its number (a catalogue entry, cited from its source):
+    either a combination of the measured step's training terms (`combo`), or `factor` x the tool's own forward
+    count (which the run's catalogue explains layer by layer)."""
+
+    tool: str
+    metric: str
+    says: str
+    source: str
+    combo: tuple[tuple[str, int], ...] = ()
+    factor: int = 0
+    versions: tuple[str, str] = ("", "")
+
+
+COUNTER_CONVENTIONS: tuple[CounterConvention, ...] = (
+    CounterConvention(
+        "torch_flop_counter", "FLOP [fwd+bwd]",
+        "every registered aten op of forward and backward at 2 FLOPs per multiply-accumulate (mm, addmm, bmm, "
+        "baddbmm, convolution, convolution_backward, the fused attention kernels and their backward); what "
+        "Lightning's measure_flops(model, forward_fn, loss_fn) returns",
+        "torch/utils/flop_counter.py FlopCounterMode, flop_registry (mm_flop, addmm_flop, bmm_flop, "
+        "conv_backward_flop, sdpa_backward_flop); Lightning-AI/pytorch-lightning "
+        "src/lightning/fabric/utilities/throughput.py measure_flops", tuple(MEASURED.items()), 0, ("2.1", "")),
+    CounterConvention(
+        "calflops", "FLOPs (include_backPropagation=True)",
+        "its forward count times 1 + compute_bp_factor (2.0): backward = 2 x forward, whatever is frozen or needs "
+        "no gradient", "calflops/flops_counter.py calculate_flops (flops * (1 + compute_bp_factor))", (), 3,
+        ("0.3", "0.4")),
+    CounterConvention(
+        "deepspeed", "flops (profile open over forward + backward)",
+        "its forward count only: the profiler patches torch functionals, which the backward (autograd's C++ engine) "
+        "never calls; an engine's print_model_profile prints training throughput as (3 + recompute_fwd_factor) x it",
+        "deepspeed/profiling/flops_profiler/profiler.py FlopsProfiler.start_profile (_patch_functionals) and "
+        "print_model_profile (bwd_factor = 2 + self.recompute_fwd_factor)", (), 1, ("0.19", "0.20")),
+)
+
+
+def counter_convention(tool: str) -> CounterConvention:
+    for entry in COUNTER_CONVENTIONS:
+        if entry.tool == tool:
+            return entry
+    raise KeyError(tool)

@@ -29,23 +29,18 @@ from fractions import Fraction
 from typing import Optional, Sequence
 
 from conventions import terms as T
-from conventions.training import MEASURED, TrainingTrace
+from conventions.training import MEASURED, TrainingTrace, counter_convention
 
 from .errors import UserError
 from .models import ModelSpec
 
 TRAINING_COUNTERS = ("torch_flop_counter", "calflops", "deepspeed", "ptflops")
-CALFLOPS_FACTOR = 3  # 1 + compute_bp_factor (2.0, the default of calculate_flops)
-DEEPSPEED_FACTOR = 3  # 1 + bwd_factor (2 + recompute_fwd_factor, 0.0 by default)
 
-SOURCES = {
-    "torch_flop_counter": "torch/utils/flop_counter.py FlopCounterMode over forward + backward = Lightning "
-                          "measure_flops(model, forward_fn, loss_fn) (src/lightning/fabric/utilities/throughput.py)",
-    "calflops": "calflops/flops_counter.py calculate_flops: flops * (1 + compute_bp_factor), compute_bp_factor 2.0",
-    "deepspeed": "deepspeed/profiling/flops_profiler/profiler.py FlopsProfiler: patched torch functionals (forward "
-                 "calls only); print_model_profile: bwd_factor = 2 + recompute_fwd_factor",
-    "ptflops": "ptflops/flops_counter.py get_model_complexity_info: a forward pass only, no backward option",
-}
+PTFLOPS_SOURCE = "ptflops/flops_counter.py get_model_complexity_info: a forward pass only, no backward option"
+
+
+def _source(tool: str) -> str:
+    return PTFLOPS_SOURCE if tool == "ptflops" else counter_convention(tool).source
 
 
 # ------------------------------------------------------------------------------------------------ the trace job
@@ -265,7 +260,7 @@ def counters(spec: ModelSpec, trace: TrainingTrace, tools: Sequence[str] = TRAIN
         if tool == "ptflops":
             out.append(CounterResult(tool, adapters.distribution_version("ptflops"), "MACs", None, "unsupported",
                                      "no backward option in ptflops 0.7.5: both backends count one forward pass",
-                                     source=SOURCES[tool]))
+                                     source=_source(tool)))
             continue
         if tool in ("calflops", "deepspeed"):
             reason = adapters.get(tool).unavailable()
@@ -273,12 +268,12 @@ def counters(spec: ModelSpec, trace: TrainingTrace, tools: Sequence[str] = TRAIN
                 reason = f"model {spec.name!r} is built on the meta device; {tool} needs real tensors"
             if reason:
                 out.append(CounterResult(tool, adapters.get(tool).version(), "", None, "unsupported", reason,
-                                         source=SOURCES[tool]))
+                                         source=_source(tool)))
                 continue
         result = _in_job(_counter_job, (tool, spec), timeout, f"{tool} on {spec.name}")
         if isinstance(result, str):
             out.append(CounterResult(tool, adapters.get(tool).version(), "", None, "error", result,
-                                     source=SOURCES[tool]))
+                                     source=_source(tool)))
             continue
         metric, value, forward, version, note = result
         out.append(_explained(tool, version, metric, float(value), None if forward is None else float(forward),
@@ -287,31 +282,25 @@ def counters(spec: ModelSpec, trace: TrainingTrace, tools: Sequence[str] = TRAIN
 
 
 def _explained(tool, version, metric, value, forward, note, spec, trace, explain_forward) -> CounterResult:
-    if tool == "torch_flop_counter":
-        combo = explain_products(value, trace)
+    """The counter's number against its catalogue entry (conventions/training.py COUNTER_CONVENTIONS)."""
+    entry = counter_convention(tool)
+    if entry.combo:
+        expected = dict(entry.combo)
+        combo = expected if T.evaluate(expected, trace.terms()) == value else explain_products(value, trace)
         if combo is None:
-            residual = value - T.evaluate(MEASURED, trace.terms())
+            residual = value - T.evaluate(expected, trace.terms())
             return CounterResult(tool, version, metric, value, "ok", note, None,
-                                 f"no combination of the training terms fits; 2 x every product differs by "
-                                 f"{residual:+,.0f}", residual, SOURCES[tool])
-        missing = [t for t in MEASURED if trace.terms()[t] and combo.get(t, 0) != MEASURED[t]]
+                                 f"no combination of the training terms fits; {T.format_combo(expected)} differs by "
+                                 f"{residual:+,.0f}", residual, entry.source)
+        missing = [t for t in expected if trace.terms()[t] and combo.get(t, 0) != expected[t]]
         why = f"; leaves out {', '.join(missing)} (aten ops without a formula)" if missing else ""
-        return CounterResult(tool, version, metric, value, "ok", note + why, None, T.format_combo(combo), 0.0,
-                             SOURCES[tool])
-    factor = CALFLOPS_FACTOR if tool == "calflops" else 1
+        used = {t: c for t, c in combo.items() if trace.terms()[t]}
+        return CounterResult(tool, version, metric, value, "ok", f"{note}{why}; {entry.says}", None,
+                             T.format_combo(used), value - T.evaluate(used, trace.terms()), entry.source)
     forward_metric = "FLOPs" if tool == "calflops" else "flops"
     text, fwd_residual = _forward_explanation(spec, tool, forward_metric) if explain_forward else ("", 0.0)
-    residual = value - factor * forward + (factor * fwd_residual if fwd_residual is not None else 0)
-    if tool == "calflops":
-        decomposition = f"3 x its forward FLOPs {forward:,.0f} = 3 x ({text})" if text else \
-            f"3 x its forward FLOPs {forward:,.0f}"
-        message = "include_backPropagation multiplies the forward count by 1 + compute_bp_factor (2.0)"
-    else:
-        decomposition = f"its forward flops {forward:,.0f} = {text}" if text else f"its forward flops {forward:,.0f}"
-        message = (f"backward not counted: the profile over forward + backward equals the forward alone; an engine's "
-                   f"profile prints training throughput as {DEEPSPEED_FACTOR} x fwd flops "
-                   f"(= {DEEPSPEED_FACTOR * forward:,.0f})")
-    if fwd_residual is None:
-        residual = None
-    return CounterResult(tool, version, metric, value, "ok", message, forward, decomposition, residual,
-                         SOURCES[tool])
+    residual = None if fwd_residual is None else value - entry.factor * forward + entry.factor * fwd_residual
+    times = f"{entry.factor} x " if entry.factor != 1 else ""
+    decomposition = f"{times}its forward {forward_metric} {forward:,.0f}" + (f" = {times}({text})" if text else "")
+    return CounterResult(tool, version, metric, value, "ok", entry.says, forward, decomposition, residual,
+                         entry.source)
