@@ -329,3 +329,27 @@ def test_report_section_reads_the_committed_summary(tmp_path):
     folder.joinpath(training_report.SUMMARY_NAME).write_text("model,per\nResNet-50,sample\n")
     heading, _, table = training_report.report_blocks(tmp_path)
     assert heading.text == "Training compute, measured" and list(table.frame["model"]) == ["ResNet-50"]
+
+
+@pytest.mark.slow
+def test_training_counters_on_lenet_explained_with_residual_0():
+    from reconcile import models, training
+
+    spec = models.resolve("lenet")
+    trace = training.measure(spec)
+    # the document's LeNet: MACC 288,000 (conv1) + 1,600,000 (conv2) + 400,000 (ip1) + 5,000 (ip2) = 2,293,000;
+    # conv1 reads the image: no input gradient; every weight trains
+    assert trace.terms()[T.MACC] == 2_293_000
+    assert trace.terms()[T.MACC_DGRAD] == 2_293_000 - 288_000 and trace.terms()[T.MACC_WGRAD] == 2_293_000
+    assert trace.flops == 2 * (2_293_000 + 2_005_000 + 2_293_000) == 13_182_000
+    results = {r.tool: r for r in training.counters(spec, trace, explain_forward=False)}
+    flop_counter = results["torch_flop_counter"]
+    assert flop_counter.value == 13_182_000 and flop_counter.residual == 0
+    assert flop_counter.decomposition == "2*MACC + 2*MACC_DGRAD + 2*MACC_WGRAD"
+    # calflops 0.3.2 and DeepSpeed 0.19.8 print 4,615,940 forward FLOPs for this LeNet (recorded tool outputs):
+    # calflops' training figure is 3 x that whatever the first layer needs; DeepSpeed's profile over forward +
+    # backward stays at the forward count
+    assert (results["calflops"].forward, results["calflops"].value) == (4_615_940, 3 * 4_615_940)
+    assert (results["deepspeed"].forward, results["deepspeed"].value) == (4_615_940, 4_615_940)
+    assert results["calflops"].residual == results["deepspeed"].residual == 0
+    assert results["ptflops"].status == "unsupported" and "no backward option" in results["ptflops"].message
