@@ -98,11 +98,47 @@ def comparison_lines(items: Sequence[TR.Comparison], unit: str) -> list[str]:
     return [line(header)] + [line(row) for row in cells]
 
 
+def fold_blocks(rows: list[dict]) -> list[dict]:
+    """Rows of blocks identical to the block before them (same layers, numbers and notes, names relative to the
+    block) folded into one line: a 96-layer model's table stays readable. Only consecutive repeats fold."""
+    def key(block: str, group: list[dict]) -> tuple:
+        return tuple(tuple((k, r[k][len(block):] if k == "layer" else r[k]) for k in COLUMNS if k != "block")
+                     for r in group)
+    out: list[dict] = []
+    i = 0
+    while i < len(rows):
+        block = rows[i]["block"]
+        j = i
+        while j < len(rows) and block and rows[j]["block"] == block:
+            j += 1
+        if not block:
+            out.append(rows[i])
+            i += 1
+            continue
+        group, first = rows[i:j], block
+        out += group
+        i, repeats, last = j, 0, block
+        while i < len(rows) and rows[i]["block"] and rows[i]["block"] != last:
+            other = rows[i]["block"]
+            k = i
+            while k < len(rows) and rows[k]["block"] == other:
+                k += 1
+            if key(other, rows[i:k]) != key(first, group):
+                break
+            repeats, last, i = repeats + 1, other, k
+        if repeats:
+            out.append({**{c: "" for c in COLUMNS}, "layer": f"... {repeats} more block{'s' if repeats > 1 else ''} "
+                        f"up to {last}", "kind": "", "note": f"each the same as {first}", "folded": True})
+    return out
+
+
 def table(spec, trace: TR.TrainingTrace, counted: Sequence = ()) -> str:
-    rows = layer_rows(trace)
-    shown = [r for r in rows if r["layer"] == "__total__" or r["fwd_macc"] or r["fwd_attn"] or r["embed_wgrad"]]
+    rows = fold_blocks(layer_rows(trace))
+    shown = [r for r in rows if r.get("folded") or r["layer"] == "__total__" or r["fwd_macc"] or r["fwd_attn"]
+             or r["embed_wgrad"]]
     header = ("layer", "kind", "fwd MACC", "fwd ATTN", "dgrad", "wgrad", "recompute", "bwd/fwd", "note")
-    cells = [(r["layer"], r["kind"], _n(r["fwd_macc"]), _n(r["fwd_attn"]), _n(r["dgrad_macc"] + r["dgrad_attn"]),
+    cells = [(r["layer"], "", "", "", "", "", "", "", r["note"]) if r.get("folded") else
+             (r["layer"], r["kind"], _n(r["fwd_macc"]), _n(r["fwd_attn"]), _n(r["dgrad_macc"] + r["dgrad_attn"]),
               _n(r["wgrad_macc"]), _n(r["recompute_macc"] + r["recompute_attn"]), _ratio(r["bwd_over_fwd"]),
               r["note"]) for r in shown]
     widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(header)]

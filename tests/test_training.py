@@ -88,9 +88,9 @@ def test_attention_products_get_two_input_gradients_and_selective_recompute_repe
             return (q @ k.transpose(-1, -2)).softmax(-1) @ v
 
     class Net(nn.Module):
-        def __init__(self):
+        def __init__(self, n=2):
             super().__init__()
-            self.blocks = nn.ModuleList([Attn(), Attn()])
+            self.blocks = nn.ModuleList([Attn() for _ in range(n)])
 
         def forward(self, x):
             for block in self.blocks:
@@ -108,6 +108,13 @@ def test_attention_products_get_two_input_gradients_and_selective_recompute_repe
     # selective recomputation (Korthikanti et al. §4) repeats QK^T and AV only
     assert trace.total("recompute_attn") == 2 * 1152 and trace.total("recompute_macc") == 0
     assert find_blocks(Net()) == ["blocks.0", "blocks.1"]
+    # the printed table folds blocks equal to the one before: blocks.0 differs (its qkv needs no input gradient),
+    # blocks.2 equals blocks.1
+    from reconcile.training_report import fold_blocks, layer_rows
+
+    rows = fold_blocks(layer_rows(trace_training(Net(3), torch.zeros(1, 6, 16))))
+    assert [r["layer"] for r in rows] == ["blocks.0.qkv", "blocks.0", "blocks.1.qkv", "blocks.1",
+                                          "... 1 more block up to blocks.2", "__total__"]
 
 
 def test_embedding_weight_gradient_is_a_scatter_add():
