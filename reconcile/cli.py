@@ -112,7 +112,7 @@ def formulas(model: Optional[str], model_file: Optional[str], input_shape: Optio
     if training or frozen or recompute != "none" or counters is not None:
         from .training_report import formulas_training
 
-        formulas_training(spec, fmt, timeout, training, frozen, recompute, counters)
+        formulas_training(spec, fmt, timeout, training, frozen, recompute, counters, _parse_tokens(tokens))
         return
     n_tokens = _parse_tokens(tokens)
     framework = framework or ("torch" if spec.torch_factory else "caffe")

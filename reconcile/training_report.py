@@ -211,7 +211,7 @@ def json_text(spec, trace: TR.TrainingTrace, counted: Sequence = ()) -> str:
 
 
 def formulas_training(spec, fmt: str, timeout: float, training: bool, frozen: Sequence[str], recompute: str,
-                      counters: Optional[str]) -> None:
+                      counters: Optional[str], tokens: Optional[float] = None) -> None:
     """`reconcile formulas SPEC --training [...]`: measure in a job process, print as asked."""
     import click
 
@@ -233,6 +233,8 @@ def formulas_training(spec, fmt: str, timeout: float, training: bool, frozen: Se
         click.echo(csv_text(trace), nl=False)
     else:
         click.echo(table(spec, trace, counted))
+        if tokens is not None:
+            click.echo(f"x {tokens:.4g} tokens: measured {float(trace.flops_per_unit) * tokens:.4g} training FLOPs")
 
 
 # ------------------------------------------------------------------------------------------------ the table
