@@ -234,7 +234,7 @@ def formulas_training(spec, fmt: str, timeout: float, training: bool, frozen: Se
     else:
         click.echo(table(spec, trace, counted))
         if tokens is not None:
-            click.echo(f"x {tokens:.4g} tokens: measured {float(trace.flops_per_unit) * tokens:.4g} training FLOPs")
+            click.echo(f"x {tokens:.4g} {trace.unit}s: measured {float(trace.flops_per_unit) * tokens:.4g} training FLOPs")
 
 
 # ------------------------------------------------------------------------------------------------ the table
