@@ -234,7 +234,8 @@ def formulas_training(spec, fmt: str, timeout: float, training: bool, frozen: Se
     else:
         click.echo(table(spec, trace, counted))
         if tokens is not None:
-            click.echo(f"x {tokens:.4g} {trace.unit}s: measured {float(trace.flops_per_unit) * tokens:.4g} training FLOPs")
+            total = float(trace.flops_per_unit) * tokens
+            click.echo(f"x {tokens:.4g} {trace.unit}s: measured {total:.4g} training FLOPs")
 
 
 # ------------------------------------------------------------------------------------------------ the table
