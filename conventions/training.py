@@ -225,7 +225,8 @@ MFU_CONVENTIONS: tuple[TrainConvention, ...] = (
         "Megatron-LM num_floating_point_operations",
         "12 B s L h^2 ((1 + g/a + s/h) q/h + f/h x (3/2 if SwiGLU) + V / 2Lh) / (B s)",
         "NVIDIA/Megatron-LM megatron/training/training.py num_floating_point_operations (3 GEMMs per weight: "
-        "forward, wgrad, dgrad; GQA and SwiGLU handled; no recomputation; no biases)", lambda c: _megatron_code(c.shapes),
+        "forward, wgrad, dgrad; GQA and SwiGLU handled; no recomputation; no biases)",
+        lambda c: _megatron_code(c.shapes),
         lambda c: {llm.MACC: _F(6), llm.ATTN: _F(6), llm.LOGITS: _F(6)}),
 )
 

@@ -277,7 +277,8 @@ def measure_table(models_=TABLE_MODELS, with_counters: bool = True, timeout: flo
         for c in items.values():
             detail.append({"model": label, "kind": "convention", "name": c.name, "value": c.value,
                            "measured": c.measured, "relative": c.relative, "basis": c.basis,
-                           "residual": c.residual, "note": "; ".join(f"{k} {float(v):+,.0f}" for k, v in c.differences)})
+                           "residual": c.residual,
+                           "note": "; ".join(f"{k} {float(v):+,.0f}" for k, v in c.differences)})
         if not with_counters:
             continue
         stand_in, stand_seq = COUNTER_STAND_INS.get(text, (None, None))

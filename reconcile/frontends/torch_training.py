@@ -53,7 +53,8 @@ RECOMPUTE_MODES = (NONE, FULL, SELECTIVE)
 LOSS = "sum of every floating-point output tensor"
 ROOT = "<forward>"  # the Call of code outside every module (the model's own forward body is its module call "")
 
-_SDPA_BACKWARD = ("_scaled_dot_product_flash_attention_for_cpu_backward", "_scaled_dot_product_flash_attention_backward",
+_SDPA_BACKWARD = ("_scaled_dot_product_flash_attention_for_cpu_backward",
+                  "_scaled_dot_product_flash_attention_backward",
                   "_scaled_dot_product_efficient_attention_backward", "_scaled_dot_product_cudnn_attention_backward",
                   "_flash_attention_backward", "_efficient_attention_backward")
 _PRODUCT_OPS = ("mm", "addmm", "bmm", "baddbmm")
