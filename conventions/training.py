@@ -169,15 +169,14 @@ P_POS = "P_POS"  # learned position-embedding parameters (part of llm.P_EMBED); 
 TERM_MEANINGS = {P_POS: "learned position-embedding parameters (part of P_EMBED)"}
 
 
-def position_params(config: dict, d_model: int) -> int:
-    """Parameters of a learned absolute position table: max positions x d_model (GPT-2 `n_positions`, BERT
-    `max_position_embeddings`); 0 for rotary models (a `rope_*` setting, or position_embedding_type rotary)."""
-    if any(str(k).startswith("rope") for k in config) or config.get("position_embedding_type") == "rotary":
-        return 0
-    for key in ("n_positions", "max_position_embeddings"):
-        if isinstance(config.get(key), int):
-            return int(config[key]) * d_model
-    return 0
+def position_params(trace: "TrainingTrace") -> int:
+    """Parameters of the learned absolute position tables the traced model looked up: embedding layers named
+    `wpe` or `*position*` (GPT-2 `transformer.wpe`, BERT `embeddings.position_embeddings`); 0 for a rotary model,
+    which has none."""
+    def is_position(name: str) -> bool:
+        last = name.rsplit(".", 1)[-1].lower()
+        return last == "wpe" or "position" in last
+    return sum(layer.params for layer in trace.layers if layer.kind == "embedding" and is_position(layer.name))
 
 
 def _lhqt(s: llm.Shapes) -> int:

@@ -31,7 +31,7 @@ def context(spec, trace: TR.TrainingTrace) -> Optional[TR.Context]:
     shapes = llm_shapes(spec)
     if shapes is None:
         return None
-    return TR.Context(shapes, TR.position_params(spec.config, shapes.d_model))
+    return TR.Context(shapes, TR.position_params(trace))
 
 
 def layer_rows(trace: TR.TrainingTrace) -> list[dict]:

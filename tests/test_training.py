@@ -129,6 +129,7 @@ def test_embedding_weight_gradient_is_a_scatter_add():
 
     trace = trace_training(Tiny(), torch.zeros(2, 7, dtype=torch.long), token_model=True)
     layers = by_name(trace)
+    assert layers["emb"].params == 50 * 8 and TR.position_params(trace) == 0  # a token table, not positions
     # 14 tokens x 8 dims looked up: the gradient scatter-adds 112 elements into the table; no products
     assert layers["emb"].embed_wgrad == 2 * 7 * 8 and layers["emb"].forward == 0
     assert layers["out"].fwd_macc == 14 * 8 * 50
@@ -182,6 +183,7 @@ def test_gpt2_witness_and_full_recompute_against_gradient_checkpointing():
     # GPT-2 per token, all trainable: blocks, attention and the tied head each 3 x forward -> ratio exactly 2
     plain_trace = trace_training(_tiny_gpt2(), ids, token_model=True)
     assert plain_trace.backward == 2 * plain_trace.forward
+    assert TR.position_params(plain_trace) == 16 * 32  # transformer.wpe: 16 positions x 32
 
 
 def test_frozen_patterns_glob_and_regex():
@@ -199,8 +201,7 @@ GPT2 = llm.Shapes(n_layer=12, d_model=768, n_heads=12, d_head=64, d_ff=3072, n_v
 
 
 def test_mfu_formulas_by_hand_on_gpt2_small():
-    ctx = TR.Context(GPT2, TR.position_params({"n_positions": 1024}, 768))
-    assert ctx.position_params == 1024 * 768
+    ctx = TR.Context(GPT2, 1024 * 768)  # the wpe table: 1024 positions x 768
     lhqt = 12 * 12 * 64 * 1024
     values = {c.name: c.value(ctx) for c in TR.MFU_CONVENTIONS}
     # nanoGPT: N = all parameters - wpe (the tied wte stays: it is the output layer)
