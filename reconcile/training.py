@@ -270,7 +270,10 @@ def counters(spec: ModelSpec, trace: TrainingTrace, tools: Sequence[str] = TRAIN
                 out.append(CounterResult(tool, adapters.get(tool).version(), "", None, "unsupported", reason,
                                          source=_source(tool)))
                 continue
-        result = _in_job(_counter_job, (tool, spec), timeout, f"{tool} on {spec.name}")
+        try:
+            result = _in_job(_counter_job, (tool, spec), timeout, f"{tool} on {spec.name}")
+        except UserError as exc:  # timed out or died: that counter's row says so, the others still run
+            result = str(exc)
         if isinstance(result, str):
             out.append(CounterResult(tool, adapters.get(tool).version(), "", None, "error", result,
                                      source=_source(tool)))

@@ -239,21 +239,23 @@ def formulas_training(spec, fmt: str, timeout: float, training: bool, frozen: Se
 
 
 # ------------------------------------------------------------------------------------------------ the table
-# The models the report's training section measures: (label, spec, seq_len). Llama-7B is traced on the meta
-# device (no memory), so the counters that need real tensors (calflops, DeepSpeed) run on a small Llama
-# configuration of the same architecture instead (COUNTER_STAND_INS).
+# The models the report's training section measures: (label, spec, seq_len). The counters run on real tensors
+# on this 2-core machine, so token models are counted at COUNTER_SEQ_LEN tokens (each counter against a trace
+# of that same input); Llama-7B is traced on the meta device (no memory), and the counters that need real tensors
+# (calflops, DeepSpeed) run on a small configuration of the same architecture instead (COUNTER_STAND_INS).
 TABLE_MODELS = (("GPT-2 small", "preset:gpt2-small", None), ("BERT-base", "preset:bert-base", None),
                 ("Llama-7B", "preset:llama-7b", 128), ("ResNet-50", "resnet50_v15", None))
-COUNTER_STAND_INS = {"preset:llama-7b": ("hf:llama?hidden_size=256&intermediate_size=688&num_hidden_layers=2&"
-                                         "num_attention_heads=4&num_key_value_heads=4&vocab_size=32000&"
-                                         "max_position_embeddings=128", None)}
+COUNTER_SEQ_LEN = 128
+COUNTER_STAND_INS = {"preset:llama-7b": "hf:llama?hidden_size=256&intermediate_size=688&num_hidden_layers=2&"
+                                        "num_attention_heads=4&num_key_value_heads=4&vocab_size=32000&"
+                                        "max_position_embeddings=128"}
 # the conventions the summary table shows, by name (the full list is in each model's comparison)
 TABLE_CONVENTIONS = ("6ND (N = all parameters)", "3 x forward (backward = 2 x forward)", "PaLM 6N + 12 L H Q T",
                      "Megatron-LM without recomputation", "Megatron-LM num_floating_point_operations")
 CSV_NAME, MD_NAME = "training.csv", "training.md"
 
 
-def measure_table(models_=TABLE_MODELS, with_counters: bool = True, timeout: float = 600.0,
+def measure_table(models_=TABLE_MODELS, with_counters: bool = True, timeout: float = 900.0,
                   progress=None) -> tuple[list[dict], list[dict]]:
     """Measure each model (and run the training counters on it, or on its stand-in): one summary row per model,
     one row per (model, convention) and per (model, counter)."""
@@ -281,17 +283,15 @@ def measure_table(models_=TABLE_MODELS, with_counters: bool = True, timeout: flo
                            "note": "; ".join(f"{k} {float(v):+,.0f}" for k, v in c.differences)})
         if not with_counters:
             continue
-        stand_in, stand_seq = COUNTER_STAND_INS.get(text, (None, None))
-        counted = measured.counters(spec, trace, ("torch_flop_counter", "ptflops"), timeout)
-        if stand_in is None:
-            counted += measured.counters(spec, trace, ("calflops", "deepspeed"), timeout)
-        else:  # calflops and DeepSpeed need real tensors: a small model of the same architecture
-            small = model_specs.resolve(stand_in, seq_len=stand_seq)
-            small_trace = measured.measure(small, timeout=timeout)
-            for r in measured.counters(small, small_trace, ("calflops", "deepspeed"), timeout):
-                detail.append(_counter_row(label + " (small config: " + stand_in + ")", r, small_trace))
-        for r in counted:
-            detail.append(_counter_row(label, r, trace))
+        for counted_text, tools in ((text, ("torch_flop_counter", "ptflops")),
+                                    (COUNTER_STAND_INS.get(text, text), ("calflops", "deepspeed"))):
+            counted_spec = model_specs.resolve(counted_text, seq_len=COUNTER_SEQ_LEN) if spec.token_model else spec
+            counted_trace = trace if counted_spec.input_shape == spec.input_shape and counted_text == text else \
+                measured.measure(counted_spec, timeout=timeout)
+            where = label if counted_text == text else f"{label} (small config {counted_text})"
+            where += f", {'x'.join(map(str, counted_trace.input_shape))}"
+            for r in measured.counters(counted_spec, counted_trace, tools, timeout):
+                detail.append(_counter_row(where, r, counted_trace))
         if progress:
             progress(f"{label}: counters done")
     return rows, detail
