@@ -8,8 +8,9 @@ Counters that report training FLOPs (TRAINING_COUNTERS), each read in its instal
   torch_flop_counter  torch.utils.flop_counter.FlopCounterMode(model) around `loss_fn(forward_fn()).backward()`:
                       what Lightning's `measure_flops(model, forward_fn, loss_fn)` returns
                       (src/lightning/fabric/utilities/throughput.py; lightning is not pinned here, so its
-                      convention is reproduced with the pinned torch) and what torchtitan-style training loops
-                      get from FlopCounterMode over a step. Counts backward aten ops with their own formulas.
+                      convention is reproduced with the pinned torch). Counts backward aten ops with their own
+                      formulas. (torchtitan's MFU does not count: it uses its formula, conventions/training.py
+                      MFU_CONVENTIONS.)
   calflops            calflops/flops_counter.py calculate_flops(..., include_backPropagation=True): runs the
                       forward only and returns `flops * (1 + compute_bp_factor)`, compute_bp_factor 2.0: 3 x its
                       forward count, whatever the model freezes or needs.
