@@ -189,9 +189,9 @@ def _megatron_code(s: llm.Shapes) -> Fraction:
     q_ratio = Fraction(s.d_attn, h)
     groups = Fraction(s.n_kv_heads or s.n_heads, s.n_heads)
     gated = Fraction(3, 2) if s.gated_ffn else 1
-    vocab = s.n_vocab if s.lm_head else 0  # its logit term assumes an LM head (padded_vocab_size)
+    # its logit term is there whether or not the model has an LM head (BertModel has none: a residual then)
     return 12 * l * h * h * ((1 + groups + Fraction(seq, h)) * q_ratio + Fraction(s.d_ff, h) * gated
-                             + Fraction(vocab, 2 * l * h))
+                             + Fraction(s.n_vocab, 2 * l * h))
 
 
 @dataclass(frozen=True)
@@ -309,9 +309,15 @@ class Comparison:
         return head + (f" ({'; '.join(parts)} per unit)" if parts else "")
 
 
-def _differences(conv: dict[str, Fraction], measured: dict[str, Fraction]) -> tuple[tuple[str, Fraction], ...]:
+RESIDUAL = "formula terms beyond its basis on this model (residual)"
+
+
+def _differences(conv: dict[str, Fraction], measured: dict[str, Fraction],
+                 residual: Fraction = Fraction(0)) -> tuple[tuple[str, Fraction], ...]:
+    """(component, convention - measured), largest first; a formula's residual (what it counts that its basis
+    terms are 0 for on this model: Megatron-LM's logits on a model without an LM head) is its own component."""
     keys = list(dict.fromkeys([*conv, *measured]))
-    diffs = [(k, conv.get(k, 0) - measured.get(k, 0)) for k in keys]
+    diffs = [(k, conv.get(k, 0) - measured.get(k, 0)) for k in keys] + [(RESIDUAL, Fraction(residual))]
     return tuple(sorted((d for d in diffs if d[1]), key=lambda d: -abs(d[1])))
 
 
@@ -356,12 +362,12 @@ def llm_comparisons(trace: TrainingTrace, c: Context) -> list[Comparison]:
     out = []
     for e in llm.evaluate_all(c.shapes, llm.TRAIN):
         out.append(Comparison(e.name, e.value, measured, e.basis_text, e.citation,
-                              _differences(component_values(e.basis, c), measured_parts), e.residual))
+                              _differences(component_values(e.basis, c), measured_parts, e.residual), e.residual))
     for conv in MFU_CONVENTIONS:
         value, basis = Fraction(conv.value(c)), conv.basis(c)
         residual = value - sum((Fraction(coef) * values.get(t, 0) for t, coef in basis.items()), Fraction(0))
         out.append(Comparison(conv.name, value, measured, llm.format_combo(basis), conv.citation,
-                              _differences(component_values(basis, c), measured_parts), residual))
+                              _differences(component_values(basis, c), measured_parts, residual), residual))
     return out
 
 

@@ -361,3 +361,18 @@ def test_training_counters_on_lenet_explained_with_residual_0():
     assert (results["deepspeed"].forward, results["deepspeed"].value) == (4_615_940, 4_615_940)
     assert results["calflops"].residual == results["deepspeed"].residual == 0
     assert results["ptflops"].status == "unsupported" and "no backward option" in results["ptflops"].message
+
+
+def test_a_formula_residual_is_its_own_component():
+    # BertModel has no LM head: Megatron-LM's formulas still count 6 h V logits FLOPs per token, which its basis
+    # (6*LOGITS, 0 here) does not: that residual is named in the difference
+    bert = llm.Shapes(n_layer=2, d_model=64, n_heads=4, d_head=16, d_ff=256, n_vocab=100, n_ctx=8, lm_head=False,
+                      pooler=False)
+    t = llm.terms(bert)
+    ctx = TR.Context(bert)
+    trace = TR.TrainingTrace("bert", (1, 8), "meta", "sum", "none", (), 0, 0, [
+        TR.TrainingLayer("l.0.ffn", "linear", "l.0", t[llm.MACC] * 8, 0, t[llm.MACC] * 8, 0, t[llm.MACC] * 8),
+        TR.TrainingLayer("l.0.attn", "attention", "l.0", 0, t[llm.ATTN] * 8, 0, 2 * t[llm.ATTN] * 8)],
+        token_model=True)
+    code = next(c for c in TR.llm_comparisons(trace, ctx) if c.name == "Megatron-LM num_floating_point_operations")
+    assert code.residual == 6 * 64 * 100 and dict(code.differences) == {TR.RESIDUAL: 6 * 64 * 100}
