@@ -149,20 +149,11 @@ class CounterResult:
     source: str = ""
 
 
-def _loss(out):
-    from .frontends.torch_training import _float_outputs
-
-    tensors = _float_outputs(out)
-    loss = tensors[0].sum()
-    for extra in tensors[1:]:
-        loss = loss + extra.sum()
-    return loss
-
-
 def _counter_job(tool: str, spec: ModelSpec):
     """In the job process: (metric, training value, forward value or None, version, note)."""
     from . import models, runner
     from .adapters import distribution_version
+    from .frontends.torch_training import loss_of
 
     runner._silence()
     try:
@@ -174,7 +165,7 @@ def _counter_job(tool: str, spec: ModelSpec):
                 given = models.example_input(spec, model, tool, dispatch_level=True)
                 counter = FlopCounterMode(model, display=False)  # as lightning's measure_flops builds it
                 with counter:
-                    _loss(model(given)).backward()
+                    loss_of(model(given)).backward()
                 return counter.get_total_flops()
             try:  # on the meta device, as Lightning's measure_flops docstring recommends
                 total = step(_on_meta(spec))
@@ -200,7 +191,7 @@ def _counter_job(tool: str, spec: ModelSpec):
             given = models.example_input(spec, model, tool)
             prof = profiler.FlopsProfiler(model)
             prof.start_profile()
-            _loss(model(given)).backward()
+            loss_of(model(given)).backward()
             over_step = prof.get_total_flops()
             prof.end_profile()
             model = models.torch_module(spec)

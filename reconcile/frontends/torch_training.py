@@ -193,6 +193,17 @@ def _float_outputs(value: Any) -> list[torch.Tensor]:
     return []
 
 
+def loss_of(out: Any) -> torch.Tensor:
+    """The training loss of this module (LOSS): the sum of every floating-point tensor the model returned."""
+    outputs = _float_outputs(out)
+    if not outputs:
+        raise ValueError("the model returned no floating-point tensor that needs a gradient: nothing to train")
+    loss = outputs[0].sum()
+    for extra in outputs[1:]:
+        loss = loss + extra.sum()
+    return loss
+
+
 def trace_training(module: nn.Module, example: torch.Tensor, name: str = "model",
                    frozen: Sequence[str] = (), recompute: str = NONE, token_model: bool = False) -> TrainingTrace:
     """Forward + backward of `module` on `example` (data: needs no gradient), traced as described above."""
@@ -220,12 +231,7 @@ def trace_training(module: nn.Module, example: torch.Tensor, name: str = "model"
             root.items.clear()
             out = module(example)
         recorder.tag_pending()
-        outputs = _float_outputs(out)
-        if not outputs:
-            raise ValueError("the model returned no floating-point tensor that needs a gradient: nothing to train")
-        loss = outputs[0].sum()
-        for extra in outputs[1:]:
-            loss = loss + extra.sum()
+        loss = loss_of(out)
         recorder.tag_pending()
         recorder.backward = True
         loss.backward()
