@@ -80,6 +80,8 @@ class TrainingLayer:
             parts.append("its input needs no gradient: no input gradient")
         elif 0 < self.dgrad_macc < self.fwd_macc:
             parts.append("input gradient for part of its products only")
+        if self.fwd_attn and not self.dgrad_attn:
+            parts.append("its inputs need no gradient: no gradient products")
         if self.recompute_macc or self.recompute_attn:
             parts.append("forward recomputed")
         return "; ".join(parts)
