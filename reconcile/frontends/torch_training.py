@@ -58,6 +58,7 @@ _SDPA_BACKWARD = ("_scaled_dot_product_flash_attention_for_cpu_backward",
                   "_scaled_dot_product_efficient_attention_backward", "_scaled_dot_product_cudnn_attention_backward",
                   "_flash_attention_backward", "_efficient_attention_backward")
 _PRODUCT_OPS = ("mm", "addmm", "bmm", "baddbmm")
+_PRODUCT_HINTS = ("mm", "conv", "attention", "einsum", "matmul")  # names of kernels that multiply tensors
 
 
 # ------------------------------------------------------------------------------------------------ frozen params
@@ -128,6 +129,7 @@ class _TrainingRecorder(Recorder):
         # (forward op index or None, backward op, its products, the weight-gradient part, scatter-add elements);
         # numbers only: holding the backward tensors would keep every gradient alive on a real device
         self.backward_ops: list[tuple[Optional[int], str, int, int, int]] = []
+        self.uncounted: dict[str, int] = {}  # backward ops that look like products but have no formula here
 
     def tag_pending(self) -> None:
         for index, outputs in self.pending:
@@ -166,6 +168,8 @@ class _TrainingRecorder(Recorder):
         products, weight_part = _backward_products(call, args, fwd)
         if products or scattered:
             self.backward_ops.append((index, call.op, products, weight_part, scattered))
+        elif any(hint in call.op for hint in _PRODUCT_HINTS):  # a product kernel with no formula here: say so
+            self.uncounted[call.op] = self.uncounted.get(call.op, 0) + 1
         return out
 
 
@@ -284,6 +288,9 @@ def trace_training(module: nn.Module, example: torch.Tensor, name: str = "model"
         layer = layer_of(fwd, False)
         layer.wgrad_macc += weight_part
         layer.dgrad_macc += products - weight_part
+    if recorder.uncounted:
+        notes.append("backward kernels with products this trace has no formula for (counted 0): "
+                     + ", ".join(f"aten.{op} x{n}" for op, n in sorted(recorder.uncounted.items())))
     if unattributed:
         notes.append("backward products no forward product op explains: "
                      + ", ".join(f"aten.{op} {n:,}" for op, n in sorted(unattributed.items())))
