@@ -143,7 +143,7 @@ class CounterResult:
     value: Optional[float]
     status: str  # ok | unsupported | error
     message: str = ""
-    forward: Optional[float] = None  # the same tool's forward-only count, where the training number is built on it
+    forward: Optional[float] = None  # the tool's forward-only count in the same mode, where its number is built on it
     decomposition: str = ""
     residual: Optional[float] = None
     source: str = ""
@@ -188,16 +188,17 @@ def _counter_job(tool: str, spec: ModelSpec):
 
             profiler = profiler_module()
             model = models.torch_module(spec).train()
-            given = models.example_input(spec, model, tool)
             prof = profiler.FlopsProfiler(model)
             prof.start_profile()
-            loss_of(model(given)).backward()
+            out = model(models.example_input(spec, model, tool))
+            forward_train = prof.get_total_flops()  # the same profile, read before the backward runs
+            loss_of(out).backward()
             over_step = prof.get_total_flops()
             prof.end_profile()
-            model = models.torch_module(spec)
-            forward, _, _ = profiler.get_model_profile(model, args=[models.example_input(spec, model, tool)],
-                                                       print_profile=False, as_string=False)
-            return ("flops (profile open over forward + backward)", over_step, forward,
+            model = models.torch_module(spec)  # eval mode: what the run's deepspeed records count
+            forward_eval, _, _ = profiler.get_model_profile(model, args=[models.example_input(spec, model, tool)],
+                                                            print_profile=False, as_string=False)
+            return ("flops (profile open over forward + backward)", over_step, (forward_train, forward_eval),
                     distribution_version("deepspeed"), "")
         raise ValueError(f"no training mode for {tool}")
     except (UserError, ImportError) as exc:
@@ -271,8 +272,7 @@ def counters(spec: ModelSpec, trace: TrainingTrace, tools: Sequence[str] = TRAIN
                                      source=_source(tool)))
             continue
         metric, value, forward, version, note = result
-        out.append(_explained(tool, version, metric, float(value), None if forward is None else float(forward),
-                              note, spec, trace, explain_forward))
+        out.append(_explained(tool, version, metric, float(value), forward, note, spec, trace, explain_forward))
     return out
 
 
@@ -293,9 +293,25 @@ def _explained(tool, version, metric, value, forward, note, spec, trace, explain
         return CounterResult(tool, version, metric, value, "ok", f"{note}{why}; {entry.says}", None,
                              T.format_combo(used), value - T.evaluate(used, trace.terms()), entry.source)
     forward_metric = "FLOPs" if tool == "calflops" else "flops"
-    text, fwd_residual = _forward_explanation(spec, tool, forward_metric) if explain_forward else ("", 0.0)
-    residual = None if fwd_residual is None else value - entry.factor * forward + entry.factor * fwd_residual
+    # the training rule: value = factor x the tool's forward count in the same mode (calflops: eval, it calls
+    # model.eval(); DeepSpeed: the train-mode profile read before the backward)
+    same_mode, eval_forward = (float(forward[0]), float(forward[1])) if isinstance(forward, tuple) else \
+        (float(forward), float(forward))
+    residual = value - entry.factor * same_mode
     times = f"{entry.factor} x " if entry.factor != 1 else ""
-    decomposition = f"{times}its forward {forward_metric} {forward:,.0f}" + (f" = {times}({text})" if text else "")
-    return CounterResult(tool, version, metric, value, "ok", entry.says, forward, decomposition, residual,
+    if tool == "deepspeed":
+        decomposition = f"its forward flops {same_mode:,.0f} (the same profile read before the backward)"
+    else:
+        decomposition = f"{times}its forward {forward_metric} {same_mode:,.0f}"
+    if same_mode != eval_forward:
+        decomposition += (f"; train mode counts {same_mode - eval_forward:+,.0f} against its eval-mode forward "
+                          f"{eval_forward:,.0f} (its batch-norm rule depends on `training`)")
+    message = entry.says
+    if explain_forward:  # the eval-mode forward, explained by the run's catalogue (reconcile.explain)
+        text, fwd_residual = _forward_explanation(spec, tool, forward_metric)
+        decomposition += f"; eval-mode forward = {text}"
+        if fwd_residual:
+            message += (f"; the run's explanation of its forward total leaves {fwd_residual:+,.0f} unexplained "
+                        "(a forward convention, not the training rule)")
+    return CounterResult(tool, version, metric, value, "ok", message, same_mode, decomposition, residual,
                          entry.source)

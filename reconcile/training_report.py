@@ -327,8 +327,9 @@ def table_markdown(rows: list[dict], detail: list[dict]) -> str:
                    f"{_n(r['forward_flops'])} | {_n(r['training_flops'])} | {r['training_over_forward']:.4f} | "
                    + " | ".join(_fmt(r[name]) for name in TABLE_CONVENTIONS) + " |")
     for kind, title in (("convention", "Every convention against the measured figure"),
-                        ("counter", "Training-FLOPs counters (value per token or sample; residual of the "
-                                    "decomposition)")):
+                        ("counter", "Training-FLOPs counters (value per token or sample; the decomposition in "
+                                    "model totals; residual: value minus its catalogue rule, "
+                                    "conventions/training.py COUNTER_CONVENTIONS)")):
         out += ["", f"## {title}", "", "| model | convention / counter | value | vs measured | basis | residual | "
                                        "difference by component / note |", "|---|---|---|---|---|---|---|"]
         for d in detail:
