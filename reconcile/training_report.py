@@ -55,8 +55,8 @@ def comparisons(spec, trace: TR.TrainingTrace) -> list[TR.Comparison]:
     ctx = context(spec, trace)
     n_params = trace.trainable_params + trace.frozen_params
     out = TR.generic_comparisons(trace, n_params)
-    if ctx is not None:
-        out = TR.llm_comparisons(trace, ctx) + out
+    if ctx is not None:  # a token model: 6ND is among the LLM conventions, the generic 6N would repeat it
+        out = TR.llm_comparisons(trace, ctx) + [c for c in out if not c.name.startswith("6N per")]
     return out
 
 
