@@ -168,7 +168,6 @@ class Context:
 
 
 P_POS = "P_POS"  # learned position-embedding parameters (part of llm.P_EMBED); nanoGPT leaves them out of N
-TERM_MEANINGS = {P_POS: "learned position-embedding parameters (part of P_EMBED)"}
 
 
 def position_params(trace: "TrainingTrace") -> int:

@@ -12,9 +12,6 @@ from typing import Optional
 
 from conventions.training import MEASURED_NAME, TrainingTrace
 
-FAMILY = "measured forward + backward (dispatch-level trace, 2 FLOPs per multiply-accumulate)"
-
-
 @dataclass(frozen=True)
 class MeasuredCandidate:
     name: str
