@@ -40,7 +40,8 @@ test-fast: $(STAMP)
 # Times the everyday commands against their targets (bench/bench_run.py); exits 1 when one is missed.
 # make bench ARGS=--no-tests leaves out `make test` and `make test-fast`.
 bench: $(STAMP)
-	status=0; $(PY) bench/bench_run.py $(ARGS) || status=1; $(PY) bench/bench_overhead.py || status=1; exit $$status
+	status=0; $(PY) bench/bench_run.py $(ARGS) || status=1; $(PY) bench/bench_overhead.py || status=1; \
+	$(PY) bench/bench_training.py time || status=1; exit $$status
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -25,6 +25,16 @@ Parameter terms:
   BIAS_PARAMS  bias parameters
   TIED         parameters the layer shares with an earlier one (a tied LM head, a module called again): a
                tool listing `named_parameters()` counts them once, under the first name
+Training terms (a measured forward + backward, reconcile/frontends/torch_training.py; model totals, kept apart
+from COMPUTE_TERMS because they come from a training trace, not from one layer's shapes):
+  MACC_DGRAD      multiply-accumulates of the input-gradient pass of weighted layers (grad x weight^T); 0 for a
+                  layer whose input needs no gradient (the first layer, a layer after frozen ones only)
+  ATTN_DGRAD      multiply-accumulates of the gradients of the activation products (2 x ATTN: both factors of
+                  QK^T and of AV need one)
+  MACC_WGRAD      multiply-accumulates of the weight-gradient pass (input^T x grad); 0 for frozen weights
+  MACC_RECOMPUTE  forward MACC repeated by activation recomputation
+  ATTN_RECOMPUTE  forward ATTN repeated by activation recomputation
+  EMBED_WGRAD     elements an embedding's weight gradient scatter-adds (one addition each; not a product)
 Terms of graph objects that are not layers (the TF profiler's unfrozen graph), both quantities:
   INPUT_VAR    elements of the model input held as a Variable (the document's TF1 setup)
   SCALAR       one scalar op (e.g. the (max - min) of a uniform initialiser)
@@ -43,10 +53,13 @@ ATTN_CAUSAL = "ATTN_CAUSAL"
 WEIGHTS, BIAS_PARAMS = "WEIGHTS", "BIAS_PARAMS"
 TIED = "TIED"  # parameters this layer shares with an earlier one (a tied LM head, a module called again)
 INPUT_VAR, SCALAR = "INPUT_VAR", "SCALAR"
+MACC_DGRAD, ATTN_DGRAD, MACC_WGRAD = "MACC_DGRAD", "ATTN_DGRAD", "MACC_WGRAD"
+MACC_RECOMPUTE, ATTN_RECOMPUTE, EMBED_WGRAD = "MACC_RECOMPUTE", "ATTN_RECOMPUTE", "EMBED_WGRAD"
 
 COMPUTE_TERMS = (MACC, BIAS, OUT, IN, WINDOW, ATTN, SOFTMAX_TERM, BIAS_CH, ROWS, ATTN_CAUSAL)
 PARAM_TERMS = (WEIGHTS, BIAS_PARAMS, TIED)
 GRAPH_TERMS = (INPUT_VAR, SCALAR)
+TRAINING_TERMS = (MACC, ATTN, MACC_DGRAD, ATTN_DGRAD, MACC_WGRAD, MACC_RECOMPUTE, ATTN_RECOMPUTE, EMBED_WGRAD)
 
 TERM_MEANINGS = {
     MACC: "multiply-accumulates",
@@ -64,6 +77,12 @@ TERM_MEANINGS = {
     TIED: "parameters shared with an earlier layer",
     INPUT_VAR: "input elements held as a Variable",
     SCALAR: "one scalar op",
+    MACC_DGRAD: "input-gradient multiply-accumulates of weighted layers",
+    ATTN_DGRAD: "gradient multiply-accumulates of the activation products",
+    MACC_WGRAD: "weight-gradient multiply-accumulates",
+    MACC_RECOMPUTE: "forward multiply-accumulates repeated by recomputation",
+    ATTN_RECOMPUTE: "forward activation products repeated by recomputation",
+    EMBED_WGRAD: "embedding weight-gradient scatter-add elements",
 }
 
 _TERMS: dict[str, Callable[[Layer], dict[str, int]]] = {}

@@ -85,16 +85,35 @@ def _fmt(value: Optional[int]) -> str:
 @click.option("--tokens", default=None, help="Training tokens D (e.g. 300e9): token models' training-compute "
                                              "conventions are also given as totals over D tokens.")
 @_timeout_option("trace of the model (it runs in its own process)")
+@click.option("--training", is_flag=True, help="Measure one training step instead: forward, input-gradient and "
+                                               "weight-gradient products per layer (loss: the sum of the outputs), "
+                                               "the backward/forward ratio, and every training convention's "
+                                               "distance from it (reconcile/training.py).")
+@click.option("--frozen", multiple=True, help="With --training: freeze the parameters whose names match (a glob "
+                                              "such as 'transformer.h.0.*', or re:REGEX); repeatable.")
+@click.option("--recompute", type=click.Choice(["none", "full", "selective"]), default="none", show_default=True,
+              help="With --training: activation recomputation, accounted from the measured forward (full: every "
+                   "block's forward again; selective: the attention core, Korthikanti et al. 2022 §4).")
+@click.option("--counters", default=None, help="With --training: training-FLOPs counters to run too, comma-"
+                                               "separated (torch_flop_counter, calflops, deepspeed, ptflops).")
 def formulas(model: Optional[str], model_file: Optional[str], input_shape: Optional[str], framework: Optional[str],
-             fmt: str, batch: Optional[int], seq_len: Optional[int], tokens: Optional[str], timeout: float) -> None:
+             fmt: str, batch: Optional[int], seq_len: Optional[int], tokens: Optional[str], timeout: float,
+             training: bool = False, frozen: tuple = (), recompute: str = "none",
+             counters: Optional[str] = None) -> None:
     """Per-layer params, MACC and FLOPs by the reference document's formulas; for a token model (hf:, preset:)
-    also every LLM convention (conventions/llm.py) with its basis terms and citation."""
+    also every LLM convention (conventions/llm.py) with its basis terms and citation. --training: one measured
+    training step instead."""
     from conventions.formulas import TOTAL, model_counts
 
     from . import models
     from .runner import trace_ir
 
     spec = models.resolve(model, model_file, input_shape, batch=batch, seq_len=seq_len)
+    if training or frozen or recompute != "none" or counters is not None:
+        from .training_report import formulas_training
+
+        formulas_training(spec, fmt, timeout, training, frozen, recompute, counters, _parse_tokens(tokens))
+        return
     n_tokens = _parse_tokens(tokens)
     framework = framework or ("torch" if spec.torch_factory else "caffe")
     if framework not in spec.frameworks:

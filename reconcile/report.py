@@ -312,6 +312,9 @@ def summary(records: pd.DataFrame, explanations: pd.DataFrame, specs: Optional[d
                    Table(totals)]
     blocks += reference_section(records, models)
     blocks += published_section(records, specs)
+    from .training_report import report_blocks as training_blocks  # the committed measured training table
+
+    blocks += training_blocks()
     problems = problems_table(records)
     if not problems.empty:
         blocks += [Heading("Failures, unsupported layers and skipped jobs", 2),

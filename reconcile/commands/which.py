@@ -100,6 +100,8 @@ def _usable_records(path):
 @click.option("--tokens", default=None, help="Training tokens D for --quantity train-compute (e.g. 300e9).")
 @click.option("--seq-len", type=int, default=None, help="Sequence length of a token model (train-compute; default: "
                                                        "its maximum positions, at most 1024).")
+@click.option("--no-measure", is_flag=True, help="train-compute: rank the formulas only, without measuring one "
+                                                 "training step (reconcile/which_training.py) to compare them with.")
 @click.option("--tolerance", type=float, default=0.1, show_default=True, callback=tolerance_fraction,
               help="Largest relative error listed (exact and as-printed matches are always listed).")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
@@ -116,7 +118,7 @@ def _usable_records(path):
 def command(args: tuple[str, ...], model_file: Optional[str], input_shape: Optional[str], quantity: str,
             tokens: Optional[str], seq_len: Optional[int], tolerance: float, fmt: str, show_all: bool,
             tools: Optional[str], no_run: bool, batch: Optional[int], limit: int, cache_dir: Optional[str],
-            records_path: str) -> None:
+            records_path: str, no_measure: bool = False) -> None:
     """Which convention (or tool) could have produced VALUE for MODEL?
 
     VALUE as printed, with its unit if any: 4.1G, "4.1 GFLOPs", "300M MAdds", "3.8 billion FLOPs",
@@ -139,7 +141,7 @@ def command(args: tuple[str, ...], model_file: Optional[str], input_shape: Optio
     _check_value(value)
     # --- issue 13: training compute of a token model, ranked by conventions/llm.py (no tool runs) ---
     if quantity == "train-compute" or tokens is not None:
-        _train_compute(model, value, quantity, tokens, seq_len, fmt, limit)
+        _train_compute(model, value, quantity, tokens, seq_len, fmt, limit, measure=not no_measure)
         return
     # ---
     if records_path:
@@ -188,7 +190,7 @@ def command(args: tuple[str, ...], model_file: Optional[str], input_shape: Optio
 
 
 def _train_compute(model: str, value: str, quantity: str, tokens: Optional[str], seq_len: Optional[int], fmt: str,
-                   limit: int) -> None:
+                   limit: int, measure: bool = True) -> None:
     """`which MODEL VALUE --quantity train-compute --tokens D`: every training-compute convention of
     conventions/llm.py times D, closest to VALUE first."""
     from conventions import llm
@@ -208,19 +210,42 @@ def _train_compute(model: str, value: str, quantity: str, tokens: Optional[str],
     n_tokens = _parse_tokens(tokens)
     ranked = llm.rank_training_compute(shapes, float(printed.value), n_tokens)
     shown = ranked[:limit] if limit else ranked
+    measured, why_not = None, ""
+    try:  # the measured family (reconcile/which_training.py): one training step traced in a job process
+        from ..which_training import distance_from_measured, measured_candidate
+
+        measured = measured_candidate(spec, n_tokens, float(printed.value)) if measure else None
+    except UserError as exc:
+        why_not = str(exc)
+
+    def versus(r) -> str:
+        return distance_from_measured(r.value, measured) if measured is not None else ""
 
     def match(r) -> str:  # rounds to the digits printed (3.14e23: anything in [3.135e23, 3.145e23])
         return "as printed" if abs(r.value - float(printed.value)) <= float(printed.half_unit) else ""
     if fmt == "csv":
-        click.echo("rank,convention,value,relative_error,match,basis,citation")
-        for i, r in enumerate(shown, 1):
-            click.echo(f'{i},"{r.name}",{r.value:.6g},{r.relative_error:.6f},{match(r)},"{r.basis}","{r.citation}"')
+        click.echo("rank,convention,value,relative_error,match,vs_measured,basis,citation")
+        rows = ([measured] if measured is not None else []) + shown
+        for i, r in enumerate(rows, 1):
+            click.echo(f'{i},"{r.name}",{r.value:.6g},{r.relative_error:.6f},{match(r)},"{versus(r)}",'
+                       f'"{r.basis}","{r.citation}"')
         return
     click.echo(f"{spec.name}: which training-compute convention gives {printed} for {n_tokens:.4g} tokens "
                f"(seq_len {shapes.n_ctx})?")
-    width = max(len(r.name) for r in shown)
+    if measured is not None and shown:
+        click.echo(f"{shown[0].name}, which here is {versus(shown[0])} ({measured.value:.4g} for these tokens, "
+                   f"{float(measured.per_token):,.0f} FLOPs per token measured)")
+    elif why_not:
+        click.echo(f"note: no measured figure: {why_not}")
+    width = max([len(r.name) for r in shown] + ([len(measured.name)] if measured is not None else []))
+    if measured is not None:
+        click.echo(f" m  {measured.name:<{width}}  {measured.value:.4g}  {measured.relative_error:+8.3%}  "
+                   f"{match(measured):<10}  {measured.basis}")
     for i, r in enumerate(shown, 1):
-        click.echo(f"{i:>2}  {r.name:<{width}}  {r.value:.4g}  {r.relative_error:+8.3%}  {match(r):<10}  {r.basis}")
+        click.echo(f"{i:>2}  {r.name:<{width}}  {r.value:.4g}  {r.relative_error:+8.3%}  {match(r):<10}  {r.basis}"
+                   + (f"  [{versus(r)}]" if measured is not None else ""))
     click.echo("")
+    if measured is not None:
+        click.echo(f"[m] {measured.citation}")
     for i, r in enumerate(shown, 1):
         click.echo(f"[{i}] {r.citation}")
