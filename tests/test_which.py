@@ -133,8 +133,9 @@ def test_lenet_2307720_is_thop_before_0_1(cli):
     first = ranking[0]
     assert first["match"] == "exact" and int(first["value"]) == LENET_MACC + LENET_CONV_BIAS == 2_307_720
     assert first["source"] == which.CATALOGUE and first["tool"] == "thop releases before 0.1"
-    # named after its plainest exact member (MACC + pool input elements, below): no bias adds in the name
-    assert first["family"] == "multiply-accumulates of conv+FC layers"
+    # named after its plainest exact member, MACC + pool input elements (below), and the label names every layer
+    # kind whose terms it includes: no bias adds, the pooling
+    assert first["family"] == "multiply-accumulates of conv+FC layers, plus pooling"
     # the ambiguity is shown, not hidden: LeNet's pools read exactly the conv outputs (conv1 20x24x24 -> pool1,
     # conv2 50x8x8 -> pool2), so "MACC + pool input elements" is exact too
     exact = [r["convention"] for r in ranking if r["match"] == "exact"]
