@@ -266,5 +266,6 @@ def parse_value(text: str, unit: Optional[str] = None) -> Printed:
     half = Decimal(5).scaleb(last_digit + shift - 1) * parsed.factor
     tighter = Decimal(5).scaleb(last_digit - (2 - significant) + shift - 1) * parsed.factor if significant < 2 \
         else half
-    return Printed(original, value, half, parsed.kind, parsed.text, scale or exponent, decimals, parsed.quantity,
+    shown = f"{original} [{parsed.text}]" if unit is not None and parsed.text else original
+    return Printed(shown, value, half, parsed.kind, parsed.text, scale or exponent, decimals, parsed.quantity,
                    parsed.family, parsed.factor, tighter, notes)

@@ -255,7 +255,7 @@ class Candidate:
             return f"{self.tool} {self.metric}"
         if self.source in (DOCUMENT, CATALOGUE):
             return f"{self.tool} {self.metric} (catalogue{', ' + self.tool_version if self.tool_version else ''})"
-        return self.convention
+        return self.metric if self.source == CONVENTION else self.convention
 
 
 @dataclass(frozen=True)
@@ -639,7 +639,8 @@ def _member_key(r: Ranked, printed: Printed) -> tuple:
     tool_first = 0 if c.source == TOOL else 1  # a tool's own total above an analytic one of equal match
     if cls <= 1:  # a family's own definition, then a named convention (the document's, a tool's), then a variant
         definition = 0 if c.family and c.source in (VARIANT, CONVENTION) else 1 if c.source != VARIANT else 2
-        return cls, tool_first, not _unit_matches(c.metric, printed), c.complexity, definition, \
+        loose = abs(Decimal(repr(float(c.value))) - printed.value) > printed.attribution_half_unit
+        return cls, loose, tool_first, not _unit_matches(c.metric, printed), c.complexity, definition, \
             abs(r.relative_error), c.label
     return cls, abs(r.relative_error), tool_first, c.complexity, c.label
 
@@ -686,7 +687,11 @@ def families(ranked: Sequence[Ranked], printed: Printed) -> list[Family]:
         named = 0 if not printed.family or f.key[0] in (printed.family, f"6nd-{printed.family}") else 1
         closest = min(abs(m.relative_error) for m in in_class)
         order = _FAMILY_ORDER.index(f.key[0]) if f.key[0] in _FAMILY_ORDER else -1
-        return cls, unit, named, not has_tool, closest, order, f.name
+        if cls <= 1:  # at the printed precision: the closer reading (two significant digits), then the usual one
+            loose = all(abs(Decimal(repr(float(m.candidate.value))) - printed.value) > printed.attribution_half_unit
+                        for m in in_class)
+            return cls, unit, named, loose, not has_tool, order, closest, f.name
+        return cls, unit, named, False, not has_tool, closest, order, f.name
     return sorted(out, key=family_key)
 
 
@@ -1040,12 +1045,14 @@ def sanity_hints(ctx: Context, printed: Printed, fams: Sequence[Family], cands: 
             pool = _forward_proxies(ctx)
         else:
             pool = candidates(dataclasses.replace(ctx, quantity=other, records=None))
-        near = _nearest(pool, value)
-        if near is not None and 1 / FITS_WITHIN <= near.value / value <= FITS_WITHIN:
-            flag = f"--quantity {other}" + (" --tokens D" if other == TRAIN_COMPUTE and
-                                            not ctx.options.get("tokens") else "")
-            out.append(f"this looks like {_QUANTITY_WORDS[other]}: {flag} ({near.metric if near.family else ''}"
-                       f"{' ' if near.family else ''}{_n(near.value)}, {(near.value - value) / value:+.2%})")
+        if not pool:
+            continue
+        top = families(rank(pool, printed, tolerance), printed)[0]
+        if 1 / FITS_WITHIN <= 1 + top.best.relative_error <= FITS_WITHIN:
+            match = "equal at the printed precision" if top.best.match in (EXACT, AS_PRINTED) else \
+                f"{top.best.relative_error:+.2%}"
+            out.append(f"this looks like {_QUANTITY_WORDS[other]}: --quantity {other} ({top.name}: "
+                       f"{_n(top.best.candidate.value)}, {match})")
     return out
 
 
