@@ -195,11 +195,15 @@ def parameter_groups(model, config) -> dict[str, int]:
                 total += p.numel()
         return total
 
+    def call(name: str):
+        method = getattr(model, name, None)
+        try:  # vision models raise NotImplementedError: they have no token embedding
+            return method() if callable(method) else None
+        except (AttributeError, NotImplementedError, TypeError):
+            return None
+
     out = {"p_output_untied": 0, "p_experts": 0, "p_encoder": 0, "p_decoder": 0}
-    get_in = getattr(model, "get_input_embeddings", None)
-    get_out = getattr(model, "get_output_embeddings", None)
-    inputs = get_in() if callable(get_in) else None
-    output = get_out() if callable(get_out) else None
+    inputs, output = call("get_input_embeddings"), call("get_output_embeddings")
     if output is not None and getattr(output, "weight", None) is not None and \
             (inputs is None or output.weight is not getattr(inputs, "weight", None)):
         out["p_output_untied"] = count(output.parameters())
@@ -207,11 +211,7 @@ def parameter_groups(model, config) -> dict[str, int]:
                              if ".experts." in f".{name}" and "shared_expert" not in name)
     if getattr(config, "is_encoder_decoder", False):
         for key, getter in (("p_encoder", "get_encoder"), ("p_decoder", "get_decoder")):
-            part = getattr(model, getter, None)
-            try:
-                module = part() if callable(part) else None
-            except (AttributeError, NotImplementedError, TypeError):
-                module = None
+            module = call(getter)
             out[key] = count(module.parameters()) if module is not None else 0
     return out
 

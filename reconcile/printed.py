@@ -116,6 +116,7 @@ class Unit:
     factor: Decimal = Decimal(1)
     quantity: str = ""
     family: str = ""
+    notes: tuple[str, ...] = ()
 
 
 _UNIT_HELP = ("expected a unit such as FLOPs, GFLOPs, MACs, MAdds, Mult-Adds, multiply-adds, params, #params, "
@@ -159,8 +160,15 @@ def parse_unit(text: str, value_text: str = "") -> Unit:
             raise UserError(f"cannot read {where}: two scales ({word!r} and another)")
         scale, scaled = power, True
 
+    notes: list[str] = []
+
     def set_kind(new: str, word: str) -> None:
         nonlocal kind
+        if {kind, new} == {FLOPS, MACS}:  # "FLOPs (multiply-adds)": the words that define the unit decide
+            if kind != MACS:
+                notes.append(f"{text.strip()!r} names multiply-adds: read as multiply-accumulates")
+            kind = MACS
+            return
         if kind and kind != new:
             raise UserError(f"cannot read {where}: two units ({kind} and {new}, from {word!r})")
         kind = new
@@ -193,7 +201,7 @@ def parse_unit(text: str, value_text: str = "") -> Unit:
         quantity = COMPUTE
     if family and kind != PARAMETERS:
         family = ""  # "total train compute": 'total' says nothing about a parameter family
-    return Unit(text.strip(), kind, scale, scaled, factor, quantity, family)
+    return Unit(text.strip(), kind, scale, scaled, factor, quantity, family, tuple(notes))
 
 
 _LABELLED = re.compile(r"^(?P<label>[^\d=:~≈][^=:]*?)\s*[=:]\s*(?P<rest>[~≈]?\s*[\d.].*)$")
@@ -268,4 +276,4 @@ def parse_value(text: str, unit: Optional[str] = None) -> Printed:
         else half
     shown = f"{original} [{parsed.text}]" if unit is not None and parsed.text else original
     return Printed(shown, value, half, parsed.kind, parsed.text, scale or exponent, decimals, parsed.quantity,
-                   parsed.family, parsed.factor, tighter, notes)
+                   parsed.family, parsed.factor, tighter, notes + parsed.notes)

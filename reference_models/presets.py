@@ -126,6 +126,30 @@ _DEEPMIND_NOTE = ("Approximation: no transformers class has this architecture. G
                   "matmul FLOPs of Hoffmann et al. Appendix F (which has no relative-position term either) are "
                   "those of this configuration.")
 
+def _vit(hidden: int, layers: int, heads: int, mlp: int, patch: int) -> dict[str, Any]:
+    return dict(hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads, intermediate_size=mlp,
+                patch_size=patch, image_size=224, num_labels=1000)
+
+
+_VIT_CITE = ("Dosovitskiy et al. 2021, 'An Image is Worth 16x16 Words', Table 1 (layers, hidden size, MLP size, heads); "
+             "the torchvision {} page for the count at 224x224 with 1,000 classes")
+_VIT_NOTE = ("ViTConfig (ViTForImageClassification: class token, learned positions, no pooler) at 224x224 with 1,000 "
+             "ImageNet classes, as torchvision's vit_* builders.")
+
+
+def _efficientnet(width: float, depth: float, resolution: int, head: int) -> dict[str, Any]:
+    return dict(width_coefficient=width, depth_coefficient=depth, image_size=resolution, hidden_dim=head,
+                num_labels=1000)
+
+
+_EFFNET_CITE = ("Tan & Le 2019, 'EfficientNet: Rethinking Model Scaling for Convolutional Neural Networks', Table 2 "
+                "(#Params); coefficients (width, depth, resolution) from the official code, tensorflow/tpu "
+                "models/official/efficientnet/efficientnet_builder.py efficientnet_params")
+_EFFNET_NOTE = ("EfficientNetConfig with the builder's width and depth coefficients and resolution; the head conv's "
+                "width is round_filters(1280 x width) (1280, 1280, 1408, 1536, 1792, 2048), which transformers' "
+                "config calls hidden_dim; 1,000 ImageNet classes.")
+
+
 PRESETS: dict[str, Preset] = {p.name: p for p in [
     Preset("gpt2-small", "gpt2", _gpt2(12, 768, 12), "causal-lm",
            "Radford et al. 2019, 'Language Models are Unsupervised Multitask Learners', Table 2", "117M", _GPT2_NOTE,
@@ -220,11 +244,35 @@ PRESETS: dict[str, Preset] = {p.name: p for p in [
                                            num_key_value_heads=8, intermediate_size=14336, vocab_size=32000,
                                            num_local_experts=8, num_experts_per_tok=2,
                                            max_position_embeddings=32768, tie_word_embeddings=False),
-           "causal-lm", "Jiang et al. 2024, 'Mixtral of Experts', Table 1 (dim 4096, 32 layers, head_dim 128, "
-                        "hidden_dim 14336, 32 heads, 8 kv heads, 8 experts, top 2) and §1 (47B parameters, 13B "
-                        "active)", "47B",
-           "MixtralConfig with Table 1's numbers: every FFN is 8 SwiGLU experts of hidden size 14336, 2 per token; "
-           "untied embeddings. 'Active parameters' = all - 6/8 of the experts."),
+           "causal-lm", "Jiang et al. 2024, 'Mixtral of Experts', abstract ('each token has access to 47B "
+                        "parameters, but only uses 13B active parameters') and §2 (Mistral 7B's architecture, 8 "
+                        "experts, top 2)", "47B",
+           "MixtralConfig with the released Mixtral-8x7B dimensions (hidden 4096, 32 layers, 32 query heads sharing "
+           "8 key/value heads, 8 SwiGLU experts of hidden size 14336 per layer, 2 per token, vocabulary 32,000, "
+           "untied embeddings; as the transformers module dump in keras-team/keras-hub's Mixtral README). 'Active "
+           "parameters' = all - 6/8 of the experts."),
+    Preset("vit-b-16", "vit", _vit(768, 12, 12, 3072, 16), "image-classification", _VIT_CITE.format("vit_b_16"),
+           "86567656", _VIT_NOTE),
+    Preset("vit-l-16", "vit", _vit(1024, 24, 16, 4096, 16), "image-classification", _VIT_CITE.format("vit_l_16"),
+           "304326632", _VIT_NOTE),
+    Preset("vit-h-14", "vit", _vit(1280, 32, 16, 5120, 14), "image-classification",
+           "Dosovitskiy et al. 2021, 'An Image is Worth 16x16 Words', Table 1 (ViT-Huge: 32 layers, hidden 1280, MLP "
+           "5120, 16 heads) at 224x224 with patch 14", "632M", _VIT_NOTE),
+    Preset("swin-t", "swin", dict(num_labels=1000), "image-classification",
+           "Liu et al. 2021, 'Swin Transformer', Table 1 (Swin-T: C = 96, layers {2, 2, 6, 2}, window 7); the "
+           "torchvision swin_t page (num_params 28288354, GFLOPS 4.49)", "28288354",
+           "SwinConfig's defaults are Swin-T's (embed_dim 96, depths 2-2-6-2, heads 3-6-12-24, window 7, 224x224); "
+           "1,000 ImageNet classes."),
+    Preset("convnext-t", "convnext", dict(num_labels=1000), "image-classification",
+           "Liu et al. 2022, 'A ConvNet for the 2020s' (ConvNeXt-T: C = (96, 192, 384, 768), B = (3, 3, 9, 3)); "
+           "timm's convnext_tiny.fb_in1k model card (Params (M): 28.6, GMACs: 4.5)", "28.6M",
+           "ConvNextConfig's defaults are ConvNeXt-T's (hidden sizes 96-192-384-768, depths 3-3-9-3, 224x224); "
+           "1,000 ImageNet classes."),
+    *[Preset(f"efficientnet-b{i}", "efficientnet", _efficientnet(*coefs), "image-classification", _EFFNET_CITE,
+             params, _EFFNET_NOTE)
+      for i, (coefs, params) in enumerate(zip(((1.0, 1.0, 224, 1280), (1.0, 1.1, 240, 1280), (1.1, 1.2, 260, 1408),
+                                               (1.2, 1.4, 300, 1536), (1.4, 1.8, 380, 1792), (1.6, 2.2, 456, 2048)),
+                                              ("5.3M", "7.8M", "9.2M", "12M", "19M", "30M")))],
     Preset("chinchilla-70b", "gpt2", _gpt2(80, 8192, 64, 2048, 32000), "causal-lm",
            "Hoffmann et al. 2022, 'Training Compute-Optimal Large Language Models', Table 4 (80 layers, 64 heads, "
            "key/value size 128, d_model 8,192)", "70B", _DEEPMIND_NOTE,

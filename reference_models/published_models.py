@@ -121,6 +121,16 @@ def resnet152_v1() -> nn.Module:
     return ResNet(Bottleneck, RESNET152_DEPTHS, stride_in_1x1=True)
 
 
+def resnet101_v15() -> nn.Module:
+    """torchvision's resnet101 (stride 2 in the 3x3 conv)."""
+    return ResNet(Bottleneck, RESNET101_DEPTHS, stride_in_1x1=False)
+
+
+def resnet152_v15() -> nn.Module:
+    """torchvision's resnet152 (stride 2 in the 3x3 conv)."""
+    return ResNet(Bottleneck, RESNET152_DEPTHS, stride_in_1x1=False)
+
+
 def resnet50_v1() -> nn.Module:
     """ResNet-50 as in He et al. 2015 (stride 2 in the first 1x1 conv of conv3_1, conv4_1, conv5_1)."""
     return ResNet(Bottleneck, RESNET50_DEPTHS, stride_in_1x1=True)
