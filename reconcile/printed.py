@@ -50,7 +50,7 @@ _COMPUTE_WORDS = {MACS: r"macs?|maccs?|madds?|mult-?adds?|multadds?|multiply-?ad
 _PARAM_WORDS = r"params?|parameters?|n_?params|num_?params|nparams|param_?count"
 _FILLER = {"number", "of", "no", "num", "count", "size", "model", "the", "in", "compute", "cost", "operations",
            "ops", "op", "per", "image", "sample", "inference", "forward", "pass", "approx", "approximately", "~", "≈",
-           "#", "total", "all"}
+           "#", "total", "all", "complexity", "computation", "computational", "budget", "estimated"}
 _FAMILY_WORDS = {"non-embedding": llm.F_NON_EMBEDDING, "trainable": llm.F_ALL, "total": llm.F_ALL, "all": llm.F_ALL,
                  "active": llm.F_ACTIVE, "activated": llm.F_ACTIVE, "encoder": llm.F_ENCODER,
                  "decoder": llm.F_DECODER}
@@ -142,7 +142,8 @@ def parse_unit(text: str, value_text: str = "") -> Unit:
     """A unit as printed after a number or as a column header: 'GFLOPs', 'FLOPs (B)', 'params (M)', 'Parameters
     (billions)', '#params', 'Non-Embedding Params', 'Total train compute (PF-days)', '(x10^9)' -> Unit."""
     where = f"{value_text!r}" if value_text else f"unit {text!r}"
-    lowered = text.strip().translate(_SUPERSCRIPTS).lower()
+    lowered = re.sub(r"10([⁰¹²³⁴⁵⁶⁷⁸⁹⁻⁺]+)", lambda m: "10^" + m.group(1), text.strip())
+    lowered = lowered.translate(_SUPERSCRIPTS).lower()
     for pattern, joined in _PHRASES:
         lowered = re.sub(pattern, f" {joined} ", lowered)
     if re.search(r"flops?/s(?:ec)?\b", lowered):
@@ -231,7 +232,8 @@ def parse_value(text: str, unit: Optional[str] = None) -> Printed:
     header of a bare number ('FLOPs (B)'). Trailing zeros of an integer mantissa are not significant ('300M' is
     known to the hundred million), digits after a decimal point are ('4.20M')."""
     original = text.strip()
-    cleaned = original.translate(_SUPERSCRIPTS).replace("_", "").replace("\u202f", "").replace("\u2009", "")
+    cleaned = re.sub(r"10([⁰¹²³⁴⁵⁶⁷⁸⁹⁻⁺]+)", lambda m: "10^" + m.group(1), original)  # 10²³ -> 10^23
+    cleaned = cleaned.translate(_SUPERSCRIPTS).replace("_", "").replace("\u202f", "").replace("\u2009", "")
     label = ""
     labelled = _LABELLED.match(cleaned)
     if labelled and re.search(r"[a-z#]", labelled["label"], re.I):

@@ -493,6 +493,17 @@ def llm_conventions(ctx: Context) -> list[Candidate]:
     return out
 
 
+def counted_parameters(ctx: Context) -> list[Candidate]:
+    """A model built from a configuration (hf:, preset:) that is not a token model: its parameters as the spec's
+    meta-device probe counted them (options['n_params']), so a parameter count needs no trace."""
+    n_params = ctx.options.get("n_params")
+    if ctx.quantity != PARAMS or ctx.terms is not None or ctx.shapes is not None or not n_params:
+        return []
+    return [Candidate(CONVENTION, "", "all parameters", "sum of every parameter tensor", float(n_params),
+                      f"all parameters of the built model: {_n(n_params)}", 0, None, family=llm.F_ALL,
+                      citation="the built model (torch.nn.Module.parameters, counted on the meta device)")]
+
+
 def tool_totals(ctx: Context) -> list[Candidate]:
     """Every total a tool printed for the model, in the family its catalogued convention falls in (a parameter
     total: the family of the analytic count it equals, see `candidates`)."""
@@ -539,7 +550,7 @@ def _bounds(words: str) -> tuple[str, str]:
 # QUANTITIES and its generator here, reading what it needs from Context.options.
 Generator = Callable[[Context], list[Candidate]]
 CANDIDATE_GENERATORS: list[Generator] = [document_and_catalogue, systematic_variants, parameter_variants,
-                                         llm_conventions, tool_totals]
+                                         llm_conventions, counted_parameters, tool_totals]
 
 
 def _parameter_family(cands: list[Candidate]) -> list[Candidate]:
@@ -687,10 +698,11 @@ def families(ranked: Sequence[Ranked], printed: Printed) -> list[Family]:
         named = 0 if not printed.family or f.key[0] in (printed.family, f"6nd-{printed.family}") else 1
         closest = min(abs(m.relative_error) for m in in_class)
         order = _FAMILY_ORDER.index(f.key[0]) if f.key[0] in _FAMILY_ORDER else -1
-        if cls <= 1:  # at the printed precision: the closer reading (two significant digits), then the usual one
+        if cls <= 1:  # at the printed precision: the closer reading (two significant digits), then the plainer one
             loose = all(abs(Decimal(repr(float(m.candidate.value))) - printed.value) > printed.attribution_half_unit
                         for m in in_class)
-            return cls, unit, named, loose, not has_tool, order, closest, f.name
+            plainest = min((m.candidate.complexity for m in in_class if m.candidate.source != TOOL), default=9)
+            return cls, unit, named, loose, not has_tool, order, plainest, closest, f.name
         return cls, unit, named, False, not has_tool, closest, order, f.name
     return sorted(out, key=family_key)
 
@@ -755,6 +767,10 @@ def deciding(best: Ranked, pool: Sequence[Ranked], printed: Printed) -> list[str
         if len(changed) != 1 or other.included != core.included and changed[0] != "the FC layers":
             continue
         part = changed[0]
+        # what the count includes decides it when leaving it out misses; of what it leaves out, only the weighted
+        # layers (FC, attention matmuls) are a reading a paper could have meant, not every term one could add
+        if not mine.get(part) and part not in ("the FC layers", "the attention matmuls"):
+            continue
         if any(text.startswith(part) for text in out):
             continue
         way = "without" if mine.get(part) else "with"
@@ -1173,10 +1189,13 @@ def which(model: str, value: str, quantity: Optional[str] = None, tolerance: flo
         records, notes = tool_records(spec, names, run, cache_dir,
                                       report_records if batch is None else None, progress=progress) \
             if names else (pd.DataFrame(), [])
-    # a token model's parameters and training compute come from its shapes and counted parameter groups: no trace
-    needs_ir = quantity == COMPUTE or (quantity == PARAMS and shapes is None)
+    # a token model's parameters and training compute come from its shapes and counted parameter groups, another
+    # configuration-built model's parameters from the probe's count: no trace
+    counted = spec.config.get("n_params") if spec.config else None
+    needs_ir = quantity == COMPUTE or (quantity == PARAMS and shapes is None and not counted)
     ir = _trace(spec) if needs_ir else None
-    options = {**(options or {}), **({"tokens": tokens} if tokens is not None else {})}
+    options = {**(options or {}), **({"tokens": tokens} if tokens is not None else {}),
+               **({"n_params": counted} if counted and not needs_ir else {})}
     result = explain_number(ir, printed, quantity, tolerance, records, options, shapes, spec.name)
     result.notes = notes + result.notes
     return result

@@ -208,6 +208,17 @@ PRESETS: dict[str, Preset] = {p.name: p for p in [
     Preset("llama2-7b", "llama", _llama2(4096, 32, 32, 32, 11008), "causal-lm", _LLAMA2_CITE, "7B", _LLAMA2_NOTE),
     Preset("llama2-13b", "llama", _llama2(5120, 40, 40, 40, 13824), "causal-lm", _LLAMA2_CITE, "13B", _LLAMA2_NOTE),
     Preset("llama2-70b", "llama", _llama2(8192, 64, 80, 8, 28672), "causal-lm", _LLAMA2_CITE, "70B", _LLAMA2_NOTE),
+    Preset("llama3-405b", "llama", dict(hidden_size=16384, num_hidden_layers=126, num_attention_heads=128,
+                                        num_key_value_heads=8, intermediate_size=53248, vocab_size=128256,
+                                        max_position_embeddings=8192, tie_word_embeddings=False), "causal-lm",
+           "Dubey et al. 2024, 'The Llama 3 Herd of Models', §3.2 and Table 3 (126 layers, model dimension 16,384, "
+           "128 attention heads, 8 key/value heads) and §1 (405B parameters, 15.6T tokens, 3.8 x 10^25 FLOPs)",
+           "405B",
+           "LlamaConfig with Table 3's 405B row; FFN hidden size 53,248 and the 128,256-token vocabulary as released "
+           "(meta-llama/llama-models); untied embeddings; context 8,192 (the pre-training length before long-context "
+           "training).",
+           params_differ="the built model has 405.85B parameters: the paper truncates to 405B, as the first LLaMA "
+                         "paper does (65.29B printed as 65.2B)"),
     Preset("pythia-70m", "gpt_neox", _pythia(6, 512, 8), "causal-lm", _PYTHIA_CITE, "70,426,624", _PYTHIA_NOTE),
     Preset("pythia-160m", "gpt_neox", _pythia(12, 768, 12), "causal-lm", _PYTHIA_CITE, "162,322,944", _PYTHIA_NOTE),
     Preset("pythia-410m", "gpt_neox", _pythia(24, 1024, 16), "causal-lm", _PYTHIA_CITE, "405,334,016", _PYTHIA_NOTE),
