@@ -370,7 +370,7 @@ CONVENTIONS: tuple[Convention, ...] = (
                "models is frozen)", lambda s: _f(s.n_params), _all_params, F_ALL, any_model),
     Convention("non-embedding parameters (counted)", PARAMS,
                "all parameters - vocabulary and position embeddings - an untied output embedding",
-               "Kaplan et al. 2020, 'Scaling Laws for Neural Language Models', §2.1 ('N, the number of model "
+               "Kaplan et al. 2020, 'Scaling Laws for Neural Language Models', §1.3 ('N - the number of model "
                "parameters, excluding all vocabulary and positional embeddings'); Biderman et al. 2023 (Pythia) "
                "print this count as 'Non-Embedding Params'",
                lambda s: _f(s.n_params - s.p_embedding_tables - (s.p_output_untied or terms(s)[P_HEAD])),
@@ -383,22 +383,22 @@ CONVENTIONS: tuple[Convention, ...] = (
                "(drops every nn.Embedding weight)", lambda s: _f(s.hf_non_embedding),
                lambda s: {P_BLOCK: _f(1), P_HEAD: _f(1), P_OTHER: _f(1)}, F_EXCLUDE_EMBEDDINGS, any_model),
     Convention("parameters without the untied output embedding", PARAMS, "all parameters - lm_head (untied)",
-               "the count a tied model of the same shape has (its output projection is the input embedding); "
-               "Press & Wolf 2017, 'Using the Output Embedding to Improve Language Models', §3",
+               "the count of the same model with its output projection tied to the input embedding (weight tying: "
+               "Press & Wolf 2017, 'Using the Output Embedding to Improve Language Models')",
                lambda s: _f(s.n_params - (s.p_output_untied or terms(s)[P_HEAD])),
                lambda s: {P_BLOCK: _f(1), P_EMBED: _f(1), P_OTHER: _f(1)}, F_NO_OUTPUT,
                lambda s: bool(s.p_output_untied or terms(s)[P_HEAD])),
     Convention("active parameters per token", PARAMS, "all parameters - (E - k)/E x routed experts' parameters",
-               "Jiang et al. 2024, 'Mixtral of Experts', §1-2 ('each token has access to 47B parameters, but only "
-               "uses 13B active parameters'); Fedus et al. 2022 (Switch Transformers) §2",
+               "Jiang et al. 2024, 'Mixtral of Experts', abstract ('each token has access to 47B parameters, but "
+               "only uses 13B active parameters during inference')",
                lambda s: _f(s.n_params - s.p_idle),
                lambda s: {**_all_params(s), P_IDLE: _f(-1)}, F_ACTIVE, lambda s: bool(s.n_experts)),
     Convention("encoder parameters", PARAMS, "parameters of the encoder stack (model.get_encoder())",
-               "Raffel et al. 2020 (T5) §3.1.1: encoder and decoder 'each similar in size ... to a BERT_BASE "
-               "stack'; Brown et al. 2020 Table D.1: 'only half of the parameters are active for each token'",
+               "the encoder half of an encoder-decoder; Brown et al. 2020 Table D.1: 'since T5 uses an "
+               "encoder-decoder model, only half of the parameters are active for each token'",
                lambda s: _f(s.p_encoder), lambda s: {P_ENCODER: _f(1)}, F_ENCODER, lambda s: s.encoder_decoder),
     Convention("decoder parameters", PARAMS, "parameters of the decoder stack (model.get_decoder())",
-               "Raffel et al. 2020 (T5) §3.1.1; Brown et al. 2020 Table D.1",
+               "the decoder half of an encoder-decoder; Brown et al. 2020 Table D.1",
                lambda s: _f(s.p_decoder), lambda s: {P_DECODER: _f(1)}, F_DECODER, lambda s: s.encoder_decoder),
     # ---------------------------------------------------------------- forward FLOPs per token
     Convention("Kaplan 2N", FORWARD, "C_forward ~= 2N",
@@ -432,7 +432,7 @@ CONVENTIONS: tuple[Convention, ...] = (
                "Kaplan et al. 2020 §2.1 (C = 6NBS, N non-embedding)", lambda s: _f(6 * kaplan_n(s)),
                lambda s: {MACC: _f(6)}, T_6ND_NON_EMBEDDING),
     Convention("6ND (N = non-embedding parameters, counted)", TRAIN, "C = 6 N D, N without embeddings",
-               "Kaplan et al. 2020 §2.1 (C = 6NBS with N non-embedding) on the counted N",
+               "Kaplan et al. 2020 §1.3 (C ~= 6NBS, 'the total non-embedding training compute') on the counted N",
                lambda s: 6 * by_name("non-embedding parameters (counted)").value(s),
                lambda s: {P_BLOCK: _f(6), P_OTHER: _f(6)}, T_6ND_NON_EMBEDDING, any_model),
     Convention("6ND (N = all parameters)", TRAIN, "C = 6 N D, N every parameter",
@@ -440,13 +440,13 @@ CONVENTIONS: tuple[Convention, ...] = (
                "300B tokens); Hoffmann et al. 2022 §3", lambda s: _f(6 * s.n_params),
                lambda s: {k: 6 * v for k, v in _all_params(s).items()}, T_6ND, any_model),
     Convention("6ND (N without the untied output embedding)", TRAIN, "C = 6 (N - lm_head) D",
-               "6ND with the output projection counted as a tied model counts it (Press & Wolf 2017 §3)",
+               "6ND with N the count of the same model with tied input and output embeddings",
                lambda s: 6 * by_name("parameters without the untied output embedding").value(s),
                lambda s: {P_BLOCK: _f(6), P_EMBED: _f(6), P_OTHER: _f(6)}, T_6ND_NO_OUTPUT,
                lambda s: bool(s.p_output_untied or terms(s)[P_HEAD])),
     Convention("6ND (N = active parameters)", TRAIN, "C = 6 N_active D",
                "Brown et al. 2020 Table D.1's 'Frac of params active for each token' applied to a mixture of "
-               "experts (Jiang et al. 2024 §2: k of E experts per token)",
+               "experts (Jiang et al. 2024: 13B of 47B parameters active per token)",
                lambda s: 6 * by_name("active parameters per token").value(s),
                lambda s: {**{k: 6 * v for k, v in _all_params(s).items()}, P_IDLE: _f(-6)}, T_6ND_ACTIVE,
                lambda s: bool(s.n_experts)),

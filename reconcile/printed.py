@@ -14,7 +14,7 @@ counted: multiply-accumulate words (MACs, MAdds, Mult-Adds, multiply-adds) one o
 words two (papers often print multiply-accumulates as "FLOPs": a preference, never a filter); parameter words the
 quantity `params`, with a family when the header names one (non-embedding, active, trainable, encoder, decoder,
 total); training words (train, training, PF-days) the quantity `train-compute`. PF-days are petaflop/s-days:
-1e15 FLOP/s x 86,400 s = 8.64e19 FLOP (Kaplan et al. 2020 §2.1; Brown et al. 2020 Table D.1 caption).
+1e15 FLOP/s x 86,400 s = 8.64e19 FLOP (Kaplan et al. 2020 §1.3; Brown et al. 2020 Table D.1 caption).
 
 Precision: the last printed digit sets the tolerance of "equal at the printed precision" (`half_unit`);
 trailing zeros of an integer are not significant ("300M" is known to the hundred million, "4.20M" to the ten

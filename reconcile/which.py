@@ -435,7 +435,7 @@ def parameter_variants(ctx: Context) -> list[Candidate]:
     for bias in (True, False) if any(mt.has(k, T.BIAS_PARAMS) for k in mt.kinds) else (True,):
         for fc in (True, False) if mt.has(LINEAR, T.WEIGHTS) and mt.has(CONV, T.WEIGHTS) else (True,):
             for norm in (True, False) if norms else (True,):
-                for stat in ("", "stats", "stats+count") if stats else ("",):
+                for stat in ("", "stats", "stats+count") if stats and norm else ("",):  # statistics of kept norms
                     per_kind = {}
                     for kind in mt.kinds:
                         if (kind == LINEAR and not fc) or (kind in norms and not norm):
@@ -703,7 +703,8 @@ def families(ranked: Sequence[Ranked], printed: Printed) -> list[Family]:
                         for m in in_class)
             plainest = min((m.candidate.complexity for m in in_class if m.candidate.source != TOOL), default=9)
             return cls, unit, named, loose, not has_tool, order, plainest, closest, f.name
-        return cls, unit, named, False, not has_tool, closest, order, f.name
+        # outside the printed precision, families within 0.05% of each other are as close: the usual one first
+        return cls, unit, named, False, not has_tool, round(closest, 3), order, closest, f.name
     return sorted(out, key=family_key)
 
 
@@ -1212,7 +1213,7 @@ sys.modules[__name__].__class__ = _CallableModule
 
 
 # ------------------------------------------------------------------------------------------------ whole tables
-TABLE_COLUMNS = ("model", "printed", "unit", "quantity", "tokens", "seq_len", "input_shape", "label")
+TABLE_COLUMNS = ("model", "printed", "unit", "quantity", "tokens", "seq_len", "input_shape", "label", "source", "note")
 MAX_TABLE_ROWS = 500
 
 
@@ -1266,7 +1267,7 @@ class TableResult:
 
 def read_table(path: str) -> list[dict[str, str]]:
     """A table of printed numbers (CSV with a header): model, printed, and optionally unit, quantity, tokens,
-    seq_len, input_shape, label. Bad input is one line naming the row."""
+    seq_len, input_shape, label (the row's name), source and note (kept, not read). Bad input is one line."""
     file = Path(path)
     if not file.is_file():
         raise UserError(f"--table: no such file {path}")
