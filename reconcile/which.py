@@ -1135,19 +1135,15 @@ def resolve_quantity(quantity: Optional[str], printed: Printed, tokens: Optional
 
 
 def _trace(spec) -> Model:
-    from .models import cached_ir, canonical_framework
-    from .runner import trace_ir
+    """The model's layer IR (diff.canonical_ir: traced in a job process), or one line saying why there is none."""
+    from .diff import canonical_ir
+    from .models import IR_FAILURES, canonical_framework, ir_key
 
-    framework = canonical_framework(spec)
-    if framework is None:
-        raise UserError(f"cannot read model {spec.name!r}: no PyTorch, Caffe or Keras form")
-    cached = cached_ir(spec, framework)
-    if cached is not None:
-        return cached
-    traced = trace_ir(spec, framework)
-    if traced.model is None:
-        raise UserError(f"cannot read model {spec.name!r}: {traced.error}")
-    return traced.model
+    ir = canonical_ir(spec.name, {spec.name: spec})
+    if ir is None:
+        why = IR_FAILURES.get(ir_key(spec, canonical_framework(spec) or ""), ("",))[0]
+        raise UserError(f"cannot read model {spec.name!r}" + (f": {why}" if why else " (its trace failed or timed out)"))
+    return ir
 
 
 def which(model: str, value: str, quantity: Optional[str] = None, tolerance: float = DEFAULT_TOLERANCE,
