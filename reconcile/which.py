@@ -1174,8 +1174,8 @@ def which(model: str, value: str, quantity: Optional[str] = None, tolerance: flo
     if quantity == TRAIN_COMPUTE and shapes is None:
         why = "its configuration has no single width, depth and head count" if spec.token_model else \
             "it takes no token ids"
-        raise UserError(f"--quantity train-compute ranks the training-compute conventions of token models (hf:, "
-                        f"preset:), whose N and D they count; {spec.name!r} is not one ({why})")
+        raise UserError(f"--quantity train-compute needs a token model (hf:, preset:), whose N and D its "
+                        f"conventions count; {spec.name!r} is not one ({why})")
     notes: list[str] = []
     if records is None and quantity != TRAIN_COMPUTE:
         names = list(tools) if tools is not None else list(adapters.TOOLS)

@@ -369,7 +369,7 @@ def test_encoder_decoder_training_compute_has_no_traceback(cli):
                                     "+0.84%)")
     # a quantity it cannot answer is one line, exit 2
     bad = cli("which", "lenet", "3e20", "--quantity", "train-compute", "--tokens", "1e12")
-    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "token models" in bad.stderr
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "needs a token model" in bad.stderr
 
 
 # ------------------------------------------------------------------------------------------------ whole tables
