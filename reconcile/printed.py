@@ -80,6 +80,7 @@ class Printed:
     factor: Decimal = Decimal(1)  # base units per printed unit beyond the scale (PF-days: 8.64e19)
     attribution_half_unit: Decimal = Decimal(0)  # half_unit at two significant digits or more
     notes: tuple[str, ...] = field(default=())  # how an ambiguous form was read (a single thousands comma)
+    suffix: str = ""  # the scale letter as printed ("B" for "13.0B" or "billion", "G" for "GFLOPs")
 
     def __str__(self) -> str:
         return self.text
@@ -96,6 +97,8 @@ class Printed:
             return (f"{days:.{max(self.decimals, 0) + 1}e} PF-days" if self.scale else
                     f"{days:,.{self.decimals + 1 if self.decimals >= 0 else 1}f} PF-days")
         suffix = {3: " k", 6: " M", 9: " G", 12: " T", 15: " P"}.get(self.scale)
+        if suffix is not None and self.suffix:
+            suffix = f" {self.suffix}"
         if suffix is None:
             return _n(value) if not self.scale else f"{value:.{max(self.decimals, 0) + 1}e}"
         return f"{value / 10 ** self.scale:,.{self.decimals + 1 if self.decimals >= 0 else 0}f}{suffix}"
@@ -117,6 +120,7 @@ class Unit:
     quantity: str = ""
     family: str = ""
     notes: tuple[str, ...] = ()
+    letter: str = ""  # the scale as a letter: "B" for billion or (B), "G" for GFLOPs
 
 
 _UNIT_HELP = ("expected a unit such as FLOPs, GFLOPs, MACs, MAdds, Mult-Adds, multiply-adds, params, #params, "
@@ -153,13 +157,16 @@ def parse_unit(text: str, value_text: str = "") -> Unit:
     lowered = re.sub(r"(?<![\w.])1e([+-]?\d+)", r" e\1 ", lowered)  # (1e9)
     words = [w.strip("#.:;,") for w in re.split(r"[\s()\[\]{},;|]+", lowered)]
     words = [w for w in words if w and w != "#"]
-    kind, scale, scaled, factor, quantity, family = "", 0, False, Decimal(1), "", ""
+    kind, scale, scaled, factor, quantity, family, letter = "", 0, False, Decimal(1), "", "", ""
 
     def set_scale(power: int, word: str) -> None:
-        nonlocal scale, scaled
+        nonlocal scale, scaled, letter
         if scaled:
             raise UserError(f"cannot read {where}: two scales ({word!r} and another)")
         scale, scaled = power, True
+        letter = {"thousand": "k", "thousands": "k", "k": "k", "m": "M", "million": "M", "millions": "M", "mil": "M",
+                  "mn": "M", "b": "B", "billion": "B", "billions": "B", "bn": "B", "g": "G", "t": "T",
+                  "trillion": "T", "trillions": "T"}.get(word, word[:1].upper() if word[:1].isalpha() else "")
 
     notes: list[str] = []
 
@@ -202,7 +209,7 @@ def parse_unit(text: str, value_text: str = "") -> Unit:
         quantity = COMPUTE
     if family and kind != PARAMETERS:
         family = ""  # "total train compute": 'total' says nothing about a parameter family
-    return Unit(text.strip(), kind, scale, scaled, factor, quantity, family, tuple(notes))
+    return Unit(text.strip(), kind, scale, scaled, factor, quantity, family, tuple(notes), letter)
 
 
 _LABELLED = re.compile(r"^(?P<label>[^\d=:~≈][^=:]*?)\s*[=:]\s*(?P<rest>[~≈]?\s*[\d.].*)$")
@@ -277,5 +284,6 @@ def parse_value(text: str, unit: Optional[str] = None) -> Printed:
     tighter = Decimal(5).scaleb(last_digit - (2 - significant) + shift - 1) * parsed.factor if significant < 2 \
         else half
     shown = f"{original} [{parsed.text}]" if unit is not None and parsed.text else original
+    letter = (glued.group(1).upper() if glued.group(1) != "k" else "k") if glued else parsed.letter
     return Printed(shown, value, half, parsed.kind, parsed.text, scale or exponent, decimals, parsed.quantity,
-                   parsed.family, parsed.factor, tighter, notes + parsed.notes)
+                   parsed.family, parsed.factor, tighter, notes + parsed.notes, letter)

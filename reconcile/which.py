@@ -239,6 +239,7 @@ class Candidate:
     complexity: int  # departures from a plain count; 0 for the document's and the catalogue's conventions
     core: Optional[Core] = None
     tool_version: str = ""
+    counting: Optional[Counting] = None  # the per-kind combination a conventions-based count evaluates
     family: str = ""  # a parameter or training-compute family (llm F_* / T_* keys); "" for a way of counting MACs
     departure: str = ""  # what a parameter variant leaves out or adds ("biases left out")
     citation: str = ""
@@ -342,7 +343,7 @@ def document_and_catalogue(ctx: Context) -> list[Candidate]:
         formula = describe(counting, ctx.terms)
         words = "the reference document's" if source == DOCUMENT else f"{tool}'s catalogued"
         text = f"{words} {metric} convention{' (' + versions + ')' if versions else ''}, from {sources}"
-        out.append(Candidate(source, tool, metric, formula, value, text, 0, core, versions))
+        out.append(Candidate(source, tool, metric, formula, value, text, 0, core, versions, counting))
     return out
 
 
@@ -418,7 +419,7 @@ def systematic_variants(ctx: Context) -> list[Candidate]:
                             if per_sample:
                                 text += f" (the batch of {mt.batch} divided out)"
                             out.append(Candidate(VARIANT, "", COMPUTE, formula, mt.value(counting), text, complexity,
-                                                 core))
+                                                 core, counting=counting))
     return out
 
 
@@ -743,39 +744,57 @@ def explanation(r: Ranked, printed: Printed) -> str:
     return f"{r.candidate.explanation}: {_n(r.candidate.value)}, {where(r, printed)}."
 
 
-def _core_parts(core: Core) -> dict[str, object]:
-    return {"the FC layers": LINEAR in core.included, "the attention matmuls": core.attn_matmuls,
-            "the bias adds": bool(core.bias), **{_extra_word(k): True for k in core.extras}}
+def _without(counting: Counting, kinds: Iterable[str], terms: Iterable[str] = ()) -> Counting:
+    """The counting with `terms` removed from `kinds` (every term when `terms` is empty)."""
+    kinds, terms = set(kinds), set(terms)
+    per_kind = []
+    for kind, combo in counting.per_kind:
+        if kind in kinds:
+            combo = tuple((t, c) for t, c in combo if terms and t not in terms)
+        if combo:
+            per_kind.append((kind, combo))
+    return Counting(tuple(per_kind), counting.per_sample)
 
 
-def deciding(best: Ranked, pool: Sequence[Ranked], printed: Printed) -> list[str]:
-    """What decided a verdict: each part (FC layers, attention matmuls, bias adds, pooling, ...) whose inclusion or
-    leaving out moves the best count off the printed number to a near miss (within the tolerance), with the value
-    without (or with) it. ViT-B/16's 17.6 GFLOPs: the attention matmuls (without them 16.85 G)."""
-    core = best.candidate.core
-    if core is None or best.match not in (EXACT, AS_PRINTED):
+def _with(counting: Counting, additions: dict[str, dict[str, int]]) -> Counting:
+    per_kind = {kind: dict(combo) for kind, combo in counting.per_kind}
+    for kind, combo in additions.items():
+        for term, coef in combo.items():
+            per_kind.setdefault(kind, {})[term] = per_kind.get(kind, {}).get(term, 0) + coef
+    return Counting(tuple((k, tuple(c.items())) for k, c in per_kind.items()), counting.per_sample)
+
+
+def deciding(best: Ranked, mt: Optional[ModelTerms], printed: Printed, tolerance: float = DEFAULT_TOLERANCE) \
+        -> list[str]:
+    """What decided a verdict: each part of the best count (the FC layers, the attention matmuls, the bias adds,
+    pooling, ...) whose leaving out moves it off the printed number to a near miss (within the tolerance), and each
+    weighted part it leaves out (FC layers, attention matmuls) whose inclusion would; with the value without (or
+    with) it. ViT-B/16's 17.6 GFLOPs: the attention matmuls (without them 16.85 G)."""
+    c = best.candidate
+    if c.core is None or c.counting is None or mt is None or best.match not in (EXACT, AS_PRINTED):
         return []
-    mine = _core_parts(core)
+    core, counting = c.core, c.counting
+    per_mac = {"1": 1, "2": 2, "2k-1": 2}.get(core.rule, 0)
+    options: list[tuple[str, str, Counting]] = []
+    attn_kinds = [k for k in ATTN_KINDS if mt.has(k, T.ATTN)]
+    if core.attn_matmuls:
+        options.append(("the attention matmuls", "without", _without(counting, attn_kinds, (T.ATTN,))))
+    elif core.attn_matmuls is False and per_mac:
+        options.append(("the attention matmuls", "with", _with(counting, {k: {T.ATTN: per_mac} for k in attn_kinds})))
+    if LINEAR in core.included and len(core.included) > 1:
+        options.append(("the FC layers", "without", _without(counting, (LINEAR,))))
+    elif LINEAR in core.left_out and per_mac:
+        options.append(("the FC layers", "with", _with(counting, {LINEAR: {T.MACC: per_mac}})))
+    if core.bias:
+        options.append(("the bias adds", "without", _without(counting, core.bias, (T.BIAS,))))
+    for word in dict.fromkeys(_extra_word(k) for k in core.extras):
+        kinds = [k for k in core.extras if _extra_word(k) == word]
+        options.append((word, "without", _without(counting, kinds)))
     out = []
-    for r in sorted(pool, key=lambda r: (r.candidate.complexity, abs(r.relative_error))):
-        other = r.candidate.core
-        # a near reading (within the tolerance, not at the printed precision) that differs in one part
-        if r.candidate.source == TOOL or other is None or other.family_key != core.family_key or \
-                r.match != WITHIN:
-            continue
-        theirs = _core_parts(other)
-        changed = [p for p in set(mine) | set(theirs) if bool(mine.get(p)) != bool(theirs.get(p))]
-        if len(changed) != 1 or other.included != core.included and changed[0] != "the FC layers":
-            continue
-        part = changed[0]
-        # what the count includes decides it when leaving it out misses; of what it leaves out, only the weighted
-        # layers (FC, attention matmuls) are a reading a paper could have meant, not every term one could add
-        if not mine.get(part) and part not in ("the FC layers", "the attention matmuls"):
-            continue
-        if any(text.startswith(part) for text in out):
-            continue
-        way = "without" if mine.get(part) else "with"
-        out.append(f"{part} ({way} them: {printed.show(r.candidate.value)}, {r.relative_error:+.2%})")
+    for part, way, other in options:
+        match, error = classify(mt.value(other), printed, tolerance)
+        if match == WITHIN:
+            out.append(f"{part} ({way} them: {printed.show(mt.value(other))}, {error:+.2%})")
     return out
 
 
@@ -1096,8 +1115,7 @@ def explain_number(ir: Optional[Model], printed: Printed, quantity: str = COMPUT
     if fams:
         analytic = next((m for m in fams[0].members if m.candidate.source != TOOL), None)
         if analytic is not None:
-            pool = [Ranked(c, *reversed(classify(c.value, printed, tolerance))) for c in cands]
-            decided = deciding(analytic, pool, printed)
+            decided = deciding(analytic, ctx.terms, printed, tolerance)
     hints = sanity_hints(ctx, printed, fams, cands, tolerance) if cands else []
     tools = records is not None and not records.empty and quantity != TRAIN_COMPUTE
     return Result(name, quantity, printed, fams, notes, _unavailable(records, quantity) if tools else [], hints,
