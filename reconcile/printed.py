@@ -239,7 +239,7 @@ def parse_value(text: str, unit: Optional[str] = None) -> Printed:
     header of a bare number ('FLOPs (B)'). Trailing zeros of an integer mantissa are not significant ('300M' is
     known to the hundred million), digits after a decimal point are ('4.20M')."""
     original = text.strip()
-    cleaned = re.sub(r"10([⁰¹²³⁴⁵⁶⁷⁸⁹⁻⁺]+)", lambda m: "10^" + m.group(1), original)  # 10²³ -> 10^23
+    cleaned = re.sub(r"10([⁰¹²³⁴⁵⁶⁷⁸⁹⁻⁺]+)", lambda m: "10^" + m.group(1), original)  # 10²³: 10^23
     cleaned = cleaned.translate(_SUPERSCRIPTS).replace("_", "").replace("\u202f", "").replace("\u2009", "")
     label = ""
     labelled = _LABELLED.match(cleaned)

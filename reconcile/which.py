@@ -1126,12 +1126,7 @@ def _token_shapes(spec) -> Optional[llm.Shapes]:
     """A token model's shapes for conventions/llm.py; None for other models or a configuration they do not fit."""
     from . import models
 
-    if not spec.token_model:
-        return None
-    try:
-        return models.llm_shapes(spec)
-    except (ValueError, KeyError, TypeError):
-        return None
+    return models.llm_shapes(spec) if spec.token_model else None
 
 
 def resolve_quantity(quantity: Optional[str], printed: Printed, tokens: Optional[float]) -> str:
@@ -1160,7 +1155,8 @@ def _trace(spec) -> Model:
     ir = canonical_ir(spec.name, {spec.name: spec})
     if ir is None:
         why = IR_FAILURES.get(ir_key(spec, canonical_framework(spec) or ""), ("",))[0]
-        raise UserError(f"cannot read model {spec.name!r}" + (f": {why}" if why else " (its trace failed or timed out)"))
+        raise UserError(f"cannot read model {spec.name!r}" + (f": {why}" if why else
+                                                               " (its trace failed or timed out)"))
     return ir
 
 

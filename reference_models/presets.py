@@ -98,7 +98,8 @@ def _pythia(n_layer: int, d_model: int, n_heads: int, vocab: int = 50304) -> dic
 _PYTHIA_CITE = ("Biderman et al. 2023, 'Pythia: A Suite for Analyzing Large Language Models', Table 1 and the model "
                 "card's 'Naming convention and parameter count' table (huggingface.co/EleutherAI/pythia-*)")
 _PYTHIA_NOTE = ("GPTNeoXConfig with the table's layers, model dim and heads; d_ff = 4 d_model, rotary on 25% of each "
-                "head, parallel attention and MLP, untied embed_in / embed_out; vocabulary padded to 50,304 (70M-2.8B), "
+                "head, parallel attention and MLP, untied embed_in / embed_out; vocabulary padded to 50,304 "
+                "(70M-2.8B), "
                 "50,432 (6.9B), 50,688 (12B) as the released checkpoints (the model card's exact totals fix them: "
                 "total - non-embedding = 2 x vocab x d_model).")
 
@@ -131,7 +132,8 @@ def _vit(hidden: int, layers: int, heads: int, mlp: int, patch: int) -> dict[str
                 patch_size=patch, image_size=224, num_labels=1000)
 
 
-_VIT_CITE = ("Dosovitskiy et al. 2021, 'An Image is Worth 16x16 Words', Table 1 (layers, hidden size, MLP size, heads); "
+_VIT_CITE = ("Dosovitskiy et al. 2021, 'An Image is Worth 16x16 Words', Table 1 (layers, hidden size, MLP size, "
+             "heads); "
              "the torchvision {} page for the count at 224x224 with 1,000 classes")
 _VIT_NOTE = ("ViTConfig (ViTForImageClassification: class token, learned positions, no pooler) at 224x224 with 1,000 "
              "ImageNet classes, as torchvision's vit_* builders.")
@@ -153,23 +155,28 @@ _EFFNET_NOTE = ("EfficientNetConfig with the builder's width and depth coefficie
 PRESETS: dict[str, Preset] = {p.name: p for p in [
     Preset("gpt2-small", "gpt2", _gpt2(12, 768, 12), "causal-lm",
            "Radford et al. 2019, 'Language Models are Unsupervised Multitask Learners', Table 2", "117M", _GPT2_NOTE,
-           params_differ="Table 2's counts are the paper's erratum: the authors' repository (openai/gpt-2 README) corrects 117M/345M/762M/1542M to 124M/355M/774M/1558M, which this configuration builds"),
+           params_differ=("Table 2's counts are the paper's erratum: the authors' repository (openai/gpt-2 README) "
+                          "corrects 117M/345M/762M/1542M to 124M/355M/774M/1558M, which this configuration builds")),
     Preset("gpt2-medium", "gpt2", _gpt2(24, 1024, 16), "causal-lm",
            "Radford et al. 2019, Table 2", "345M", _GPT2_NOTE,
-           params_differ="Table 2's counts are the paper's erratum: the authors' repository (openai/gpt-2 README) corrects 117M/345M/762M/1542M to 124M/355M/774M/1558M, which this configuration builds"),
+           params_differ=("Table 2's counts are the paper's erratum: the authors' repository (openai/gpt-2 README) "
+                          "corrects 117M/345M/762M/1542M to 124M/355M/774M/1558M, which this configuration builds")),
     Preset("gpt2-large", "gpt2", _gpt2(36, 1280, 20), "causal-lm",
            "Radford et al. 2019, Table 2", "762M", _GPT2_NOTE,
-           params_differ="Table 2's counts are the paper's erratum: the authors' repository (openai/gpt-2 README) corrects 117M/345M/762M/1542M to 124M/355M/774M/1558M, which this configuration builds"),
+           params_differ=("Table 2's counts are the paper's erratum: the authors' repository (openai/gpt-2 README) "
+                          "corrects 117M/345M/762M/1542M to 124M/355M/774M/1558M, which this configuration builds")),
     Preset("gpt2-xl", "gpt2", _gpt2(48, 1600, 25), "causal-lm",
            "Radford et al. 2019, Table 2", "1542M", _GPT2_NOTE,
-           params_differ="Table 2's counts are the paper's erratum: the authors' repository (openai/gpt-2 README) corrects 117M/345M/762M/1542M to 124M/355M/774M/1558M, which this configuration builds"),
+           params_differ=("Table 2's counts are the paper's erratum: the authors' repository (openai/gpt-2 README) "
+                          "corrects 117M/345M/762M/1542M to 124M/355M/774M/1558M, which this configuration builds")),
     Preset("gpt3-125m", "gpt2", _gpt2(12, 768, 12, 2048), "causal-lm", _GPT3_CITE, "125M", _GPT3_NOTE,
            ("gpt3-small",),
            paper_row=dict(d_model=768, n_heads=12, d_head=64)),
     Preset("gpt3-350m", "gpt2", _gpt2(24, 1024, 16, 2048), "causal-lm", _GPT3_CITE, "350M", _GPT3_NOTE,
            ("gpt3-medium",),
            paper_row=dict(d_model=1024, n_heads=16, d_head=64),
-           params_differ="Table 2.1's 350M is a rounded name: the same paper's Table D.1 counts GPT-3 Medium at 356M, which this configuration builds (355.9M)"),
+           params_differ=("Table 2.1's 350M is a rounded name: the same paper's Table D.1 counts GPT-3 Medium at "
+                          "356M, which this configuration builds (355.9M)")),
     Preset("gpt3-760m", "gpt2", _gpt2(24, 1536, 16, 2048), "causal-lm", _GPT3_CITE, "760M", _GPT3_NOTE,
            ("gpt3-large",),
            paper_row=dict(d_model=1536, n_heads=16, d_head=96)),
@@ -187,10 +194,12 @@ PRESETS: dict[str, Preset] = {p.name: p for p in [
            _GPT3_NOTE + " Table 2.1 prints d_model 5140 for this row, which is not n_heads * d_head = 40 * 128 = "
                         "5120 and not divisible by 40 heads; 5120 is used.",
            paper_row=dict(d_model=5140, n_heads=40, d_head=128),
-           params_differ="Table 2.1 rounds 12.85B up to 13.0B: the same paper's Table D.1 counts 12,850M, which this configuration builds (12,853M)"),
+           params_differ=("Table 2.1 rounds 12.85B up to 13.0B: the same paper's Table D.1 counts 12,850M, which "
+                          "this configuration builds (12,853M)")),
     Preset("gpt3-175b", "gpt2", _gpt2(96, 12288, 96, 2048), "causal-lm", _GPT3_CITE, "175.0B", _GPT3_NOTE,
            paper_row=dict(d_model=12288, n_heads=96, d_head=128),
-           params_differ="Table 2.1 prints 175.0B for 174.6B: the same paper's Table D.1 counts 174,600M, which this configuration builds (174,604M)"),
+           params_differ=("Table 2.1 prints 175.0B for 174.6B: the same paper's Table D.1 counts 174,600M, which "
+                          "this configuration builds (174,604M)")),
     Preset("bert-base", "bert", dict(num_hidden_layers=12, hidden_size=768, num_attention_heads=12,
                                      intermediate_size=3072, vocab_size=30522, max_position_embeddings=512),
            "base", "Devlin et al. 2019, 'BERT', §3 (BERT_BASE: L=12, H=768, A=12)", "110M",
@@ -204,7 +213,8 @@ PRESETS: dict[str, Preset] = {p.name: p for p in [
     Preset("llama-13b", "llama", _llama(5120, 40, 40), "causal-lm", _LLAMA_CITE, "13.0B", _LLAMA_NOTE),
     Preset("llama-33b", "llama", _llama(6656, 52, 60), "causal-lm", _LLAMA_CITE, "32.5B", _LLAMA_NOTE),
     Preset("llama-65b", "llama", _llama(8192, 64, 80), "causal-lm", _LLAMA_CITE, "65.2B", _LLAMA_NOTE,
-           params_differ='Table 2 truncates: 65.29B prints as 65.2B (the other rows agree with truncation too: 6.74 -> 6.7, 13.02 -> 13.0, 32.53 -> 32.5)'),
+           params_differ=("Table 2 truncates: 65.29B prints as 65.2B (the other rows agree with truncation too: 6.74"
+                          " -> 6.7, 13.02 -> 13.0, 32.53 -> 32.5)")),
     Preset("llama2-7b", "llama", _llama2(4096, 32, 32, 32, 11008), "causal-lm", _LLAMA2_CITE, "7B", _LLAMA2_NOTE),
     Preset("llama2-13b", "llama", _llama2(5120, 40, 40, 40, 13824), "causal-lm", _LLAMA2_CITE, "13B", _LLAMA2_NOTE),
     Preset("llama2-70b", "llama", _llama2(8192, 64, 80, 8, 28672), "causal-lm", _LLAMA2_CITE, "70B", _LLAMA2_NOTE),
@@ -289,11 +299,13 @@ PRESETS: dict[str, Preset] = {p.name: p for p in [
     Preset("chinchilla-70b", "gpt2", _gpt2(80, 8192, 64, 2048, 32000), "causal-lm",
            "Hoffmann et al. 2022, 'Training Compute-Optimal Large Language Models', Table 4 (80 layers, 64 heads, "
            "key/value size 128, d_model 8,192)", "70B", _DEEPMIND_NOTE,
-           params_differ="an approximation with GPT2Config (note): no relative-position projections, so about n_layers x d_model^2 fewer parameters than the paper's model"),
+           params_differ=("an approximation with GPT2Config (note): no relative-position projections, so about "
+                          "n_layers x d_model^2 fewer parameters than the paper's model")),
     Preset("gopher-280b", "gpt2", _gpt2(80, 16384, 128, 2048, 32000), "causal-lm",
            "Rae et al. 2021, 'Scaling Language Models: Methods, Analysis & Insights from Training Gopher', Table 1 "
            "(80 layers, 128 heads, key/value size 128, d_model 16,384)", "280B", _DEEPMIND_NOTE,
-           params_differ="an approximation with GPT2Config (note): no relative-position projections, so about n_layers x d_model^2 fewer parameters than the paper's model"),
+           params_differ=("an approximation with GPT2Config (note): no relative-position projections, so about "
+                          "n_layers x d_model^2 fewer parameters than the paper's model")),
 ]}
 _ALIASES = {alias: p.name for p in PRESETS.values() for alias in p.aliases}
 

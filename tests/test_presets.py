@@ -24,7 +24,7 @@ def test_llama2_presets_are_the_released_shapes():
     assert seven["intermediate_size"] == ffn_hidden(4096, 256) == 11008
     assert thirteen["intermediate_size"] == ffn_hidden(5120, 256) == 13824
     assert seventy["intermediate_size"] == ffn_hidden(8192, 4096, 1.3) == 28672
-    assert (seven["num_key_value_heads"], thirteen["num_key_value_heads"], seventy["num_key_value_heads"]) == (32, 40, 8)
+    assert [p["num_key_value_heads"] for p in (seven, thirteen, seventy)] == [32, 40, 8]
     assert {p["max_position_embeddings"] for p in (seven, thirteen, seventy)} == {4096}  # "4k" context
 
 

@@ -70,8 +70,8 @@ def test_pf_days_are_petaflop_per_second_days():
     assert P.parse_value("1.80E+20", "Total train compute (flops)").quantity == P.TRAIN_COMPUTE
 
 
-@pytest.mark.parametrize("text, value", [("3.8 × 10^25 FLOPs", "3.8e25"), ("1.8x10^9", "1.8e9"),
-                                         ("10^22 FLOPs", "1e22"), ("3.14 × 10²³", "3.14e23"), ("3.64E+03", "3.64e3")])
+@pytest.mark.parametrize("text, value", [("3.8 × 10^25 FLOPs", "3.8e25"), ("1.8x10^9", "1.8e9"), ("10^22 FLOPs", "1e22"),
+                                         ("3.14 × 10²³", "3.14e23"), ("3.64E+03", "3.64e3")])
 def test_exponents_as_printed(text, value):
     assert P.parse_value(text).value == Decimal(value)
 

@@ -54,6 +54,11 @@ def test_published_numbers_get_the_family_their_paper_defines():
     ("pythia_non_embedding.csv", "non-embedding", list(range(1, 9)), []),
     # Table 2.1's 350M, 13.0B and 175.0B are rounded names (Table D.1 counts 356M, 12,850M and 174,600M)
     ("gpt3_table_2_1.csv", "all", [1, 3, 4, 5, 6], [2, 7, 8]),
+    # ShuffleNet V2 Table 8 ("FLOPs ... i.e. the number of multiply-adds"): the 1.4 MobileNet v2 built with channels
+    # rounded to multiples of 8 has 582M, 0.4% below the printed 585
+    ("shufflenet_v2_table8_mobilenets.csv", "macs", [1, 2, 3, 4, 5], [6]),
+    # He et al. 2015 Table 1: ResNet-34 and -50 print 3.6 and 3.8 x 10^9 for 3.66 and 3.86 (1.8% and 1.5% above)
+    ("he2015_table1_flops.csv", "macs", [1, 4, 5], [2, 3]),
 ])
 def test_whole_tables(table, family, agree, disagree):
     result = which.which_table(str(TABLES / table))

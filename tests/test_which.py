@@ -336,7 +336,8 @@ def test_printed_by_lists_tools_that_agree_to_two_digits():
 
     # "2M" is known to the million (1.5M-2.5M) but a tool printing 2,293,000 would have printed 2.3M: only a total
     # within 2.0M +- 0.05M prints "2M"
-    rows_ = [["lenet", "torch", "thop", "0.1.1.post2209072238", "__total__", "", "compute", "macs", 2_293_000, "ok", ""],
+    rows_ = [["lenet", "torch", "thop", "0.1.1.post2209072238", "__total__", "", "compute", "macs", 2_293_000, "ok",
+              ""],
              ["lenet", "torch", "fvcore", "0.1.5.post20221221", "__total__", "", "compute", "flops", 2_010_000, "ok",
               ""]]
     records = pd.DataFrame(rows_, columns=COLUMNS)
