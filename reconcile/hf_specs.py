@@ -165,7 +165,8 @@ def from_transformers(text: str, batch: Optional[int] = None, seq_len: Optional[
     if attn:
         kwargs["attn_implementation"] = attn
     info = dict(_config_dict(config), head=head, model_class=facts["model_class"], n_params=n_params,
-                hf_non_embedding=facts["hf_non_embedding"], **{k: v for k, v in facts.items() if k.startswith("p_")})
+                hf_non_embedding=facts["hf_non_embedding"],
+                **{k: v for k, v in facts.items() if k.startswith("p_")})  # parameter groups (conventions/llm.py)
     if attn:
         info["attn_implementation"] = attn
     return ModelSpec(text, shape, torch_factory=f"{__name__}:hf_model", factory_kwargs=tuple(sorted(kwargs.items())),
