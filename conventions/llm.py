@@ -30,7 +30,11 @@ Parameter terms (counts, not per token):
   P_EMBED  parameters of nn.Embedding modules (token, position, token-type embeddings; a tied output projection
            shares the token embedding and is counted here once)
   P_HEAD   an untied output projection's weights (Llama's lm_head), else 0
-  P_OTHER  everything else: biases, norm scales and shifts, a pooler (all parameters minus the three above)
+  P_OTHER  everything else: biases, norm scales and shifts, a pooler, routers (all parameters minus the three above)
+  P_IDLE   a mixture of experts: the parameters of the experts a token is not routed to, (E - k)/E of the routed
+           experts' parameters (k experts of E per token); 0 for a dense model
+  P_ENCODER, P_DECODER  an encoder-decoder model's two stacks as the built model has them (each with the shared
+           input embedding); 0 for a decoder-only or encoder-only model
 A convention's value is computed from its own formula (the paper's, literally); its basis expression is how
 that value decomposes; `residual` = value - basis, 0 when the formula's assumptions hold for this model (a
 Kaplan or Megatron formula on a gated FFN, for instance, leaves a residual that says by how much it differs).
@@ -44,8 +48,9 @@ from typing import Callable, Optional
 MACC, ATTN, SOFTMAX, LOGITS, EMBED, BIAS = "MACC", "ATTN", "SOFTMAX", "LOGITS", "EMBED", "BIAS"
 NORM, BIAS_CH, POOLER = "NORM", "BIAS_CH", "POOLER"
 P_BLOCK, P_EMBED, P_HEAD, P_OTHER = "P_BLOCK", "P_EMBED", "P_HEAD", "P_OTHER"
+P_IDLE, P_ENCODER, P_DECODER = "P_IDLE", "P_ENCODER", "P_DECODER"
 COMPUTE_TERMS = (MACC, ATTN, SOFTMAX, LOGITS, EMBED, BIAS, NORM, BIAS_CH, POOLER)
-PARAM_TERMS = (P_BLOCK, P_EMBED, P_HEAD, P_OTHER)
+PARAM_TERMS = (P_BLOCK, P_EMBED, P_HEAD, P_OTHER, P_IDLE, P_ENCODER, P_DECODER)
 TERM_MEANINGS = {
     MACC: "blocks' weight-matmul multiply-accumulates per token (Q, K, V, out, FFN)",
     ATTN: "QK^T and AV multiply-accumulates per token over the full T x T matrix",
@@ -60,6 +65,9 @@ TERM_MEANINGS = {
     P_EMBED: "embedding-table parameters (token, position, type; a tied output projection once)",
     P_HEAD: "untied output-projection parameters",
     P_OTHER: "biases, norm parameters and anything else",
+    P_IDLE: "experts a token does not use (a mixture of experts: (E - k) of E experts per layer)",
+    P_ENCODER: "the encoder stack of an encoder-decoder model, its input embedding included",
+    P_DECODER: "the decoder stack of an encoder-decoder model, its input embedding included",
 }
 
 PARAMS, FORWARD, TRAIN = "params", "forward FLOPs per token", "training FLOPs per token"
@@ -83,6 +91,15 @@ class Shapes:
     n_params: int = 0  # all parameters of the built model
     hf_non_embedding: int = 0  # transformers' num_parameters(exclude_embeddings=True)
     batch: int = 1
+    encoder_decoder: bool = False  # n_layer encoder layers and n_decoder_layer decoder layers (with cross-attention)
+    n_decoder_layer: int = 0
+    n_experts: int = 0  # a mixture of experts: E routed experts per layer, k of them per token (0: dense)
+    top_k: int = 0
+    # counted on the built model (reconcile's hf probe, `parameter_groups`); 0 when not known
+    p_output_untied: int = 0  # an output projection not tied to the input embedding
+    p_experts: int = 0  # the routed experts' parameters, every layer
+    p_encoder: int = 0
+    p_decoder: int = 0
 
     @property
     def d_attn(self) -> int:
@@ -95,6 +112,20 @@ class Shapes:
     @property
     def ffn_matrices(self) -> int:
         return 3 if self.gated_ffn else 2
+
+    @property
+    def p_embedding_tables(self) -> int:
+        """nn.Embedding parameters (token, position, type): all minus transformers' exclude_embeddings count."""
+        return self.n_params - self.hf_non_embedding if self.n_params and self.hf_non_embedding else \
+            self.n_vocab * self.d_model
+
+    @property
+    def p_idle(self) -> int:
+        """Experts a token does not use: (E - k)/E of the routed experts' parameters (counted, else formula)."""
+        if not self.n_experts or not self.top_k:
+            return 0
+        experts = self.p_experts or self.n_layer * self.n_experts * self.ffn_matrices * self.d_model * self.d_ff
+        return experts * (self.n_experts - self.top_k) // self.n_experts
 
 
 def _first(config: dict, *keys, default=None):
@@ -109,31 +140,88 @@ _POOLED = {"bert", "roberta", "xlm-roberta", "camembert", "ernie", "megatron-ber
 
 def shapes_from_config(config: dict, seq_len: int, batch: int = 1, n_params: int = 0, hf_non_embedding: int = 0,
                        lm_head: Optional[bool] = None) -> Shapes:
-    """Shapes from a transformers configuration dict (GPT-2 names n_layer/n_embd/n_head/n_inner, or the common
-    num_hidden_layers/hidden_size/num_attention_heads/intermediate_size)."""
-    d_model = int(_first(config, "n_embd", "hidden_size", "d_model"))
-    n_heads = int(_first(config, "n_head", "num_attention_heads"))
-    d_head = int(_first(config, "head_dim", default=0) or d_model // n_heads)
-    act = str(_first(config, "hidden_act", "activation_function", default=""))
+    """Shapes from a transformers configuration dict (GPT-2 names n_layer/n_embd/n_head/n_inner, the common
+    num_hidden_layers/hidden_size/num_attention_heads/intermediate_size, T5's num_layers/num_heads/d_kv/d_ff and
+    BART's encoder_layers/encoder_attention_heads/encoder_ffn_dim), with the parameter groups the hf probe counted
+    (p_output_untied, p_experts, p_encoder, p_decoder). A configuration without a width, a depth or a head count
+    is a ValueError naming what is missing."""
+    def need(*keys):
+        value = _first(config, *keys)
+        if value is None or isinstance(value, (list, tuple, dict)):
+            raise ValueError(f"{config.get('model_type', 'this')} configuration has no single {keys[0]} "
+                             f"(looked for {', '.join(keys)})")
+        return int(value)
+
+    d_model = need("n_embd", "hidden_size", "d_model")
+    n_heads = need("n_head", "num_attention_heads", "num_heads", "encoder_attention_heads")
+    d_head = int(_first(config, "head_dim", "d_kv", default=0) or d_model // n_heads)
+    act = str(_first(config, "hidden_act", "activation_function", "feed_forward_proj", default=""))
     model_type = str(config.get("model_type", ""))
-    gated = model_type in ("llama", "mistral", "qwen2", "gemma", "gemma2", "olmo", "phi3") or "glu" in act.lower()
-    d_ff = int(_first(config, "n_inner", "intermediate_size", "ffn_dim", default=0) or 4 * d_model)
+    gated = model_type in ("llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "gemma", "gemma2", "olmo", "phi3") \
+        or "glu" in act.lower() or act.lower().startswith("gated")
+    d_ff = int(_first(config, "n_inner", "intermediate_size", "ffn_dim", "d_ff", "encoder_ffn_dim", default=0)
+               or 4 * d_model)
     head = config.get("head", "causal-lm")
-    return Shapes(n_layer=int(_first(config, "n_layer", "num_hidden_layers")), d_model=d_model, n_heads=n_heads,
-                  d_head=d_head, d_ff=d_ff, n_vocab=int(config["vocab_size"]), n_ctx=int(seq_len),
+    encoder_decoder = bool(config.get("is_encoder_decoder"))
+    n_layer = need("n_layer", "num_hidden_layers", "num_layers", "encoder_layers")
+    n_decoder = int(_first(config, "num_decoder_layers", "decoder_layers", default=0) or n_layer) \
+        if encoder_decoder else 0
+    n_experts = int(_first(config, "num_local_experts", "num_experts", "n_routed_experts", default=0) or 0)
+    top_k = int(_first(config, "num_experts_per_tok", "moe_topk", "top_k", default=0) or 0) if n_experts else 0
+    return Shapes(n_layer=n_layer, d_model=d_model, n_heads=n_heads,
+                  d_head=d_head, d_ff=d_ff, n_vocab=need("vocab_size"), n_ctx=int(seq_len),
                   n_kv_heads=int(_first(config, "num_key_value_heads", default=0) or 0), gated_ffn=gated,
                   lm_head=head in ("causal-lm", "masked-lm") if lm_head is None else lm_head,
                   tied_head=bool(config.get("tie_word_embeddings", True)), n_params=int(n_params),
-                  linear_bias=bool(config.get("attention_bias", config.get("mlp_bias", not gated))),
+                  linear_bias=bool(config.get("attention_bias", config.get("mlp_bias", not gated)))
+                  and model_type != "t5",
                   pooler=head == "base" and model_type in _POOLED,
-                  hf_non_embedding=int(hf_non_embedding), batch=int(batch))
+                  hf_non_embedding=int(hf_non_embedding), batch=int(batch), encoder_decoder=encoder_decoder,
+                  n_decoder_layer=n_decoder, n_experts=n_experts, top_k=top_k,
+                  p_output_untied=int(config.get("p_output_untied", 0) or 0),
+                  p_experts=int(config.get("p_experts", 0) or 0), p_encoder=int(config.get("p_encoder", 0) or 0),
+                  p_decoder=int(config.get("p_decoder", 0) or 0))
+
+
+def parameter_groups(model, config) -> dict[str, int]:
+    """What the parameter families need beyond the total, counted on a built `transformers` model (on the meta
+    device: shapes only): an output projection not tied to the input embedding, the routed experts of a mixture of
+    experts (parameters under an `experts` module, shared experts not), and an encoder-decoder's two stacks."""
+    def count(params) -> int:
+        seen, total = set(), 0
+        for p in params:
+            if id(p) not in seen:
+                seen.add(id(p))
+                total += p.numel()
+        return total
+
+    def call(name: str):
+        method = getattr(model, name, None)
+        try:  # vision models raise NotImplementedError: they have no token embedding
+            return method() if callable(method) else None
+        except (AttributeError, NotImplementedError, TypeError):
+            return None
+
+    out = {"p_output_untied": 0, "p_experts": 0, "p_encoder": 0, "p_decoder": 0}
+    inputs, output = call("get_input_embeddings"), call("get_output_embeddings")
+    if output is not None and getattr(output, "weight", None) is not None and \
+            (inputs is None or output.weight is not getattr(inputs, "weight", None)):
+        out["p_output_untied"] = count(output.parameters())
+    out["p_experts"] = count(p for name, p in model.named_parameters()
+                             if ".experts." in f".{name}" and "shared_expert" not in name)
+    if getattr(config, "is_encoder_decoder", False):
+        for key, getter in (("p_encoder", "get_encoder"), ("p_decoder", "get_decoder")):
+            module = call(getter)
+            out[key] = count(module.parameters()) if module is not None else 0
+    return out
 
 
 # ------------------------------------------------------------------------------------------------ basis terms
 def terms(s: Shapes) -> dict[str, "int | Fraction"]:
     """The basis terms of one model at its sequence length: per-token compute terms and parameter terms."""
-    block = s.n_layer * (s.d_model * s.d_attn + 2 * s.d_model * s.d_kv + s.d_attn * s.d_model
-                         + s.ffn_matrices * s.d_model * s.d_ff)
+    attention = s.d_model * s.d_attn + 2 * s.d_model * s.d_kv + s.d_attn * s.d_model
+    ffn = s.ffn_matrices * s.d_model * s.d_ff * max(s.n_experts, 1) + s.d_model * s.n_experts  # experts + router
+    block = s.n_layer * (attention + ffn) + s.n_decoder_layer * (2 * attention + ffn)  # decoder: + cross-attention
     head = s.d_model * s.n_vocab if s.lm_head else 0
     p_head = head if s.lm_head and not s.tied_head else 0
     p_embed = s.n_params - s.hf_non_embedding if s.n_params else s.n_vocab * s.d_model
@@ -147,7 +235,8 @@ def terms(s: Shapes) -> dict[str, "int | Fraction"]:
             NORM: (2 * s.n_layer + 1) * s.d_model,
             BIAS_CH: Fraction(block_bias + pooler_bias, s.batch * s.n_ctx),  # every bias once per forward
             POOLER: Fraction(s.d_model * s.d_model, s.n_ctx) if s.pooler else 0,
-            P_BLOCK: block, P_EMBED: p_embed, P_HEAD: p_head, P_OTHER: p_other}
+            P_BLOCK: block, P_EMBED: p_embed, P_HEAD: p_head, P_OTHER: p_other, P_IDLE: s.p_idle,
+            P_ENCODER: s.p_encoder, P_DECODER: s.p_decoder}
 
 
 def evaluate(combo: dict[str, Fraction], values: dict[str, int]) -> Fraction:
@@ -169,6 +258,14 @@ def format_combo(combo: dict[str, Fraction]) -> str:
 
 
 # ------------------------------------------------------------------------------------------------ conventions
+def decoder_only(s: Shapes) -> bool:
+    return not s.encoder_decoder
+
+
+def any_model(s: Shapes) -> bool:
+    return True
+
+
 @dataclass(frozen=True)
 class Convention:
     name: str
@@ -177,6 +274,40 @@ class Convention:
     citation: str
     value: Callable[[Shapes], Fraction]  # the formula, literally
     basis: Callable[[Shapes], dict[str, Fraction]]  # its expression in basis terms (may depend on the model)
+    family: str = ""  # the family `reconcile which` ranks it in (F_* / T_* keys); "" for the forward conventions
+    applies: Callable[[Shapes], bool] = decoder_only  # a formula for decoder-only shapes says nothing of others
+
+
+# Families of parameter counts and of training compute: what `reconcile which` tells apart. Keys are constants;
+# the label is what a verdict says; each convention below names its family and carries its own citation.
+F_ALL, F_NON_EMBEDDING, F_EXCLUDE_EMBEDDINGS = "all", "non-embedding", "exclude-embeddings"
+F_NO_OUTPUT, F_ACTIVE, F_ENCODER, F_DECODER = "no-output-embedding", "active", "encoder", "decoder"
+T_6ND, T_6ND_NON_EMBEDDING, T_6ND_EXCLUDE = "6nd", "6nd-non-embedding", "6nd-exclude-embeddings"
+T_6ND_NO_OUTPUT, T_6ND_ACTIVE, T_ENCODER_DECODER = "6nd-no-output-embedding", "6nd-active", "3nd-encoder-decoder"
+T_KAPLAN_ATTENTION, T_CHINCHILLA, T_PALM = "6nd+attention", "3x-forward", "6nd+12lhqt"
+T_MEGATRON, T_MEGATRON_RECOMPUTE = "megatron", "megatron-recompute"
+T_MEASURED = "measured"  # not a formula: one training step traced (reconcile/which_training.py), times D
+FAMILY_LABELS = {
+    F_ALL: "all parameters",
+    F_NON_EMBEDDING: "non-embedding parameters (no vocabulary, position or output embedding)",
+    F_EXCLUDE_EMBEDDINGS: "parameters without the embedding tables (an untied output projection kept)",
+    F_NO_OUTPUT: "parameters without the untied output embedding",
+    F_ACTIVE: "active parameters per token (k of E experts)",
+    F_ENCODER: "encoder parameters",
+    F_DECODER: "decoder parameters",
+    T_6ND: "6ND, N = all parameters",
+    T_6ND_NON_EMBEDDING: "6ND, N = non-embedding parameters (Kaplan's 6N)",
+    T_6ND_EXCLUDE: "6ND, N without the embedding tables (transformers' floating_point_ops)",
+    T_6ND_NO_OUTPUT: "6ND, N without the untied output embedding",
+    T_6ND_ACTIVE: "6ND, N = active parameters per token",
+    T_ENCODER_DECODER: "6 (N/2) D: half the parameters active per token (encoder-decoder)",
+    T_KAPLAN_ATTENTION: "6ND + attention: 3 x (2N + 2 n_layer n_ctx d_attn) per token",
+    T_CHINCHILLA: "3 x forward FLOPs per token (Chinchilla App. F, embeddings and logits in)",
+    T_PALM: "6ND + 12 L H Q T per token (PaLM App. B)",
+    T_MEGATRON: "Megatron-LM, 3 passes (72 B s l h^2 (1 + s/6h + V/12lh))",
+    T_MEGATRON_RECOMPUTE: "Megatron-LM with activation recomputation (96 B s l h^2 (...))",
+    T_MEASURED: "measured forward + backward products (one training step traced), x D tokens",
+}
 
 
 @dataclass(frozen=True)
@@ -188,6 +319,7 @@ class Evaluated:
     residual: Fraction
     formula: str
     citation: str
+    family: str = ""
 
     @property
     def basis_text(self) -> str:
@@ -236,14 +368,40 @@ def _all_params(s: Shapes) -> dict[str, Fraction]:
 CONVENTIONS: tuple[Convention, ...] = (
     # ---------------------------------------------------------------- parameters
     Convention("all parameters", PARAMS, "sum of every parameter tensor (torch parameters(), tied weights once)",
-               "the built model (torch.nn.Module.parameters)", lambda s: _f(s.n_params), _all_params),
+               "the built model (torch.nn.Module.parameters); Keras' 'Trainable params' (no parameter of these "
+               "models is frozen)", lambda s: _f(s.n_params), _all_params, F_ALL, any_model),
+    Convention("non-embedding parameters (counted)", PARAMS,
+               "all parameters - vocabulary and position embeddings - an untied output embedding",
+               "Kaplan et al. 2020, 'Scaling Laws for Neural Language Models', §1.3 ('N - the number of model "
+               "parameters, excluding all vocabulary and positional embeddings'); Biderman et al. 2023 (Pythia) "
+               "print this count as 'Non-Embedding Params'",
+               lambda s: _f(s.n_params - s.p_embedding_tables - (s.p_output_untied or terms(s)[P_HEAD])),
+               lambda s: {P_BLOCK: _f(1), P_OTHER: _f(1)}, F_NON_EMBEDDING, any_model),
     Convention("Kaplan N (non-embedding)", PARAMS, "N = 2 d_model n_layer (2 d_attn + d_ff)",
                "Kaplan et al. 2020, 'Scaling Laws for Neural Language Models', §2.1 eq. (2.1) and Table 1",
-               lambda s: _f(kaplan_n(s)), lambda s: {P_BLOCK: _f(1)}),
+               lambda s: _f(kaplan_n(s)), lambda s: {P_BLOCK: _f(1)}, F_NON_EMBEDDING),
     Convention("transformers non-embedding parameters", PARAMS, "num_parameters(exclude_embeddings=True)",
                "transformers 5.24.0, transformers/modeling_utils.py ModuleUtilsMixin.num_parameters "
                "(drops every nn.Embedding weight)", lambda s: _f(s.hf_non_embedding),
-               lambda s: {P_BLOCK: _f(1), P_HEAD: _f(1), P_OTHER: _f(1)}),
+               lambda s: {P_BLOCK: _f(1), P_HEAD: _f(1), P_OTHER: _f(1)}, F_EXCLUDE_EMBEDDINGS, any_model),
+    Convention("parameters without the untied output embedding", PARAMS, "all parameters - lm_head (untied)",
+               "the count of the same model with its output projection tied to the input embedding (weight tying: "
+               "Press & Wolf 2017, 'Using the Output Embedding to Improve Language Models')",
+               lambda s: _f(s.n_params - (s.p_output_untied or terms(s)[P_HEAD])),
+               lambda s: {P_BLOCK: _f(1), P_EMBED: _f(1), P_OTHER: _f(1)}, F_NO_OUTPUT,
+               lambda s: bool(s.p_output_untied or terms(s)[P_HEAD])),
+    Convention("active parameters per token", PARAMS, "all parameters - (E - k)/E x routed experts' parameters",
+               "Jiang et al. 2024, 'Mixtral of Experts', abstract ('each token has access to 47B parameters, but "
+               "only uses 13B active parameters during inference')",
+               lambda s: _f(s.n_params - s.p_idle),
+               lambda s: {**_all_params(s), P_IDLE: _f(-1)}, F_ACTIVE, lambda s: bool(s.n_experts)),
+    Convention("encoder parameters", PARAMS, "parameters of the encoder stack (model.get_encoder())",
+               "the encoder half of an encoder-decoder; Brown et al. 2020 Table D.1: 'since T5 uses an "
+               "encoder-decoder model, only half of the parameters are active for each token'",
+               lambda s: _f(s.p_encoder), lambda s: {P_ENCODER: _f(1)}, F_ENCODER, lambda s: s.encoder_decoder),
+    Convention("decoder parameters", PARAMS, "parameters of the decoder stack (model.get_decoder())",
+               "the decoder half of an encoder-decoder; Brown et al. 2020 Table D.1",
+               lambda s: _f(s.p_decoder), lambda s: {P_DECODER: _f(1)}, F_DECODER, lambda s: s.encoder_decoder),
     # ---------------------------------------------------------------- forward FLOPs per token
     Convention("Kaplan 2N", FORWARD, "C_forward ~= 2N",
                "Kaplan et al. 2020 §2.1 and Table 1 (attention context term dropped)",
@@ -273,33 +431,57 @@ CONVENTIONS: tuple[Convention, ...] = (
                _chinchilla_forward, _chinchilla_basis),
     # ---------------------------------------------------------------- training FLOPs per token
     Convention("Kaplan 6N", TRAIN, "C ~= 6N per token (backward = 2x forward)",
-               "Kaplan et al. 2020 §2.1 (C = 6NBS)", lambda s: _f(6 * kaplan_n(s)), lambda s: {MACC: _f(6)}),
+               "Kaplan et al. 2020 §2.1 (C = 6NBS, N non-embedding)", lambda s: _f(6 * kaplan_n(s)),
+               lambda s: {MACC: _f(6)}, T_6ND_NON_EMBEDDING),
+    Convention("6ND (N = non-embedding parameters, counted)", TRAIN, "C = 6 N D, N without embeddings",
+               "Kaplan et al. 2020 §1.3 (C ~= 6NBS, 'the total non-embedding training compute') on the counted N",
+               lambda s: 6 * by_name("non-embedding parameters (counted)").value(s),
+               lambda s: {P_BLOCK: _f(6), P_OTHER: _f(6)}, T_6ND_NON_EMBEDDING, any_model),
     Convention("6ND (N = all parameters)", TRAIN, "C = 6 N D, N every parameter",
-               "Hoffmann et al. 2022 §3 and Brown et al. 2020 Appendix D (GPT-3 175B: 3.14e23 FLOPs for 300B "
-               "tokens)", lambda s: _f(6 * s.n_params), lambda s: {k: 6 * v for k, v in _all_params(s).items()}),
+               "Brown et al. 2020 Appendix D, Table D.1 (6 flops per param per token: GPT-3 175B 3.14e23 FLOPs for "
+               "300B tokens); Hoffmann et al. 2022 §3", lambda s: _f(6 * s.n_params),
+               lambda s: {k: 6 * v for k, v in _all_params(s).items()}, T_6ND, any_model),
+    Convention("6ND (N without the untied output embedding)", TRAIN, "C = 6 (N - lm_head) D",
+               "6ND with N the count of the same model with tied input and output embeddings",
+               lambda s: 6 * by_name("parameters without the untied output embedding").value(s),
+               lambda s: {P_BLOCK: _f(6), P_EMBED: _f(6), P_OTHER: _f(6)}, T_6ND_NO_OUTPUT,
+               lambda s: bool(s.p_output_untied or terms(s)[P_HEAD])),
+    Convention("6ND (N = active parameters)", TRAIN, "C = 6 N_active D",
+               "Brown et al. 2020 Table D.1's 'Frac of params active for each token' applied to a mixture of "
+               "experts (Jiang et al. 2024: 13B of 47B parameters active per token)",
+               lambda s: 6 * by_name("active parameters per token").value(s),
+               lambda s: {**{k: 6 * v for k, v in _all_params(s).items()}, P_IDLE: _f(-6)}, T_6ND_ACTIVE,
+               lambda s: bool(s.n_experts)),
+    Convention("6 (N/2) D (encoder-decoder)", TRAIN, "C = 3 x 2 x (N/2) D: half the parameters active per token",
+               "Brown et al. 2020 Appendix D, Table D.1 (T5 rows: 'since T5 uses an encoder-decoder model, only half "
+               "of the parameters are active for each token'; 3 flops per param per token)",
+               lambda s: _f(3 * s.n_params), lambda s: {k: 3 * v for k, v in _all_params(s).items()},
+               T_ENCODER_DECODER, lambda s: s.encoder_decoder),
     Convention("Kaplan 3 x (2N + 2 n_layer n_ctx d_attn)", TRAIN, "C = 6N + 6 n_layer n_ctx d_attn per token",
                "Kaplan et al. 2020 §2.1 (training = 3x forward) with Table 1's attention term",
                lambda s: _f(6 * kaplan_n(s) + 6 * s.n_layer * s.n_ctx * s.d_attn),
-               lambda s: {MACC: _f(6), ATTN: _f(3)}),
+               lambda s: {MACC: _f(6), ATTN: _f(3)}, T_KAPLAN_ATTENTION),
     Convention("Chinchilla 3 x forward (App. F)", TRAIN, "backward = 2x forward: 3 x the App. F forward",
                "Hoffmann et al. 2022 Appendix F", lambda s: 3 * _chinchilla_forward(s),
-               lambda s: {k: 3 * v for k, v in _chinchilla_basis(s).items()}),
+               lambda s: {k: 3 * v for k, v in _chinchilla_basis(s).items()}, T_CHINCHILLA),
     Convention("PaLM 6N + 12 L H Q T", TRAIN, "6N + 12 L H Q T per token, N all parameters (PaLM ties input and "
                "output embeddings, so N includes the output projection)",
                "Chowdhery et al. 2022, 'PaLM', Appendix B (model FLOPs utilisation)",
                lambda s: _f(6 * s.n_params + 12 * s.n_layer * s.n_heads * s.d_head * s.n_ctx),
-               lambda s: {**{k: 6 * v for k, v in _all_params(s).items()}, ATTN: _f(6)}),
+               lambda s: {**{k: 6 * v for k, v in _all_params(s).items()}, ATTN: _f(6)}, T_PALM),
     Convention("Megatron-LM without recomputation", TRAIN, "72 B s l h^2 (1 + s/6h + V/12lh) / (B s)",
                "Narayanan et al. 2021, 'Efficient Large-Scale Language Model Training on GPU Clusters Using "
                "Megatron-LM', §5.1 eq. (3) derivation with 3 passes instead of 4 (= Korthikanti et al. 2022 "
                "App. A model FLOPs)", lambda s: _megatron(s, 72, 12),
-               lambda s: {MACC: _f(6), ATTN: _f(6), LOGITS: _f(6)}),
+               lambda s: {MACC: _f(6), ATTN: _f(6), LOGITS: _f(6)}, T_MEGATRON),
     Convention("Megatron-LM with activation recomputation", TRAIN, "96 B s l h^2 (1 + s/6h + V/16lh) / (B s)",
                "Narayanan et al. 2021 §5.1 eq. (3) (full recomputation: an extra forward pass of the layers)",
-               lambda s: _megatron(s, 96, 16), lambda s: {MACC: _f(8), ATTN: _f(8), LOGITS: _f(6)}),
+               lambda s: _megatron(s, 96, 16), lambda s: {MACC: _f(8), ATTN: _f(8), LOGITS: _f(6)},
+               T_MEGATRON_RECOMPUTE),
     Convention("transformers floating_point_ops", TRAIN, "6 x tokens x num_parameters(exclude_embeddings=True)",
                "transformers 5.24.0, transformers/trainer.py Trainer.floating_point_ops",
-               lambda s: _f(6 * s.hf_non_embedding), lambda s: {P_BLOCK: _f(6), P_HEAD: _f(6), P_OTHER: _f(6)}),
+               lambda s: _f(6 * s.hf_non_embedding), lambda s: {P_BLOCK: _f(6), P_HEAD: _f(6), P_OTHER: _f(6)},
+               T_6ND_EXCLUDE, any_model),
 )
 
 
@@ -311,14 +493,15 @@ def by_name(name: str) -> Convention:
 
 
 def evaluate_all(s: Shapes, quantity: Optional[str] = None) -> list[Evaluated]:
+    """Every convention that applies to these shapes (the decoder-only formulas not to an encoder-decoder)."""
     values = terms(s)
     out = []
     for c in CONVENTIONS:
-        if quantity is not None and c.quantity != quantity:
+        if (quantity is not None and c.quantity != quantity) or not c.applies(s):
             continue
         value, basis = Fraction(c.value(s)), c.basis(s)
         out.append(Evaluated(c.name, c.quantity, value, basis, value - evaluate(basis, values), c.formula,
-                             c.citation))
+                             c.citation, c.family))
     return out
 
 

@@ -100,10 +100,13 @@ def probe(model_type: str, head: str, attn: Optional[str], config_kwargs: dict[s
         raise UserError(f"model spec {text!r}: building {model_type} with head {head} failed: "
                         f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}") \
             from None
+    from conventions.llm import parameter_groups
+
     return {"n_params": sum(p.numel() for p in model.parameters()),
             "token_model": getattr(model, "main_input_name", "input_ids") == "input_ids",
             "model_class": type(model).__name__,
-            "hf_non_embedding": model.num_parameters(exclude_embeddings=True)}
+            "hf_non_embedding": model.num_parameters(exclude_embeddings=True),
+            **parameter_groups(model, model.config)}
 
 
 def from_transformers(text: str, batch: Optional[int] = None, seq_len: Optional[int] = None,
@@ -162,7 +165,8 @@ def from_transformers(text: str, batch: Optional[int] = None, seq_len: Optional[
     if attn:
         kwargs["attn_implementation"] = attn
     info = dict(_config_dict(config), head=head, model_class=facts["model_class"], n_params=n_params,
-                hf_non_embedding=facts["hf_non_embedding"])
+                hf_non_embedding=facts["hf_non_embedding"],
+                **{k: v for k, v in facts.items() if k.startswith("p_")})  # parameter groups (conventions/llm.py)
     if attn:
         info["attn_implementation"] = attn
     return ModelSpec(text, shape, torch_factory=f"{__name__}:hf_model", factory_kwargs=tuple(sorted(kwargs.items())),

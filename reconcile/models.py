@@ -201,8 +201,11 @@ def llm_shapes(spec: ModelSpec):
     if not spec.token_model or not spec.config:
         return None
     batch, seq_len = spec.input_shape[0], spec.input_shape[-1]
-    return llm.shapes_from_config(spec.config, seq_len, batch, spec.config.get("n_params", 0),
-                                  spec.config.get("hf_non_embedding", 0))
+    try:
+        return llm.shapes_from_config(spec.config, seq_len, batch, spec.config.get("n_params", 0),
+                                      spec.config.get("hf_non_embedding", 0))
+    except ValueError:  # a configuration without a single width, depth or head count: no LLM conventions
+        return None
 
 
 def torch_module(spec: ModelSpec):

@@ -1,149 +1,83 @@
 """`reconcile which`: which convention (or which tool) could have produced a number printed for a model?
 
 One source of truth: every candidate is a combination of basis terms per layer kind (conventions/terms.py), summed
-over the model's layer IR. The candidates come from a list of generators (CANDIDATE_GENERATORS, an extension
-point: another quantity adds its own generator):
+over the model's layer IR, or a convention of conventions/llm.py evaluated on a token model's shapes. The
+candidates come from a list of generators (CANDIDATE_GENERATORS, an extension point):
 - the reference document's conventions and every tool's catalogued conventions (conventions/catalogue), evaluated
   on this model's IR;
 - systematic variants of a plain count: 1 op per multiply-accumulate, 2 FLOPs per multiply-accumulate or (2k-1)
   per output; bias adds in or out; FC layers or attention matmuls left out; one further layer kind counted the
   way some catalogued tool counts it; per sample when the batch is above 1;
+- parameter counts: every parameter and its departures (biases, FC layers, norms left out; BN running statistics
+  counted), and for a token model the families of conventions/llm.py (non-embedding as Kaplan et al. define it,
+  without the embedding tables, without an untied output embedding, active per token, encoder and decoder);
+- training compute of a token model over D tokens: 6ND with each N, 6 (N/2) D for an encoder-decoder, 3 x a
+  forward pass per token, PaLM's and Megatron-LM's formulas (conventions/llm.py);
 - every tool's own printed totals, from a run of that tool on the model (cached per model definition and tool
   version under .cache/runs/, or read from reports/records.csv when it covers the model, or the caller's records).
 
-A number is read as printed ("4.1 GFLOPs", "300M MAdds", "3.8x10^9"): its last printed digit sets the match
-tolerance, a unit word says whether multiply-accumulates or FLOPs were meant. Candidates sit in families by how
-they count the weighted layers (1 per multiply-accumulate, 2 FLOPs per multiply-accumulate, (2k-1) per output, per
-sample or not); the families are ranked (exact, then equal at the printed precision, then closest; at equal match,
-the family the unit word names first, then one a tool's own total lands in), and the first one is the verdict.
+A number is read as printed (reconcile/printed.py: "4.1 GFLOPs", "300M MAdds", "Total Parameters=110M", a bare
+number under a column header given with --unit): its last printed digit sets the match tolerance, its unit says
+what is counted. Candidates sit in families (by how they count the weighted layers: 1 per multiply-accumulate,
+2 FLOPs per multiply-accumulate, (2k-1) per output; or by which parameters N counts); the families are ranked
+(exact, then equal at the printed precision, then closest; at equal match, the family the unit names first, then
+one a tool's own total lands in), and the first one is the verdict. When no family comes within 3x, the answer
+says which scale or which quantity would fit. A whole table (`which_table`) gets one verdict: the family that
+explains the most rows at their printed precision, with the rows that disagree.
 """
 from __future__ import annotations
 
+import csv
 import dataclasses
+import json
+import math
 import os
-import sys
 import re
+import sys
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
-from typing import Callable, Iterable, Optional, Sequence
+from typing import Any, Callable, Iterable, Optional, Sequence
 
 import pandas as pd
 
-from conventions import catalogue
+from conventions import catalogue, llm
 from conventions import terms as T
 from conventions.catalogue.base import kind_key
-from conventions.ir import ATTENTION, BN, CONV, LAYER_NORM, LINEAR, MATMUL, Model
+from conventions.ir import (ACT, ADD, ATTENTION, BN, CONV, EINSUM, EMBEDDING, LAYER_NORM, LINEAR, MATMUL, MUL, NORM,
+                            POOL_AVG, POOL_MAX, SDPA, SOFTMAX, Model)
 
 from .cache import source_files, spec_fingerprint
 from .errors import UserError
-from .records import COMPUTE, ERROR, MODEL_LEVEL, OK, PARAMS, TOTAL
+from .printed import (COMPUTE, FLOPS, MACS, PARAMETERS, PARAMS, TRAIN_COMPUTE, Printed, parse_unit,  # noqa: F401
+                      parse_value)
+from .records import ERROR, MODEL_LEVEL, OK, TOTAL
 
 RUN_CACHE_ENV = "RECONCILE_RUN_CACHE"
 DEFAULT_RUN_CACHE = Path(".cache") / "runs"
 DEFAULT_RECORDS = Path("reports") / "records.csv"
 DEFAULT_TOLERANCE = 0.1
+FITS_WITHIN = 3.0  # a family within this factor of the number "comes near" it; beyond it, the scale hint
 COLUMNS = ["family_rank", "family", "rank", "source", "tool", "metric", "convention", "value", "relative_error",
            "match", "explanation"]
 
 EXACT, AS_PRINTED, WITHIN, OUTSIDE = "exact", "as printed", "within tolerance", "outside tolerance"
 _CLASS_ORDER = {EXACT: 0, AS_PRINTED: 1, WITHIN: 2, OUTSIDE: 3}
-DOCUMENT, CATALOGUE, VARIANT, TOOL = "document", "catalogue", "variant", "tool total"
-ANALYTIC = (DOCUMENT, CATALOGUE, VARIANT)
+DOCUMENT, CATALOGUE, VARIANT, TOOL, CONVENTION = "document", "catalogue", "variant", "tool total", "convention"
+ANALYTIC = (DOCUMENT, CATALOGUE, VARIANT, CONVENTION)
+QUANTITIES = [COMPUTE, PARAMS, TRAIN_COMPUTE]
 
-# Unit words as papers print them. MAC words mean 1 per multiply-accumulate; FLOP words usually mean 2, though
-# many papers print multiply-accumulates as "FLOPs" (He et al. 2015, Sec. 3.3: "FLOPs (multiply-adds)").
-MACS, FLOPS, PARAMETERS = "multiply-accumulates", "FLOPs", "parameters"
-_UNIT_WORDS = (
-    (MACS, r"macs?|maccs?|madds?|mult-?adds?|multiply-?adds?|multiply-?accumulates?|multiply-?accumulations?"),
-    (FLOPS, r"flops?"),
-    (PARAMETERS, r"params?|parameters?|num_?params"),
-)
-_SCALE_WORDS = {"": 0, "k": 3, "K": 3, "thousand": 3, "M": 6, "m": 6, "million": 6, "mil": 6, "G": 9, "B": 9,
-                "billion": 9, "bn": 9, "T": 12, "trillion": 12}
+# A tool's own label and the unit a paper printed: the same words the value grammar reads.
+_METRIC_WORDS = {MACS: r"macs?|maccs?|madds?|mult-?adds?|multiply-?adds?|multiply-?accumulat",
+                 FLOPS: r"flops?", PARAMETERS: r"params?|parameters?|num_?params"}
 
-
-# ------------------------------------------------------------------------------------------------ printed numbers
-@dataclass(frozen=True)
-class Printed:
-    """A number as someone printed it: its value, the half-width of its last significant digit, the unit word."""
-
-    text: str
-    value: Decimal
-    half_unit: Decimal  # |candidate - value| <= half_unit: the candidate rounds to the printed digits
-    unit: str = ""  # MACS, FLOPS, PARAMETERS or "" (no unit word)
-    unit_text: str = ""  # the word as printed ("GFLOPs", "Mult-Adds")
-    scale: int = 0  # the power of ten the number was printed at (9 for "4.1G"), for writing values alike
-    decimals: int = -1  # digits printed after the decimal point (-1: none, an integer mantissa)
-
-    def __str__(self) -> str:
-        return self.text
-
-    def show(self, value: float) -> str:
-        """`value` at the printed scale with one more decimal than printed: 4,111,512,576 for "4.1G" -> "4.11 G"."""
-        suffix = {3: " k", 6: " M", 9: " G", 12: " T"}.get(self.scale)
-        if suffix is None:
-            return _n(value) if not self.scale else f"{value:.{max(self.decimals, 0) + 1}e}"
-        return f"{value / 10 ** self.scale:,.{self.decimals + 1 if self.decimals >= 0 else 0}f}{suffix}"
-
-
-_NUMBER = re.compile(r"(?P<mantissa>\d*\.?\d+)(?:e(?P<exp>[+-]?\d+))?", re.I)
-
-
-def _unit_of(word: str) -> tuple[str, int]:
-    """'GFLOPs' -> (FLOPS, 9); 'MAdds' -> (MACS, 0); 'GMACs' -> (MACS, 9)."""
-    for unit, pattern in _UNIT_WORDS:
-        if re.fullmatch(pattern, word, re.I):
-            return unit, 0
-    prefix, rest = word[:1].lower(), word[1:]
-    for unit, pattern in _UNIT_WORDS:
-        if unit != PARAMETERS and prefix in "gmktb" and re.fullmatch(pattern, rest, re.I):
-            return unit, {"g": 9, "m": 6, "k": 3, "t": 12, "b": 9}[prefix]
-    raise UserError(f"unknown unit {word!r}: expected FLOPs, MACs, MAdds, Mult-Adds or params")
-
-
-def parse_value(text: str) -> Printed:
-    """'3.8e9', '3.8x10^9', '300M', '4.1 GFLOPs', '300M MAdds', '3.8 billion FLOPs', '15300 Million Mult-Adds',
-    '2,307,720' -> Printed. Trailing zeros of an integer mantissa are not significant ('300M' is known to the
-    hundred million), digits after a decimal point are ('4.20M')."""
-    cleaned = text.strip().replace(",", "").replace("_", "")
-    cleaned = re.sub(r"\s*[x×]\s*10\s*\^?\s*", "e", cleaned)
-    match = _NUMBER.match(cleaned)
-    if not match:
-        raise UserError(f"cannot read {text!r} as a number: expected e.g. 3.8e9, 300M, 4.1 GFLOPs or 2307720")
-    mantissa = match["mantissa"]
-    exponent = int(match["exp"] or 0)
-    words = cleaned[match.end():].split()
-    glued = re.match(r"^([kKMGBT])(?![a-z])", cleaned[match.end():])  # "300M", "4.1G"
-    unit, unit_text, scale = "", "", 0
-    if glued:
-        scale = _SCALE_WORDS[glued.group(1)]
-        words = cleaned[match.end() + 1:].split()
-    if words and words[0].lower() in _SCALE_WORDS and not glued:
-        scale = _SCALE_WORDS[words[0].lower()]
-        words = words[1:]
-    if len(words) > 1:
-        raise UserError(f"cannot read {text!r} as a number: expected a number, a scale and one unit word")
-    if words:
-        unit_text = words[0]
-        unit, glued_scale = _unit_of(unit_text)
-        if glued_scale and scale:
-            raise UserError(f"cannot read {text!r}: two scales ({cleaned[match.end():].strip()})")
-        scale = scale or glued_scale
-    try:
-        value = Decimal(mantissa).scaleb(exponent + scale)
-    except InvalidOperation:
-        raise UserError(f"cannot read {text!r} as a number") from None
-    if value <= 0:
-        raise UserError(f"{text!r}: the number must be positive")
-    if "." in mantissa:
-        decimals = len(mantissa.split(".")[1])
-        last_digit = -decimals
-    else:
-        decimals = -1
-        last_digit = len(mantissa) - len(mantissa.rstrip("0")) if mantissa.strip("0") else 0
-    return Printed(text.strip(), value, Decimal(5).scaleb(last_digit + exponent + scale - 1), unit, unit_text,
-                   scale or exponent, decimals)
+# Families that are not ways of counting multiply-accumulates: parameter counts and training compute.
+F_WITH_BUFFERS = "with-buffers"  # BN running statistics counted (Keras' total, a state_dict), for IR models
+F_TOOL = "tool"  # a tool's own count that no analytic family equals
+_FAMILY_LABELS = {**llm.FAMILY_LABELS,
+                  F_WITH_BUFFERS: "parameters with the BN running statistics (Keras' 'Total params', a state_dict)",
+                  F_TOOL: "a tool's own count (no convention here equals it)"}
+_FAMILY_ORDER = list(_FAMILY_LABELS)  # at equal match and closeness, the first listed (all parameters, 6ND) first
 
 
 # ------------------------------------------------------------------------------------------------ conventions on an IR
@@ -198,13 +132,24 @@ def model_terms(ir: Model) -> ModelTerms:
     return ModelTerms(ir.name, by_kind, batch, {"stats": stats, "count": stat_layers})
 
 
-WEIGHTED_KINDS = (CONV, LINEAR, ATTENTION, MATMUL)
-_KIND_WORDS = {CONV: "conv", LINEAR: "FC", ATTENTION: "attention", MATMUL: "matmul"}
+# Layers whose multiply-accumulates are against a weight, and layers holding attention's activation-by-activation
+# products (QK^T and AV: the ATTN term of an nn.MultiheadAttention, an SDPA call, an einsum or a plain matmul).
+WEIGHTED_KINDS = (CONV, LINEAR, ATTENTION, MATMUL, EINSUM)
+ATTN_KINDS = (ATTENTION, MATMUL, EINSUM, SDPA)
+_KIND_WORDS = {CONV: "conv", LINEAR: "FC", ATTENTION: "attention projection", MATMUL: "matmul", EINSUM: "einsum"}
+_EXTRA_WORDS = {POOL_MAX: "pooling", POOL_AVG: "pooling", BN: "BN", LAYER_NORM: "norms", NORM: "norms",
+                ACT: "activations", ADD: "element-wise adds", MUL: "element-wise products", SOFTMAX: "softmax",
+                EMBEDDING: "embedding lookups"}
 MAC_RULES = {"1": "multiply-accumulates", "2": "2 FLOPs per multiply-accumulate",
              "2k-1": "(2k-1) ops per output (k multiplies, k-1 adds)"}
+_RULE_IDS = {"1": "macs", "2": "flops", "2k-1": "2k-1"}
 _MAC_UNIT = {"1": MACS, "2": FLOPS, "2k-1": FLOPS}
 _RULE_COUNT = {"1": "multiply-accumulate count", "2": "count at 2 FLOPs per multiply-accumulate",
                "2k-1": "count at (2k-1) ops per output"}
+
+
+def _extra_word(kind: str) -> str:
+    return _EXTRA_WORDS.get(kind.replace("_adaptive", ""), kind.replace("_", " "))
 
 
 def mac_rule(combo: dict[str, int]) -> str:
@@ -225,23 +170,30 @@ class Core:
     biased: tuple[str, ...]  # weighted kinds of this model with bias adds
     attn_matmuls: Optional[bool]  # None: the model has no attention matmuls
     per_sample: bool
+    extras: tuple[str, ...] = ()  # other layer kinds it counts (pooling, BN, activations, ...)
 
     @property
     def family_key(self) -> tuple[str, bool]:
         return self.rule, self.per_sample
 
     def name(self) -> str:
+        """What the counting includes, layer kind by layer kind: 'multiply-accumulates of conv+FC layers and the
+        attention matmuls, with bias adds, plus pooling'."""
         words = MAC_RULES.get(self.rule, f"{self.rule} ops per multiply-accumulate" if self.rule else
                               "no multiply-accumulates")
-        layers = "+".join(_KIND_WORDS[k] for k in self.included)
+        layers = "+".join(dict.fromkeys(_KIND_WORDS[k] for k in self.included))
         text = f"{words} of {layers} layers" if layers else words
+        if self.attn_matmuls:
+            text += " and the attention matmuls"
         if self.left_out:
-            text += f" ({'+'.join(_KIND_WORDS[k] for k in self.left_out)} left out)"
+            text += f" ({'+'.join(dict.fromkeys(_KIND_WORDS[k] for k in self.left_out))} left out)"
         if self.attn_matmuls is False:
             text += ", without the attention matmuls"
         if self.bias:
             text += ", with bias adds" if self.bias == self.biased else \
                 f", with {'+'.join(_KIND_WORDS[k] for k in self.bias)} bias adds"
+        if self.extras:
+            text += ", plus " + " and ".join(dict.fromkeys(_extra_word(k) for k in self.extras))
         if self.per_sample:
             text += ", per sample"
         return text
@@ -255,12 +207,11 @@ def core_of(counting: Counting, mt: ModelTerms) -> Core:
     first = next((rules[k] for k in included), "")
     biased = tuple(k for k in present if mt.has(k, T.BIAS))
     bias = tuple(k for k in biased if counting.combo(k).get(T.BIAS, 0))
-    attn = None  # the model has no attention matmuls
-    if mt.has(ATTENTION, T.ATTN):
-        attn = bool(counting.combo(ATTENTION).get(T.ATTN, 0))
-    elif mt.has(MATMUL, T.MACC):
-        attn = bool(counting.combo(MATMUL).get(T.MACC, 0))
-    return Core(first, included, left_out, bias, biased, attn, counting.per_sample and mt.batch > 1)
+    attn_kinds = [k for k in ATTN_KINDS if mt.has(k, T.ATTN)]
+    attn = bool(any(counting.combo(k).get(T.ATTN, 0) for k in attn_kinds)) if attn_kinds else None
+    extras = tuple(k for k in mt.kinds if k not in WEIGHTED_KINDS + ATTN_KINDS
+                   and any(c and mt.by_kind[k].get(t) for t, c in counting.combo(k).items()))
+    return Core(first, included, left_out, bias, biased, attn, counting.per_sample and mt.batch > 1, extras)
 
 
 def describe(counting: Counting, mt: ModelTerms) -> str:
@@ -279,7 +230,7 @@ def describe(counting: Counting, mt: ModelTerms) -> str:
 # ------------------------------------------------------------------------------------------------ candidates
 @dataclass(frozen=True)
 class Candidate:
-    source: str  # DOCUMENT, CATALOGUE, VARIANT or TOOL
+    source: str  # DOCUMENT, CATALOGUE, VARIANT, CONVENTION or TOOL
     tool: str  # the tool a catalogued convention or a printed total belongs to ("" for variants)
     metric: str
     convention: str  # the per-kind formula
@@ -288,9 +239,15 @@ class Candidate:
     complexity: int  # departures from a plain count; 0 for the document's and the catalogue's conventions
     core: Optional[Core] = None
     tool_version: str = ""
+    counting: Optional[Counting] = None  # the per-kind combination a conventions-based count evaluates
+    family: str = ""  # a parameter or training-compute family (llm F_* / T_* keys); "" for a way of counting MACs
+    departure: str = ""  # what a parameter variant leaves out or adds ("biases left out")
+    citation: str = ""
 
     @property
     def family_key(self) -> tuple:
+        if self.family:
+            return (self.family, False)
         return self.core.family_key if self.core else ("?", False)
 
     @property
@@ -299,18 +256,21 @@ class Candidate:
             return f"{self.tool} {self.metric}"
         if self.source in (DOCUMENT, CATALOGUE):
             return f"{self.tool} {self.metric} (catalogue{', ' + self.tool_version if self.tool_version else ''})"
-        return self.convention
+        return self.metric if self.source == CONVENTION else self.convention
 
 
 @dataclass(frozen=True)
 class Context:
-    """What a candidate generator sees."""
+    """What a candidate generator sees: the layer IR and its terms (None for a token model answered from its
+    shapes alone), the shapes of a token model (conventions/llm.py), a run's records."""
 
-    ir: Model
-    terms: ModelTerms
+    name: str
+    ir: Optional[Model]
+    terms: Optional[ModelTerms]
     quantity: str
     records: Optional[pd.DataFrame]
-    options: dict = field(default_factory=dict)  # what a quantity's own generator needs (e.g. training tokens)
+    options: dict = field(default_factory=dict)  # tokens (train-compute)
+    shapes: Optional[llm.Shapes] = None
 
 
 def _n(x: float) -> str:
@@ -371,6 +331,8 @@ def catalogued_countings(quantity: str, kinds: Iterable[str]) -> list[tuple[str,
 
 def document_and_catalogue(ctx: Context) -> list[Candidate]:
     """The document's conventions and every catalogued tool convention, evaluated on this model."""
+    if ctx.terms is None or ctx.quantity == TRAIN_COMPUTE:
+        return []
     out = []
     for tool, metric, versions, counting, sources in catalogued_countings(ctx.quantity, ctx.terms.kinds):
         value = ctx.terms.value(counting)
@@ -381,7 +343,7 @@ def document_and_catalogue(ctx: Context) -> list[Candidate]:
         formula = describe(counting, ctx.terms)
         words = "the reference document's" if source == DOCUMENT else f"{tool}'s catalogued"
         text = f"{words} {metric} convention{' (' + versions + ')' if versions else ''}, from {sources}"
-        out.append(Candidate(source, tool, metric, formula, value, text, 0, core, versions))
+        out.append(Candidate(source, tool, metric, formula, value, text, 0, core, versions, counting))
     return out
 
 
@@ -392,7 +354,7 @@ def _extra_treatments(mt: ModelTerms) -> dict[str, list[dict[str, int]]]:
         if _entry_quantity(entry) != COMPUTE:
             continue
         for kind in entry.kinds:
-            if kind in WEIGHTED_KINDS or kind not in mt.by_kind:
+            if kind in WEIGHTED_KINDS + ATTN_KINDS or kind not in mt.by_kind:
                 continue
             combo = {t: c for t, c in entry.combo if mt.by_kind[kind].get(t)}
             if combo and combo not in out.setdefault(kind, []):
@@ -400,36 +362,38 @@ def _extra_treatments(mt: ModelTerms) -> dict[str, list[dict[str, int]]]:
     return out
 
 
-def _weighted(rule: str, kind: str, bias: bool, attn: bool) -> dict[str, int]:
-    combo = {"1": {T.MACC: 1}, "2": {T.MACC: 2}, "2k-1": {T.MACC: 2, T.OUT: -1}}[rule].copy()
-    if kind == ATTENTION:
-        combo.pop(T.OUT, None)  # (2k-1) per output is not defined for a fused attention layer: 2 per MACC there
-        if attn:
-            combo[T.ATTN] = 2 if rule != "1" else 1
-    if kind == MATMUL and not attn:
-        return {}
-    if bias:
-        combo[T.BIAS] = 1
+def _weighted(rule: str, kind: str, weights: bool, bias: bool, attn: bool) -> dict[str, int]:
+    """One kind's combination: its multiply-accumulates against weights by the rule (when `weights`), its
+    attention products at 1 or 2 per multiply-accumulate (when `attn`), its bias adds (when `bias`)."""
+    combo: dict[str, int] = {}
+    if weights:
+        combo.update({"1": {T.MACC: 1}, "2": {T.MACC: 2}, "2k-1": {T.MACC: 2, T.OUT: -1}}[rule])
+        if kind != CONV and kind != LINEAR:
+            combo.pop(T.OUT, None)  # (2k-1) per output is defined for conv and FC outputs only: 2 per MACC here
+        if bias:
+            combo[T.BIAS] = 1
+    if attn and kind in ATTN_KINDS:
+        combo[T.ATTN] = 1 if rule == "1" else 2
     return combo
 
 
 def systematic_variants(ctx: Context) -> list[Candidate]:
     """Plain counts of the weighted layers and their departures: bias adds, FC or attention matmuls left out,
     one more layer kind counted as some catalogued tool counts it, per sample."""
-    if ctx.quantity != COMPUTE:
+    if ctx.quantity != COMPUTE or ctx.terms is None:
         return []
     mt = ctx.terms
     present = [k for k in WEIGHTED_KINDS if mt.has(k, T.MACC)]
-    if not present:
+    attn_kinds = [k for k in ATTN_KINDS if mt.has(k, T.ATTN)]
+    if not present and not attn_kinds:
         return []
-    biased = [k for k in (CONV, LINEAR, ATTENTION) if mt.has(k, T.BIAS)]
+    biased = [k for k in present if mt.has(k, T.BIAS)]
     bias_options = [()] + ([tuple(biased)] if biased else []) + ([(CONV,)] if CONV in biased and len(biased) > 1
                                                                  else [])
     scopes = [tuple(present)]
     if CONV in present and LINEAR in present:
         scopes.append(tuple(k for k in present if k != LINEAR))
-    has_attn = mt.has(ATTENTION, T.ATTN) or MATMUL in present
-    attn_options = (True, False) if has_attn else (True,)
+    attn_options = (True, False) if attn_kinds and present else (True,)
     extras = [(None, None)] + [(k, c) for k, combos in _extra_treatments(mt).items() for c in combos]
     per_sample_options = (False, True) if mt.batch > 1 else (False,)
     out = []
@@ -439,7 +403,8 @@ def systematic_variants(ctx: Context) -> list[Candidate]:
                 for attn in attn_options:
                     for extra_kind, extra in extras:
                         for per_sample in per_sample_options:
-                            per_kind = {k: _weighted(rule, k, k in bias, attn) for k in scope}
+                            per_kind = {k: _weighted(rule, k, k in scope, k in bias, attn)
+                                        for k in dict.fromkeys(present + attn_kinds)}
                             if extra_kind:
                                 per_kind[extra_kind] = extra
                             counting = Counting(tuple((k, tuple(c.items())) for k, c in per_kind.items() if c),
@@ -450,18 +415,19 @@ def systematic_variants(ctx: Context) -> list[Candidate]:
                             formula = describe(counting, mt)
                             text = core.name()[0].upper() + core.name()[1:]
                             if extra_kind:
-                                text += f", plus {extra_kind} as {T.format_combo(extra)}"
+                                text += f" ({extra_kind} as {T.format_combo(extra)})"
                             if per_sample:
                                 text += f" (the batch of {mt.batch} divided out)"
                             out.append(Candidate(VARIANT, "", COMPUTE, formula, mt.value(counting), text, complexity,
-                                                 core))
+                                                 core, counting=counting))
     return out
 
 
 def parameter_variants(ctx: Context) -> list[Candidate]:
     """All parameters (weights and biases of every layer) and its departures: biases, FC layers or norm scale and
-    shift left out; BN running statistics (buffers) counted, as Keras' total and a state_dict do."""
-    if ctx.quantity != PARAMS:
+    shift left out; BN running statistics (buffers) counted, as Keras' total and a state_dict do. For a model
+    read from its layer IR (a token model's families come from its shapes: llm_conventions)."""
+    if ctx.quantity != PARAMS or ctx.terms is None or ctx.shapes is not None:
         return []
     mt = ctx.terms
     norms = [k for k in (BN, LAYER_NORM) if mt.has(k, T.WEIGHTS)]
@@ -470,7 +436,7 @@ def parameter_variants(ctx: Context) -> list[Candidate]:
     for bias in (True, False) if any(mt.has(k, T.BIAS_PARAMS) for k in mt.kinds) else (True,):
         for fc in (True, False) if mt.has(LINEAR, T.WEIGHTS) and mt.has(CONV, T.WEIGHTS) else (True,):
             for norm in (True, False) if norms else (True,):
-                for stat in ("", "stats", "stats+count") if stats else ("",):
+                for stat in ("", "stats", "stats+count") if stats and norm else ("",):  # statistics of kept norms
                     per_kind = {}
                     for kind in mt.kinds:
                         if (kind == LINEAR and not fc) or (kind in norms and not norm):
@@ -496,20 +462,69 @@ def parameter_variants(ctx: Context) -> list[Candidate]:
                     text = "Counts " + ", ".join(parts) + ("; " + ", ".join(left) + " not counted" if left else "")
                     complexity = (not bias) + (not fc) + (not norm) + (0 if stat and bias and fc and norm else
                                                                         bool(stat))
-                    core = Core("", (), (), (), (), None, False)
+                    departure = ", ".join(left) + " left out" if left else ""
+                    if stat == "stats+count":
+                        departure = ", ".join(filter(None, [departure, "num_batches_tracked counted"]))
                     out.append(Candidate(VARIANT, "", PARAMS, f"{name}: {formula}" + ("" if fc else " [no FC]")
-                                         + ("" if norm else " [no norm]"), value, text, complexity, core))
+                                         + ("" if norm else " [no norm]"), value, text, complexity, None,
+                                         family=F_WITH_BUFFERS if stat else llm.F_ALL, departure=departure,
+                                         citation="torch.nn.Module.parameters / state_dict; Keras Model.summary"))
     return out
 
 
-def tool_totals(ctx: Context) -> list[Candidate]:
-    """Every total a tool printed for the model, in the family its catalogued convention falls in."""
-    records = ctx.records
-    if records is None or records.empty:
+def llm_conventions(ctx: Context) -> list[Candidate]:
+    """A token model's parameter families and training-compute families (conventions/llm.py), each convention a
+    member of its family; training compute is per token times D (options['tokens'])."""
+    if ctx.shapes is None or ctx.quantity not in (PARAMS, TRAIN_COMPUTE):
         return []
-    rows = records[(records["model"] == ctx.ir.name) & (records["layer"] == TOTAL)
+    quantity = llm.PARAMS if ctx.quantity == PARAMS else llm.TRAIN
+    tokens = float(ctx.options.get("tokens") or 0) if ctx.quantity == TRAIN_COMPUTE else 1.0
+    if not tokens:
+        return []
+    out = []
+    for e in llm.evaluate_all(ctx.shapes, quantity):
+        value = float(e.value) * tokens if ctx.quantity == TRAIN_COMPUTE else float(e.value)
+        if value <= 0:
+            continue
+        basis = f"{'tokens x (' if ctx.quantity == TRAIN_COMPUTE else ''}{e.basis_text}" \
+                f"{')' if ctx.quantity == TRAIN_COMPUTE else ''}"
+        text = f"{e.name}: {e.formula}" + (f" = {basis}" if e.basis else "") + f" ({e.citation})"
+        out.append(Candidate(CONVENTION, "", e.name, e.formula, value, text, 0, None, family=e.family,
+                             citation=e.citation))
+    return out
+
+
+def measured_training(ctx: Context) -> list[Candidate]:
+    """The measured family of train-compute: one training step traced at the dispatch level, scaled to D tokens
+    (options['measured'], a reconcile.which_training.MeasuredCandidate)."""
+    measured = ctx.options.get("measured")
+    if measured is None or ctx.quantity != TRAIN_COMPUTE:
+        return []
+    return [Candidate(CONVENTION, "", measured.name, measured.basis, measured.value,
+                      f"{measured.name}: {measured.basis} ({measured.citation})", 0, None, family=llm.T_MEASURED,
+                      citation=measured.citation)]
+
+
+def counted_parameters(ctx: Context) -> list[Candidate]:
+    """A model built from a configuration (hf:, preset:) that is not a token model: its parameters as the spec's
+    meta-device probe counted them (options['n_params']), so a parameter count needs no trace."""
+    n_params = ctx.options.get("n_params")
+    if ctx.quantity != PARAMS or ctx.terms is not None or ctx.shapes is not None or not n_params:
+        return []
+    return [Candidate(CONVENTION, "", "all parameters", "sum of every parameter tensor", float(n_params),
+                      f"all parameters of the built model: {_n(n_params)}", 0, None, family=llm.F_ALL,
+                      citation="the built model (torch.nn.Module.parameters, counted on the meta device)")]
+
+
+def tool_totals(ctx: Context) -> list[Candidate]:
+    """Every total a tool printed for the model, in the family its catalogued convention falls in (a parameter
+    total: the family of the analytic count it equals, see `candidates`)."""
+    records = ctx.records
+    if records is None or records.empty or ctx.quantity == TRAIN_COMPUTE:
+        return []
+    rows = records[(records["model"] == ctx.name) & (records["layer"] == TOTAL)
                    & (records["quantity"] == ctx.quantity) & (records["status"] == OK)]
-    countings = catalogued_countings(ctx.quantity, ctx.terms.kinds)
+    countings = catalogued_countings(ctx.quantity, ctx.terms.kinds) if ctx.terms is not None else []
     out = []
     for rec in rows.itertuples(index=False):
         value = float(rec.value)
@@ -525,8 +540,7 @@ def tool_totals(ctx: Context) -> list[Candidate]:
                     f"({describe(counting, ctx.terms)}) gives {_n(expected)} on this model's layers, {same} it")
             convention = describe(counting, ctx.terms)
         else:
-            core = core_of(Counting(()), ctx.terms) if ctx.quantity == COMPUTE else Core("", (), (), (), (), None,
-                                                                                         False)
+            core = core_of(Counting(()), ctx.terms) if ctx.quantity == COMPUTE and ctx.terms is not None else None
             text = f"{rec.tool} {rec.tool_version} prints {rec.metric} {_n(value)}"
             convention = "the tool's own total" if ctx.quantity == COMPUTE else "parameters"
         out.append(Candidate(TOOL, rec.tool, rec.metric, convention, value, text, 0, core, rec.tool_version))
@@ -544,12 +558,27 @@ def _bounds(words: str) -> tuple[str, str]:
     return ("", m.group(1)) if m else ("", "")
 
 
-# The extension point: a generator takes a Context and returns candidates. Another quantity (e.g. a training
-# compute) appends its name to QUANTITIES and its generator here, reading what it needs from Context.options.
+# The extension point: a generator takes a Context and returns candidates. Another quantity appends its name to
+# QUANTITIES and its generator here, reading what it needs from Context.options.
 Generator = Callable[[Context], list[Candidate]]
 CANDIDATE_GENERATORS: list[Generator] = [document_and_catalogue, systematic_variants, parameter_variants,
-                                         tool_totals]
-QUANTITIES = [COMPUTE, PARAMS]
+                                         llm_conventions, measured_training, counted_parameters, tool_totals]
+
+
+def _parameter_family(cands: list[Candidate]) -> list[Candidate]:
+    """A parameter count with no family of its own (a catalogued tool convention, a tool's total) joins the
+    family of the analytic count it equals; else it is a tool's own count."""
+    analytic = sorted((c for c in cands if c.family and c.source in ANALYTIC),
+                      key=lambda c: (c.complexity, _FAMILY_ORDER.index(c.family) if c.family in _FAMILY_ORDER
+                                     else len(_FAMILY_ORDER)))
+    out = []
+    for c in cands:
+        if not c.family:
+            same = next((a for a in analytic if a.value == c.value), None)
+            c = dataclasses.replace(c, family=same.family if same else F_TOOL,
+                                    departure=same.departure if same else "")
+        out.append(c)
+    return out
 
 
 def candidates(ctx: Context) -> list[Candidate]:
@@ -570,7 +599,7 @@ def candidates(ctx: Context) -> list[Candidate]:
         if key not in seen:
             seen.add(key)
             unique.append(cand)
-    return unique
+    return _parameter_family(unique) if ctx.quantity == PARAMS else unique
 
 
 # ------------------------------------------------------------------------------------------------ ranking
@@ -596,6 +625,20 @@ class Family:
     def tools(self) -> list[Ranked]:
         return [r for r in self.members if r.candidate.source == TOOL]
 
+    @property
+    def id(self) -> str:
+        """A model-independent name: 'macs', 'flops', '2k-1' (+'-per-sample') for a way of counting
+        multiply-accumulates, the conventions.llm key ('non-embedding', '6nd', ...) for the other families."""
+        rule, per_sample = self.key
+        if rule in _FAMILY_LABELS or rule == "?":
+            return rule
+        base = _RULE_IDS.get(rule, f"{rule}-per-mac" if rule else "no-macs")
+        return base + ("-per-sample" if per_sample else "")
+
+    @property
+    def citation(self) -> str:
+        return next((m.candidate.citation for m in self.members if m.candidate.citation), "")
+
 
 def classify(value: float, printed: Printed, tolerance: float) -> tuple[str, float]:
     target = float(printed.value)
@@ -609,25 +652,41 @@ def classify(value: float, printed: Printed, tolerance: float) -> tuple[str, flo
 
 def _unit_matches(metric: str, printed: Printed) -> bool:
     """A tool's own label says the unit the paper printed ("flops" for "GFLOPs", "macs" for "MAdds")."""
-    if not printed.unit:
-        return False
-    for unit, pattern in _UNIT_WORDS:
-        if unit == printed.unit and re.search(pattern, metric, re.I):
-            return True
-    return False
+    pattern = _METRIC_WORDS.get(printed.unit)
+    return bool(pattern and re.search(pattern, metric, re.I))
 
 
 def _member_key(r: Ranked, printed: Printed) -> tuple:
     c = r.candidate
     cls = _CLASS_ORDER[r.match]
     tool_first = 0 if c.source == TOOL else 1  # a tool's own total above an analytic one of equal match
-    if cls <= 1:
-        return cls, tool_first, not _unit_matches(c.metric, printed), c.complexity, abs(r.relative_error), c.label
+    if cls <= 1:  # a family's own definition, then a named convention (the document's, a tool's), then a variant
+        definition = 0 if c.family and c.source in (VARIANT, CONVENTION) else 1 if c.source != VARIANT else 2
+        loose = abs(Decimal(repr(float(c.value))) - printed.value) > printed.attribution_half_unit
+        return cls, loose, tool_first, not _unit_matches(c.metric, printed), c.complexity, definition, \
+            abs(r.relative_error), c.label
     return cls, abs(r.relative_error), tool_first, c.complexity, c.label
 
 
 def quantity_of(r: Ranked) -> str:
     return PARAMS if r.candidate.metric == PARAMS or "param" in r.candidate.metric.lower() else COMPUTE
+
+
+def _family_name(key: tuple, members: list[Ranked]) -> str:
+    rule = key[0]
+    best_class = _CLASS_ORDER[members[0].match]
+    analytic = sorted((m for m in members if m.candidate.source != TOOL and _CLASS_ORDER[m.match] == best_class),
+                      key=lambda m: (bool(m.candidate.core and m.candidate.core.left_out),
+                                     bool(m.candidate.core and m.candidate.core.bias),
+                                     bool(m.candidate.core and m.candidate.core.extras),
+                                     m.candidate.complexity, abs(m.relative_error)))
+    top = analytic[0] if analytic else members[0]
+    if rule in _FAMILY_LABELS:
+        label = _FAMILY_LABELS[rule]
+        return f"{label}, {top.candidate.departure}" if top.candidate.departure else label
+    if rule and top.candidate.core is not None and (top.candidate.core.rule or analytic):
+        return top.candidate.core.name()
+    return "a tool's own count (no catalogued convention covers its multiply-accumulates)"
 
 
 def families(ranked: Sequence[Ranked], printed: Printed) -> list[Family]:
@@ -640,20 +699,7 @@ def families(ranked: Sequence[Ranked], printed: Printed) -> list[Family]:
         rule = key[0]
         agrees = None if not printed.unit or printed.unit == PARAMETERS or rule not in _MAC_UNIT else \
             _MAC_UNIT[rule] == printed.unit
-        # named by its plainest analytic member of the best match class (nothing left out, no bias adds)
-        best_class = _CLASS_ORDER[members[0].match]
-        analytic = sorted((m for m in members if m.candidate.source != TOOL and m.candidate.core
-                           and _CLASS_ORDER[m.match] == best_class),
-                          key=lambda m: (bool(m.candidate.core.left_out), bool(m.candidate.core.bias),
-                                         m.candidate.complexity, abs(m.relative_error)))
-        top = analytic[0] if analytic else members[0]
-        if any(quantity_of(m) == PARAMS for m in members):
-            name = "parameters"
-        elif rule:
-            name = top.candidate.core.name()
-        else:
-            name = "a tool's own count (no catalogued convention covers its multiply-accumulates)"
-        out.append(Family(key, name, members, agrees))
+        out.append(Family(key, _family_name(key, members), members, agrees))
 
     def family_key(f: Family) -> tuple:
         best = f.best
@@ -661,8 +707,16 @@ def families(ranked: Sequence[Ranked], printed: Printed) -> list[Family]:
         in_class = [m for m in f.members if _CLASS_ORDER[m.match] == cls]
         has_tool = any(m.candidate.source == TOOL for m in in_class)
         unit = 0 if f.unit_agrees is not False else 1
+        named = 0 if not printed.family or f.key[0] in (printed.family, f"6nd-{printed.family}") else 1
         closest = min(abs(m.relative_error) for m in in_class)
-        return cls, unit, not has_tool, closest, f.name
+        order = _FAMILY_ORDER.index(f.key[0]) if f.key[0] in _FAMILY_ORDER else -1
+        if cls <= 1:  # at the printed precision: the closer reading (two significant digits), then the plainer one
+            loose = all(abs(Decimal(repr(float(m.candidate.value))) - printed.value) > printed.attribution_half_unit
+                        for m in in_class)
+            plainest = min((m.candidate.complexity for m in in_class if m.candidate.source != TOOL), default=9)
+            return cls, unit, named, loose, not has_tool, order, plainest, closest, f.name
+        # outside the printed precision, families within 0.05% of each other are as close: the usual one first
+        return cls, unit, named, False, not has_tool, round(closest, 3), order, closest, f.name
     return sorted(out, key=family_key)
 
 
@@ -681,7 +735,7 @@ def rank(cands: Iterable[Candidate], printed: Printed, tolerance: float = DEFAUL
     # that fits one family is also a statement that it does not fit the others)
     present = {r.candidate.family_key for r in kept}
     for key in dict.fromkeys(r.candidate.family_key for r in ranked):
-        if key not in present and key[0] in MAC_RULES:
+        if key not in present and (key[0] in MAC_RULES or key[0] in _FAMILY_LABELS):
             # represented by its plainest member: a plain count before a tool's mix of rules
             kept.append(min((r for r in ranked if r.candidate.family_key == key),
                             key=lambda r: (r.candidate.complexity, r.candidate.source != VARIANT,
@@ -699,6 +753,60 @@ def where(r: Ranked, printed: Printed) -> str:
 
 def explanation(r: Ranked, printed: Printed) -> str:
     return f"{r.candidate.explanation}: {_n(r.candidate.value)}, {where(r, printed)}."
+
+
+def _without(counting: Counting, kinds: Iterable[str], terms: Iterable[str] = ()) -> Counting:
+    """The counting with `terms` removed from `kinds` (every term when `terms` is empty)."""
+    kinds, terms = set(kinds), set(terms)
+    per_kind = []
+    for kind, combo in counting.per_kind:
+        if kind in kinds:
+            combo = tuple((t, c) for t, c in combo if terms and t not in terms)
+        if combo:
+            per_kind.append((kind, combo))
+    return Counting(tuple(per_kind), counting.per_sample)
+
+
+def _with(counting: Counting, additions: dict[str, dict[str, int]]) -> Counting:
+    per_kind = {kind: dict(combo) for kind, combo in counting.per_kind}
+    for kind, combo in additions.items():
+        for term, coef in combo.items():
+            per_kind.setdefault(kind, {})[term] = per_kind.get(kind, {}).get(term, 0) + coef
+    return Counting(tuple((k, tuple(c.items())) for k, c in per_kind.items()), counting.per_sample)
+
+
+def deciding(best: Ranked, mt: Optional[ModelTerms], printed: Printed, tolerance: float = DEFAULT_TOLERANCE) \
+        -> list[str]:
+    """What decided a verdict: each part of the best count (the FC layers, the attention matmuls, the bias adds,
+    pooling, ...) whose leaving out moves it off the printed number to a near miss (within the tolerance), and each
+    weighted part it leaves out (FC layers, attention matmuls) whose inclusion would; with the value without (or
+    with) it. ViT-B/16's 17.6 GFLOPs: the attention matmuls (without them 16.85 G)."""
+    c = best.candidate
+    if c.core is None or c.counting is None or mt is None or best.match not in (EXACT, AS_PRINTED):
+        return []
+    core, counting = c.core, c.counting
+    per_mac = {"1": 1, "2": 2, "2k-1": 2}.get(core.rule, 0)
+    options: list[tuple[str, str, Counting]] = []
+    attn_kinds = [k for k in ATTN_KINDS if mt.has(k, T.ATTN)]
+    if core.attn_matmuls:
+        options.append(("the attention matmuls", "without", _without(counting, attn_kinds, (T.ATTN,))))
+    elif core.attn_matmuls is False and per_mac:
+        options.append(("the attention matmuls", "with", _with(counting, {k: {T.ATTN: per_mac} for k in attn_kinds})))
+    if LINEAR in core.included and len(core.included) > 1:
+        options.append(("the FC layers", "without", _without(counting, (LINEAR,))))
+    elif LINEAR in core.left_out and per_mac:
+        options.append(("the FC layers", "with", _with(counting, {LINEAR: {T.MACC: per_mac}})))
+    if core.bias:
+        options.append(("the bias adds", "without", _without(counting, core.bias, (T.BIAS,))))
+    for word in dict.fromkeys(_extra_word(k) for k in core.extras):
+        kinds = [k for k in core.extras if _extra_word(k) == word]
+        options.append((word, "without", _without(counting, kinds)))
+    out = []
+    for part, way, other in options:
+        match, error = classify(mt.value(other), printed, tolerance)
+        if match == WITHIN:
+            out.append(f"{part} ({way} them: {printed.show(mt.value(other))}, {error:+.2%})")
+    return out
 
 
 # ------------------------------------------------------------------------------------------------ runs, cached
@@ -774,6 +882,7 @@ def tool_records(spec, tools: Sequence[str], run: bool = True, cache_dir: Option
     return (pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()), notes
 
 
+
 # ------------------------------------------------------------------------------------------------ the command's core
 @dataclass
 class Result:
@@ -783,49 +892,85 @@ class Result:
     families: list[Family]
     notes: list[str] = field(default_factory=list)
     unavailable: list[str] = field(default_factory=list)  # tools with no total for this quantity, and why
+    hints: list[str] = field(default_factory=list)  # no family within 3x: the scale or quantity that would fit
+    decided: list[str] = field(default_factory=list)  # the parts whose inclusion makes the verdict's number
+    tokens: Optional[float] = None  # training tokens D (train-compute)
+    tools_consulted: bool = False  # some tool's totals were among the candidates
+    measured: Optional[Any] = None  # train-compute: the measured training step (which_training.MeasuredCandidate)
 
     @property
     def ranked(self) -> list[Ranked]:
         return [m for f in self.families for m in f.members]
 
+    @property
+    def top(self) -> Optional[Family]:
+        return self.families[0] if self.families else None
+
+    @property
+    def near(self) -> bool:
+        """The verdict's family comes within FITS_WITHIN of the number."""
+        top = self.top
+        return top is not None and 1 / FITS_WITHIN <= 1 + top.best.relative_error <= FITS_WITHIN
+
     def tool_matches(self) -> list[Ranked]:
-        """Tool totals equal to the number at the printed precision: the verdict family's first, then by unit
-        label and closeness."""
-        hits = [(i, r) for i, f in enumerate(self.families) for r in f.tools if r.match in (EXACT, AS_PRINTED)]
-        hits.sort(key=lambda ir: (ir[0], not _unit_matches(ir[1].candidate.metric, self.printed),
-                                  abs(ir[1].relative_error)))
-        return [r for _, r in hits]
+        """The tools that print the number: their own total in the verdict's family, equal to it at its printed
+        precision and to at least two significant digits ('300M' is not what a tool printing 327M printed)."""
+        top = self.top
+        if top is None:
+            return []
+        hits = [r for r in top.tools if r.match in (EXACT, AS_PRINTED)
+                and abs(Decimal(repr(float(r.candidate.value))) - self.printed.value)
+                <= self.printed.attribution_half_unit]
+        return sorted(hits, key=lambda r: (not _unit_matches(r.candidate.metric, self.printed),
+                                           abs(r.relative_error)))
 
     def verdict(self) -> str:
-        """One line: the family, how close, and the tools whose own printed metric lands there."""
-        if not self.families:
-            return f"{self.model} {self.printed}: no candidate"
-        top = self.families[0]
+        """One line: the family, how close, what decided it, and the tools whose own total prints the number."""
+        top = self.top
+        if top is None:
+            return f"{self.model} {self.printed}: no candidate" + (f" ({self.notes[0]})" if self.notes else "")
         best = top.best
         value = self.printed.show(best.candidate.value)
         if best.match in (EXACT, AS_PRINTED):
             head = f"{self.model} {self.printed}: {top.name} ({value}" + \
                 (", exact)" if best.match == EXACT else ", equal at the printed precision)")
+        elif not self.near:
+            head = (f"{self.model} {self.printed}: no family comes within {FITS_WITHIN:g}x; nearest: {top.name} "
+                    f"({value}, {best.relative_error:+.2%})")
         else:
             head = (f"{self.model} {self.printed}: nothing matches at the printed precision; nearest: {top.name} "
                     f"({value}, {best.relative_error:+.2%})")
+        if self.decided:
+            head += "; decided by " + ", ".join(self.decided)
+        if self.measured is not None and top.id != llm.T_MEASURED:
+            from .which_training import distance_from_measured
+
+            head += f"; which here is {distance_from_measured(best.candidate.value, self.measured)}"
         tools = self.tool_matches()
         if tools:
             head += "; printed by " + ", ".join(f"{r.candidate.tool} {r.candidate.metric} "
                                                 f"{self.printed.show(r.candidate.value)}" for r in tools)
-        elif best.match in (EXACT, AS_PRINTED):
+        elif best.match in (EXACT, AS_PRINTED) and self.tools_consulted:
             head += "; no tool total here lands there"
         return head
 
     def unit_note(self) -> str:
+        """How the unit was read and used."""
         p = self.printed
+        parts = list(p.notes)
+        if p.per_day:
+            parts.append(f"{p.unit_text!r} read as petaflop/s-days: 1 PF-day = 1e15 FLOP/s x 86,400 s = 8.64e19 "
+                         f"FLOPs, so {p.text} = {float(p.value):.4g} FLOPs")
+        if self.quantity == TRAIN_COMPUTE:
+            return "; ".join(parts)
         if self.quantity == PARAMS:
-            return ""
+            if p.family:
+                parts.append(f"unit {p.unit_text!r} names {llm.FAMILY_LABELS.get(p.family, p.family)}: at equal "
+                             f"match that family ranks first")
+            return "; ".join(parts)
         if not p.unit:
-            return "no unit printed: every family ranked by closeness alone"
-        if p.unit == PARAMETERS:
-            return f"unit {p.unit_text!r} names parameters: use --quantity params"
-        top = self.families[0] if self.families else None
+            return "; ".join(parts + ["no unit printed: every family ranked by closeness alone"])
+        top = self.top
         favoured = "1 per multiply-accumulate" if p.unit == MACS else "2 FLOPs per multiply-accumulate or (2k-1) " \
                                                                       "per output"
         text = f"unit {p.unit_text!r} read as {p.unit}: at equal match, families counting {favoured} rank first"
@@ -833,10 +978,31 @@ class Result:
             text += (f"; none of those matches as well, so the verdict is a {_RULE_COUNT.get(top.key[0], top.name)} "
                      f"printed as {p.unit_text}" + (" (papers often print multiply-accumulates as 'FLOPs')"
                                                      if p.unit == FLOPS else ""))
-        return text
+        return "; ".join(parts + [text])
 
     def frame(self) -> pd.DataFrame:
         return to_frame(self)
+
+    def to_json(self, show_all: bool = False) -> dict:
+        """The answer as data: the same for every quantity (`--format json`)."""
+        families = [{"rank": i, "family": fam.name, "id": fam.id, "match": fam.best.match,
+                     "value": fam.best.candidate.value, "relative_error": round(fam.best.relative_error, 6),
+                     "by": fam.best.candidate.label, "citation": fam.citation,
+                     "tools": [f"{r.candidate.tool} {r.candidate.tool_version} {r.candidate.metric}"
+                               for r in fam.tools if r.match in (EXACT, AS_PRINTED)],
+                     "members": len(fam.members)}
+                    for i, fam in enumerate(self.families, 1)]
+        payload = {"model": self.model, "quantity": self.quantity, "printed": str(self.printed),
+                   "value": float(self.printed.value), "half_unit": float(self.printed.half_unit),
+                   "unit": self.printed.unit, "unit_text": self.printed.unit_text, "tokens": self.tokens,
+                   "verdict": self.verdict(), "unit_note": self.unit_note(), "decided_by": self.decided,
+                   "hints": self.hints, "families": families, "notes": self.notes, "unavailable": self.unavailable}
+        if self.measured is not None:
+            payload["measured"] = {"value": self.measured.value, "flops_per_token": float(self.measured.per_token),
+                                   "basis": self.measured.basis, "citation": self.measured.citation}
+        if show_all:
+            payload["candidates"] = json.loads(self.frame().to_json(orient="records"))
+        return payload
 
 
 def to_frame(result: Result) -> pd.DataFrame:
@@ -870,41 +1036,182 @@ def _unavailable(records: pd.DataFrame, quantity: str) -> list[str]:
     return out
 
 
-def explain_number(ir: Model, printed: Printed, quantity: str = COMPUTE, tolerance: float = DEFAULT_TOLERANCE,
-                   records: Optional[pd.DataFrame] = None, options: Optional[dict] = None) -> Result:
-    """Rank every candidate for `printed` on a layer IR and `records` (a run's records; None: analytic only).
-    `options` reach the generators (Context.options)."""
-    ctx = Context(ir, model_terms(ir), quantity, records, dict(options or {}))
-    return Result(ir.name, quantity, printed, families(rank(candidates(ctx), printed, tolerance), printed),
-                  [], _unavailable(records, quantity))
+_SCALE_NAMES = {3: "thousands", 6: "millions", 9: "billions", 12: "trillions"}
+_QUANTITY_WORDS = {PARAMS: "a parameter count", COMPUTE: "a forward compute count",
+                   TRAIN_COMPUTE: "a training compute"}
 
 
-def which(model: str, value: str, quantity: str = COMPUTE, tolerance: float = DEFAULT_TOLERANCE,
+def _scaled(printed: Printed, power: int) -> Printed:
+    factor = Decimal(10) ** power
+    return dataclasses.replace(printed, text=f"{printed.text} x1e{power}", value=printed.value * factor,
+                               half_unit=printed.half_unit * factor,
+                               attribution_half_unit=printed.attribution_half_unit * factor,
+                               scale=printed.scale + power if printed.scale else printed.scale)
+
+
+def _nearest(cands: Sequence[Candidate], value: float) -> Optional[Candidate]:
+    usable = [c for c in cands if c.value > 0]
+    return min(usable, key=lambda c: abs(math.log(c.value / value))) if usable else None
+
+
+def _forward_proxies(ctx: Context) -> list[Candidate]:
+    """A token model's forward compute from its shapes (conventions/llm.py, per token x batch x seq_len): what a
+    quantity hint compares a number with when the layer IR was not traced."""
+    s = ctx.shapes
+    if s is None:
+        return []
+    out = []
+    for e in llm.evaluate_all(s, llm.FORWARD):
+        out.append(Candidate(CONVENTION, "", e.name, e.formula, float(e.value) * s.batch * s.n_ctx,
+                             f"{e.name} x {s.batch * s.n_ctx} tokens", 0))
+    return out
+
+
+def sanity_hints(ctx: Context, printed: Printed, fams: Sequence[Family], cands: Sequence[Candidate],
+                 tolerance: float) -> list[str]:
+    """When no family comes within FITS_WITHIN of the number: the scale (x1e3 ... x1e12) at which one does, and
+    another quantity whose families do (a parameter count read as compute, a forward count as training)."""
+    value = float(printed.value)
+    if not fams or any(1 / FITS_WITHIN <= f.best.candidate.value / value <= FITS_WITHIN for f in fams):
+        return []
+    out = []
+    best_power, best_gap = None, None
+    for power in (3, 6, 9, 12, -3, -6, -9, -12):
+        near = _nearest(cands, value * 10 ** power)
+        if near is None:
+            continue
+        gap = abs(math.log(near.value / (value * 10 ** power)))
+        if gap <= math.log(FITS_WITHIN) and (best_gap is None or gap < best_gap):
+            best_power, best_gap = power, gap
+    if best_power is not None:
+        scaled = _scaled(printed, best_power)
+        top = families(rank(cands, scaled, tolerance), scaled)[0]
+        words = f"the number may be in {_SCALE_NAMES[best_power]}" if best_power in _SCALE_NAMES else \
+            f"the number may be in a unit 1e{-best_power} times smaller"
+        match = "equal at the printed precision" if top.best.match in (EXACT, AS_PRINTED) else \
+            f"{top.best.relative_error:+.2%}"
+        out.append(f"x1e{best_power} fits: {words} ({top.name}: {_n(top.best.candidate.value)}, {match})")
+    for other in (q for q in QUANTITIES if q != ctx.quantity):
+        if other == TRAIN_COMPUTE and not ctx.options.get("tokens"):
+            if ctx.quantity == COMPUTE and ctx.shapes is not None and min(c.value for c in cands) * 1e4 < value:
+                out.append("this may be training compute: --quantity train-compute --tokens D")
+            continue
+        if other == COMPUTE and ctx.terms is None:
+            pool = _forward_proxies(ctx)
+        else:
+            pool = candidates(dataclasses.replace(ctx, quantity=other, records=None))
+        if not pool:
+            continue
+        top = families(rank(pool, printed, tolerance), printed)[0]
+        if 1 / FITS_WITHIN <= 1 + top.best.relative_error <= FITS_WITHIN:
+            match = "equal at the printed precision" if top.best.match in (EXACT, AS_PRINTED) else \
+                f"{top.best.relative_error:+.2%}"
+            out.append(f"this looks like {_QUANTITY_WORDS[other]}: --quantity {other} ({top.name}: "
+                       f"{_n(top.best.candidate.value)}, {match})")
+    return out
+
+
+def explain_number(ir: Optional[Model], printed: Printed, quantity: str = COMPUTE,
+                   tolerance: float = DEFAULT_TOLERANCE, records: Optional[pd.DataFrame] = None,
+                   options: Optional[dict] = None, shapes: Optional[llm.Shapes] = None,
+                   name: Optional[str] = None) -> Result:
+    """Rank every candidate for `printed` on a layer IR and `records` (a run's records; None: analytic only), or on
+    a token model's `shapes` (parameter and training-compute families). `options` reach the generators
+    (Context.options: 'tokens' for train-compute)."""
+    options = dict(options or {})
+    name = name or (ir.name if ir is not None else "")
+    ctx = Context(name, ir, model_terms(ir) if ir is not None else None, quantity, records, options, shapes)
+    cands = candidates(ctx)
+    notes = []
+    if not cands:
+        if quantity == TRAIN_COMPUTE and not options.get("tokens"):
+            notes.append("training compute needs the training tokens D: --tokens")
+        elif quantity == TRAIN_COMPUTE and shapes is None:
+            notes.append("training compute is ranked for token models (hf:, preset:), whose conventions count N "
+                         "and D")
+    fams = families(rank(cands, printed, tolerance), printed)
+    decided: list[str] = []
+    if fams:
+        analytic = next((m for m in fams[0].members if m.candidate.source != TOOL), None)
+        if analytic is not None:
+            decided = deciding(analytic, ctx.terms, printed, tolerance)
+    hints = sanity_hints(ctx, printed, fams, cands, tolerance) if cands else []
+    tools = records is not None and not records.empty and quantity != TRAIN_COMPUTE
+    return Result(name, quantity, printed, fams, notes, _unavailable(records, quantity) if tools else [], hints,
+                  decided, options.get("tokens"), tools)
+
+
+def _token_shapes(spec) -> Optional[llm.Shapes]:
+    """A token model's shapes for conventions/llm.py; None for other models or a configuration they do not fit."""
+    from . import models
+
+    return models.llm_shapes(spec) if spec.token_model else None
+
+
+def resolve_quantity(quantity: Optional[str], printed: Printed, tokens: Optional[float]) -> str:
+    """--quantity if given (a unit that says otherwise is an error), else what the unit says, else training
+    compute when --tokens is given, else compute."""
+    if quantity is not None and quantity not in QUANTITIES:
+        raise UserError(f"--quantity must be one of {', '.join(QUANTITIES)}, not {quantity!r}")
+    said = printed.quantity
+    if quantity is not None and said and said != quantity and not (said == COMPUTE and quantity == TRAIN_COMPUTE):
+        raise UserError(f"{printed.text!r} is {_QUANTITY_WORDS[said]} ({printed.unit_text!r}), not --quantity "
+                        f"{quantity}")
+    chosen = quantity or (said if said and not (said == COMPUTE and tokens is not None) else
+                          (TRAIN_COMPUTE if tokens is not None else COMPUTE))
+    if chosen == TRAIN_COMPUTE and tokens is None:
+        raise UserError(f"{printed.text!r}: training compute needs the training tokens D: --tokens (e.g. 300e9)")
+    if tokens is not None and chosen != TRAIN_COMPUTE:
+        raise UserError(f"--tokens goes with training compute, not {_QUANTITY_WORDS[chosen]}")
+    return chosen
+
+
+def _trace(spec) -> Model:
+    """The model's layer IR (diff.canonical_ir: traced in a job process), or one line saying why there is none."""
+    from .diff import canonical_ir
+    from .models import IR_FAILURES, canonical_framework, ir_key
+
+    ir = canonical_ir(spec.name, {spec.name: spec})
+    if ir is None:
+        why = IR_FAILURES.get(ir_key(spec, canonical_framework(spec) or ""), ("",))[0]
+        raise UserError(f"cannot read model {spec.name!r}" + (f": {why}" if why else
+                                                               " (its trace failed or timed out)"))
+    return ir
+
+
+def which(model: str, value: str, quantity: Optional[str] = None, tolerance: float = DEFAULT_TOLERANCE,
           tools: Optional[Sequence[str]] = None, run: bool = True, batch: Optional[int] = None,
           cache_dir: Optional[str] = None, report_records: Optional[Path] = DEFAULT_RECORDS,
           progress: Optional[Callable] = None, records: Optional[pd.DataFrame] = None,
           model_file: Optional[str] = None, input_shape: Optional[str] = None,
-          options: Optional[dict] = None) -> Result:
-    """Rank every candidate for `value` printed for `model` (any model spec: a reference name, a .prototxt, or
-    `model_file` PATH.py:FACTORY with `input_shape`). `records`: tool records to use instead of running or reading
-    caches."""
+          options: Optional[dict] = None, unit: Optional[str] = None, tokens: Optional[float] = None,
+          seq_len: Optional[int] = None, measure: bool = False) -> Result:
+    """Rank every candidate for `value` printed for `model` (any model spec: a reference name, a .prototxt,
+    `model_file` PATH.py:FACTORY with `input_shape`, hf:, preset:, module:). `unit`: the column header of a bare
+    VALUE. `quantity`: compute, params or train-compute (default: what the unit says, else compute); `tokens`: the
+    training tokens D of train-compute; `measure`: rank beside its formulas one training step of the model, traced
+    in a job process and scaled to D. `records`: tool records to use instead of running or reading caches."""
     from . import adapters, models
-    from .diff import canonical_ir
 
-    if quantity not in QUANTITIES:
-        raise UserError(f"--quantity must be one of {', '.join(QUANTITIES)}, not {quantity!r}")
     if tolerance < 0:
         raise UserError(f"--tolerance must be a non-negative fraction, not {tolerance}")
     if batch is not None and batch <= 0:
         raise UserError(f"--batch must be positive, not {batch}")
-    printed = parse_value(value)
-    if printed.unit == PARAMETERS and quantity != PARAMS:
-        quantity = PARAMS
-    spec = models.resolve(model, model_file, input_shape)
+    if tokens is not None and not (isinstance(tokens, (int, float)) and 0 < tokens < float("inf")):
+        raise UserError(f"--tokens must be a positive number like 300e9, not {tokens!r}")
+    printed = parse_value(value, unit)
+    quantity = resolve_quantity(quantity, printed, tokens)
+    spec = models.resolve(model, model_file, input_shape, seq_len=seq_len)
     if batch is not None:
         spec = dataclasses.replace(spec, input_shape=(batch,) + tuple(spec.input_shape[1:]))
+    shapes = _token_shapes(spec)
+    if quantity == TRAIN_COMPUTE and shapes is None:
+        why = "its configuration has no single width, depth and head count" if spec.token_model else \
+            "it takes no token ids"
+        raise UserError(f"--quantity train-compute needs a token model (hf:, preset:), whose N and D its "
+                        f"conventions count; {spec.name!r} is not one ({why})")
     notes: list[str] = []
-    if records is None:
+    if records is None and quantity != TRAIN_COMPUTE:
         names = list(tools) if tools is not None else list(adapters.TOOLS)
         for tool in names:
             adapters.get(tool)  # unknown tool: a UserError before anything runs
@@ -913,11 +1220,25 @@ def which(model: str, value: str, quantity: str = COMPUTE, tolerance: float = DE
         records, notes = tool_records(spec, names, run, cache_dir,
                                       report_records if batch is None else None, progress=progress) \
             if names else (pd.DataFrame(), [])
-    ir = canonical_ir(spec.name, {spec.name: spec})
-    if ir is None:
-        raise UserError(f"cannot read model {model!r}")
-    result = explain_number(ir, printed, quantity, tolerance, records, options)
-    result.notes = notes
+    # a token model's parameters and training compute come from its shapes and counted parameter groups, another
+    # configuration-built model's parameters from the probe's count: no trace
+    counted = spec.config.get("n_params") if spec.config else None
+    needs_ir = quantity == COMPUTE or (quantity == PARAMS and shapes is None and not counted)
+    ir = _trace(spec) if needs_ir else None
+    options = {**(options or {}), **({"tokens": tokens} if tokens is not None else {}),
+               **({"n_params": counted} if counted and not needs_ir else {})}
+    measured = None
+    if quantity == TRAIN_COMPUTE and measure:
+        from .which_training import measured_candidate
+
+        try:
+            measured = measured_candidate(spec, float(tokens), float(printed.value))
+            options["measured"] = measured
+        except UserError as exc:
+            notes.append(f"no measured training step: {exc}")
+    result = explain_number(ir, printed, quantity, tolerance, records, options, shapes, spec.name)
+    result.notes = notes + result.notes
+    result.measured = measured
     return result
 
 
@@ -928,9 +1249,173 @@ class _CallableModule(type(os)):
         return which(model, value, **kwargs).frame()
 
 
-
-
 sys.modules[__name__].__class__ = _CallableModule
+
+
+# ------------------------------------------------------------------------------------------------ whole tables
+TABLE_COLUMNS = ("model", "printed", "unit", "quantity", "tokens", "seq_len", "input_shape", "label", "source", "note")
+MAX_TABLE_ROWS = 500
+
+
+@dataclass
+class TableRow:
+    index: int  # 1-based row number of the CSV (the header is row 0)
+    label: str
+    model: str
+    text: str  # the value as printed, with its unit
+    result: Optional[Result] = None
+    error: str = ""
+
+
+@dataclass
+class TableResult:
+    path: str
+    rows: list[TableRow]
+    family_id: str  # the family that explains the most rows at their printed precision ("" if none does)
+    family_name: str
+    agree: list[int]  # row numbers that family explains at their printed precision
+    disagree: list[tuple[int, str]]  # (row number, why): what the row's own verdict is instead
+
+    def verdict(self) -> str:
+        n = len([r for r in self.rows if r.result is not None])
+        if not self.family_id:
+            return f"{self.path}: no family explains any of its {n} rows at their printed precision"
+        return (f"{self.path}: {len(self.agree)} of {n} rows are {self.family_name} at their printed precision "
+                f"[{self.family_id}]")
+
+    def lines(self) -> list[str]:
+        out = [self.verdict()]
+        if self.disagree:
+            out.append(f"rows that disagree ({len(self.disagree)}):")
+            out += [f"  row {i}: {why}" for i, why in self.disagree]
+        out.append("per row:")
+        for row in self.rows:
+            out.append(f"  {row.index}. {row.label + ': ' if row.label else ''}"
+                       f"{row.result.verdict() if row.result is not None else row.error}")
+        return out
+
+    def to_json(self) -> dict:
+        return {"table": self.path, "family": self.family_id, "family_name": self.family_name,
+                "verdict": self.verdict(), "agree": self.agree,
+                "disagree": [{"row": i, "why": why} for i, why in self.disagree],
+                "rows": [{"row": r.index, "label": r.label, "model": r.model, "printed": r.text,
+                          "verdict": r.result.verdict() if r.result is not None else "", "error": r.error,
+                          "family": r.result.top.id if r.result is not None and r.result.top else "",
+                          "match": r.result.top.best.match if r.result is not None and r.result.top else ""}
+                         for r in self.rows]}
+
+
+def read_table(path: str) -> list[dict[str, str]]:
+    """A table of printed numbers (CSV with a header): model, printed, and optionally unit, quantity, tokens,
+    seq_len, input_shape, label (the row's name), source and note (kept, not read). Bad input is one line."""
+    file = Path(path)
+    if not file.is_file():
+        raise UserError(f"--table: no such file {path}")
+    try:
+        with open(file, newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            header = [h.strip().lower() for h in (reader.fieldnames or [])]
+            rows = []
+            for i, row in enumerate(reader, 1):
+                if i > MAX_TABLE_ROWS:
+                    raise UserError(f"--table {path}: more than {MAX_TABLE_ROWS} rows")
+                rows.append({k.strip().lower(): (v or "").strip() for k, v in row.items() if k is not None})
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise UserError(f"--table {path}: cannot read it as CSV ({type(exc).__name__})") from None
+    missing = [c for c in ("model", "printed") if c not in header]
+    if missing:
+        raise UserError(f"--table {path}: no column {', '.join(missing)} (columns: model, printed, and optionally "
+                        f"{', '.join(TABLE_COLUMNS[2:])})")
+    unknown = [h for h in header if h and h not in TABLE_COLUMNS]
+    if unknown:
+        raise UserError(f"--table {path}: unknown column {', '.join(map(repr, unknown))} (columns: "
+                        f"{', '.join(TABLE_COLUMNS)})")
+    if not rows:
+        raise UserError(f"--table {path}: no rows")
+    return rows
+
+
+def _row_number(text: str, what: str, row: int, cast=float):
+    if not text:
+        return None
+    try:
+        value = cast(float(text.replace(",", "").replace("_", "")))
+    except ValueError:
+        value = -1
+    if not value > 0:
+        raise UserError(f"row {row}: {what} must be a positive number, not {text!r}")
+    return value
+
+
+def which_table(path: str, tolerance: float = DEFAULT_TOLERANCE, tools: Optional[Sequence[str]] = (),
+                run: bool = True, cache_dir: Optional[str] = None,
+                report_records: Optional[Path] = DEFAULT_RECORDS, progress: Optional[Callable] = None,
+                on_row: Optional[Callable[[TableRow], None]] = None) -> TableResult:
+    """A verdict per row of a paper's table and one for the table: the single family that explains the most rows
+    at their printed precision (a paper uses one convention for a table), with the rows that disagree named.
+    A row that cannot be read is named with its error and left out of the count."""
+    rows = []
+    for i, raw in enumerate(read_table(path), 1):
+        text = raw.get("printed", "") + (f" [{raw['unit']}]" if raw.get("unit") else "")
+        row = TableRow(i, raw.get("label", ""), raw.get("model", ""), text)
+        try:
+            if not row.model or not raw.get("printed"):
+                raise UserError("model and printed are needed")
+            row.result = which(row.model, raw["printed"], raw.get("quantity") or None, tolerance, tools, run,
+                               cache_dir=cache_dir, report_records=report_records, progress=progress,
+                               input_shape=raw.get("input_shape") or None, unit=raw.get("unit") or None,
+                               tokens=_row_number(raw.get("tokens", ""), "tokens", i),
+                               seq_len=_row_number(raw.get("seq_len", ""), "seq_len", i, int))
+        except UserError as exc:
+            row.error = f"error: {exc}"
+        rows.append(row)
+        if on_row is not None:
+            on_row(row)
+    return _table_verdict(path, rows)
+
+
+def _family_of(result: Result, family_id: str) -> Optional[Family]:
+    return next((f for f in result.families if f.id == family_id), None)
+
+
+def _table_verdict(path: str, rows: list[TableRow]) -> TableResult:
+    answered = [r for r in rows if r.result is not None]
+    ids = list(dict.fromkeys(f.id for r in answered for f in r.result.families))
+
+    def score(family_id: str) -> tuple:
+        printed = within = top = 0
+        gap = 0.0
+        for r in answered:
+            fam = _family_of(r.result, family_id)
+            if fam is None:
+                gap += 1.0
+                continue
+            printed += fam.best.match in (EXACT, AS_PRINTED)
+            within += fam.best.match != OUTSIDE
+            top += r.result.top is fam
+            gap += min(abs(fam.best.relative_error), 1.0)
+        return printed, within, top, -gap
+
+    best = max(ids, key=score) if ids else ""
+    if best and score(best)[0] == 0:
+        best = ""
+    agree, disagree, name = [], [], ""
+    for r in rows:
+        if r.result is None:
+            disagree.append((r.index, f"{r.label + ', ' if r.label else ''}{r.model} {r.text}: {r.error}"))
+            continue
+        fam = _family_of(r.result, best) if best else None
+        if fam is not None and fam.best.match in (EXACT, AS_PRINTED):
+            agree.append(r.index)
+            name = name or fam.name
+            continue
+        own = r.result.top
+        theirs = f"{best} gives {r.result.printed.show(fam.best.candidate.value)} " \
+                 f"({fam.best.relative_error:+.2%})" if fam is not None else f"no {best} family here"
+        disagree.append((r.index, f"{r.label + ', ' if r.label else ''}{r.model} {r.text}: "
+                                  f"{own.name if own else 'no candidate'} [{own.id if own else ''}] "
+                                  f"{own.best.match if own else ''}; {theirs}"))
+    return TableResult(path, rows, best, name, agree, disagree)
 
 
 # ------------------------------------------------------------------------------------------------ published numbers

@@ -106,6 +106,16 @@ _PUBLISHED = [
                                  ", conv+FC MACC 300,774,272",
                    IMAGENET, torch=_P + "mobilenet_v2", keras=_KP + "mobilenet_v2",
                    aliases={"torch": naming.fx_add_aliases(naming.mobilenet_v2_residual_blocks())}),
+    ReferenceModel("resnet34", "ResNet-34 (He et al. 2015 Table 1; basic blocks, so v1 and v1.5 are the same network), "
+                             "PyTorch only", IMAGENET, torch=_P + "resnet34"),
+    ReferenceModel("resnet101_v1", "ResNet-101 v1 (He et al. 2015 Table 1, stride in the first 1x1), PyTorch only",
+                   IMAGENET, torch=_P + "resnet101_v1"),
+    ReferenceModel("resnet152_v1", "ResNet-152 v1 (He et al. 2015 Table 1, stride in the first 1x1), PyTorch only",
+                   IMAGENET, torch=_P + "resnet152_v1"),
+    ReferenceModel("resnet101_v15", "ResNet-101 v1.5 as torchvision's resnet101 (stride in the 3x3), PyTorch only",
+                   IMAGENET, torch=_P + "resnet101_v15"),
+    ReferenceModel("resnet152_v15", "ResNet-152 v1.5 as torchvision's resnet152 (stride in the 3x3), PyTorch only",
+                   IMAGENET, torch=_P + "resnet152_v15"),
     ReferenceModel("resnet50_keras_app", "keras.applications.ResNet50 (weights=None), Keras only: ResNet-50 v1 like "
                                        "resnet50_v1 but every conv has a bias (+26,560 params: 25,583,592 trainable), "
                                        "BN epsilon 1.001e-5, explicit ZeroPadding2D layers, Keras layer names, fused "

@@ -11,7 +11,10 @@ from __future__ import annotations
 # ResNet stages: (stage name, width of the 3x3 convs, stride of the first block)
 RESNET_STAGES = (("layer1", 64, 1), ("layer2", 128, 2), ("layer3", 256, 2), ("layer4", 512, 2))
 RESNET18_DEPTHS = (2, 2, 2, 2)
+RESNET34_DEPTHS = (3, 4, 6, 3)
 RESNET50_DEPTHS = (3, 4, 6, 3)
+RESNET101_DEPTHS = (3, 4, 23, 3)
+RESNET152_DEPTHS = (3, 8, 36, 3)
 
 # VGG-16 (configuration "D"): conv widths, "M" = 2x2/2 max pool
 VGG16_CFG = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M")

@@ -22,8 +22,8 @@ from collections import OrderedDict
 import torch
 import torch.nn as nn
 
-from .naming import (MOBILENET_V1_BLOCKS, RESNET18_DEPTHS, RESNET50_DEPTHS, RESNET_STAGES, VGG16_CFG,
-                     mobilenet_v2_blocks)
+from .naming import (MOBILENET_V1_BLOCKS, RESNET18_DEPTHS, RESNET34_DEPTHS, RESNET50_DEPTHS, RESNET101_DEPTHS,
+                     RESNET152_DEPTHS, RESNET_STAGES, VGG16_CFG, mobilenet_v2_blocks)
 
 
 # ------------------------------------------------------------------------------------------------------------ ResNet
@@ -106,6 +106,31 @@ def resnet18() -> nn.Module:
     return ResNet(BasicBlock, RESNET18_DEPTHS)
 
 
+def resnet34() -> nn.Module:
+    """He et al. 2015 Table 1, 34-layer (basic blocks: v1 and v1.5 are the same network)."""
+    return ResNet(BasicBlock, RESNET34_DEPTHS)
+
+
+def resnet101_v1() -> nn.Module:
+    """He et al. 2015 Table 1, 101-layer, stride 2 in the first 1x1 conv as the paper's model."""
+    return ResNet(Bottleneck, RESNET101_DEPTHS, stride_in_1x1=True)
+
+
+def resnet152_v1() -> nn.Module:
+    """He et al. 2015 Table 1, 152-layer, stride 2 in the first 1x1 conv as the paper's model."""
+    return ResNet(Bottleneck, RESNET152_DEPTHS, stride_in_1x1=True)
+
+
+def resnet101_v15() -> nn.Module:
+    """torchvision's resnet101 (stride 2 in the 3x3 conv)."""
+    return ResNet(Bottleneck, RESNET101_DEPTHS, stride_in_1x1=False)
+
+
+def resnet152_v15() -> nn.Module:
+    """torchvision's resnet152 (stride 2 in the 3x3 conv)."""
+    return ResNet(Bottleneck, RESNET152_DEPTHS, stride_in_1x1=False)
+
+
 def resnet50_v1() -> nn.Module:
     """ResNet-50 as in He et al. 2015 (stride 2 in the first 1x1 conv of conv3_1, conv4_1, conv5_1)."""
     return ResNet(Bottleneck, RESNET50_DEPTHS, stride_in_1x1=True)
@@ -179,26 +204,36 @@ def _conv_bn_relu(c_in: int, c_out: int, kernel: int, stride: int, groups: int =
 
 class MobileNetV1(nn.Module):
     """Howard et al. 2017, Table 1: conv 3x3/2 32, 13 depthwise-separable blocks, avg pool 7x7, FC 1000.
-    Names: conv1.{conv,bn,relu}, blocks.<i>.dw.{conv,bn,relu}, blocks.<i>.pw.{conv,bn,relu}, avgpool, fc."""
+    Names: conv1.{conv,bn,relu}, blocks.<i>.dw.{conv,bn,relu}, blocks.<i>.pw.{conv,bn,relu}, avgpool, fc.
+    `width` is §4.2's width multiplier alpha (every layer's channels times alpha, Table 6); the final pool averages
+    the whole last feature map (7x7 at 224, smaller at the lower resolutions of Table 7)."""
 
-    def __init__(self, num_classes: int = 1000):
+    def __init__(self, num_classes: int = 1000, width: float = 1.0):
         super().__init__()
-        self.conv1 = _conv_bn_relu(3, 32, 3, 2)
-        blocks, c_in = [], 32
+        scaled = lambda c: int(c * width)  # noqa: E731
+        self.conv1 = _conv_bn_relu(3, scaled(32), 3, 2)
+        blocks, c_in = [], scaled(32)
         for c_out, stride in MOBILENET_V1_BLOCKS:
+            c_out = scaled(c_out)
             blocks.append(nn.Sequential(OrderedDict([("dw", _conv_bn_relu(c_in, c_in, 3, stride, groups=c_in)),
                                                      ("pw", _conv_bn_relu(c_in, c_out, 1, 1))])))
             c_in = c_out
         self.blocks = nn.Sequential(*blocks)
-        self.avgpool = nn.AvgPool2d(7)  # the paper's "Avg Pool / s1, Pool 7x7": a fixed window, not adaptive
-        self.fc = nn.Linear(1024, num_classes)
+        self.avgpool = nn.AvgPool2d(7) if width == 1.0 else nn.AdaptiveAvgPool2d(1)  # the paper's 7x7 window at 224
+        self.fc = nn.Linear(c_in, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(torch.flatten(self.avgpool(self.blocks(self.conv1(x))), 1))
 
 
-def mobilenet_v1() -> nn.Module:
-    return MobileNetV1()
+def mobilenet_v1(width: float = 1.0, resolution: int = 224) -> nn.Module:
+    """MobileNetV1 at width multiplier `width` (Howard et al. 2017 §4.2, Table 6); `resolution` is taken by the
+    input shape, not the network (Table 7): an average pool over the whole last map keeps every resolution."""
+    if resolution != 224:
+        model = MobileNetV1(width=width)
+        model.avgpool = nn.AdaptiveAvgPool2d(1)
+        return model
+    return MobileNetV1(width=width)
 
 
 # ------------------------------------------------------------------------------------------------------- MobileNetV2
@@ -224,19 +259,32 @@ class InvertedResidual(nn.Module):
         return x + self.conv(x) if self.use_res_connect else self.conv(x)
 
 
+def _divisible(value: float, divisor: int = 8) -> int:
+    """Channels rounded to a multiple of 8, never below 90% of the value: the released MobileNetV2's rule
+    (tensorflow/models research/slim/nets/mobilenet/mobilenet.py _make_divisible; torchvision's the same)."""
+    rounded = max(divisor, int(value + divisor / 2) // divisor * divisor)
+    return rounded + divisor if rounded < 0.9 * value else rounded
+
+
 class MobileNetV2(nn.Module):
-    def __init__(self, num_classes: int = 1000):
+    """`width` is Sandler et al. 2018's width multiplier (Table 4's 'MobileNetV2 (1.4)'): every layer's channels
+    times it, rounded as the released model does; the last 1x1 conv keeps 1280 channels below 1.0."""
+
+    def __init__(self, num_classes: int = 1000, width: float = 1.0):
         super().__init__()
-        features: list[nn.Module] = [_conv_bn_relu6(3, 32, 3, 2)]
-        features += [InvertedResidual(c_in, c_out, stride, t) for _, c_in, c_out, stride, t in mobilenet_v2_blocks()]
-        features.append(_conv_bn_relu6(320, 1280, 1, 1))
+        c = (lambda ch: _divisible(ch * width)) if width != 1.0 else (lambda ch: ch)
+        last = c(1280) if width > 1.0 else 1280
+        features: list[nn.Module] = [_conv_bn_relu6(3, c(32), 3, 2)]
+        features += [InvertedResidual(c(c_in), c(c_out), stride, t)
+                     for _, c_in, c_out, stride, t in mobilenet_v2_blocks()]
+        features.append(_conv_bn_relu6(c(320), last, 1, 1))
         self.features = nn.Sequential(*features)
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
-        self.classifier = nn.Sequential(nn.Dropout(0.2), nn.Linear(1280, num_classes))
+        self.classifier = nn.Sequential(nn.Dropout(0.2), nn.Linear(last, num_classes))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(torch.flatten(self.avgpool(self.features(x)), 1))
 
 
-def mobilenet_v2() -> nn.Module:
-    return MobileNetV2()
+def mobilenet_v2(width: float = 1.0) -> nn.Module:
+    return MobileNetV2(width=width)

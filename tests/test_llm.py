@@ -168,3 +168,105 @@ def test_bert_pooler_term_by_hand():
     # FlopCounterMode, eager BertModel, T=512: 188,745,984 per token = 2*MACC + 2*ATTN + 2*POOLER
     assert 2 * t[llm.MACC] + 2 * t[llm.ATTN] + 2 * t[llm.POOLER] == 188_745_984
     assert llm.format_combo(llm.explain_total(188_745_984 * 512, bert, 512)) == "2*MACC + 2*ATTN + 2*POOLER"
+
+
+# ------------------------------------------------------------------------------------------------ families (issue 21)
+def params(shapes, name):
+    return llm.by_name(name).value(shapes)
+
+
+# Pythia-70M (GPT-NeoX: 6 layers, d_model 512, vocabulary 50,304, untied embed_in / embed_out), the model card's
+# exact counts: total 70,426,624, non-embedding 18,915,328.
+PYTHIA_70M = llm.Shapes(n_layer=6, d_model=512, n_heads=8, d_head=64, d_ff=2048, n_vocab=50304, n_ctx=2048,
+                        tied_head=False, n_params=70_426_624, hf_non_embedding=70_426_624 - 50304 * 512,
+                        p_output_untied=50304 * 512)
+
+
+def test_non_embedding_parameters_as_kaplan_define_them():
+    # per layer: fused qkv 3d^2 + 3d, dense d^2 + d, two LayerNorms 4d, MLP 4d^2 + 4d + 4d^2 + d = 12d^2 + 13d;
+    # plus the final LayerNorm 2d; no vocabulary or position embedding, no output embedding
+    d = 512
+    assert params(PYTHIA_70M, "non-embedding parameters (counted)") == 6 * (12 * d * d + 13 * d) + 2 * d \
+        == 18_915_328
+    # transformers' exclude_embeddings drops embed_in only: the untied embed_out (a Linear) stays
+    assert params(PYTHIA_70M, "transformers non-embedding parameters") == 18_915_328 + 50304 * 512
+    assert params(PYTHIA_70M, "parameters without the untied output embedding") == 70_426_624 - 50304 * 512
+    families = {e.name: e.family for e in llm.evaluate_all(PYTHIA_70M, llm.PARAMS)}
+    assert families["non-embedding parameters (counted)"] == families["Kaplan N (non-embedding)"] == \
+        llm.F_NON_EMBEDDING
+
+
+# Mixtral 8x7B: 32 layers, d 4096, 32 query heads and 8 key/value heads of 128, 8 SwiGLU experts of 14,336, top 2,
+# vocabulary 32,000, untied embeddings.
+def mixtral() -> llm.Shapes:
+    d, ff, layers = 4096, 14336, 32
+    attention = 2 * d * d + 2 * d * 1024  # q, o: d x d; k, v: d x (8 heads x 128)
+    experts = 8 * 3 * d * ff
+    per_layer = attention + experts + d * 8 + 2 * d  # + router, two RMSNorms
+    total = layers * per_layer + 2 * 32000 * d + d  # + embed_tokens, lm_head, final norm
+    assert total == 46_702_792_704  # what the built MixtralForCausalLM counts (tests/test_presets.py)
+    return llm.Shapes(n_layer=layers, d_model=d, n_heads=32, d_head=128, d_ff=ff, n_vocab=32000, n_ctx=4096,
+                      n_kv_heads=8, gated_ffn=True, tied_head=False, linear_bias=False, n_params=total,
+                      hf_non_embedding=total - 32000 * d, n_experts=8, top_k=2, p_experts=layers * experts,
+                      p_output_untied=32000 * d)
+
+
+def test_active_parameters_of_a_mixture_of_experts():
+    s = mixtral()
+    idle = 32 * 6 * 3 * 4096 * 14336  # 6 of 8 experts per layer are not used by a token
+    assert s.p_idle == idle == 33_822_867_456
+    active = params(s, "active parameters per token")
+    assert active == 46_702_792_704 - idle == 12_879_925_248  # Mixtral's "13B active parameters" (12.9B)
+    assert llm.by_name("6ND (N = active parameters)").value(s) == 6 * active
+    e = next(e for e in llm.evaluate_all(s, llm.PARAMS) if e.name == "active parameters per token")
+    assert e.residual == 0 and e.family == llm.F_ACTIVE
+
+
+# T5-Small (Raffel et al. 2020): d_model 512, d_ff 2048, 8 heads of 64, 6 + 6 layers, vocabulary 32,128 shared by
+# the encoder, the decoder and the (tied) output; relative position biases 32 buckets x 8 heads per stack.
+T5_SMALL_SHARED = 32128 * 512
+T5_SMALL_ENCODER = 6 * (4 * 512 * 512 + 2 * 512 * 2048 + 2 * 512) + 32 * 8 + 512  # self-attn, FFN, 2 norms; bias, norm
+T5_SMALL_DECODER = 6 * (8 * 512 * 512 + 2 * 512 * 2048 + 3 * 512) + 32 * 8 + 512  # + cross-attention, 3 norms
+T5_SMALL = llm.shapes_from_config(
+    {"model_type": "t5", "d_model": 512, "d_ff": 2048, "num_layers": 6, "num_heads": 8, "d_kv": 64,
+     "vocab_size": 32128, "feed_forward_proj": "relu", "is_encoder_decoder": True, "head": "base",
+     "p_encoder": T5_SMALL_SHARED + T5_SMALL_ENCODER, "p_decoder": T5_SMALL_SHARED + T5_SMALL_DECODER},
+    512, n_params=T5_SMALL_SHARED + T5_SMALL_ENCODER + T5_SMALL_DECODER,
+    hf_non_embedding=T5_SMALL_ENCODER + T5_SMALL_DECODER)
+
+
+def test_encoder_decoder_shapes_and_halves():
+    s = T5_SMALL
+    assert (s.encoder_decoder, s.n_layer, s.n_decoder_layer, s.d_head, s.d_ff, s.gated_ffn) == (True, 6, 6, 64, 2048,
+                                                                                                 False)
+    assert s.n_params == 60_506_624  # T5Model's count (the probe's, tests/test_presets.py)
+    assert params(s, "encoder parameters") == 16_449_536 + 18_881_280 == 35_330_816
+    assert params(s, "decoder parameters") == 16_449_536 + 25_175_808 == 41_625_344
+    # the decoder-only formulas do not apply to an encoder-decoder: no Kaplan N, no Chinchilla, no PaLM
+    names = {e.name for e in llm.evaluate_all(s)}
+    assert "Kaplan N (non-embedding)" not in names and "Chinchilla 3 x forward (App. F)" not in names
+    assert "6 (N/2) D (encoder-decoder)" in names
+
+
+def test_encoder_decoder_training_compute_is_gpt3_table_d1s():
+    # Brown et al. 2020 Table D.1: T5 "only half of the parameters are active for each token": 3 x 2 x N/2 per token
+    per_token = llm.by_name("6 (N/2) D (encoder-decoder)").value(T5_SMALL)
+    assert per_token == 3 * 60_506_624
+    total = float(per_token) * 1e12  # 1,000 billion tokens
+    assert total == 1.81519872e20  # the table prints 1.80E+20, computed from its rounded 60M
+    ranked = llm.rank_training_compute(T5_SMALL, 1.80e20, 1e12)
+    assert ranked[0].name == "6 (N/2) D (encoder-decoder)"
+
+
+def test_without_the_untied_output_embedding_llama2_7b():
+    # Llama 2 7B as built (6,738,415,616) less its untied lm_head 32,000 x 4,096
+    s = llm.Shapes(n_layer=32, d_model=4096, n_heads=32, d_head=128, d_ff=11008, n_vocab=32000, n_ctx=4096,
+                   gated_ffn=True, tied_head=False, linear_bias=False, n_params=6_738_415_616,
+                   hf_non_embedding=6_738_415_616 - 32000 * 4096, p_output_untied=32000 * 4096)
+    assert params(s, "parameters without the untied output embedding") == 6_738_415_616 - 131_072_000
+    assert llm.by_name("6ND (N without the untied output embedding)").value(s) == 6 * 6_607_343_616
+
+
+def test_shapes_from_config_refuses_what_it_cannot_read():
+    with pytest.raises(ValueError, match="no single n_embd"):
+        llm.shapes_from_config({"model_type": "swin", "embed_dim": 96, "depths": [2, 2, 6, 2]}, 1)

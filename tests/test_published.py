@@ -113,8 +113,13 @@ def hand_mobilenet_v2() -> Tally:
 
 
 HAND = {"resnet18": lambda: hand_resnet((2, 2, 2, 2), bottleneck=False),
+        "resnet34": lambda: hand_resnet((3, 4, 6, 3), bottleneck=False),
         "resnet50_v1": lambda: hand_resnet((3, 4, 6, 3), bottleneck=True, stride_in_1x1=True),
         "resnet50_v15": lambda: hand_resnet((3, 4, 6, 3), bottleneck=True),
+        "resnet101_v1": lambda: hand_resnet((3, 4, 23, 3), bottleneck=True, stride_in_1x1=True),
+        "resnet101_v15": lambda: hand_resnet((3, 4, 23, 3), bottleneck=True),
+        "resnet152_v1": lambda: hand_resnet((3, 8, 36, 3), bottleneck=True, stride_in_1x1=True),
+        "resnet152_v15": lambda: hand_resnet((3, 8, 36, 3), bottleneck=True),
         "vgg16": hand_vgg16, "alexnet": hand_alexnet, "mobilenet_v1": hand_mobilenet_v1,
         "mobilenet_v2": hand_mobilenet_v2}
 
@@ -142,7 +147,7 @@ def keras_irs():
 @pytest.mark.slow  # traces ImageNet-sized models (seconds each, once per session)
 @pytest.mark.parametrize("name", sorted(HAND))
 def test_published_params_and_macc(name, torch_irs):
-    hand, ir = HAND[name](), torch_irs[name]
+    hand, ir = HAND[name](), torch_irs.get(name) or canonical_ir(name)  # PyTorch-only models: traced here
     assert (ir.params, ir_macc(ir)) == (hand.params, hand.macc)
     if name in FACTS:
         assert (ir.params, ir_macc(ir)) == FACTS[name]

@@ -140,8 +140,9 @@ def test_cli_which_train_compute_ranks_6nd_first(cli):
     result = cli("which", "preset:gpt3-175b", "3.14e23", "--quantity", "train-compute", "--tokens", "300e9",
                  "--no-measure")
     assert result.returncode == 0, result.stderr
-    first = result.stdout.splitlines()[1]
-    assert "6ND (N = all parameters)" in first and "as printed" in first
+    # the verdict line: 6 x 174,604,259,328 parameters x 300e9 tokens = 3.1429e23, 3.14e23 as printed
+    assert result.stdout.startswith("preset:gpt3-175b 3.14e23: 6ND, N = all parameters (3.143e+23, equal at the "
+                                    "printed precision)")
 
 
 @pytest.mark.parametrize("args, fragment", [

@@ -11,6 +11,7 @@ import io
 import json
 from decimal import Decimal
 
+import pandas as pd
 import pytest
 
 import reference_models
@@ -133,8 +134,9 @@ def test_lenet_2307720_is_thop_before_0_1(cli):
     first = ranking[0]
     assert first["match"] == "exact" and int(first["value"]) == LENET_MACC + LENET_CONV_BIAS == 2_307_720
     assert first["source"] == which.CATALOGUE and first["tool"] == "thop releases before 0.1"
-    # named after its plainest exact member (MACC + pool input elements, below): no bias adds in the name
-    assert first["family"] == "multiply-accumulates of conv+FC layers"
+    # named after its plainest exact member, MACC + pool input elements (below), and the label names every layer
+    # kind whose terms it includes: no bias adds, the pooling
+    assert first["family"] == "multiply-accumulates of conv+FC layers, plus pooling"
     # the ambiguity is shown, not hidden: LeNet's pools read exactly the conv outputs (conv1 20x24x24 -> pool1,
     # conv2 50x8x8 -> pool2), so "MACC + pool input elements" is exact too
     exact = [r["convention"] for r in ranking if r["match"] == "exact"]
@@ -261,16 +263,132 @@ def test_records_csv_is_reused_when_it_covers_the_model(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------------ published numbers
+UNIT_FORMS = ("FLOPs (B)", "params (M)", "#params", "n_params", "Total Parameters=", "Non-Embedding Params",
+              "PF-days", "GMACs", "MFLOPs", "multiply-adds")
+
+
 def test_published_numbers_live_with_the_reference_models():
     rows_ = reference_models.published_numbers()
     assert rows_ == which.published_numbers()
     assert {"resnet50_v1", "resnet18", "vgg16", "alexnet", "mobilenet_v1", "mobilenet_v2"} <= {r["model"]
                                                                                               for r in rows_}
     for row in rows_:
-        assert row["model"] in reference_models.MODELS and row["quantity"] in ("compute", "params")
-        which.parse_value(row["value"])
-        assert row["unit"] and row["counts"] and row["verified"] in ("yes", "partly", "unverified")
+        assert row["quantity"] in which.QUANTITIES and row["expected"] and row["source"], row
+        printed = which.parse_value(f"{row['printed']} {row['unit']}".strip())
+        # the machine-readable value is the printed one (a PF-day is 8.64e19 FLOPs)
+        value = which.parse_value(row["value"]).value * printed.factor
+        assert abs(printed.value - value) <= printed.half_unit, row
+        assert row["counts"] and row["verified"] in ("yes", "partly", "unverified")
         assert "arXiv" in row["citation"] or "not a paper" in row["citation"] or "no arXiv id" in row["citation"]
+        assert (row["quantity"] == "train-compute") == bool(row["tokens"])
     first = next(r for r in rows_ if r["model"] == "resnet50_v1")
     assert (first["value"], first["unit"]) == ("3.8e9", "FLOPs") and "multiply-adds" in first["counts"]
     assert "1512.03385" in first["citation"]
+    # the Must-show counts: >= 60 rows, >= 25 CNN/vision, >= 25 transformer, >= 10 training compute, every form
+    vision = [r for r in rows_ if r["quantity"] != "train-compute" and not any(
+        k in r["model"] for k in ("pythia", "gpt3", "bert", "llama", "mixtral", "t5", "roberta"))]
+    text = [r for r in rows_ if r["quantity"] != "train-compute" and r not in vision]
+    train = [r for r in rows_ if r["quantity"] == "train-compute"]
+    assert len(rows_) >= 60 and len(vision) >= 25 and len(text) >= 25 and len(train) >= 10
+    printed_forms = " ".join(f"{r['printed']} {r['unit']}" for r in rows_).lower()
+    assert [f for f in UNIT_FORMS if f.lower() not in printed_forms] == []
+
+
+# ------------------------------------------------------------------------------------------------ labels, hints
+def test_the_label_names_the_attention_matmuls_that_decide_it():
+    # block (reference_models/torch_suite.py): 16 tokens of 64; MHA projections 4 x 16 x 64 x 64 = 262,144 MACC,
+    # QK^T + AV 2 x 16 x 16 x 64 = 32,768, MLP 16 x (64 x 256 + 256 x 64) = 524,288: 819,200 with the attention
+    # products, 786,432 without them (-4.09% from 0.82M)
+    result = which.which("block", "0.82M", tools=[])
+    top = result.families[0]
+    assert top.best.candidate.value == 262_144 + 32_768 + 524_288 == 819_200 and top.best.match == which.AS_PRINTED
+    assert top.name.startswith("multiply-accumulates of FC+attention projection layers and the attention matmuls")
+    assert result.decided == ["the attention matmuls (without them: 0.786 M, -4.09%)"]
+    assert "decided by the attention matmuls" in result.verdict()
+
+
+def test_the_scale_hint_names_the_scale_that_fits():
+    # LeNet: 288,000 + 1,600,000 + 400,000 + 5,000 = 2,293,000 MACC; "2293" under a header in thousands
+    result = which.which("lenet", "2293", tools=[])
+    assert not result.near and "no family comes within 3x" in result.verdict()
+    assert result.hints == ["x1e3 fits: the number may be in thousands (multiply-accumulates of conv+FC layers: "
+                            "2,293,000, equal at the printed precision)"]
+
+
+def test_the_quantity_hint_names_a_parameter_count():
+    # LeNet's parameters: 520 + 25,050 + 400,500 + 5,010 = 431,080; read as compute, 5.3x below the MACC
+    result = which.which("lenet", "431,080", tools=[])
+    assert result.quantity == which.COMPUTE and not result.near
+    assert "this looks like a parameter count: --quantity params (all parameters: 431,080, equal at the printed " \
+           "precision)" in result.hints
+    assert which.which("lenet", "431,080", "params", tools=[]).families[0].best.match == which.EXACT
+
+
+def test_a_unit_and_a_contrary_quantity_are_refused():
+    with pytest.raises(UserError, match="parameter count"):
+        which.which("lenet", "431,080 params", "compute", tools=[])
+    with pytest.raises(UserError, match="needs the training tokens"):
+        which.which("lenet", "3.64E+03 PF-days", tools=[])
+
+
+def test_printed_by_lists_tools_that_agree_to_two_digits():
+    from reconcile.records import COLUMNS
+
+    # "2M" is known to the million (1.5M-2.5M) but a tool printing 2,293,000 would have printed 2.3M: only a total
+    # within 2.0M +- 0.05M prints "2M"
+    rows_ = [["lenet", "torch", "thop", "0.1.1.post2209072238", "__total__", "", "compute", "macs", 2_293_000, "ok",
+              ""],
+             ["lenet", "torch", "fvcore", "0.1.5.post20221221", "__total__", "", "compute", "flops", 2_010_000, "ok",
+              ""]]
+    records = pd.DataFrame(rows_, columns=COLUMNS)
+    result = which.which("lenet", "2M", records=records)
+    assert result.families[0].best.match == which.AS_PRINTED
+    assert [r.candidate.tool for r in result.tool_matches()] == ["fvcore"]
+    assert result.verdict().endswith("printed by fvcore flops 2 M")
+
+
+# ------------------------------------------------------------------------------------------------ training compute
+def test_train_compute_is_json_too(cli):
+    # GPT-3 Small (125,226,240 parameters as built) x 300B tokens x 6 = 2.254e20; Table D.1 prints 2.25E+20
+    result = cli("which", "preset:gpt3-125m", "2.25E+20", "--tokens", "300e9", "--format", "json", "--tools", "")
+    assert result.returncode == 0, result.stderr
+    payload = json.loads(result.stdout)
+    assert payload["quantity"] == "train-compute" and payload["tokens"] == 300e9
+    top = payload["families"][0]
+    assert top["id"] == "6nd" and top["value"] == 6 * 125_226_240 * 300e9 and top["match"] == "as printed"
+    assert "Table D.1" in top["citation"]
+
+
+def test_encoder_decoder_training_compute_has_no_traceback(cli):
+    # T5-Small: 60,506,624 parameters (tests/test_llm.py by hand); Table D.1: 3 flops per param per token
+    result = cli("which", "preset:t5-small", "1.80E+20", "--quantity", "train-compute", "--tokens", "1e12")
+    assert result.returncode == 0, result.stderr
+    # 3 x 60,506,624 x 1e12 = 1.815e20: the table computed with its rounded 60M, so not at the printed precision,
+    # but the encoder-decoder family is the nearest by far (6ND is 2x away)
+    assert result.stdout.startswith("preset:t5-small 1.80E+20: nothing matches at the printed precision; nearest: "
+                                    "6 (N/2) D: half the parameters active per token (encoder-decoder) (1.815e+20, "
+                                    "+0.84%)")
+    # a quantity it cannot answer is one line, exit 2
+    bad = cli("which", "lenet", "3e20", "--quantity", "train-compute", "--tokens", "1e12")
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "needs a token model" in bad.stderr
+
+
+# ------------------------------------------------------------------------------------------------ whole tables
+def test_a_whole_table_gets_one_verdict(tmp_path, cli):
+    # LeNet: 2,293,000 MACC (thop 0.1.1's macs), 2,307,720 = MACC + conv bias adds (thop before 0.1),
+    # 4,586,000 = 2 FLOPs per MACC (FlopCounterMode): two rows are multiply-accumulates, one is not
+    table = tmp_path / "table.csv"
+    table.write_text("label,model,printed,unit\nA,lenet,2293,thousand MACs\nB,lenet,2.30772,M\n"
+                     "C,lenet,4.586,MFLOPs\n")
+    result = which.which_table(str(table))
+    assert (result.family_id, result.agree) == ("macs", [1, 2])
+    assert [i for i, _ in result.disagree] == [3] and "2 FLOPs per multiply-accumulate" in result.disagree[0][1]
+    assert result.verdict() == f"{table}: 2 of 3 rows are multiply-accumulates of conv+FC layers at their printed " \
+                               f"precision [macs]"
+    shown = cli("which", "--table", str(table), "--format", "json")
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["disagree"][0]["row"] == 3
+    bad = tmp_path / "bad.csv"
+    bad.write_text("model,value\nlenet,1\n")
+    failed = cli("which", "--table", str(bad))
+    assert failed.returncode == 2 and "no column printed" in failed.stderr

@@ -20,6 +20,8 @@ def _family_lines(result, shown: int) -> list[str]:
         others = [r for r in fam.members if r.candidate.source != TOOL]
         lines.append(f"{i}. {fam.name}: {best.match}, {result.printed.show(c.value)} ({best.relative_error:+.2%}) "
                      f"by {c.label}")
+        if c.citation:
+            lines.append(f"   {c.citation}")
         if tools:
             lines.append("   tools at the printed precision: " + ", ".join(
                 f"{r.candidate.tool} {r.candidate.metric} {result.printed.show(r.candidate.value)}" for r in tools))
@@ -47,14 +49,14 @@ def _flat_table(frame) -> str:
 MAX_COUNT = 10 ** 30  # no network has more FLOPs or parameters; a VALUE beyond it is a typo
 
 
-def _check_value(value: str) -> None:
+def _check_value(value: str, unit: Optional[str] = None) -> None:
     """VALUE is a positive count a paper could print: huge exponents (1e1000000) and tiny ones (1e-400) are
     refused here, in one line, instead of overflowing the arithmetic later."""
     from ..errors import UserError
     from ..which import parse_value
 
     try:
-        printed = parse_value(value)
+        printed = parse_value(value, unit)
         number = float(printed.value)
     except (ArithmeticError, ValueError, OverflowError):
         number = float("inf")
@@ -94,14 +96,20 @@ def _usable_records(path):
 @click.argument("args", nargs=-1, metavar="[MODEL] VALUE")
 @click.option("--model-file", help="PATH.py:FACTORY, FACTORY returns a torch nn.Module (instead of MODEL).")
 @click.option("--input-shape", help="N,C,H,W for --model-file (or to override a reference model's).")
-@click.option("--quantity", type=click.Choice(["compute", "params", "train-compute"]), default="compute",
-              show_default=True, help="What VALUE claims to count (a unit word such as 'params' in VALUE sets it "
-                                      "too; train-compute: training FLOPs of a token model over --tokens tokens).")
+@click.option("--unit", default=None, help="The unit of a bare VALUE, as the column header prints it: 'FLOPs (B)', "
+                                           "'params (M)', 'MAdds', 'Total train compute (PF-days)'.")
+@click.option("--quantity", type=click.Choice(["compute", "params", "train-compute"]), default=None,
+              help="What VALUE counts (default: what its unit says, else compute; --tokens: train-compute). "
+                   "train-compute: training FLOPs of a token model over --tokens tokens.")
 @click.option("--tokens", default=None, help="Training tokens D for --quantity train-compute (e.g. 300e9).")
-@click.option("--seq-len", type=int, default=None, help="Sequence length of a token model (train-compute; default: "
-                                                       "its maximum positions, at most 1024).")
+@click.option("--seq-len", type=int, default=None, help="Sequence length of a token model (default: its maximum "
+                                                       "positions, at most 1024).")
 @click.option("--no-measure", is_flag=True, help="train-compute: rank the formulas only, without measuring one "
-                                                 "training step (reconcile/which_training.py) to compare them with.")
+                                                 "training step (forward + backward traced in a job) beside them.")
+@click.option("--table", "table", default=None, metavar="FILE.csv",
+              help="A paper's table instead of MODEL VALUE: columns model, printed and optionally unit, quantity, "
+                   "tokens, seq_len, input_shape, label. A verdict per row and one for the table. Conventions "
+                   "only unless --tools is given.")
 @click.option("--tolerance", type=float, default=0.1, show_default=True, callback=tolerance_fraction,
               help="Largest relative error listed (exact and as-printed matches are always listed).")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
@@ -115,42 +123,47 @@ def _usable_records(path):
 @click.option("--cache-dir", default=None, help="Run cache (default: $RECONCILE_RUN_CACHE or .cache/runs).")
 @click.option("--records", "records_path", default="reports/records.csv", show_default=True,
               help="A run's records.csv to reuse when it covers MODEL ('' to ignore).")
-def command(args: tuple[str, ...], model_file: Optional[str], input_shape: Optional[str], quantity: str,
-            tokens: Optional[str], seq_len: Optional[int], tolerance: float, fmt: str, show_all: bool,
-            tools: Optional[str], no_run: bool, batch: Optional[int], limit: int, cache_dir: Optional[str],
-            records_path: str, no_measure: bool = False) -> None:
+def command(args: tuple[str, ...], model_file: Optional[str], input_shape: Optional[str], unit: Optional[str],
+            quantity: Optional[str], tokens: Optional[str], seq_len: Optional[int], table: Optional[str],
+            tolerance: float, fmt: str, show_all: bool, tools: Optional[str], no_run: bool, batch: Optional[int],
+            limit: int, cache_dir: Optional[str], records_path: str, no_measure: bool = False) -> None:
     """Which convention (or tool) could have produced VALUE for MODEL?
 
     VALUE as printed, with its unit if any: 4.1G, "4.1 GFLOPs", "300M MAdds", "3.8 billion FLOPs",
-    "15300 Million Mult-Adds", 1.8x10^9, 3.8e9. The printed digits set the tolerance of a match; a unit word
-    favours the families it names. The first line is the verdict: the family of conventions that matches, and
-    the tools whose own printed total lands there."""
+    "15300 Million Mult-Adds", 1.8x10^9, 3.8e9, "25.6M params", "Total Parameters=110M", "3.64E+03 PF-days";
+    a bare number with --unit "FLOPs (B)". The printed digits set the tolerance of a match; the unit says what
+    is counted. The first line is the verdict: the family of conventions that matches, what decided it, and the
+    tools whose own printed total lands there. `--table FILE.csv` reads a whole table of a paper."""
     from pathlib import Path
 
     from .. import which as which_mod
     from ..api import _split
+    from ..cli import _parse_tokens
     from ..errors import UserError
     from ..progress import printer
 
-    if len(args) not in (1, 2) or (len(args) == 1) != bool(model_file):
-        raise UserError("usage: reconcile which MODEL VALUE, or reconcile which --model-file PATH.py:FACTORY "
-                        "--input-shape N,C,H,W VALUE")
-    model, value = (None, args[0]) if len(args) == 1 else args
     if limit < 0:
         raise UserError(f"--limit must be 0 or more, not {limit}")
-    _check_value(value)
-    # --- issue 13: training compute of a token model, ranked by conventions/llm.py (no tool runs) ---
-    if quantity == "train-compute" or tokens is not None:
-        _train_compute(model, value, quantity, tokens, seq_len, fmt, limit, measure=not no_measure)
-        return
-    # ---
+    names = None if tools is None else (_split(tools) or [])
     if records_path:
         records_path = _usable_records(Path(records_path))
-    names = None if tools is None else (_split(tools) or [])
+    report_records = Path(records_path) if records_path else None
+    if table is not None:
+        if args or model_file:
+            raise UserError("--table FILE.csv replaces MODEL VALUE: give one or the other")
+        _table(which_mod, table, tolerance, names if names is not None else [], not no_run, cache_dir,
+               report_records, fmt)
+        return
+    if len(args) not in (1, 2) or (len(args) == 1) != bool(model_file):
+        raise UserError("usage: reconcile which MODEL VALUE, reconcile which --model-file PATH.py:FACTORY "
+                        "--input-shape N,C,H,W VALUE, or reconcile which --table FILE.csv")
+    model, value = (None, args[0]) if len(args) == 1 else args
+    _check_value(value, unit)
     result = which_mod.which(model, value, quantity, tolerance, names, run=not no_run, batch=batch,
-                             cache_dir=cache_dir, report_records=Path(records_path) if records_path else None,
+                             cache_dir=cache_dir, report_records=report_records,
                              progress=printer(quiet=fmt != "table"), model_file=model_file,
-                             input_shape=input_shape)
+                             input_shape=input_shape, unit=unit, tokens=_parse_tokens(tokens), seq_len=seq_len,
+                             measure=not no_measure)
     full = result.frame()
     if fmt == "csv":
         if not show_all:
@@ -159,23 +172,13 @@ def command(args: tuple[str, ...], model_file: Optional[str], input_shape: Optio
         click.echo(frame.to_csv(index=False, lineterminator="\n"), nl=False)
         return
     if fmt == "json":
-        families = [{"rank": i, "family": fam.name, "match": fam.best.match, "value": fam.best.candidate.value,
-                     "relative_error": round(fam.best.relative_error, 6),
-                     "tools": [f"{r.candidate.tool} {r.candidate.tool_version} {r.candidate.metric}"
-                               for r in fam.tools if r.match in ("exact", "as printed")],
-                     "members": len(fam.members)}
-                    for i, fam in enumerate(result.families, 1)]
-        payload = {"model": result.model, "quantity": result.quantity, "printed": str(result.printed),
-                   "value": float(result.printed.value), "half_unit": float(result.printed.half_unit),
-                   "unit": result.printed.unit, "verdict": result.verdict(), "unit_note": result.unit_note(),
-                   "families": families, "notes": result.notes}
-        if show_all:
-            payload["candidates"] = json.loads(full.to_json(orient="records"))
-        click.echo(json.dumps(payload, indent=2))
+        click.echo(json.dumps(result.to_json(show_all), indent=2))
         return
     click.echo(result.verdict())
     if result.unit_note():
         click.echo(result.unit_note())
+    for hint in result.hints:
+        click.echo(f"hint: {hint}")
     click.echo("")
     if show_all:
         click.echo(_flat_table(full.head(limit) if limit else full))
@@ -189,63 +192,29 @@ def command(args: tuple[str, ...], model_file: Optional[str], input_shape: Optio
         click.echo(f"no total from {line}")
 
 
-def _train_compute(model: str, value: str, quantity: str, tokens: Optional[str], seq_len: Optional[int], fmt: str,
-                   limit: int, measure: bool = True) -> None:
-    """`which MODEL VALUE --quantity train-compute --tokens D`: every training-compute convention of
-    conventions/llm.py times D, closest to VALUE first."""
-    from conventions import llm
+def _table(which_mod, path: str, tolerance: float, tools: list, run: bool, cache_dir, report_records, fmt: str) -> None:
+    """`which --table FILE.csv`: each row's verdict as it is found (stderr), then the table's."""
+    import csv
+    import io
 
-    from .. import models
-    from ..cli import _parse_tokens
-    from ..errors import UserError
-    from ..which import parse_value
+    def progress(row) -> None:
+        if fmt == "table":
+            click.echo(f"[row {row.index}] {row.label + ': ' if row.label else ''}"
+                       f"{row.result.verdict() if row.result is not None else row.error}", err=True)
 
-    if quantity != "train-compute" or tokens is None:
-        raise UserError("--tokens goes with --quantity train-compute (both are needed)")
-    printed = parse_value(value)
-    spec = models.resolve(model, seq_len=seq_len) if model.startswith(("hf:", "preset:")) else models.resolve(model)
-    shapes = models.llm_shapes(spec)
-    if shapes is None:
-        raise UserError(f"--quantity train-compute needs a token model (hf:, preset:), not {model!r}")
-    n_tokens = _parse_tokens(tokens)
-    ranked = llm.rank_training_compute(shapes, float(printed.value), n_tokens)
-    shown = ranked[:limit] if limit else ranked
-    measured, why_not = None, ""
-    try:  # the measured family (reconcile/which_training.py): one training step traced in a job process
-        from ..which_training import distance_from_measured, measured_candidate
-
-        measured = measured_candidate(spec, n_tokens, float(printed.value)) if measure else None
-    except UserError as exc:
-        why_not = str(exc)
-
-    def versus(r) -> str:
-        return distance_from_measured(r.value, measured) if measured is not None else ""
-
-    def match(r) -> str:  # rounds to the digits printed (3.14e23: anything in [3.135e23, 3.145e23])
-        return "as printed" if abs(r.value - float(printed.value)) <= float(printed.half_unit) else ""
-    if fmt == "csv":
-        click.echo("rank,convention,value,relative_error,match,vs_measured,basis,citation")
-        rows = ([measured] if measured is not None else []) + shown
-        for i, r in enumerate(rows, 1):
-            click.echo(f'{i},"{r.name}",{r.value:.6g},{r.relative_error:.6f},{match(r)},"{versus(r)}",'
-                       f'"{r.basis}","{r.citation}"')
+    result = which_mod.which_table(path, tolerance, tools, run, cache_dir, report_records, on_row=progress)
+    if fmt == "json":
+        click.echo(json.dumps(result.to_json(), indent=2))
         return
-    click.echo(f"{spec.name}: which training-compute convention gives {printed} for {n_tokens:.4g} tokens "
-               f"(seq_len {shapes.n_ctx})?")
-    if measured is not None and shown:
-        click.echo(f"{shown[0].name}, which here is {versus(shown[0])} ({measured.value:.4g} for these tokens, "
-                   f"{float(measured.per_token):,.0f} FLOPs per token measured)")
-    elif why_not:
-        click.echo(f"note: no measured figure: {why_not}")
-    width = max([len(r.name) for r in shown] + ([len(measured.name)] if measured is not None else []))
-    if measured is not None:
-        click.echo(f" m  {measured.name:<{width}}  {measured.value:.4g}  {measured.relative_error:+8.3%}  "
-                   f"{match(measured):<10}  {measured.basis}")
-    for i, r in enumerate(shown, 1):
-        click.echo(f"{i:>2}  {r.name:<{width}}  {r.value:.4g}  {r.relative_error:+8.3%}  {match(r):<10}  {r.basis}"
-                   + (f"  [{versus(r)}]" if measured is not None else ""))
-    click.echo("")
-    if measured is not None:
-        click.echo(f"[m] {measured.citation}")
-    for i, r in enumerate(shown, 1):
-        click.echo(f"[{i}] {r.citation}")
+    if fmt == "csv":
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(["row", "label", "model", "printed", "family", "match", "agrees", "verdict"])
+        for row in result.rows:
+            top = row.result.top if row.result is not None else None
+            writer.writerow([row.index, row.label, row.model, row.text, top.id if top else "",
+                             top.best.match if top else "", row.index in result.agree,
+                             row.result.verdict() if row.result is not None else row.error])
+        click.echo(out.getvalue(), nl=False)
+        return
+    click.echo("\n".join(result.lines()))
