@@ -285,3 +285,103 @@ def test_an_op_without_formula_is_a_row_and_a_warning(cli, tmp_path):
     assert "warning" in result.stderr and "reconcile_test::mystery" in result.stderr and "unsupported_op" in \
         result.stderr
     assert "_fft_r2c" not in result.stderr  # a convention, not a gap: said in its row, not warned about
+
+
+# ----------------------------------------------------------------------------------- explanation residuals
+class BiasedProjection(nn.Module):
+    """Not an nn.Linear: typed from the aten ops its F.linear runs (a matmul and an add of the bias on a
+    non-contiguous input)."""
+
+    def __init__(self, n: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(n, n) * 0.1)
+        self.bias = nn.Parameter(torch.zeros(n))
+
+    def forward(self, x):
+        return F.linear(x, self.weight, self.bias)
+
+
+class Quirks(nn.Module):
+    """A LayerNorm called twice, a linear on a non-contiguous input, a GroupNorm; data-dependent control flow, so it
+    is read through module calls as most transformers models are."""
+
+    def __init__(self):
+        super().__init__()
+        self.norm = nn.LayerNorm(16)
+        self.proj = BiasedProjection(16)
+        self.gn = nn.GroupNorm(4, 16)
+
+    def forward(self, x):  # (1, 8, 16)
+        if x.sum() > 1e9:
+            return x
+        y = self.proj(self.norm(x).transpose(0, 1))  # (8, 1, 16), not contiguous
+        return self.gn(self.norm(y).permute(1, 2, 0))  # the same LayerNorm again; GroupNorm on (1, 16, 8)
+
+
+def test_quirks_are_typed_as_what_they_are():
+    model = Quirks().eval()
+    graph, total = reference(model, (1, 8, 16))
+    proj, again, gn = graph.layer("proj"), graph.layer("norm#2"), graph.layer("gn")
+    # the matmul and the bias add are one linear: 8 rows x 16 x 16 MACC, 8 x 16 bias adds, 256 + 16 parameters
+    assert proj.kind == ir.LINEAR and proj.bias and proj.params == 256 + 16
+    assert (T.terms(proj)[T.MACC], T.terms(proj)[T.BIAS]) == (8 * 16 * 16, 8 * 16)
+    # the LayerNorm again: it reads its 16 + 16 weights again, shared with the first call (TIED), owns none
+    values = T.terms(again)
+    assert again.params == 0 and (values[T.WEIGHTS], values[T.BIAS_PARAMS], values[T.TIED]) == (16, 16, 32)
+    assert gn.kind == ir.NORM and gn.attr("aten") == "native_group_norm" and gn.params == 32
+    assert total.params == parameter_count(model) == 32 + 272 + 32 and not kinds(graph, ir.GAP)
+
+
+@pytest.mark.slow
+def test_quirks_are_explained_with_residual_0_and_search_is_marked():
+    from reconcile import api
+    from reconcile.diff import explain
+
+    spec = api.register_module(Quirks().eval(), (1, 8, 16), "quirks")
+    tools = ("fvcore", "torchinfo", "calflops", "ptflops_pytorch", "thop")
+    records = api.execute(api.plan(tools=tools, specs=[spec]), timeout=300)
+    ex = explain(records)
+    valued = ex[ex.residual.notna()]
+    assert set(valued.tool) == set(tools)
+    bad = valued[valued.residual != 0]
+    assert bad.empty, bad[["tool", "layer", "metric", "value", "explanation"]].to_string()
+    # the GroupNorm's catalogued conventions apply (fvcore/nn/jit_handles.py norm_flop_counter: 5 per element)
+    gn = ex[(ex.tool == "fvcore") & (ex.layer == "gn") & (ex.metric == "flops")].iloc[0]
+    assert gn.value == 5 * 16 * 8 and gn.source.startswith("fvcore/nn/jit_handles.py")
+    # the repeated LayerNorm's parameters, listed again by torchinfo: weights + biases, residual 0
+    again = ex[(ex.tool == "torchinfo") & (ex.layer == "norm#2") & (ex.metric == "Param #")].iloc[0]
+    assert again.value == 32 and again.decomposition == "1*WEIGHTS + 1*BIAS_PARAMS"
+    # every decomposition the search found says so, totals included (torchinfo prints its total alone)
+    total = ex[(ex.tool == "torchinfo") & (ex.layer == "__total__") & (ex.metric == "Total params")].iloc[0]
+    assert total.decomposition.startswith("whole model") and total.source == "search"
+    searched = ex[ex.explanation.str.contains("found by search", na=False)]
+    assert (searched.source == "search").all()
+
+
+def test_flop_counter_keeps_the_grad_mode_that_worked():
+    """FlopCounterMode runs the forward under no_grad and with grad enabled; a forward that crashes in one mode is
+    an error row for that metric, the other mode's numbers stay (2 FLOPs per MACC: 2 x 2 rows x 4 x 3)."""
+    from reconcile import api
+    from reconcile.adapters import torch_flop_counter as adapter
+    from reconcile.records import ERROR, OK, TOTAL, Emitter
+
+    class GradOnly(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(4, 3)
+
+        def forward(self, x):  # crashes under FlopCounterMode's no_grad forward only
+            from torch.utils._python_dispatch import _get_current_dispatch_mode_stack
+
+            counting = any(isinstance(m, FlopCounterMode) or type(m).__name__ == "_FlopCounterMode"
+                           for m in _get_current_dispatch_mode_stack())
+            if counting and not torch.is_grad_enabled():
+                raise RuntimeError("this model needs autograd")
+            return self.fc(x)
+
+    spec = api.register_module(GradOnly().eval(), (2, 4), "grad_only")
+    records = adapter.count(spec, Emitter("grad_only", "torch", adapter.TOOL, adapter.version()))
+    totals = {r.metric: r for r in records if r.layer == TOTAL}
+    assert totals["FLOP [grad]"].status == OK and totals["FLOP [grad]"].value == 2 * 2 * 4 * 3
+    crashed = totals["FLOP [no_grad]"]
+    assert crashed.status == ERROR and "torch.no_grad()" in crashed.message and "needs autograd" in crashed.message
