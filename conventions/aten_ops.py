@@ -288,12 +288,12 @@ _PRODUCTS: dict[str, OpRule] = {
                                                       "and QK^T + AV", _fused(_encoder_layer_split), (3, 5, 14, 16),
                                              split=_encoder_layer_split),
     "mkldnn_rnn_layer": OpRule(PRODUCT, "one LSTM layer and direction (oneDNN): rows x (W_ih + W_hh) elements",
-                               _recurrent(lambda args: list(args[1:3])), (1, 2), bias=3),
+                               _recurrent(lambda args: list(args[1:3])), (1, 2)),
     **{op: OpRule(PRODUCT, "recurrent network, every layer and direction: rows x its 2-D weights' elements",
                   _recurrent(_last_list), None)
        for op in ("lstm", "gru", "rnn_tanh", "rnn_relu", "_lstm_mps", "_cudnn_rnn", "miopen_rnn", "mkldnn_rnn")},
     **{op: OpRule(PRODUCT, "one recurrent cell step: rows x (W_ih + W_hh) elements",
-                  _recurrent(lambda args: list(args[2:4])), (2, 3), bias=4)
+                  _recurrent(lambda args: list(args[2:4])), (2, 3))
        for op in ("lstm_cell", "gru_cell", "rnn_tanh_cell", "rnn_relu_cell")},
     **{op: OpRule(PRODUCT, "pairwise distances: one multiply-accumulate per coordinate of every pair", _pairwise,
                   (0, 1)) for op in ("_cdist_forward", "_euclidean_dist")},

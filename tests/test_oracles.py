@@ -32,10 +32,11 @@ def parameter_count(model) -> int:
 # ----------------------------------------------------------------------------------- mixture of experts
 class TinyMoE(nn.Module):
     """8 tokens of width 8; a router picks 2 of 4 experts per token; each expert is 8 -> 12 -> 8, its weights
-    stacked (E, in, out) as transformers 5 stores them (aten._grouped_mm wants rows of a multiple of 16 bytes). The router's logits are a fixed table by token position
-    (the input is zeros), so token t goes to experts t % 4 and (t + 1) % 4: every expert gets 4 of the 16 routed
-    rows. `grouped` runs the experts as one aten._grouped_mm per projection, else as a loop over the experts that
-    gathers each one's tokens (transformers' eager experts)."""
+    stacked (E, in, out) as transformers 5 stores them (aten._grouped_mm wants rows of a multiple of 16 bytes).
+    The router's logits are a fixed table by token position (the input is zeros), so token t goes to experts
+    t % 4 and (t + 1) % 4: every expert gets 4 of the 16 routed rows. `grouped` runs the experts as one
+    aten._grouped_mm per projection, else as a loop over the experts that gathers each one's tokens
+    (transformers' eager experts)."""
 
     def __init__(self, grouped: bool):
         super().__init__()
@@ -385,3 +386,27 @@ def test_flop_counter_keeps_the_grad_mode_that_worked():
     assert totals["FLOP [grad]"].status == OK and totals["FLOP [grad]"].value == 2 * 2 * 4 * 3
     crashed = totals["FLOP [no_grad]"]
     assert crashed.status == ERROR and "torch.no_grad()" in crashed.message and "needs autograd" in crashed.message
+
+
+def test_linalg_and_einsum_paths_count_as_they_decompose():
+    """The op table counts the ops these calls become: einsum, inner, tensordot, multi_dot and matrix_power become
+    bmm / mm; F.bilinear becomes aten._trilinear (one multiply-accumulate per (batch, out, i, j)); linalg.vecdot
+    becomes an element-wise mul and a sum, which the table treats as element-wise arithmetic (0 products), as
+    FlopCounterMode does."""
+    class Paths(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.m = nn.Parameter(torch.randn(8, 8))
+            self.w = nn.Parameter(torch.randn(3, 8, 8))
+
+        def forward(self, x):  # (4, 8)
+            a = torch.einsum("bi,bi->b", x, x).sum()  # bmm (4, 1, 8) x (4, 8, 1): 4 x 8
+            b = torch.inner(x, x).sum()  # mm (4, 8) x (8, 4): 4 x 8 x 4
+            c = torch.linalg.multi_dot([x, self.m, self.m]).sum()  # 2 mm (4, 8) x (8, 8): 2 x 4 x 8 x 8
+            d = torch.linalg.matrix_power(self.m, 3).sum()  # 2 mm (8, 8) x (8, 8): 2 x 8 x 8 x 8
+            e = F.bilinear(x, x, self.w).sum()  # _trilinear: 4 x 3 x 8 x 8
+            f = torch.linalg.vecdot(x, x).sum()  # mul + sum: 0
+            return a + b + c + d + e + f
+
+    _, total = reference(Paths().eval(), (4, 8))
+    assert total.macc == 4 * 8 + 4 * 8 * 4 + 2 * 4 * 8 * 8 + 2 * 8 * 8 * 8 + 4 * 3 * 8 * 8 == 2_464

@@ -151,8 +151,8 @@ class Recorder(TorchDispatchMode):
                         args=tuple(a for a in args if not isinstance(a, torch.Tensor)),
                         api=self.api[0] if self.api else "",
                         category=rule.category if rule is not None else aten_ops.UNSUPPORTED)
-        operands = (_operands(args), {k: _operands(v) for k, v in kwargs.items()})
         if rule is not None and rule.formula is not None:
+            operands = (_operands(args), {k: _operands(v) for k, v in kwargs.items()})
             call.products = aten_ops.products(op, *operands, call.output_shape)
             _describe(call, rule, args, kwargs, operands, self.tag_of)
         routed = self._route(op, rule, args, tensors, tags, call)
@@ -222,7 +222,10 @@ def _operands(value: Any) -> Any:
         last = None
         if value.dim() == 1 and not value.is_floating_point() and not value.is_complex() and value.numel() \
                 and value.device.type != "meta" and value.numel() <= 1 << 16:
-            last = int(value[-1])
+            try:
+                last = int(value[-1])
+            except (RuntimeError, NotImplementedError):  # a tensor whose values cannot be read here (sparse, ...)
+                last = None
         return aten_ops.Arg(_shape(value), last)
     if isinstance(value, (list, tuple)):
         return type(value)(_operands(v) for v in value) if not hasattr(value, "_fields") else value

@@ -106,7 +106,7 @@ def _module_layer(name: str, module: nn.Module, inputs: tuple[tuple[int, ...], .
     if isinstance(module, nn.GroupNorm):  # per group, not per channel over the batch: its own kind, as aten's op
         return Layer(kind=ir.NORM, attrs=(("aten", "native_group_norm"), ("affine", module.affine)), **common)
     if isinstance(module, (nn.RNNBase, nn.RNNCellBase)):
-        return _recurrent_layer(module, inputs, common)
+        return _recurrent_layer(module, common)
     if isinstance(module, nn.LayerNorm):
         return Layer(kind=ir.LAYER_NORM, **common)
     if isinstance(module, (nn.Embedding, nn.EmbeddingBag)):
@@ -132,7 +132,7 @@ def _module_layer(name: str, module: nn.Module, inputs: tuple[tuple[int, ...], .
 _GATES = {"LSTM": 4, "GRU": 3, "RNN_TANH": 1, "RNN_RELU": 1}
 
 
-def _recurrent_layer(module: nn.Module, inputs, common: dict) -> Layer:
+def _recurrent_layer(module: nn.Module, common: dict) -> Layer:
     """An RNN, GRU or LSTM (or one of their cells) as one layer: its products are computed from the module's sizes
     and the input's rows (conventions/terms.py rnn_terms), apart from the kernels that run them."""
     if isinstance(module, nn.RNNBase):
@@ -328,8 +328,9 @@ class _Builder:
 
     def add(self, layer: Layer, param_ids=None, observed: Optional[int] = None) -> None:
         """`param_ids`: the parameters the layer reads (its module's, or those its op read); the layer owns those no
-        earlier layer took, the others are `shared_params` (TIED). `read_params` records them all: a layer's weight
-        terms are the tensors it reads (a weight-normed conv reads `weight_g` and `weight_v`), not its kernel's shape."""
+        earlier layer took, the others are `shared_params` (TIED). `read_params` records them all: a layer's
+        weight terms are the tensors it reads (a weight-normed conv's `weight_g` and `weight_v`), not its kernel's
+        shape."""
         params, shared = self.take(param_ids or ())
         attrs = layer.attrs + ((("shared_params", shared),) if shared else ()) + \
             ((("read_params", params + shared),) if param_ids is not None else ())
@@ -347,7 +348,10 @@ class _Builder:
         module = call.module
         inputs = call.input_shapes if inputs is None else inputs
         output = call.output_shape if output is None else output
-        own_ids = [id(p) for p in module.parameters()]
+        # the module's parameters its call read (a parametrized weight's originals included); one it holds and did
+        # not read stays unowned here and becomes a `parameter` row
+        read = {pid for op in call.all_ops() for pid in op.params}
+        own_ids = [id(p) for p in module.parameters() if id(p) in read]
         layer = _module_layer(display, module, inputs, output)
         api = _first_api(call.all_ops())
         if layer is not None and api:  # the torch function its forward called (F.relu, F.hardtanh, ...)
@@ -531,13 +535,12 @@ class _Builder:
         ops (experts) counts at the share of it a token multiplies (top-k of E experts: k/E). None without
         routing."""
         routed = {pid: share for pid, share in recorder.uses.items() if pid not in recorder.dense}
-        if not routed:
+        left_out = round(sum(self.params[pid][1].numel() * (1 - min(share, 1)) for pid, share in routed.items()))
+        if not left_out:  # no routing, or every row of the routed ops went through every weight
             return None, ""
-        left_out = sum(self.params[pid][1].numel() * (1 - min(share, 1)) for pid, share in routed.items())
-        active = total - round(left_out)
-        shares = sorted({f"{share.numerator}/{share.denominator}" if share < 1 else "1" for share in routed.values()})
+        active = total - left_out
         return active, (f"mixture of experts: {active:,} of {total:,} parameters active per token ({len(routed)} "
-                        f"routed expert tensors, {', '.join(shares)} of each multiplied per token)")
+                        f"parameter tensors only routed rows multiply, counted at the share a token uses)")
 
 
 def _ops_with_owner(call: Call, owner: str = ""):
