@@ -359,7 +359,8 @@ _upsample_nearest_exact2d _upsample_nearest_exact3d grid_sampler_2d grid_sampler
 cudnn_grid_sampler col2im im2col torchvision::roi_align torchvision::ps_roi_align torchvision::roi_pool
 torchvision::ps_roi_pool torchvision::_interpolate_bilinear2d_aa torchvision::_interpolate_bicubic2d_aa
 nll_loss_forward nll_loss2d_forward binary_cross_entropy binary_cross_entropy_with_logits mse_loss smooth_l1_loss
-huber_loss soft_margin_loss multi_margin_loss multilabel_margin_loss_forward _ctc_loss kl_div
+huber_loss soft_margin_loss multi_margin_loss multilabel_margin_loss_forward _ctc_loss _cudnn_ctc_loss miopen_ctc_loss
+kl_div
 """
 # Views, copies, creation, random numbers, indexing, sorting and bookkeeping: no arithmetic on values.
 _DATA = """
@@ -410,7 +411,9 @@ _is_any_true hash_tensor _validate_compressed_sparse_indices _convert_indices_fr
 _convert_indices_from_csr_to_coo _nested_tensor_size _nested_tensor_strides _nested_tensor_storage_offsets
 _nested_compute_contiguous_strides_offsets _nested_get_jagged_dummy _nested_get_lengths _nested_get_max_seqlen
 _nested_get_min_seqlen _nested_get_offsets _nested_get_ragged_idx sparse_resize sparse_resize_and_clear
-resize_as_sparse copy_sparse_to_sparse torchvision::nms
+resize_as_sparse copy_sparse_to_sparse torchvision::nms size sym_size stride sym_stride storage_offset
+sym_storage_offset numel sym_numel dim is_contiguous sym_is_contiguous is_strides_like_format
+is_non_overlapping_and_dense prim::device prim::layout
 """
 # Arithmetic with no agreed multiply-accumulate count.
 _NO_CONVENTION = {

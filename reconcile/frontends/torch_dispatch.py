@@ -93,6 +93,9 @@ _PASS_THROUGH = {"t", "transpose", "permute", "view", "_unsafe_view", "reshape",
 # Gathers: rows picked by an index tensor. Picked by data (an index computed from the input, as a router's choice
 # of experts is), their output is routed.
 _GATHERS = {"index", "index_select", "gather", "take", "_unsafe_index", "masked_select"}
+# Scatters: rows put back in place (a mixture-of-experts layer's output, token by token): no longer routed.
+_SCATTERS = {"index_add", "index_copy", "index_put", "_index_put_impl", "_unsafe_index_put", "scatter",
+             "scatter_add", "scatter_reduce", "index_reduce", "masked_scatter"}
 # A routing decision: each token's top-k experts (or its one expert) along the last dimension.
 _ROUTERS = {"topk", "argmax"}
 
@@ -173,12 +176,13 @@ class Recorder(TorchDispatchMode):
         for position, (tensor, tag) in enumerate(zip(tensors, tags)):
             if not tag.params:
                 continue
-            if not routed:
+            factor = position in factor_positions  # a product's operand (0 products: an expert no row reached)
+            if not routed or not (factor or tag.routed):  # used whole: a dense layer, or a norm's weight
                 self.dense.update(tag.params)
                 continue
             # elements of the parameter(s) this operand holds that the op used: its products against a factor,
             # else one per element of the operand (a routed bias added)
-            used = call.products if call.products and position in factor_positions else tensor.numel()
+            used = call.products if factor else tensor.numel()
             held = sum(self.parameters[pid][1].numel() for pid in tag.params)
             for pid in tag.params:
                 size = self.parameters[pid][1].numel()
@@ -195,14 +199,23 @@ class Recorder(TorchDispatchMode):
         # spectral norm's division): a product's output is new data
         params = frozenset(read) if op in _PASS_THROUGH or (not tainted and (rule is None or rule.formula is None)) \
             else frozenset()
+        # rows picked by data are routed; so are views and splits of routed rows, and what is computed row by row
+        # from them (the same number of rows)
         picked = op in _GATHERS and any(tag.tainted for tag in tags[1:])
-        routed_rows = {t.shape[0] for t, tag in zip(tensors, tags) if tag.routed and t.dim() > 0}
+        viewed = op in _PASS_THROUGH and any(tag.routed for tag in tags)
+        routed_rows = {t.shape[0] for t, tag in zip(tensors, tags) if tag.routed and t.dim() > 0} \
+            if _base(op) not in _SCATTERS else set()
         for o in outputs:
             keeps_rows = o.dim() > 0 and o.shape[0] in routed_rows
-            self.tag(o, Tag(params=params, tainted=tainted, routed=picked or keeps_rows))
+            self.tag(o, Tag(params=params, tainted=tainted, routed=picked or viewed or keeps_rows))
 
 
 _NO_TAG = Tag()
+
+
+def _base(op: str) -> str:
+    """`index_add_` -> `index_add`: an in-place op is its out-of-place op."""
+    return op[:-1] if op.endswith("_") and not op.endswith("__") else op
 
 
 def _flat_tensors(values: list) -> list[torch.Tensor]:
@@ -246,6 +259,11 @@ def _factor_positions(rule, args) -> set[int]:
     return positions
 
 
+_IS_CAUSAL_AT = {"_scaled_dot_product_efficient_attention": 6, "_scaled_dot_product_cudnn_attention": 6,
+                 "_scaled_dot_product_attention_math": 5, "_scaled_dot_product_fused_attention_overrideable": 5,
+                 "scaled_dot_product_attention": 5, "_scaled_dot_product_attention_math_for_mps": 5}
+
+
 def _describe(call: AtenCall, rule, args, kwargs, operands, tag_of) -> None:
     """What the layer typing reads of a product op: whether a factor is a weight, a parameter bias, the operand
     shapes, a convolution's geometry, causal attention, a fused kernel's split."""
@@ -261,7 +279,8 @@ def _describe(call: AtenCall, rule, args, kwargs, operands, tag_of) -> None:
         call.weighted = True
     elif op.startswith(("_scaled_dot_product", "scaled_dot_product", "_triton_scaled")):
         call.input_shapes = tuple(_shape(t) for t in args[:3])
-        call.causal = bool(kwargs.get("is_causal", args[4] if len(args) > 4 and isinstance(args[4], bool)
+        at = _IS_CAUSAL_AT.get(op, 4)  # native_functions.yaml: where each kernel takes `is_causal`
+        call.causal = bool(kwargs.get("is_causal", args[at] if len(args) > at and isinstance(args[at], bool)
                                       else False))
     elif op in ("convolution", "_convolution", "convolution_overrideable"):
         x, w = _shape(args[0]), _shape(args[1])
