@@ -61,6 +61,7 @@ def test_every_product_op_of_torch_flop_counter_is_a_product():
         [op for op in forward if aten_ops.category(op) != PRODUCT]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", DEFAULT_SUITE)
 def test_the_default_suite_dispatches_only_known_ops(name):
     spec = reference(name)
@@ -69,6 +70,7 @@ def test_the_default_suite_dispatches_only_known_ops(name):
     assert not [op for op in ops if aten_ops.category(op) == aten_ops.UNSUPPORTED]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model_type", ["vit", "gpt2", "bert", "llama", "swin", "convnext"])
 def test_the_transformers_test_models_dispatch_only_known_ops(model_type):
     model = hf_zoo.small(model_type)
