@@ -372,7 +372,9 @@ class _Builder:
         self.split(display, call)
 
     def split(self, owner: str, call: Call) -> None:
-        """A call the layer view cannot type: its module calls and its own aten ops, each a layer."""
+        """A call the layer view cannot type: its module calls and its own aten ops, each a layer. A product op
+        reading the module's own parameters (a router's weight, stacked experts) owns them."""
+        own = {id(p) for p in call.module.parameters(recurse=False)} if call.module is not None else set()
         for item in call.items:
             if isinstance(item, Call):
                 self.module_call(item)
@@ -380,7 +382,9 @@ class _Builder:
                 kind = _op_kind(item)
                 if kind is not None:
                     layer = _op_layer(self.unique(f"{owner}.{kind}" if owner else kind), item, kind)
-                    self.add(layer, item.params if kind in (ir.CONV, ir.LINEAR) else (), observed=item.products)
+                    reads = item.params if kind in (ir.CONV, ir.LINEAR) else \
+                        [pid for pid in item.params if pid in own] if item.products else ()
+                    self.add(layer, reads, observed=item.products)
 
     def is_bias(self, op: AtenCall, output) -> bool:
         """An add of one 1-D parameter as wide as the output's last dimension: a linear layer's bias."""
