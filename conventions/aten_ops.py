@@ -280,7 +280,7 @@ _PRODUCTS: dict[str, OpRule] = {
                   "_triton_scaled_dot_attention")},
     **{op: OpRule(PRODUCT, "attention kernel with (batch, length, heads, E) operands: QK^T and AV",
                   _attention(key_len_axis=1), (0, 1, 2))
-       for op in ("_flash_attention_forward", "_efficient_attention_forward", "_cudnn_attention_forward")},
+       for op in ("_flash_attention_forward", "_efficient_attention_forward")},
     **{op: OpRule(PRODUCT, "fused nn.MultiheadAttention: q/k/v/output projections and QK^T + AV",
                   _fused(_mha_split), (5, 7), split=_mha_split)
        for op in ("_native_multi_head_attention", "_triton_multi_head_attention")},
@@ -291,7 +291,7 @@ _PRODUCTS: dict[str, OpRule] = {
                                _recurrent(lambda args: list(args[1:3])), (1, 2)),
     **{op: OpRule(PRODUCT, "recurrent network, every layer and direction: rows x its 2-D weights' elements",
                   _recurrent(_last_list), None)
-       for op in ("lstm", "gru", "rnn_tanh", "rnn_relu", "_lstm_mps", "_cudnn_rnn", "miopen_rnn", "mkldnn_rnn")},
+       for op in ("lstm", "gru", "rnn_tanh", "rnn_relu", "_lstm_mps", "_cudnn_rnn", "miopen_rnn")},
     **{op: OpRule(PRODUCT, "one recurrent cell step: rows x (W_ih + W_hh) elements",
                   _recurrent(lambda args: list(args[2:4])), (2, 3))
        for op in ("lstm_cell", "gru_cell", "rnn_tanh_cell", "rnn_relu_cell")},

@@ -6,7 +6,7 @@ value is then explained as a small integer combination of these, e.g. thop's con
 conv = 2*MACC + 1*BIAS.
 
 Compute terms (counts over the whole batch):
-  MACC    multiply-accumulates of conv / linear / matmul / attention projections
+  MACC    multiply-accumulates of conv / linear / matmul / attention projections / recurrent gates
   BIAS    bias additions (one per output element of a layer with a bias)
   OUT     output elements
   IN      input elements (all inputs)
@@ -21,7 +21,7 @@ Compute terms (counts over the whole batch):
   BIAS_CH bias additions counted once per output channel instead of once per output element (Netscope's later
           analyzer adds `Cout` to a conv's count, not `Cout*H*W`)
 Parameter terms:
-  WEIGHTS      weight parameters
+  WEIGHTS      weight parameters (the ones the layer reads, where the front end records them: `read_params`)
   BIAS_PARAMS  bias parameters
   TIED         parameters the layer shares with an earlier one (a tied LM head, a module called again): a
                tool listing `named_parameters()` counts them once, under the first name
