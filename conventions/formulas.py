@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from typing import Callable, Optional
 
 from . import terms as T
-from .ir import ATTENTION, CONV, EINSUM, GAP, LINEAR, MATMUL, PARAMETER, POOL_AVG, POOL_MAX, SDPA, Layer, Model
+from .ir import (ATTENTION, CONV, EINSUM, GAP, LINEAR, MATMUL, NO_MACC_CONVENTION, PARAMETER, POOL_AVG, POOL_MAX,
+                 RNN, SDPA, UNSUPPORTED_OP, Layer, Model)
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,7 @@ class Counts:
     macc: Optional[int]
     flops: Optional[int]
     note: str = ""
+    active_params: Optional[int] = None  # on a model's total: the parameters one token multiplies (routed experts)
 
 
 _FORMULAS: dict[str, Callable[[Layer], Counts]] = {}
@@ -61,7 +63,7 @@ def pool(layer: Layer) -> Counts:
     return Counts(params=layer.params, macc=None, flops=t[T.IN], note=note)
 
 
-@document_formula(MATMUL, EINSUM, SDPA, ATTENTION)
+@document_formula(MATMUL, EINSUM, SDPA, ATTENTION, RNN)
 def dot_products(layer: Layer) -> Counts:
     # The document defines a MACC generically ("multiply-accumulate operations, i.e. dot products"), so matmuls
     # and attention have a MACC; it gives FLOPs formulas only for conv and FC, so flops stays None.
@@ -75,6 +77,12 @@ def parameter(layer: Layer) -> Counts:
     ran = ("used by the forward outside every layer" if layer.attr("executed") else
            "executed: no (never used by the forward)")
     return Counts(params=layer.params, macc=None, flops=None, note=f"a parameter no layer owns; {ran}")
+
+
+@document_formula(UNSUPPORTED_OP, NO_MACC_CONVENTION)
+def op_without_formula(layer: Layer) -> Counts:
+    # Not a silent 0: the note says which op ran where and why its products are not counted.
+    return Counts(params=layer.params, macc=None, flops=None, note=layer.attr("why", ""))
 
 
 @document_formula(GAP)
@@ -99,8 +107,10 @@ def model_counts(model: Model) -> list[tuple[Layer | None, Counts]]:
     how many layers had none, so a reader never mistakes a partial sum for the whole."""
     rows = [(layer, layer_counts(layer)) for layer in model.layers]
     missing = sorted({layer.kind for layer, c in rows if c.flops is None})
-    note = f"excludes layers with no document formula: {', '.join(missing)}" if missing else ""
-    total = Counts(params=sum(c.params for _, c in rows),
-                   macc=sum(c.macc or 0 for _, c in rows),
-                   flops=sum(c.flops or 0 for _, c in rows), note=note)
+    notes = [f"excludes layers with no document formula: {', '.join(missing)}"] if missing else []
+    params = sum(c.params for _, c in rows)
+    if model.active_params is not None:
+        notes.append(f"active parameters per token (mixture of experts): {model.active_params:,} of {params:,}")
+    total = Counts(params=params, macc=sum(c.macc or 0 for _, c in rows), flops=sum(c.flops or 0 for _, c in rows),
+                   note="; ".join(notes), active_params=model.active_params)
     return rows + [(None, total)]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Optional
 
 # Layer kinds. The document has formulas only for CONV, LINEAR and the pools; the others are first-class so that
 # what a tool counts for them (or silently does not) can be named.
@@ -33,12 +33,16 @@ NORM = "norm"  # normalisations other than BN / LayerNorm: GroupNorm, RMSNorm, F
 REDUCE_MEAN = "reduce_mean"  # x.mean(...) used as pooling or inside a norm
 INTERPOLATE = "interpolate"  # upsampling
 ELEMENTWISE = "elementwise"  # any other element-wise arithmetic (exp, pow, rsqrt, where, ...)
+RNN = "rnn"  # nn.RNN / nn.GRU / nn.LSTM and their cells: gate products of every step, layer and direction
 PARAMETER = "parameter"  # a parameter no traced layer owns (class token, position table, unexecuted branch)
+UNSUPPORTED_OP = "unsupported_op"  # an op the op table (conventions/aten_ops.py) does not know: products unknown
+NO_MACC_CONVENTION = "no_macc_convention"  # arithmetic with no multiply-accumulate convention (an FFT, a solve)
 GAP = "gap"  # what a conservation law found missing: params or products the layer view could not attribute
 UNKNOWN = "unknown"  # a front end saw an op it has no description for: kept, never dropped
 
 KINDS = (CONV, LINEAR, POOL_MAX, POOL_AVG, BN, LAYER_NORM, ACT, ADD, MUL, MATMUL, ATTENTION, SOFTMAX, CONCAT,
-         EINSUM, SDPA, EMBEDDING, NORM, REDUCE_MEAN, INTERPOLATE, ELEMENTWISE, PARAMETER, GAP, UNKNOWN)
+         EINSUM, SDPA, EMBEDDING, NORM, REDUCE_MEAN, INTERPOLATE, ELEMENTWISE, RNN, PARAMETER, UNSUPPORTED_OP,
+         NO_MACC_CONVENTION, GAP, UNKNOWN)
 POOL_KINDS = (POOL_MAX, POOL_AVG)
 
 Shape = tuple[int, ...]
@@ -108,6 +112,9 @@ class Model:
     input_shape: Shape
     layers: tuple[Layer, ...]
     notes: tuple[str, ...] = ()  # e.g. "traced with module hooks: functional ops are not visible"
+    # Parameters one token's forward multiplies, where routing (mixture-of-experts) picks some of them: every
+    # parameter, a routed expert's at the share a token uses (top-k of E: k/E). None: no routing, all of them.
+    active_params: Optional[int] = None
 
     def layer(self, name: str) -> Layer:
         for layer in self.layers:

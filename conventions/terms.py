@@ -6,7 +6,7 @@ value is then explained as a small integer combination of these, e.g. thop's con
 conv = 2*MACC + 1*BIAS.
 
 Compute terms (counts over the whole batch):
-  MACC    multiply-accumulates of conv / linear / matmul / attention projections
+  MACC    multiply-accumulates of conv / linear / matmul / attention projections / recurrent gates
   BIAS    bias additions (one per output element of a layer with a bias)
   OUT     output elements
   IN      input elements (all inputs)
@@ -21,7 +21,7 @@ Compute terms (counts over the whole batch):
   BIAS_CH bias additions counted once per output channel instead of once per output element (Netscope's later
           analyzer adds `Cout` to a conv's count, not `Cout*H*W`)
 Parameter terms:
-  WEIGHTS      weight parameters
+  WEIGHTS      weight parameters (the ones the layer reads, where the front end records them: `read_params`)
   BIAS_PARAMS  bias parameters
   TIED         parameters the layer shares with an earlier one (a tied LM head, a module called again): a
                tool listing `named_parameters()` counts them once, under the first name
@@ -44,8 +44,8 @@ from __future__ import annotations
 from typing import Callable
 
 from .ir import (ACT, ADD, ATTENTION, BN, CONCAT, CONV, EINSUM, ELEMENTWISE, EMBEDDING, GAP, INTERPOLATE,
-                 LAYER_NORM, LINEAR, MATMUL, MUL, NORM, PARAMETER, POOL_AVG, POOL_MAX, REDUCE_MEAN, SDPA, SOFTMAX,
-                 UNKNOWN, Layer, numel)
+                 LAYER_NORM, LINEAR, MATMUL, MUL, NO_MACC_CONVENTION, NORM, PARAMETER, POOL_AVG, POOL_MAX,
+                 REDUCE_MEAN, RNN, SDPA, SOFTMAX, UNKNOWN, UNSUPPORTED_OP, Layer, numel)
 
 MACC, BIAS, OUT, IN, WINDOW, ATTN, SOFTMAX_TERM, BIAS_CH, ROWS = ("MACC", "BIAS", "OUT", "IN", "WINDOW", "ATTN",
                                                                   "SOFTMAX", "BIAS_CH", "ROWS")
@@ -105,22 +105,54 @@ def conv_weights(layer: Layer) -> int:
     return layer.kernel_area * (c_in // layer.groups) * c_out
 
 
+def _params_read(layer: Layer, weights: int, bias_params: int) -> tuple[int, int]:
+    """(WEIGHTS, BIAS_PARAMS): the parameters the layer reads where the front end recorded them (`read_params`,
+    shared ones included: a weight-normed conv reads `weight_g` and `weight_v`, not a kernel-shaped weight), else
+    the document's shape formula."""
+    read = layer.attr("read_params")
+    if read is None:
+        return weights, bias_params
+    bias_params = min(bias_params, read)
+    return read - bias_params, bias_params
+
+
 @register_terms(CONV)
 def conv_terms(layer: Layer) -> dict[str, int]:
     c_out = layer.output_shape[1]
-    positions = numel(layer.output_shape) // c_out  # N * H_out * W_out
     weights = conv_weights(layer)
-    macc = layer.attr("products") if layer.attr("transposed") else weights * positions  # transposed: per input
-    return {**_common(layer), MACC: macc, BIAS: layer.out_elements if layer.bias else 0,
-            BIAS_CH: c_out if layer.bias else 0, WEIGHTS: weights, BIAS_PARAMS: c_out if layer.bias else 0}
+    if layer.attr("transposed"):  # each input position is multiplied by the whole kernel slice it scatters
+        positions = numel(layer.input_shape) // layer.input_shape[1]  # N * H_in * W_in
+    else:
+        positions = numel(layer.output_shape) // c_out  # N * H_out * W_out
+    weight_params, bias_params = _params_read(layer, weights, c_out if layer.bias else 0)
+    return {**_common(layer), MACC: weights * positions, BIAS: layer.out_elements if layer.bias else 0,
+            BIAS_CH: c_out if layer.bias else 0, WEIGHTS: weight_params, BIAS_PARAMS: bias_params}
 
 
 @register_terms(LINEAR)
 def linear_terms(layer: Layer) -> dict[str, int]:
     n_in, n_out = layer.input_shape[-1], layer.output_shape[-1]
     rows = layer.out_elements // n_out  # batch x tokens: a Linear on (N, L, n_in) does L rows per sample
+    weight_params, bias_params = _params_read(layer, n_in * n_out, n_out if layer.bias else 0)
     return {**_common(layer), MACC: n_in * n_out * rows, BIAS: layer.out_elements if layer.bias else 0,
-            BIAS_CH: n_out if layer.bias else 0, WEIGHTS: n_in * n_out, BIAS_PARAMS: n_out if layer.bias else 0}
+            BIAS_CH: n_out if layer.bias else 0, WEIGHTS: weight_params, BIAS_PARAMS: bias_params}
+
+
+@register_terms(RNN)
+def rnn_terms(layer: Layer) -> dict[str, int]:
+    """nn.RNN / GRU / LSTM: every row (step x batch) of every layer and direction multiplies its input by W_ih
+    (gates*H x in) and the previous hidden state by W_hh (gates*H x H_out), plus W_hr (P x H) with projections;
+    gates 4 (LSTM), 3 (GRU), 1 (RNN). Two bias adds (b_ih, b_hh) per gate unit and row."""
+    gates, hidden, proj = layer.attr("gates"), layer.attr("hidden_size"), layer.attr("proj_size", 0)
+    n_layers, directions, n_in = layer.attr("num_layers", 1), layer.attr("directions", 1), layer.attr("input_size")
+    h_out = proj or hidden
+    rows = numel(layer.input_shape) // n_in  # (T, B, in), (B, T, in), (T, in), packed (sum of batch sizes, in)
+    per_row = sum(directions * (gates * hidden * ((n_in if index == 0 else directions * h_out) + h_out)
+                                + hidden * proj) for index in range(n_layers))
+    units = n_layers * directions * gates * hidden
+    weight_params, bias_params = _params_read(layer, per_row, 2 * units if layer.bias else 0)
+    return {**_common(layer), MACC: rows * per_row, BIAS: 2 * rows * units if layer.bias else 0,
+            WEIGHTS: weight_params, BIAS_PARAMS: bias_params}
 
 
 @register_terms(POOL_MAX, POOL_AVG)
@@ -142,6 +174,10 @@ def matmul_terms(layer: Layer) -> dict[str, int]:
     n = products(layer)
     weighted = layer.attr("operand") == "weight"
     bias_adds = layer.out_elements if layer.bias else 0
+    fused = dict(layer.attr("fused", ()))  # a fused attention kernel: projections (MACC) and QK^T + AV (ATTN)
+    if fused:
+        return {**_common(layer), MACC: fused["weighted"], ATTN: fused["activation"], BIAS: bias_adds,
+                WEIGHTS: layer.params}
     return {**_common(layer), MACC: n if weighted else 0, ATTN: 0 if weighted else n, BIAS: bias_adds,
             WEIGHTS: layer.params - layer.attr("bias_params", 0), BIAS_PARAMS: layer.attr("bias_params", 0)}
 
@@ -170,21 +206,23 @@ def attention_terms(layer: Layer) -> dict[str, int]:
     batch, q_len, kv_len = layer.batch, layer.attr("q_len"), layer.attr("kv_len")
     proj = batch * (q_len * embed * embed + kv_len * kdim * embed + kv_len * vdim * embed + q_len * embed * embed)
     bias_adds = batch * embed * (2 * q_len + 2 * kv_len) if layer.bias else 0
+    read = layer.attr("read_params", layer.params)
     return {**_common(layer), MACC: proj, BIAS: bias_adds, ATTN: 2 * batch * q_len * kv_len * embed,
             SOFTMAX_TERM: batch * heads * q_len * kv_len, ROWS: batch * heads * q_len,
-            WEIGHTS: layer.params - (4 * embed if layer.bias else 0), BIAS_PARAMS: 4 * embed if layer.bias else 0}
+            WEIGHTS: read - (4 * embed if layer.bias else 0), BIAS_PARAMS: 4 * embed if layer.bias else 0}
 
 
 @register_terms(BN, LAYER_NORM)
 def norm_terms(layer: Layer) -> dict[str, int]:
-    affine = layer.params
+    affine = layer.attr("read_params", layer.params)  # a norm module called again reads its weights again (TIED)
     rows = layer.out_elements // layer.output_shape[-1] if layer.kind == LAYER_NORM and layer.output_shape else 0
     return {**_common(layer), ROWS: rows, WEIGHTS: affine // 2, BIAS_PARAMS: affine - affine // 2}
 
 
-@register_terms(ACT, ADD, MUL, SOFTMAX, CONCAT, EMBEDDING, NORM, REDUCE_MEAN, INTERPOLATE, ELEMENTWISE, UNKNOWN)
+@register_terms(ACT, ADD, MUL, SOFTMAX, CONCAT, EMBEDDING, NORM, REDUCE_MEAN, INTERPOLATE, ELEMENTWISE, UNKNOWN,
+                UNSUPPORTED_OP, NO_MACC_CONVENTION)
 def elementwise_terms(layer: Layer) -> dict[str, int]:
-    values = {**_common(layer), WEIGHTS: layer.params}
+    values = {**_common(layer), WEIGHTS: layer.attr("read_params", layer.params)}
     if layer.kind == NORM and layer.output_shape:
         values[ROWS] = layer.out_elements // layer.output_shape[-1]
     return values

@@ -23,6 +23,10 @@ from .records import COMPUTE, MODEL_LEVEL, OK, PARAMS, TOTAL
 
 COLUMNS = ["model", "layer", "layer_kind", "tool", "tool_version", "metric", "value", "reference", "reference_value",
            "decomposition", "explanation", "residual", "status", "source"]
+# `source` of a row: the catalogued convention's citation, "catalogue" (conventions summed over several layers),
+# "search" (the bounded search found it: no catalogued convention fits), "none" (nothing fits), or, for a total,
+# "sum of layers" (the tool's own per-layer values add up to it).
+SUM_OF_LAYERS = "sum of layers"
 
 # Bounded search: wide enough to rediscover every catalogued convention after a tool upgrade breaks its entry (the
 # catalogue uses coefficients up to 5 and up to 5 terms: ptflops' LayerNorm, TF's LayerNorm primitives).
@@ -556,9 +560,10 @@ def _explain_totals(records: pd.DataFrame, ir: Model, layer_rows: list[dict], ba
                     kinds.setdefault(row["layer_kind"], set()).add(row["decomposition"])
             decomposition = "sum of layers: " + "; ".join(f"{k}: {' | '.join(sorted(v))}" for k, v in kinds.items())
             text = f"{rec.tool} total {rec.metric} {_n(rec.value)} = the sum of its {len(parts)} per-layer values"
+            source = SUM_OF_LAYERS
             if residual:
                 counted = [layers_by_name[n] for n in dict.fromkeys(parts["layer"]) if n in layers_by_name]
-                residual, said, extra = _unattributed(rec, skipped, batch, residual, counted)
+                residual, said, extra, source = _unattributed(rec, skipped, batch, residual, counted)
                 text += said
                 decomposition += extra
             graph_ops = parts[parts["layer_kind"].isin(GRAPH_OBJECT_KINDS)]
@@ -571,13 +576,13 @@ def _explain_totals(records: pd.DataFrame, ir: Model, layer_rows: list[dict], ba
         else:
             predicted = _predicted(rec, ir.layers, batch)
             if predicted is not None and predicted[0] == rec.value and rec.value:
-                residual, decomposition = 0, "whole model: " + predicted[1]
+                residual, decomposition, source = 0, "whole model: " + predicted[1], "catalogue"
                 text = (f"{rec.tool} total {rec.metric} {_n(rec.value)} = its catalogued conventions summed over the "
                         f"model's layers ({predicted[1]})")
             else:
                 dec = decompose(float(rec.value), param_values if rec.quantity == PARAMS else model_values, batch,
                                 None, rec.quantity)
-                residual, decomposition = dec.residual, "whole model: " + dec.text
+                residual, decomposition, source = dec.residual, "whole model: " + dec.text, dec.origin
                 text = f"{rec.tool} total {rec.metric} {_n(rec.value)} = {dec.text} over the whole model"
             other_totals = tool_rows[(tool_rows["layer"] == TOTAL) & (tool_rows["quantity"] == COMPUTE)
                                      & (tool_rows["tool_version"] == rec.tool_version) & (tool_rows["status"] == OK)]
@@ -606,7 +611,7 @@ def _explain_totals(records: pd.DataFrame, ir: Model, layer_rows: list[dict], ba
             if doc_total.note:
                 text += f" ({doc_total.note})"
         out.append(_row(rec, reference=reference[0], reference_value=reference[1], decomposition=decomposition,
-                        explanation=text + ".", residual=residual))
+                        explanation=text + ".", residual=residual, source=source))
     for tool, df in by_tool.items():
         seen = set(df["layer"])
         if MODEL_LEVEL in seen or not (seen - {TOTAL}):
@@ -652,21 +657,22 @@ def _unattributed(rec, skipped: list[Layer], batch: int, remainder, counted: lis
     """A total above the sum of the tool's rows: what it counted for layers it gives no row (a dispatch-level tool
     counts a functional einsum in its total but reports modules only); or below it, when its rows count a tied
     weight in every module that holds it and its total counts it once. Returns (residual, sentence,
-    decomposition suffix); the residual is 0 when the tool's conventions on those layers account for it."""
+    decomposition suffix, source); the residual is 0 when the tool's conventions on those layers account for it,
+    the source says whether the search found the remainder."""
     tied = [layer for layer in counted if layer.attr("shared_params")]
     if rec.quantity == PARAMS and tied and remainder == -sum(layer.attr("shared_params") for layer in tied):
         return 0, (f", minus the {_n(-remainder)} parameters of weights tied between layers ("
                    f"{some([layer.name for layer in tied])}), which its rows count in each layer and its total "
-                   f"once"), "; minus tied weights"
+                   f"once"), "; minus tied weights", SUM_OF_LAYERS
     predicted = _predicted(rec, skipped, batch)
     if predicted is not None and predicted[0] == remainder:
         return 0, (f", plus {_n(remainder)} it counts in its total for layers it gives no row of their own: "
-                   f"{predicted[1]}"), f"; unattributed: {predicted[1]}"
+                   f"{predicted[1]}"), f"; unattributed: {predicted[1]}", "catalogue"
     dec = decompose(float(remainder), _sum_terms(skipped), batch, None, rec.quantity) if skipped else None
     if dec is not None and not dec.residual:
         return 0, (f", plus {_n(remainder)} = {dec.text} of the layers it gives no row of their own (found by "
-                   f"search, no catalogued convention)"), f"; unattributed: {dec.text}"
-    return remainder, f", plus {_n(remainder)} it does not attribute to any layer", ""
+                   f"search, no catalogued convention)"), f"; unattributed: {dec.text}", "search"
+    return remainder, f", plus {_n(remainder)} it does not attribute to any layer", "", "none"
 
 
 def _present_terms(layer: Layer) -> str:

@@ -274,8 +274,9 @@ def _intro(records: pd.DataFrame) -> list[Block]:
 
 
 def reference_section(records: pd.DataFrame, models: list[str]) -> list[Block]:
-    """Where the reference itself is incomplete: models that could not be traced, and conservation gaps (params
-    not equal to the model's parameters(), MACC not equal to the products it executed), with their size."""
+    """Where the reference itself is incomplete: models that could not be traced, conservation gaps (params
+    not equal to the model's parameters(), MACC not equal to the products it executed), with their size, and ops
+    the op table has no entry for (`unsupported_op` rows)."""
     irs, ir_errors = records.attrs.get("irs") or {}, records.attrs.get("ir_errors") or {}
     lines = []
     for model in models:
@@ -283,7 +284,7 @@ def reference_section(records: pd.DataFrame, models: list[str]) -> list[Block]:
             lines.append(f"- `{model}` could not be traced to its layer IR: {ir_errors[model]}")
         ir = irs.get(model)
         for layer in (ir.layers if ir is not None else ()):
-            if layer.kind == "gap":
+            if layer.kind in ("gap", "unsupported_op"):  # a law that does not hold; an op the op table lacks
                 lines.append(f"- `{model}`: {layer.attr('why')}")
     if not lines:
         return []

@@ -49,8 +49,6 @@ CONVENTIONS = (
          when={"api": UNPATCHED_ELEMENTWISE + ("F.hardtanh", "torch.hardtanh")}),
     rule(T, "FLOPs", "layer_norm", {IN: 4}, "4 per element without an affine weight",
          f"{SRC}: _layer_norm_flops_compute (numel * (5 if has_affine else 4))", _V, when={"affine": (False,)}),
-    rule(T, "FLOPs", "norm", {IN: 5}, "F.group_norm: 5 per element when affine",
-         f"{SRC}: _group_norm_flops_compute", _V, when={"aten": ("native_group_norm",)}),
     *(rule(T, metric, ("reduce_mean", "elementwise", "norm", "embedding"), {},
            "0: torch.mean, pow, rsqrt, exp, ... are not wrapped; F.embedding is wrapped but returns (0, 0)",
            f"{SRC}: _patch_functionals, _embedding_flops_compute", _V) for metric in ("FLOPs", "MACs")),

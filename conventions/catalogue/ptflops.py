@@ -31,6 +31,12 @@ CONVENTIONS = (
          "ptflops/pytorch_engine.py: patch_functional -> _numel_functional_flops_hook", _V),
     rule(P, "MACs", "bn", {IN: 2}, "2 per element when affine",
          f"{OPS}: bn_flops_counter_hook (numel, x2 if module.affine)", _V),
+    rule(P, "MACs", "norm", {IN: 2}, "nn.GroupNorm: 2 per element when affine",
+         f"{OPS}: MODULES_MAPPING[nn.GroupNorm] = bn_flops_counter_hook (numel, x2 if module.affine)", _V,
+         when={"op": ("GroupNorm",), "affine": (True,)}),
+    rule(P, "MACs", "norm", {IN: 1}, "nn.GroupNorm without an affine weight: 1 per element",
+         f"{OPS}: MODULES_MAPPING[nn.GroupNorm] = bn_flops_counter_hook (numel, x2 if module.affine)", _V,
+         when={"op": ("GroupNorm",), "affine": (False,)}),
     rule(P, "MACs", "layer_norm", {IN: 1},
          "1 per element: bn_flops_counter_hook doubles only when the module has `affine`, which LayerNorm names "
          "`elementwise_affine`", f"{OPS}: MODULES_MAPPING[nn.LayerNorm] = bn_flops_counter_hook", _V),

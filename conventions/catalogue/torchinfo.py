@@ -22,7 +22,7 @@ CONVENTIONS = (
          "on a 3-D input at batch 1: output_size[0] (the batch) x (weight + bias parameters), i.e. per batch "
          "element, not per token: the tokens' multiply-accumulates are missed",
          f"{SRC}: LayerInfo.calculate_macs (self.output_size[0] * cur_params)", _V),
-    rule(T, "Mult-Adds", ("bn", "layer_norm"), {WEIGHTS: 1, BIAS_PARAMS: 1},
+    rule(T, "Mult-Adds", ("bn", "layer_norm", "norm"), {WEIGHTS: 1, BIAS_PARAMS: 1},
          "output_size[0] x the affine parameters (batch 1: just the parameter count)",
          f"{SRC}: LayerInfo.calculate_macs (self.output_size[0] * cur_params)", _V),
     rule(T, "Mult-Adds", ("act", "pool_max", "pool_avg", "pool_max_adaptive", "pool_avg_adaptive"), {},

@@ -16,11 +16,10 @@ import contextlib
 from collections import Counter
 from typing import Callable, Iterable, Iterator, Optional
 
+from conventions import aten_ops
 from conventions.formulas import layer_counts
 from conventions.ir import Model
 
-# aten ops that do dot products or fuse them: a layer running one of these and counted 0 is a silent failure.
-_COMPUTE_HINTS = ("conv", "mm", "matmul", "linear", "attention", "einsum", "transformer_encoder_layer")
 
 
 def ir_of(spec) -> Model:
@@ -143,8 +142,12 @@ def aten_ops_by_layer(model, inputs: tuple, layer_names: Iterable[str], grad: bo
 
 
 def compute_ops(ops: Counter) -> list[str]:
-    """The ops among `ops` that do dot products (so a 0 for their layer cannot be right)."""
-    return sorted(op for op in ops if any(hint in op.split(".")[-1] for hint in _COMPUTE_HINTS))
+    """The ops among `ops` (overload packets as `str()` prints them: "aten.addmm", "transformers.grouped_mm_fallback")
+    that do dot products by the op table (conventions/aten_ops.py), so a 0 for their layer cannot be right."""
+    def table_name(op: str) -> str:
+        namespace, _, name = str(op).partition(".")
+        return name if namespace == "aten" else f"{namespace}::{name}"
+    return sorted(op for op in ops if aten_ops.is_product(table_name(op)))
 
 
 def _n(x) -> str:

@@ -24,7 +24,7 @@ from typing import Optional
 from . import layer_kinds
 from ._torch_common import (aten_ops_by_layer, coincidence_note, compute_ops, dispatch_gaps, ir_of, module_layers,
                             op_list)
-from ..records import COMPUTE, TOTAL, UNSUPPORTED, Emitter, Record
+from ..records import COMPUTE, ERROR, TOTAL, UNSUPPORTED, Emitter, Record
 
 TOOL = "torch_flop_counter"
 FRAMEWORK = "torch"
@@ -123,6 +123,21 @@ def mode_records(emit: Emitter, spec, ir, kinds: dict, grad: bool) -> list[Recor
 
 
 def count(spec, emit: Emitter) -> list[Record]:
+    """Both grad modes, each on its own: a forward that crashes in one mode (a model that refuses no_grad, a kernel
+    missing for one path) is an error row for that metric, and the other mode's numbers stay."""
     kinds = layer_kinds(spec)
     ir = ir_of(spec)
-    return mode_records(emit, spec, ir, kinds, grad=False) + mode_records(emit, spec, ir, kinds, grad=True)
+    records, failures = [], []
+    for grad in (False, True):
+        try:
+            records += mode_records(emit, spec, ir, kinds, grad=grad)
+        except Exception as exc:  # the tool's own crash in this mode; reported, not raised
+            failures.append((grad, exc))
+    if len(failures) == 2:  # nothing counted: the job's error, as for any crashing tool
+        raise failures[0][1]
+    for grad, exc in failures:
+        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+        mode = "with grad enabled" if grad else "under torch.no_grad()"
+        records.append(emit.status(ERROR, f"FlopCounterMode forward {mode} failed: {type(exc).__name__}: {first}",
+                                   TOTAL, "", COMPUTE, METRICS[grad]))
+    return records

@@ -1,12 +1,19 @@
 """The dispatch-level view of one forward: every aten op, with its shapes, the parameters it read and the
-multiply-accumulates it performs, filed under the fx node or module call that issued it.
+multiply-accumulates it performs (by the op table, conventions/aten_ops.py), filed under the fx node or module call
+that issued it.
 
 Why: a layer view built from modules and fx nodes cannot type everything a current model runs (an einsum, a
 `torch.fx.wrap`-ed window attention, a `mean` used as pooling, a class token added in `forward`). Below autograd,
 every one of those is a handful of aten ops (`mm`, `addmm`, `bmm`, `baddbmm`, `convolution`, the
-scaled-dot-product kernels, ...), as torch/utils/flop_counter.py's `FlopCounterMode` sees them. The front end
-uses this record to type what the layer view left open and to check the two conservation laws (params ==
-`parameters()`, MACC == the products executed).
+scaled-dot-product kernels, grouped matmuls, recurrent kernels, ...), as torch/utils/flop_counter.py's
+`FlopCounterMode` sees them. The front end uses this record to type what the layer view left open and to check
+the two conservation laws (params == `parameters()`, MACC == the products the op table counts).
+
+Tensors are tagged as the forward runs: with the parameters their values come from (through views, gathers and
+arithmetic on parameters alone, so a weight-normed weight reads `weight_g` and `weight_v`), whether they derive
+from the model's input, and whether their rows were picked by data (a router's choice of experts). A product
+whose rows were routed uses, per token, only the share of its weights the routed rows multiply: the recorder
+sums that share per parameter, the mixture-of-experts models' active parameters.
 
 The forward runs with grad enabled (parameters requiring grad, as built): the fused inference fast paths of
 `nn.MultiheadAttention` and `nn.TransformerEncoderLayer` (`_native_multi_head_attention`,
@@ -14,13 +21,16 @@ The forward runs with grad enabled (parameters requiring grad, as built): the fu
 """
 from __future__ import annotations
 
-import math
+import weakref
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any, Optional, Union
 
 import torch
 from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
+
+from conventions import aten_ops
 
 Shape = tuple[int, ...]
 
@@ -33,7 +43,7 @@ def _shape(value: Any) -> Shape:
 class AtenCall:
     """One dispatched aten op."""
 
-    op: str  # overload packet without the namespace: "addmm", "_scaled_dot_product_flash_attention_for_cpu"
+    op: str  # aten overload packet: "addmm", "_scaled_dot_product_flash_attention_for_cpu"; else "namespace::op"
     input_shapes: tuple[Shape, ...]
     output_shape: Shape
     products: int = 0  # multiply-accumulates it performs (0 for ops that multiply nothing together)
@@ -44,6 +54,8 @@ class AtenCall:
     args: tuple = ()  # positional non-tensor arguments (strides, kernel sizes, ...)
     api: str = ""  # the torch-level call that issued it: "torch.matmul", "Tensor.softmax", "F.layer_norm", ...
     extra: dict = field(default_factory=dict)  # op-specific facts (conv kernel/stride, fused attention split)
+    category: str = aten_ops.UNSUPPORTED  # the op table's category (product, product-free, ...)
+    routed: bool = False  # its rows were routed (mixture-of-experts experts)
 
 
 @dataclass
@@ -70,106 +82,216 @@ class Call:
         return out
 
 
-# Ops whose outputs alias or copy their input unchanged: a view of a parameter is still that parameter.
+# Ops whose outputs alias, copy or gather their input unchanged: a view of a parameter is still that parameter, and
+# a gather of its rows (experts picked by a router) reads those rows.
 _PASS_THROUGH = {"t", "transpose", "permute", "view", "_unsafe_view", "reshape", "_reshape_alias", "expand",
                  "expand_as", "unsqueeze", "squeeze", "slice", "select", "alias", "detach", "clone", "contiguous",
                  "_to_copy", "to", "unbind", "split", "split_with_sizes", "chunk", "as_strided", "flatten",
                  "narrow", "view_as", "lift_fresh", "repeat", "index", "index_select", "numpy_T", "mT", "_conj",
-                 "unflatten", "movedim", "swapaxes", "lift_fresh_copy"}
+                 "unflatten", "movedim", "swapaxes", "lift_fresh_copy", "_unsafe_index", "gather", "take",
+                 "repeat_interleave"}
+# Gathers: rows picked by an index tensor. Picked by data (an index computed from the input, as a router's choice
+# of experts is), their output is routed.
+_GATHERS = {"index", "index_select", "gather", "take", "_unsafe_index", "masked_select"}
+# Scatters: rows put back in place (a mixture-of-experts layer's output, token by token): no longer routed.
+_SCATTERS = {"index_add", "index_copy", "index_put", "_index_put_impl", "_unsafe_index_put", "scatter",
+             "scatter_add", "scatter_reduce", "index_reduce", "masked_scatter"}
+# A routing decision: each token's top-k experts (or its one expert) along the last dimension.
+_ROUTERS = {"topk", "argmax"}
 
 
-def _scaled_dot_product(call: AtenCall, tensors: list, args: tuple, kwargs: dict) -> None:
-    q, k, v = (_shape(t) for t in tensors[:3])
-    rows = math.prod(q[:-1])
-    call.products = rows * k[-2] * (q[-1] + v[-1])
-    call.input_shapes = (q, k, v)
-    call.causal = bool(kwargs.get("is_causal", args[4] if len(args) > 4 and isinstance(args[4], bool) else False))
+@dataclass(frozen=True)
+class Tag:
+    """What the recorder knows of a live tensor."""
 
-
-def _native_mha(call: AtenCall, tensors: list, args: tuple, kwargs: dict) -> None:
-    # aten._native_multi_head_attention(query, key, value, embed_dim, num_head, qkv_weight, qkv_bias, ...)
-    q, k = _shape(tensors[0]), _shape(tensors[1])
-    embed = q[-1]
-    q_rows, kv_rows = math.prod(q[:-1]), math.prod(k[:-1])
-    projections = (2 * q_rows + 2 * kv_rows) * embed * embed
-    attention = 2 * math.prod(q[:-1]) * k[-2] * embed
-    call.products = projections + attention
-    call.weighted = True
-    call.extra = {"fused": {"weighted": projections, "activation": attention}}
-
-
-def _count(call: AtenCall, tensors: list, args: tuple, kwargs: dict, weighted_ids) -> None:
-    """Set `products` (and whether a factor is a weight) of the product ops; leave the rest at 0.
-    `weighted_ids`: ids of the tensors that are parameters or views of one."""
-    op = call.op
-    derived = [id(t) in weighted_ids for t in tensors]
-    if op in ("mm", "addmm", "bmm", "baddbmm"):
-        a, b = (tensors[1], tensors[2]) if op in ("addmm", "baddbmm") else (tensors[0], tensors[1])
-        sa, sb = _shape(a), _shape(b)
-        call.products = math.prod(sa[:-1]) * sb[-1] * sa[-1]
-        call.weighted = id(a) in weighted_ids or id(b) in weighted_ids
-        call.bias_param = op in ("addmm", "baddbmm") and derived[0]
-        call.input_shapes = (sa, sb)
-    elif op in ("convolution", "_convolution", "convolution_overrideable", "mkldnn_convolution"):
-        x, w = _shape(tensors[0]), _shape(tensors[1])
-        transposed = bool(args[6]) if len(args) > 6 else False
-        out = call.output_shape
-        spatial = x[2:] if transposed else out[2:]
-        call.products = x[0] * math.prod(w) * math.prod(spatial)
-        call.weighted = id(tensors[1]) in weighted_ids
-        has_bias = len(tensors) > 2 and tensors[2] is not None and len(args) > 2
-        call.bias_param = has_bias and id(tensors[2]) in weighted_ids
-        call.extra = {"kernel": w[2:], "stride": tuple(args[3]) if len(args) > 3 else (),
-                      "padding": tuple(args[4]) if len(args) > 4 else (),
-                      "dilation": tuple(args[5]) if len(args) > 5 else (), "transposed": transposed,
-                      "groups": int(args[8]) if len(args) > 8 else 1, "weight_shape": w}
-        call.input_shapes = (x,)
-    elif op.startswith("_scaled_dot_product") and op.endswith(("attention", "attention_for_cpu")):
-        _scaled_dot_product(call, tensors, args, kwargs)
-    elif op == "_native_multi_head_attention":
-        _native_mha(call, tensors, args, kwargs)
-
-
-# Fused kernels with products this module has no formula for: the front end says so in the model's notes.
-FUSED_WITHOUT_FORMULA = ("_transformer_encoder_layer_fwd",)
+    params: frozenset = frozenset()  # ids of the parameters its values come from, through views or weight maths
+    tainted: bool = False  # computed from the model's input (an activation), not from parameters and buffers alone
+    routed: bool = False  # its rows were picked by data (a router's choice), or computed row by row from such rows
 
 
 class Recorder(TorchDispatchMode):
-    """Files every aten op under the innermost open Call (an fx node, then the module calls inside it)."""
+    """Files every aten op under the innermost open Call (an fx node, then the module calls inside it), with its
+    products from the op table (conventions/aten_ops.py), the parameters it read and, for mixture-of-experts
+    routing, how much of each parameter one token multiplies."""
 
-    def __init__(self, root: Call, parameters: dict[int, str]):
+    def __init__(self, root: Call, model: torch.nn.Module, inputs: tuple = ()):
         super().__init__()
         self.stack: list[Call] = [root]
-        self.parameters = parameters  # id -> qualified name
-        self.derived: dict[int, set[int]] = {pid: {pid} for pid in parameters}  # tensor id -> parameter ids
-        self.keep: list = []  # tensors whose ids are in `derived` stay alive so ids are not reused
+        self.parameters = {id(p): (n, p) for n, p in model.named_parameters()}  # id -> (qualified name, tensor)
+        self.tags: dict[int, Tag] = {}
+        self.alive: weakref.WeakValueDictionary = weakref.WeakValueDictionary()  # id -> tensor, for live ids only
+        for pid, (_, param) in self.parameters.items():
+            self.tag(param, Tag(params=frozenset({pid})))
+        for tensor in inputs:
+            self.tag(tensor, Tag(tainted=True))
         self.api: list[str] = []  # the torch-level calls open right now (outermost first), see ApiCalls
+        self.routing_rows: Optional[int] = None  # tokens of the latest routing decision (topk / argmax)
+        self.uses: dict[int, Fraction] = {}  # parameter id -> share of it one token multiplies, over routed ops
+        self.dense: set[int] = set()  # parameters some op used whole, for every token
+
+    def tag(self, tensor: torch.Tensor, tag: Tag) -> None:
+        self.tags[id(tensor)] = tag
+        self.alive[id(tensor)] = tensor
+
+    def tag_of(self, tensor: Any) -> Tag:
+        if isinstance(tensor, torch.Tensor) and self.alive.get(id(tensor)) is tensor:
+            return self.tags[id(tensor)]
+        return _NO_TAG
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         out = func(*args, **kwargs)
         op = func._overloadpacket.__name__
-        flat = list(args) + list(kwargs.values())
-        tensors = []
-        for a in flat:
-            if isinstance(a, torch.Tensor):
-                tensors.append(a)
-            elif isinstance(a, (list, tuple)) and a and isinstance(a[0], torch.Tensor):
-                tensors.extend(t for t in a if isinstance(t, torch.Tensor))
-        read = sorted({pid for t in tensors for pid in self.derived.get(id(t), ())})
-        outputs = out if isinstance(out, (tuple, list)) else (out,)
-        if read and op in _PASS_THROUGH:
-            for o in outputs:
-                if isinstance(o, torch.Tensor):
-                    self.derived[id(o)] = set(read)
-                    self.keep.append(o)
-        first_out = next((o for o in outputs if isinstance(o, torch.Tensor)), None)
+        namespace = getattr(func, "namespace", "aten")
+        op = op if namespace == "aten" else f"{namespace}::{op}"
+        tensors = _flat_tensors(list(args) + list(kwargs.values()))
+        tags = [self.tag_of(t) for t in tensors]
+        read = sorted({pid for tag in tags for pid in tag.params})
+        outputs = [o for o in (out if isinstance(out, (tuple, list)) else (out,)) if isinstance(o, torch.Tensor)]
+        first_out = outputs[0] if outputs else None
+        rule = aten_ops.rule(op)
         call = AtenCall(op, tuple(_shape(t) for t in tensors), _shape(first_out), params=tuple(read),
                         args=tuple(a for a in args if not isinstance(a, torch.Tensor)),
-                        api=self.api[0] if self.api else "")
-        _count(call, [a for a in args if isinstance(a, torch.Tensor) or a is None], args, kwargs, self.derived)
+                        api=self.api[0] if self.api else "",
+                        category=rule.category if rule is not None else aten_ops.UNSUPPORTED)
+        if rule is not None and rule.formula is not None:
+            operands = (_operands(args), {k: _operands(v) for k, v in kwargs.items()})
+            call.products = aten_ops.products(op, *operands, call.output_shape)
+            _describe(call, rule, args, kwargs, operands, self.tag_of)
+        routed = self._route(op, rule, args, tensors, tags, call)
+        self._propagate(op, tensors, tags, outputs, read, routed, rule)
         self.stack[-1].items.append(call)
         return out
+
+    def _route(self, op, rule, args, tensors, tags, call: AtenCall) -> bool:
+        """Whether the op's rows were routed; notes routing decisions and each parameter's use per token."""
+        tainted = any(tag.tainted for tag in tags)
+        if op in _ROUTERS and tainted and tensors and tensors[0].dim() > 0:
+            self.routing_rows = max(1, tensors[0].numel() // max(1, tensors[0].shape[-1]))
+        if op in _PASS_THROUGH:
+            return False
+        grouped = rule is not None and rule.formula is not None and rule.routed
+        routed = (grouped or any(tag.routed for tag in tags)) and self.routing_rows is not None
+        factor_positions = _factor_positions(rule, args)
+        for position, (tensor, tag) in enumerate(zip(tensors, tags)):
+            if not tag.params:
+                continue
+            factor = position in factor_positions  # a product's operand (0 products: an expert no row reached)
+            if not routed or not (factor or tag.routed):  # used whole: a dense layer, or a norm's weight
+                self.dense.update(tag.params)
+                continue
+            # elements of the parameter(s) this operand holds that the op used: its products against a factor,
+            # else one per element of the operand (a routed bias added)
+            used = call.products if factor else tensor.numel()
+            held = sum(self.parameters[pid][1].numel() for pid in tag.params)
+            for pid in tag.params:
+                size = self.parameters[pid][1].numel()
+                share = Fraction(used * size, held) / (self.routing_rows * size)
+                self.uses[pid] = self.uses.get(pid, Fraction(0)) + share
+        call.routed = routed
+        return routed
+
+    def _propagate(self, op, tensors, tags, outputs, read, routed, rule) -> None:
+        tainted = any(tag.tainted for tag in tags)
+        if not outputs or not (read or tainted or routed):
+            return
+        # parameters flow through views and gathers, and through arithmetic on parameters alone (weight norm,
+        # spectral norm's division): a product's output is new data
+        params = frozenset(read) if op in _PASS_THROUGH or (not tainted and (rule is None or rule.formula is None)) \
+            else frozenset()
+        # rows picked by data are routed; so are views and splits of routed rows, and what is computed row by row
+        # from them (the same number of rows)
+        picked = op in _GATHERS and any(tag.tainted for tag in tags[1:])
+        viewed = op in _PASS_THROUGH and any(tag.routed for tag in tags)
+        routed_rows = {t.shape[0] for t, tag in zip(tensors, tags) if tag.routed and t.dim() > 0} \
+            if _base(op) not in _SCATTERS else set()
+        for o in outputs:
+            keeps_rows = o.dim() > 0 and o.shape[0] in routed_rows
+            self.tag(o, Tag(params=params, tainted=tainted, routed=picked or viewed or keeps_rows))
+
+
+_NO_TAG = Tag()
+
+
+def _base(op: str) -> str:
+    """`index_add_` -> `index_add`: an in-place op is its out-of-place op."""
+    return op[:-1] if op.endswith("_") and not op.endswith("__") else op
+
+
+def _flat_tensors(values: list) -> list[torch.Tensor]:
+    tensors = []
+    for a in values:
+        if isinstance(a, torch.Tensor):
+            tensors.append(a)
+        elif isinstance(a, (list, tuple)):
+            tensors.extend(t for t in a if isinstance(t, torch.Tensor))
+    return tensors
+
+
+def _operands(value: Any) -> Any:
+    """An argument as the op table's formulas read it: tensors become `Arg` (shape, and the last element of a
+    small 1-D integer tensor on a real device, i.e. grouped-matmul offsets)."""
+    if isinstance(value, torch.Tensor):
+        last = None
+        if value.dim() == 1 and not value.is_floating_point() and not value.is_complex() and value.numel() \
+                and value.device.type != "meta" and value.numel() <= 1 << 16:
+            try:
+                last = int(value[-1])
+            except (RuntimeError, NotImplementedError):  # a tensor whose values cannot be read here (sparse, ...)
+                last = None
+        return aten_ops.Arg(_shape(value), last)
+    if isinstance(value, (list, tuple)):
+        return type(value)(_operands(v) for v in value) if not hasattr(value, "_fields") else value
+    return value
+
+
+def _factor_positions(rule, args) -> set[int]:
+    """Positions, among the op's flattened tensor arguments, of the tensors it multiplies."""
+    if rule is None or rule.formula is None:
+        return set()
+    positions, index = set(), 0
+    for position, a in enumerate(args):
+        count = 1 if isinstance(a, torch.Tensor) else \
+            sum(isinstance(t, torch.Tensor) for t in a) if isinstance(a, (list, tuple)) else 0
+        if rule.factors is None or position in rule.factors:
+            positions.update(range(index, index + count))
+        index += count
+    return positions
+
+
+_IS_CAUSAL_AT = {"_scaled_dot_product_efficient_attention": 6, "_scaled_dot_product_cudnn_attention": 6,
+                 "_scaled_dot_product_attention_math": 5, "_scaled_dot_product_fused_attention_overrideable": 5,
+                 "scaled_dot_product_attention": 5, "_scaled_dot_product_attention_math_for_mps": 5}
+
+
+def _describe(call: AtenCall, rule, args, kwargs, operands, tag_of) -> None:
+    """What the layer typing reads of a product op: whether a factor is a weight, a parameter bias, the operand
+    shapes, a convolution's geometry, causal attention, a fused kernel's split."""
+    factors = [args[i] for i in (rule.factors if rule.factors is not None else range(len(args)))
+               if i < len(args)]
+    call.weighted = any(tag_of(t).params for t in _flat_tensors(factors))
+    bias = args[rule.bias] if rule.bias is not None and rule.bias < len(args) else kwargs.get("bias")
+    call.bias_param = isinstance(bias, torch.Tensor) and bool(tag_of(bias).params)
+    op = call.op
+    if rule.split is not None:
+        weighted, activation = rule.split(*operands, call.output_shape)
+        call.extra = {"fused": {"weighted": weighted, "activation": activation}}
+        call.weighted = True
+    elif op.startswith(("_scaled_dot_product", "scaled_dot_product", "_triton_scaled")):
+        call.input_shapes = tuple(_shape(t) for t in args[:3])
+        at = _IS_CAUSAL_AT.get(op, 4)  # native_functions.yaml: where each kernel takes `is_causal`
+        call.causal = bool(kwargs.get("is_causal", args[at] if len(args) > at and isinstance(args[at], bool)
+                                      else False))
+    elif op in ("convolution", "_convolution", "convolution_overrideable"):
+        x, w = _shape(args[0]), _shape(args[1])
+        transposed = bool(args[6]) if len(args) > 6 else False
+        call.extra = {"kernel": w[2:], "stride": tuple(args[3]) if len(args) > 3 else (),
+                      "padding": tuple(args[4]) if len(args) > 4 else (),
+                      "dilation": tuple(args[5]) if len(args) > 5 else (), "transposed": transposed,
+                      "groups": int(args[8]) if len(args) > 8 else 1, "weight_shape": w}
+        call.input_shapes = (x,)
+    elif rule.factors is not None and len(rule.factors) == 2 and rule.factors[1] < len(args):
+        call.input_shapes = tuple(_shape(args[i]) for i in rule.factors if isinstance(args[i], torch.Tensor))
 
 
 def api_name(func: Any) -> str:
@@ -217,7 +339,10 @@ class ModuleCalls:
             name = self.names.get(id(module))
             if name is None:
                 return
-            call = Call(name, module, input_shapes=tuple(_shape(a) for a in args if isinstance(a, torch.Tensor)))
+            # a PackedSequence (an RNN's packed input) reads as its data: (sum of the batch sizes, features)
+            shapes = tuple(_shape(a if isinstance(a, torch.Tensor) else a.data) for a in args
+                           if isinstance(a, torch.Tensor) or isinstance(getattr(a, "batch_sizes", None), torch.Tensor))
+            call = Call(name, module, input_shapes=shapes)
             self.recorder.stack[-1].items.append(call)
             self.recorder.stack.append(call)
 

@@ -8,12 +8,16 @@ diff engine must be able to name what hook-based counters miss); fx treats `torc
 The dispatch view (frontends/torch_dispatch.py): every aten op of the same forward, filed under the fx node or
 module call that issued it. What the layer view cannot type (an unknown module, a wrapped function, an einsum,
 the code a container runs between its children) is typed from its aten ops (`matmul`, `sdpa`, `layer_norm`,
-`reduce_mean`, ...), never left as `unknown` with zeros. Two conservation laws are then checked and any gap
-becomes a row of kind `gap`:
-  - params: the layers' params plus one `parameter` row per parameter no layer owns (a class token, a position
-    table, a branch that never ran: `executed` False) == sum(p.numel() for p in model.parameters());
-  - products: the layers' MACC + ATTN == the multiply-accumulates of every mm / addmm / bmm / baddbmm /
-    convolution / scaled-dot-product op the forward executed.
+`reduce_mean`, ...), never left as `unknown` with zeros. Two conservation laws are then checked against oracles
+this module does not compute, and any gap becomes a row of kind `gap`:
+  - params: the total the document's formulas print for the layers (conventions/formulas.py; a layer's weights are
+    the parameters it reads, a weight-normed conv's `weight_g` and `weight_v`), plus one `parameter` row per
+    parameter no layer owns (a class token, a position table, a branch that never ran: `executed` False) ==
+    sum(p.numel() for p in model.parameters());
+  - products: the layers' MACC + ATTN (from their shapes, conventions/terms.py) == the multiply-accumulates the op
+    table (conventions/aten_ops.py) counts for the ops the forward executed.
+An op the table does not know becomes a row of kind `unsupported_op` and a warning; an op with no
+multiply-accumulate convention (an FFT) a row of kind `no_macc_convention`.
 """
 from __future__ import annotations
 
@@ -26,11 +30,12 @@ import torch.fx as fx
 import torch.nn as nn
 from torch.fx.passes.shape_prop import ShapeProp
 
-from conventions import ir
+from conventions import aten_ops, ir
 from conventions import terms as T
+from conventions.formulas import layer_counts
 from conventions.ir import Layer, Model
 
-from .torch_dispatch import FUSED_WITHOUT_FORMULA, ApiCalls, AtenCall, Call, ModuleCalls, Recorder
+from .torch_dispatch import ApiCalls, AtenCall, Call, ModuleCalls, Recorder
 
 _ACTIVATION_MODULES = (nn.ReLU, nn.ReLU6, nn.GELU, nn.Sigmoid, nn.Tanh, nn.SiLU, nn.Hardswish, nn.Hardsigmoid,
                        nn.LeakyReLU, nn.ELU, nn.Softplus, nn.Mish, nn.PReLU)
@@ -75,11 +80,13 @@ def _module_layer(name: str, module: nn.Module, inputs: tuple[tuple[int, ...], .
     ndim = max(len(inputs[0]) - 2, 1) if inputs else 1
     if isinstance(module, _SKIPPED_MODULES):
         return None
-    if isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
+    if isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d,
+                           nn.ConvTranspose3d)):
         padding = module.padding if not isinstance(module.padding, str) else ()
+        transposed = (("transposed", True),) if module.transposed else ()
         return Layer(kind=ir.CONV, kernel=tuple(module.kernel_size), stride=tuple(module.stride),
                      padding=tuple(padding), dilation=tuple(module.dilation), groups=module.groups,
-                     bias=module.bias is not None, **common)
+                     bias=module.bias is not None, attrs=transposed, **common)
     if isinstance(module, nn.Linear):
         return Layer(kind=ir.LINEAR, bias=module.bias is not None, **common)
     if isinstance(module, (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d)):
@@ -93,8 +100,13 @@ def _module_layer(name: str, module: nn.Module, inputs: tuple[tuple[int, ...], .
         # Adaptive windows: ceil(in/out) per dimension, exact when out divides in (the usual global pool).
         kernel = tuple(math.ceil(i / o) for i, o in zip(inputs[0][2:], output[2:]))
         return Layer(kind=kind, kernel=kernel, stride=kernel, attrs=(("adaptive", True),), **common)
-    if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.GroupNorm, nn.InstanceNorm2d)):
+    if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.InstanceNorm1d, nn.InstanceNorm2d,
+                           nn.InstanceNorm3d)):
         return Layer(kind=ir.BN, **common)
+    if isinstance(module, nn.GroupNorm):  # per group, not per channel over the batch: its own kind, as aten's op
+        return Layer(kind=ir.NORM, attrs=(("aten", "native_group_norm"), ("affine", module.affine)), **common)
+    if isinstance(module, (nn.RNNBase, nn.RNNCellBase)):
+        return _recurrent_layer(module, common)
     if isinstance(module, nn.LayerNorm):
         return Layer(kind=ir.LAYER_NORM, **common)
     if isinstance(module, (nn.Embedding, nn.EmbeddingBag)):
@@ -114,6 +126,25 @@ def _module_layer(name: str, module: nn.Module, inputs: tuple[tuple[int, ...], .
                  ("vdim", module.vdim), ("q_len", query[seq_axis]), ("kv_len", key[seq_axis]))
         return Layer(kind=ir.ATTENTION, bias=module.in_proj_bias is not None, attrs=attrs, **common)
     return Layer(kind=ir.UNKNOWN, **common)
+
+
+# nn.RNN / nn.GRU / nn.LSTM (and their cells): gates per step, from the module's mode (torch/nn/modules/rnn.py)
+_GATES = {"LSTM": 4, "GRU": 3, "RNN_TANH": 1, "RNN_RELU": 1}
+
+
+def _recurrent_layer(module: nn.Module, common: dict) -> Layer:
+    """An RNN, GRU or LSTM (or one of their cells) as one layer: its products are computed from the module's sizes
+    and the input's rows (conventions/terms.py rnn_terms), apart from the kernels that run them."""
+    if isinstance(module, nn.RNNBase):
+        mode, layers, directions = module.mode, module.num_layers, 2 if module.bidirectional else 1
+        proj = module.proj_size
+    else:
+        mode = {nn.LSTMCell: "LSTM", nn.GRUCell: "GRU"}.get(type(module), "RNN_TANH")
+        layers, directions, proj = 1, 1, 0
+    attrs = (("mode", mode), ("gates", _GATES[mode]), ("input_size", module.input_size),
+             ("hidden_size", module.hidden_size), ("proj_size", proj), ("num_layers", layers),
+             ("directions", directions))
+    return Layer(kind=ir.RNN, bias=bool(module.bias), attrs=attrs, **common)
 
 
 def _function_name(node: fx.Node) -> str:
@@ -193,7 +224,9 @@ _OP_KINDS = {
 
 def _op_kind(call: AtenCall) -> Optional[str]:
     if call.products:
-        return ir.SDPA if call.op.startswith(("_scaled_dot_product", "_native_multi_head")) else \
+        if call.extra.get("fused"):  # a fused attention / encoder kernel: its products split by operand
+            return ir.MATMUL
+        return ir.SDPA if call.op.startswith(("_scaled_dot_product", "scaled_dot_product", "_triton_scaled")) else \
             _OP_KINDS.get(call.op, ir.MATMUL)
     if call.op.startswith(("max_pool", "avg_pool", "adaptive_avg_pool", "adaptive_max_pool", "_adaptive_avg_pool")):
         return ir.POOL_MAX if "max" in call.op else ir.POOL_AVG
@@ -226,16 +259,16 @@ def _op_layer(name: str, call: AtenCall, kind: str, input_shapes=None, output_sh
                      dilation=tuple(conv["dilation"]), groups=conv["groups"], bias=call.bias_param)
         inputs = call.input_shapes
         if conv["transposed"]:
-            attrs += (("transposed", True), ("products", call.products))
+            attrs += (("transposed", True),)
     elif kind in (ir.MATMUL, ir.EINSUM):
         attrs += (("products", call.products), ("operand", "weight" if call.weighted else "activation"))
+        if call.extra.get("fused"):  # nn.MultiheadAttention's / TransformerEncoderLayer's fused kernel
+            attrs += (("fused", tuple(sorted(call.extra["fused"].items()))),)
         extra = dict(bias=call.bias_param)
         inputs = call.input_shapes
     elif kind == ir.SDPA:
         attrs += (("causal", call.causal),)
         inputs = call.input_shapes
-        if call.extra.get("fused"):  # the fused nn.MultiheadAttention kernel: projections and attention in one op
-            attrs += (("fused", tuple(sorted(call.extra["fused"].items()))),)
     elif kind in (ir.POOL_MAX, ir.POOL_AVG):
         pool = _pool_attrs(call)
         attrs += pool.pop("attrs")
@@ -293,9 +326,14 @@ class _Builder:
         self.owned.update(new)
         return (sum(self.params[i][1].numel() for i in new), sum(self.params[i][1].numel() for i in shared))
 
-    def add(self, layer: Layer, param_ids=(), observed: Optional[int] = None) -> None:
-        params, shared = self.take(param_ids)
-        attrs = layer.attrs + ((("shared_params", shared),) if shared else ())
+    def add(self, layer: Layer, param_ids=None, observed: Optional[int] = None) -> None:
+        """`param_ids`: the parameters the layer reads (its module's, or those its op read); the layer owns those no
+        earlier layer took, the others are `shared_params` (TIED). `read_params` records them all: a layer's
+        weight terms are the tensors it reads (a weight-normed conv's `weight_g` and `weight_v`), not its kernel's
+        shape."""
+        params, shared = self.take(param_ids or ())
+        attrs = layer.attrs + ((("shared_params", shared),) if shared else ()) + \
+            ((("read_params", params + shared),) if param_ids is not None else ())
         layer = Layer(**{**layer.__dict__, "params": params, "attrs": attrs})
         if observed is not None and observed != _products(layer):
             self.mismatches.append(f"{layer.name} ({layer.kind}): typed {_products(layer):,}, executed {observed:,}")
@@ -310,7 +348,10 @@ class _Builder:
         module = call.module
         inputs = call.input_shapes if inputs is None else inputs
         output = call.output_shape if output is None else output
-        own_ids = [id(p) for p in module.parameters()]
+        # the module's parameters its call read (a parametrized weight's originals included); one it holds and did
+        # not read stays unowned here and becomes a `parameter` row
+        read = {pid for op in call.all_ops() for pid in op.params}
+        own_ids = [id(p) for p in module.parameters() if id(p) in read]
         layer = _module_layer(display, module, inputs, output)
         api = _first_api(call.all_ops())
         if layer is not None and api:  # the torch function its forward called (F.relu, F.hardtanh, ...)
@@ -331,7 +372,9 @@ class _Builder:
         self.split(display, call)
 
     def split(self, owner: str, call: Call) -> None:
-        """A call the layer view cannot type: its module calls and its own aten ops, each a layer."""
+        """A call the layer view cannot type: its module calls and its own aten ops, each a layer. A product op
+        reading the module's own parameters (a router's weight, stacked experts) owns them."""
+        own = {id(p) for p in call.module.parameters(recurse=False)} if call.module is not None else set()
         for item in call.items:
             if isinstance(item, Call):
                 self.module_call(item)
@@ -339,7 +382,14 @@ class _Builder:
                 kind = _op_kind(item)
                 if kind is not None:
                     layer = _op_layer(self.unique(f"{owner}.{kind}" if owner else kind), item, kind)
-                    self.add(layer, item.params if kind in (ir.CONV, ir.LINEAR) else (), observed=item.products)
+                    reads = item.params if kind in (ir.CONV, ir.LINEAR) else \
+                        [pid for pid in item.params if pid in own] if item.products else ()
+                    self.add(layer, reads, observed=item.products)
+
+    def is_bias(self, op: AtenCall, output) -> bool:
+        """An add of one 1-D parameter as wide as the output's last dimension: a linear layer's bias."""
+        params = [self.params[i][1] for i in op.params if i in self.params]
+        return bool(output) and len(params) == 1 and params[0].dim() == 1 and params[0].numel() == output[-1]
 
     def single(self, name: str, ops: list[AtenCall], inputs, output, module=None) -> Optional[Layer]:
         """One layer for a call whose arithmetic is one op, or element-wise only; None if it needs splitting."""
@@ -347,10 +397,14 @@ class _Builder:
         if not arithmetic:
             return None
         products = [op for op, _ in arithmetic if op.products]
-        if len(products) == 1 and products[0].op in ("mm", "addmm") and products[0].weighted and module is not None:
-            # a module doing x @ W (+ b) with its own weight (transformers' Conv1D): a linear layer
+        rest = [op for op, _ in arithmetic if not op.products]
+        bias_add = len(rest) == 1 and rest[0].op in ("add", "add_") and self.is_bias(rest[0], output)
+        if len(products) == 1 and products[0].op in ("mm", "addmm", "bmm", "linear") and products[0].weighted \
+                and module is not None and (not rest or bias_add):
+            # a module doing x @ W (+ b) with its own weight (transformers' Conv1D; F.linear on a non-contiguous
+            # input, which runs as a matmul and an add of the bias): a linear layer
             linear = Layer(name=name, kind=ir.LINEAR, input_shapes=tuple(inputs), output_shape=tuple(output),
-                           op=type(module).__name__, bias=products[0].bias_param,
+                           op=type(module).__name__, bias=products[0].bias_param or bias_add,
                            attrs=(("api", products[0].api),) if products[0].api else ())
             if inputs and output and _products(linear) == products[0].products:
                 return linear
@@ -420,33 +474,86 @@ class _Builder:
             self.split(name, call)
 
     # the two laws
-    def finish(self, root: Call, extra_notes: tuple[str, ...]) -> tuple[list[Layer], tuple]:
-        used = {pid for op in root.all_ops() for pid in op.params}
+    def op_rows(self, root: Call) -> tuple[list[Layer], list[str]]:
+        """One row per op the table has no formula for (`unsupported_op`) or that has no multiply-accumulate
+        convention (`no_macc_convention`), named by the op, with where it ran; and a warning per unsupported op."""
+        found: dict[str, list[tuple[str, AtenCall]]] = {}
+        for owner, op in _ops_with_owner(root):
+            if op.category in (aten_ops.UNSUPPORTED, aten_ops.NO_MACC_CONVENTION):
+                found.setdefault(op.op, []).append((owner, op))
+        rows, warnings = [], []
+        for name, calls in found.items():
+            owners = list(dict.fromkeys(owner or "<forward>" for owner, _ in calls))
+            where = ", ".join(owners[:3]) + (f" and {len(owners) - 3} more" if len(owners) > 3 else "")
+            first = calls[0][1]
+            unsupported = first.category == aten_ops.UNSUPPORTED
+            label = name if "::" in name else f"aten.{name}"
+            rule = aten_ops.rule(name)
+            says = (f"{label} ran {len(calls)} time{'s' if len(calls) > 1 else ''} (in {where}); the op table "
+                    "(conventions/aten_ops.py) has no entry for it, so whatever it multiplies is not counted"
+                    if unsupported else f"{label} ran {len(calls)} time{'s' if len(calls) > 1 else ''} (in {where}): "
+                    f"{rule.says}; left out of MACC")
+            rows.append(Layer(name=self.unique(label), kind=ir.UNSUPPORTED_OP if unsupported else
+                              ir.NO_MACC_CONVENTION, input_shapes=first.input_shapes[:1],
+                              output_shape=first.output_shape, op=name,
+                              attrs=(("functional", True), ("calls", len(calls)), ("why", says))))
+            if unsupported:
+                warnings.append(f"conservation gap: {says} (an `unsupported_op` row)")
+        return rows, warnings
+
+    def finish(self, root: Call, extra_notes: tuple[str, ...], model_params: int,
+               recorder: Recorder) -> tuple[list[Layer], tuple, Optional[int]]:
+        """Parameter rows, op rows, then the two laws against their oracles: `model_params` (sum of p.numel() over
+        model.parameters(), counted by the caller) and the op table's products of every op executed. Returns the
+        layers, the notes and the active parameters per token (None when no routing ran)."""
+        ops = root.all_ops()
+        used = {pid for op in ops for pid in op.params}
         for pid, (qualified, param) in self.params.items():
             if pid not in self.owned:
                 self.owned.add(pid)
                 self.layers.append(Layer(name=qualified, kind=ir.PARAMETER, input_shapes=(),
                                          output_shape=tuple(param.shape), op="Parameter", params=param.numel(),
                                          attrs=(("executed", pid in used),)))
-        notes = list(extra_notes)
-        fused = sorted({op.op for op in root.all_ops() if op.op in FUSED_WITHOUT_FORMULA})
-        if fused:  # its products are executed but not counted here: the gap cannot see them either
-            notes.append(f"conservation gap: aten.{', aten.'.join(fused)} ran (a fused kernel whose products this "
-                         "front end has no formula for); the MACC total leaves them out")
-        executed = sum(op.products for op in root.all_ops())
+        rows, warnings = self.op_rows(root)
+        self.layers += rows
+        notes = list(extra_notes) + warnings
+        executed = sum(op.products for op in ops if op.category == aten_ops.PRODUCT)
         typed = sum(_products(layer) for layer in self.layers)
-        params_total = sum(p.numel() for _, p in self.params.values())
-        params_rows = sum(layer.params for layer in self.layers)
-        if executed != typed or params_total != params_rows:
+        printed = sum(layer_counts(layer).params for layer in self.layers)  # what `formulas` prints as the total
+        if executed != typed or model_params != printed:
             why = (f"conservation gap: the forward executed {executed:,} multiply-accumulates and holds "
-                   f"{params_total:,} parameters; the layer rows describe {typed:,} and {params_rows:,}")
+                   f"{model_params:,} parameters; the layer rows describe {typed:,} and {printed:,}")
             if self.mismatches:
                 why += "; layers whose type disagrees with their aten ops: " + "; ".join(self.mismatches[:5])
             self.layers.append(Layer(name="__gap__", kind=ir.GAP, input_shapes=(), output_shape=(), op="gap",
-                                     params=params_total - params_rows,
+                                     params=model_params - printed,
                                      attrs=(("macc", executed - typed), ("why", why))))
             notes.append(why)
-        return self.layers, tuple(notes)
+        active, note = self.active_params(recorder, model_params)
+        if note:
+            notes.append(note)
+        return self.layers, tuple(notes), active
+
+    def active_params(self, recorder: Recorder, total: int) -> tuple[Optional[int], str]:
+        """Parameters one token's forward multiplies: every parameter, except that a parameter used only by routed
+        ops (experts) counts at the share of it a token multiplies (top-k of E experts: k/E). None without
+        routing."""
+        routed = {pid: share for pid, share in recorder.uses.items() if pid not in recorder.dense}
+        left_out = round(sum(self.params[pid][1].numel() * (1 - min(share, 1)) for pid, share in routed.items()))
+        if not left_out:  # no routing, or every row of the routed ops went through every weight
+            return None, ""
+        active = total - left_out
+        return active, (f"mixture of experts: {active:,} of {total:,} parameters active per token ({len(routed)} "
+                        f"parameter tensors only routed rows multiply, counted at the share a token uses)")
+
+
+def _ops_with_owner(call: Call, owner: str = ""):
+    """(name of the innermost module call or fx node, op) for every op under `call`, in execution order."""
+    for item in call.items:
+        if isinstance(item, Call):
+            yield from _ops_with_owner(item, item.name)
+        else:
+            yield owner, item
 
 
 class _NodeProp(ShapeProp):
@@ -475,14 +582,10 @@ def _example(module: nn.Module, input_shape: tuple[int, ...], input_dtype=None) 
     return torch.zeros(*input_shape, dtype=input_dtype or torch.float32, device=device)
 
 
-def _parameter_names(module: nn.Module) -> dict[int, str]:
-    return {id(p): n for n, p in module.named_parameters()}
-
-
-def trace_fx(module: nn.Module, example: torch.Tensor, aliases: dict[str, str]) -> tuple[_Builder, Call]:
+def trace_fx(module: nn.Module, example: torch.Tensor, aliases: dict[str, str]) -> tuple[_Builder, Call, Recorder]:
     graph = fx.symbolic_trace(module)
     root = Call("")
-    recorder = Recorder(root, _parameter_names(module))
+    recorder = Recorder(root, module, (example,))
     prop = _NodeProp(graph, recorder)
     with torch.enable_grad(), recorder, ApiCalls(recorder), ModuleCalls(graph, recorder):
         prop.propagate(example)
@@ -490,19 +593,19 @@ def trace_fx(module: nn.Module, example: torch.Tensor, aliases: dict[str, str]) 
     modules = dict(graph.named_modules())
     for call in root.calls():
         builder.fx_node(call, modules)
-    return builder, root
+    return builder, root, recorder
 
 
-def trace_calls(module: nn.Module, example: torch.Tensor) -> tuple[_Builder, Call]:
+def trace_calls(module: nn.Module, example: torch.Tensor) -> tuple[_Builder, Call, Recorder]:
     """For models fx cannot trace: module calls (global forward hooks) and the aten ops inside each."""
     root = Call("<forward>")
-    recorder = Recorder(root, _parameter_names(module))
+    recorder = Recorder(root, module, (example,))
     with torch.enable_grad(), recorder, ApiCalls(recorder), ModuleCalls(module, recorder):
         module(example)
     builder = _Builder(module, {})
     for call in root.calls():
         builder.split("", call) if call.name == "" else builder.module_call(call)
-    return builder, root
+    return builder, root, recorder
 
 
 def from_module(module: nn.Module, input_shape: tuple[int, ...], name: str = "model",
@@ -514,14 +617,18 @@ def from_module(module: nn.Module, input_shape: tuple[int, ...], name: str = "mo
     example = _example(module, input_shape, input_dtype)
     notes: tuple[str, ...] = ()
     try:
-        builder, root = trace_fx(module, example, aliases or {})
+        builder, root, recorder = trace_fx(module, example, aliases or {})
     except Exception as exc:  # fx cannot trace data-dependent Python; module calls still show every module
-        builder, root = trace_calls(module, example)
+        builder, root, recorder = trace_calls(module, example)
         first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
         notes = (f"torch.fx could not trace the model ({type(exc).__name__}: {first}); read through its module "
                  "calls, with the code between them typed from its aten ops",)
-    layers, notes = builder.finish(root, notes)
-    return Model(name=name, framework="torch", input_shape=tuple(input_shape), layers=tuple(layers), notes=notes)
+    # the params law's oracle: every tensor parameters() yields, once (parametrizations' original0/original1 and
+    # legacy weight_g/weight_v included), counted here and not by the code that built the layers
+    model_params = sum(p.numel() for p in module.parameters())
+    layers, notes, active = builder.finish(root, notes, model_params, recorder)
+    return Model(name=name, framework="torch", input_shape=tuple(input_shape), layers=tuple(layers), notes=notes,
+                 active_params=active)
 
 
 def build(factory: Callable[[], nn.Module]) -> nn.Module:
