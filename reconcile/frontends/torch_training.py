@@ -119,8 +119,8 @@ class _TrainingRecorder(Recorder):
     """The Recorder of frontends/torch_dispatch.py, plus: forward ops remembered with their layer, their outputs'
     autograd nodes tagged, backward ops classified by the node running them."""
 
-    def __init__(self, root: Call, parameters: dict[int, str], blocks: set[str]):
-        super().__init__(root, parameters)
+    def __init__(self, root: Call, model: nn.Module, blocks: set[str], inputs: tuple = ()):
+        super().__init__(root, model, inputs)
         self.blocks = blocks
         self.forward_ops: list[_ForwardOp] = []
         self.pending: list[tuple[int, list]] = []  # forward ops whose outputs' nodes are not tagged yet
@@ -220,10 +220,9 @@ def trace_training(module: nn.Module, example: torch.Tensor, name: str = "model"
         notes.append(f"{len(already)} parameter tensors were built with requires_grad False (frozen as well)")
     module.train()
     blocks = find_blocks(module)
-    names = {id(p): n for n, p in module.named_parameters()}
     params = {id(p): p for p in module.parameters()}
     root = Call(ROOT)
-    recorder = _TrainingRecorder(root, names, set(blocks))
+    recorder = _TrainingRecorder(root, module, set(blocks), (example,))
     with torch.enable_grad(), recorder, ModuleCalls(module, recorder):
         try:
             out = module(example)
