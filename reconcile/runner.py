@@ -20,6 +20,14 @@ User code (a model's factory and forward, a tool) runs only in job processes, ne
     explain() on loaded records, which).
   - a model whose IR job raises a user error, times out or kills its process is not run by any tool: its jobs
     become error rows naming the reason (one timeout per model, not one per tool).
+A memory cap per job process (`memory_cap`: --memory, $RECONCILE_MEMORY, else DEFAULT_MEMORY_SHARE of the machine's
+RAM, at least 2 GiB) is set as RLIMIT_AS in every job child and in the TF worker: an allocation beyond it fails at
+once, and the job becomes an error row saying it ran out of memory, with the cap and the size it reached
+(errors.out_of_memory), not a timeout and not the kernel's OOM killer.
+
+Spec checks that need a build (the hf: size probe) run as jobs too (`call_in_job`, on the same worker that traces
+IRs outside a run), with the command's timeout and memory cap (`limits`).
+
 Processes die with their parent: each worker and job child closes the pipe ends it inherited, asks the kernel
 for a signal when its parent dies (prctl PR_SET_PDEATHSIG; a watchdog thread elsewhere), and every job runs in
 its own process group, killed whole at its timeout and when it ends, so processes a user's forward spawned die
@@ -28,7 +36,7 @@ too.
 from __future__ import annotations
 
 import atexit
-import math
+import contextlib
 import multiprocessing as mp
 import os
 import signal
@@ -42,28 +50,64 @@ from typing import Any, Callable, Optional, Union
 
 from conventions.ir import Model
 
-from . import adapters, shims
+from . import adapters, errors, identity, shims
 from .errors import UserError
 from .models import ModelSpec
 from .records import ERROR, SKIPPED, Emitter, Record
+from .validate import MAX_TIMEOUT_S, check_timeout, parse_memory, physical_memory  # noqa: F401
 
 DEFAULT_TIMEOUT_S = 120.0
 TORCH_LANES = 2  # torch workers of a run (the machines have 2 cores; the TF worker is done early)
 TRACE_TIMEOUT_S = DEFAULT_TIMEOUT_S  # tracing outside a run (explain() on loaded records, which): no --timeout there
-MAX_TIMEOUT_S = 24 * 3600.0  # a job that needs longer than a day is a hang, whatever the model
+MEMORY_ENV = "RECONCILE_MEMORY"
+DEFAULT_MEMORY_SHARE = 0.5  # of the machine's RAM, per job process: two torch lanes may run at once
+MIN_DEFAULT_MEMORY = 2 * 2 ** 30  # torch and the tools alone map ~1 GB in a job process
 _CTX = mp.get_context("fork")
 
+# The command's own limits (its --timeout and --memory), for the jobs it starts outside run_jobs' arguments: spec
+# checks (call_in_job) and traces outside a run. Set with `limits`, which restores them afterwards.
+_LIMITS: dict[str, Any] = {"timeout": None, "memory": None}
 
-def check_timeout(timeout: Any, option: str = "timeout") -> float:
-    """A finite number of seconds in (0, MAX_TIMEOUT_S]; anything else is the user's error."""
+
+@contextlib.contextmanager
+def limits(timeout: Optional[float] = None, memory: Optional[int] = None):
+    saved = dict(_LIMITS)
+    if timeout is not None:
+        _LIMITS["timeout"] = check_timeout(timeout)
+    if memory is not None:
+        _LIMITS["memory"] = int(memory)
     try:
-        seconds = float(timeout)
-    except (TypeError, ValueError):
-        raise UserError(f"{option} must be a number of seconds, not {timeout!r}") from None
-    if not math.isfinite(seconds) or seconds <= 0 or seconds > MAX_TIMEOUT_S:
-        raise UserError(f"{option} must be a finite number of seconds above 0 and at most {MAX_TIMEOUT_S:g} "
-                        f"(24 h), not {timeout!r}")
-    return seconds
+        yield
+    finally:
+        _LIMITS.update(saved)
+
+
+def memory_cap() -> int:
+    """Bytes of address space a job process may use: `limits(memory=...)` (--memory), $RECONCILE_MEMORY, else
+    DEFAULT_MEMORY_SHARE of this machine's RAM (at least MIN_DEFAULT_MEMORY)."""
+    if _LIMITS["memory"]:
+        return _LIMITS["memory"]
+    if os.environ.get(MEMORY_ENV):
+        return parse_memory(os.environ[MEMORY_ENV], f"${MEMORY_ENV}")
+    return max(int(physical_memory() * DEFAULT_MEMORY_SHARE), MIN_DEFAULT_MEMORY)
+
+
+def command_timeout() -> float:
+    return _LIMITS["timeout"] or TRACE_TIMEOUT_S
+
+
+def _cap_memory(limit: Optional[int]) -> None:
+    """RLIMIT_AS for this process (a job child, or the TF worker that runs its jobs in-process)."""
+    if not limit:
+        return
+    try:
+        import resource
+
+        hard = resource.getrlimit(resource.RLIMIT_AS)[1]
+        resource.setrlimit(resource.RLIMIT_AS, (limit if hard == resource.RLIM_INFINITY else min(limit, hard),
+                                                hard))
+    except (ImportError, ValueError, OSError):
+        pass  # no rlimits here: the job runs uncapped
 
 
 @dataclass(frozen=True)
@@ -111,6 +155,21 @@ def precheck(job: Job) -> Optional[list[Record]]:
     return None
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """What a tool job sends back: its records and the user files its process had imported (identity.user_files;
+    the cache keeps them with the records and checks them before serving them)."""
+    records: list[Record]
+    imports: tuple[tuple[str, str], ...] = ()
+
+
+def stamp(records: list[Record], spec: ModelSpec, ident: Optional[identity.Identity] = None) -> list[Record]:
+    """The job's records labelled with its model's identity: input shape, batch and source hash (records.py)."""
+    ident = ident or identity.identify(spec)
+    shape = "x".join(map(str, spec.input_shape))
+    return [replace(r, input_shape=shape, batch=ident.batch, source_hash=ident.source_hash) for r in records]
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else ""
@@ -123,6 +182,8 @@ def execute(job: Job) -> list[Record]:
     try:
         return list(module.count(job.spec, emit))
     except (Exception, SystemExit) as exc:  # the tool (or the model) crashed or exited: record it, the run goes on
+        if errors.is_out_of_memory(exc):
+            return [emit.status(ERROR, errors.out_of_memory_text(exc))]
         where = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
         at = f" (at {os.path.basename(where.filename)}:{where.lineno})" if where else ""
         detail = f"sys.exit({exc.code!r}) called" if isinstance(exc, SystemExit) else _first_line(exc)
@@ -147,7 +208,16 @@ def _died(exitcode: Optional[int]) -> str:
 
 def _died_rows(job: Job, exitcode: Optional[int]) -> list[Record]:
     emit = _emitter(job, framework_for(adapters.get(job.tool), job.spec))
-    return [emit.status(ERROR, f"the tool's process died ({_died(exitcode)}) without a result")]
+    return [emit.status(ERROR, f"the tool's process died ({_died(exitcode)}) without a result{_cap_hint(exitcode)}")]
+
+
+def _cap_hint(exitcode: Optional[int]) -> str:
+    """A process killed by an abort or a signal may have met the memory cap inside C++ code: say what it was."""
+    if exitcode is not None and exitcode < 0 and -exitcode in (signal.SIGABRT, signal.SIGSEGV, signal.SIGBUS):
+        from .validate import memory_text
+
+        return f" (its memory cap was {memory_text(memory_cap())}; --memory sets it)"
+    return ""
 
 
 def _silence() -> None:
@@ -234,8 +304,10 @@ def _stop_worker(signum, frame) -> None:
     os._exit(128 + signum)
 
 
-def _job_main(send: Connection, receive: Connection, inherited: tuple, fn: Callable, args: tuple) -> None:
-    """First code of a job child: its own process group, dies with its worker, holds no foreign pipe ends."""
+def _job_main(send: Connection, receive: Connection, inherited: tuple, fn: Callable, args: tuple,
+              memory: Optional[int] = None) -> None:
+    """First code of a job child: its own process group, dies with its worker, holds no foreign pipe ends, runs
+    under the memory cap."""
     _own_group(0)
     _close_inherited(receive, *inherited)
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
@@ -246,18 +318,21 @@ def _job_main(send: Connection, receive: Connection, inherited: tuple, fn: Calla
         import faulthandler
 
         faulthandler.disable()
+    _cap_memory(memory)
     result = fn(*args)
     send.send(result)
     send.close()
 
 
-def fork_call(fn: Callable, args: tuple, timeout: float, inherited: tuple = ()) -> tuple[str, Any]:
-    """Run fn(*args) in a forked child (its own process group) with a timeout. Returns ("ok", result),
-    ("timeout", None) or ("died", exitcode). The child's group is killed when the call ends, whatever happened,
-    so nothing the child spawned outlives it."""
+def fork_call(fn: Callable, args: tuple, timeout: float, inherited: tuple = (),
+              memory: Optional[int] = None) -> tuple[str, Any]:
+    """Run fn(*args) in a forked child (its own process group) with a timeout and a memory cap (bytes of address
+    space; None: the worker's own). Returns ("ok", result), ("timeout", None) or ("died", exitcode). The child's
+    group is killed when the call ends, whatever happened, so nothing the child spawned outlives it."""
     global _JOB_GROUP
     receive, send = _CTX.Pipe(duplex=False)
-    child = _CTX.Process(target=_job_main, args=(send, receive, inherited, fn, args), daemon=True)
+    memory = _WORKER_MEMORY if memory is None else memory
+    child = _CTX.Process(target=_job_main, args=(send, receive, inherited, fn, args, memory), daemon=True)
     child.start()
     _own_group(child.pid)
     _JOB_GROUP = child.pid
@@ -279,21 +354,21 @@ def fork_call(fn: Callable, args: tuple, timeout: float, inherited: tuple = ()) 
         receive.close()
 
 
-def _child(job: Job) -> list[Record]:
+def _child(job: Job) -> Outcome:
     if job.extra_path or job.shims:
         shims.put_first(job.extra_path)
         shims.apply(job.shims)
     records = execute(job)
     if job.shims:
         records = [replace(r, message=shims.note(r.message)) for r in records]
-    return records
+    return Outcome(records, identity.user_files())
 
 
-def _run_forked(job: Job, timeout: float, inherited: tuple = ()) -> list[Record]:
+def _run_forked(job: Job, timeout: float, inherited: tuple = ()) -> Union[Outcome, list[Record]]:
     state, result = fork_call(_child, (job,), timeout, inherited)
     if state == "timeout":
         return _timeout_rows(job, timeout)
-    if state == "died" or not isinstance(result, list):
+    if state == "died" or not isinstance(result, Outcome):
         return _died_rows(job, result if state == "died" else None)
     return result
 
@@ -327,6 +402,8 @@ def _trace(spec: ModelSpec, framework: str) -> IRResult:
         return IRResult(None, f"model {spec.name!r}: the model called sys.exit({exc.code!r}) while being traced",
                         fatal=True)
     except Exception as exc:  # the front end failed on a model that runs: tools may still count it
+        if errors.is_out_of_memory(exc):  # the cap, met by the front end after the forward passed
+            return IRResult(None, errors.out_of_memory_text(exc, f"model {spec.name!r}: tracing"), fatal=True)
         return IRResult(None, f"model {spec.name!r}: tracing to the layer IR failed: {type(exc).__name__}: "
                               f"{_first_line(exc)}")
 
@@ -390,7 +467,72 @@ def _warm(group: str, tools: frozenset = frozenset()) -> None:
         adapters.get(tool).unavailable()  # the adapter module and its own imports and metadata look-ups
 
 
-def _serve(conn: Connection, group: str, timeout: float, tools: frozenset = frozenset()) -> None:
+# ------------------------------------------------------------------------------------------------ call jobs
+@dataclass(frozen=True)
+class CallJob:
+    """fn(*args) in a job process (a spec check that builds something, e.g. hf_specs.probe). `warm`: installed
+    modules the worker imports first, once (transformers), so each call does not pay for them."""
+    fn: Callable
+    args: tuple
+    warm: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        return f"checking {getattr(self.fn, '__name__', 'a spec')}"
+
+
+@dataclass(frozen=True)
+class CallResult:
+    state: str  # "ok", "error" (fn raised a UserError: `value` is its message), "timeout", "died"
+    value: Any = None
+
+
+def _call(fn: Callable, args: tuple) -> CallResult:
+    try:
+        return CallResult("ok", fn(*args))
+    except UserError as exc:
+        return CallResult("error", str(exc))
+    except Exception as exc:  # noqa: BLE001 (reported as one line by call_in_job)
+        if errors.is_out_of_memory(exc):
+            return CallResult("error", errors.out_of_memory_text(exc, getattr(fn, "__name__", "the check")))
+        return CallResult("error", f"{type(exc).__name__}: {_first_line(exc)}")
+
+
+def _run_call(job: CallJob, timeout: float, inherited: tuple = ()) -> CallResult:
+    import importlib
+
+    for name in job.warm:
+        try:
+            importlib.import_module(name)
+        except Exception:  # noqa: BLE001 (the call itself says what is missing)
+            pass
+    state, result = fork_call(_call, (job.fn, job.args), timeout, inherited)
+    if state == "ok" and isinstance(result, CallResult):
+        return result
+    return CallResult(state if state != "ok" else "died", result)
+
+
+def call_in_job(fn: Callable, args: tuple, what: str, warm: tuple[str, ...] = ()) -> Any:
+    """fn(*args) in a job process of this process's trace worker, with the command's timeout and memory cap
+    (`limits`); its UserError, a crash, a timeout or running out of memory is a UserError naming `what`."""
+    timeout = command_timeout()
+    result = _submit_to_tracer(CallJob(fn, args, warm), timeout)
+    if not isinstance(result, CallResult):
+        raise UserError(f"{what}: the check's process gave no result")
+    if result.state == "ok":
+        return result.value
+    if result.state == "error":
+        raise UserError(result.value if result.value.startswith(what.split(":")[0]) else f"{what}: {result.value}")
+    if result.state == "timeout":
+        raise UserError(f"{what}: timed out after {timeout:g} s (--timeout); killed")
+    raise UserError(f"{what}: its process died ({_died(result.value)}){_cap_hint(result.value)}")
+
+
+_WORKER_MEMORY: Optional[int] = None  # in a worker: the memory cap of the jobs it forks
+
+
+def _serve(conn: Connection, group: str, timeout: float, tools: frozenset = frozenset(),
+           memory: Optional[int] = None) -> None:
+    global _WORKER_MEMORY
     _own_group(0)
     _close_inherited()
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
@@ -398,6 +540,9 @@ def _serve(conn: Connection, group: str, timeout: float, tools: frozenset = froz
     _die_with_parent(signal.SIGTERM)
     _silence()
     _single_threaded()
+    _WORKER_MEMORY = memory
+    if group == "tf":  # its jobs run in this process
+        _cap_memory(memory)
     _warm(group, tools)
     while True:
         try:
@@ -407,18 +552,24 @@ def _serve(conn: Connection, group: str, timeout: float, tools: frozenset = froz
         if job is None:
             return
         if isinstance(job, IRJob):
-            result: Union[list[Record], IRResult] = _run_ir(job, timeout, (conn,))
+            result: Union[Outcome, list[Record], IRResult, CallResult] = _run_ir(job, timeout, (conn,))
+        elif isinstance(job, CallJob):
+            result = _run_call(job, timeout, (conn,))
+        elif group == "tf":
+            records = execute(job)
+            result = Outcome(records, identity.user_files())
         else:
-            result = execute(job) if group == "tf" else _run_forked(job, timeout, (conn,))
+            result = _run_forked(job, timeout, (conn,))
         conn.send(result)
 
 
-Item = Union[Job, IRJob]
+Item = Union[Job, IRJob, CallJob]
 
 
 class _Worker:
     def __init__(self, group: str, timeout: float, tools: frozenset = frozenset()):
         self.group, self.timeout, self.tools = group, timeout, tools  # tools: what _warm imports
+        self.memory = memory_cap()
         self.job: Optional[Item] = None
         self.started = 0.0
         self.fresh = True  # the first job of a TF worker also pays `import tensorflow`
@@ -429,7 +580,8 @@ class _Worker:
         self.conn, child_conn = _CTX.Pipe()
         _PARENT_ENDS.append(self.conn)
         # not a daemon: it forks a child per job (daemons may not); close() always reaps it
-        self.process = _CTX.Process(target=_serve, args=(child_conn, self.group, self.timeout, self.tools))
+        self.process = _CTX.Process(target=_serve, args=(child_conn, self.group, self.timeout, self.tools,
+                                                         self.memory))
         self.process.start()
         _own_group(self.process.pid)
         child_conn.close()
@@ -444,15 +596,17 @@ class _Worker:
         warm = 60 if self.group == "tf" and self.fresh else 0
         return self.started + self.timeout + margin + warm
 
-    def _failed(self, job: Item, reason: str, timed_out: bool) -> Union[list[Record], IRResult]:
+    def _failed(self, job: Item, reason: str, timed_out: bool) -> Union[list[Record], IRResult, CallResult]:
         if isinstance(job, IRJob):
             return IRResult(None, f"model {job.spec.name!r}: {reason}", fatal=timed_out)
+        if isinstance(job, CallJob):
+            return CallResult("timeout" if timed_out else "error", reason)
         if timed_out:
             return _timeout_rows(job, self.timeout)
         emit = _emitter(job, framework_for(adapters.get(job.tool), job.spec))
         return [emit.status(ERROR, reason)]
 
-    def collect(self) -> Union[list[Record], IRResult]:
+    def collect(self) -> Union[Outcome, list[Record], IRResult, CallResult]:
         job, self.job, self.fresh = self.job, None, False
         try:
             return self.conn.recv()
@@ -463,7 +617,7 @@ class _Worker:
             self._start()
             return self._failed(job, f"the tool's process died ({_died(code)}) without a result", False)
 
-    def kill_and_restart(self) -> Union[list[Record], IRResult]:
+    def kill_and_restart(self) -> Union[list[Record], IRResult, CallResult]:
         job = self.job
         self._kill()
         self._start()
@@ -504,12 +658,15 @@ def _not_run_rows(job: Job, reason: str) -> list[Record]:
 
 
 def run_jobs(jobs: list[Job], timeout: float = DEFAULT_TIMEOUT_S, progress: Optional[Progress] = None,
-             irs: Optional[dict[str, IRResult]] = None) -> list[Record]:
-    """Run every job; return all records in job order (deterministic whatever the completion order).
+             irs: Optional[dict[str, IRResult]] = None,
+             imports: Optional[dict[int, tuple]] = None) -> list[Record]:
+    """Run every job; return all records in job order (deterministic whatever the completion order), each
+    labelled with its model's identity (`stamp`).
 
     Each model is first traced to its layer IR by an IR job in the torch worker (which keeps it for the tool
     jobs it forks afterwards); `irs`, when given, receives model name -> IRResult. A model whose tracing failed
-    fatally is not run by any tool: its remaining jobs become error rows."""
+    fatally is not run by any tool: its remaining jobs become error rows. `imports`, when given, receives job
+    index -> the user files the job's process imported (identity.user_files), for the jobs that reported them."""
     from . import models
 
     timeout = check_timeout(timeout)
@@ -517,9 +674,15 @@ def run_jobs(jobs: list[Job], timeout: float = DEFAULT_TIMEOUT_S, progress: Opti
     pending: dict[str, list[tuple[int, Item]]] = {}
     done = 0
     traced: dict[str, IRResult] = {} if irs is None else irs
+    identities = {job.spec.name: identity.identify(job.spec) for job in jobs}
 
-    def finish(index: int, job: Job, records: list[Record], seconds: float) -> None:
+    def finish(index: int, job: Job, result: Union[Outcome, list[Record]], seconds: float) -> None:
         nonlocal done
+        if isinstance(result, Outcome):
+            if imports is not None:
+                imports[index] = result.imports
+            result = result.records
+        records = stamp(result, job.spec, identities[job.spec.name])
         results[index] = records
         done += 1
         if progress:
@@ -544,7 +707,7 @@ def run_jobs(jobs: list[Job], timeout: float = DEFAULT_TIMEOUT_S, progress: Opti
                 pending.setdefault(lane("torch", job), []).append((-1, IRJob(job.spec, framework)))
         early = precheck(job)
         if early is not None:
-            finish(index, job, early, 0.0)
+            finish(index, job, Outcome(early), 0.0)  # nothing ran: no user file to check
         else:
             pending.setdefault(lane(adapters.get(job.tool).WORKER, job), []).append((index, job))
 
@@ -615,14 +778,33 @@ def _close_tracer() -> None:
         _TRACER = None
 
 
+def _submit_to_tracer(item: Item, timeout: float):
+    """One item on this process's trace worker (started on demand, restarted for another timeout or memory cap),
+    its result or the worker's failure row."""
+    global _TRACER
+    if _TRACER is None or _TRACER.process.exitcode is not None or _TRACER.timeout != timeout \
+            or _TRACER.memory != memory_cap():
+        _close_tracer()
+        _TRACER = _Worker("torch", timeout)
+        atexit.register(_close_tracer)
+    worker = _TRACER
+    try:
+        worker.submit(item)
+        ready = wait([worker.conn], timeout=max(0.1, worker.deadline() - time.monotonic()))
+        return worker.collect() if ready else worker.kill_and_restart()
+    except BaseException:
+        worker.close(abort=True)
+        _TRACER = None
+        raise
+
+
 def trace_irs(requests: list[tuple[ModelSpec, str]], timeout: Optional[float] = None) -> list[IRResult]:
     """Trace models to their layer IR outside a run (formulas, explain() on loaded records, which): each in a
     job process with the timeout, forked by one torch worker that stays up for this process (torch imported
     once). A Caffe prototxt is parsed here (no user code)."""
-    global _TRACER
     from . import models
 
-    timeout = check_timeout(TRACE_TIMEOUT_S if timeout is None else timeout)
+    timeout = check_timeout(command_timeout() if timeout is None else timeout)
     out: list[IRResult] = []
     for spec, framework in requests:
         failed, given = models.IR_FAILURES.get(models.ir_key(spec, framework), ("", 0.0))
@@ -633,19 +815,7 @@ def trace_irs(requests: list[tuple[ModelSpec, str]], timeout: Optional[float] = 
         if framework == "caffe":
             out.append(_run_ir(IRJob(spec, framework), timeout))
             continue
-        if _TRACER is None or _TRACER.process.exitcode is not None or _TRACER.timeout != timeout:
-            _close_tracer()
-            _TRACER = _Worker("torch", timeout)
-            atexit.register(_close_tracer)
-        worker = _TRACER
-        try:
-            worker.submit(IRJob(spec, framework))
-            ready = wait([worker.conn], timeout=max(0.1, worker.deadline() - time.monotonic()))
-            result = worker.collect() if ready else worker.kill_and_restart()
-        except BaseException:
-            worker.close(abort=True)
-            _TRACER = None
-            raise
+        result = _submit_to_tracer(IRJob(spec, framework), timeout)
         result = result if isinstance(result, IRResult) else IRResult(None, "no IR came back")
         if result.model is not None:
             models.remember_ir(spec, framework, result.model)

@@ -8,8 +8,9 @@ point: another quantity adds its own generator):
 - systematic variants of a plain count: 1 op per multiply-accumulate, 2 FLOPs per multiply-accumulate or (2k-1)
   per output; bias adds in or out; FC layers or attention matmuls left out; one further layer kind counted the
   way some catalogued tool counts it; per sample when the batch is above 1;
-- every tool's own printed totals, from a run of that tool on the model (cached per model definition and tool
-  version under .cache/runs/, or read from reports/records.csv when it covers the model, or the caller's records).
+- every tool's own printed totals, from a run of that tool on the model (through the one cache of `run` and
+  `check`, reconcile/cache.py, or read from reports/records.csv when it has this very model: same name, input
+  shape and source hash; or the caller's records).
 
 A number is read as printed ("4.1 GFLOPs", "300M MAdds", "3.8x10^9"): its last printed digit sets the match
 tolerance, a unit word says whether multiply-accumulates or FLOPs were meant. Candidates sit in families by how
@@ -35,12 +36,10 @@ from conventions import terms as T
 from conventions.catalogue.base import kind_key
 from conventions.ir import ATTENTION, BN, CONV, LAYER_NORM, LINEAR, MATMUL, Model
 
-from .cache import source_files, spec_fingerprint
 from .errors import UserError
+from .validate import optional_count
 from .records import COMPUTE, ERROR, MODEL_LEVEL, OK, PARAMS, TOTAL
 
-RUN_CACHE_ENV = "RECONCILE_RUN_CACHE"
-DEFAULT_RUN_CACHE = Path(".cache") / "runs"
 DEFAULT_RECORDS = Path("reports") / "records.csv"
 DEFAULT_TOLERANCE = 0.1
 COLUMNS = ["family_rank", "family", "rank", "source", "tool", "metric", "convention", "value", "relative_error",
@@ -702,14 +701,6 @@ def explanation(r: Ranked, printed: Printed) -> str:
 
 
 # ------------------------------------------------------------------------------------------------ runs, cached
-def run_cache_root(explicit: Optional[str] = None) -> Path:
-    return Path(explicit or os.environ.get(RUN_CACHE_ENV) or DEFAULT_RUN_CACHE)
-
-
-# the model's identity on disk is the result cache's (reconcile/cache.py): the files that define it, hashed
-_source_files, fingerprint = source_files, spec_fingerprint
-
-
 def read_records(path: Path) -> pd.DataFrame:
     frame = pd.read_csv(path, dtype=str, keep_default_na=False)
     frame["value"] = [(None if v == "" else (int(v) if re.fullmatch(r"-?\d+", v) else float(v)))
@@ -718,31 +709,37 @@ def read_records(path: Path) -> pd.DataFrame:
 
 
 def _report_records(path: Path, spec, tools: Sequence[str], versions: dict[str, str]) -> Optional[pd.DataFrame]:
-    """reports/records.csv, if it is newer than the model's sources and has every tool at its installed version."""
-    if not path.is_file() or any(f.stat().st_mtime > path.stat().st_mtime for f in _source_files(spec)):
+    """A run's records.csv rows of this very model (same name, input shape and source hash: records.py), if it
+    has every tool at its installed version; None otherwise (also for a file that does not read as records)."""
+    from .identity import identify
+    from .records import IDENTITY_COLUMNS
+
+    if not path.is_file():
         return None
-    frame = read_records(path)
-    frame = frame[frame["model"] == spec.name]
+    try:
+        frame = read_records(path)
+    except (OSError, ValueError, UnicodeDecodeError, pd.errors.ParserError, KeyError):
+        return None
+    if not set(IDENTITY_COLUMNS) <= set(frame.columns):
+        return None  # written before the columns existed: which model exactly is unknown
+    ident = identify(spec)
+    frame = frame[(frame["model"] == spec.name) & (frame["input_shape"] == "x".join(map(str, spec.input_shape)))
+                  & (frame["source_hash"] == ident.source_hash)]
     have = {(r.tool, r.tool_version) for r in frame.itertuples(index=False)}
     if not all((tool, versions[tool]) in have for tool in tools):
         return None
     return frame[frame["tool"].isin(tools)]
 
 
-def _transient(records: pd.DataFrame) -> bool:
-    """A job that timed out or whose process died (the runner's model-level error rows)."""
-    failed = records[(records["layer"] == MODEL_LEVEL) & (records["status"] == ERROR)]
-    return any("timed out" in m or "process died" in m for m in failed["message"])
-
-
 def tool_records(spec, tools: Sequence[str], run: bool = True, cache_dir: Optional[str] = None,
                  report_records: Optional[Path] = DEFAULT_RECORDS, timeout: float = 120.0,
                  progress: Optional[Callable] = None) -> tuple[pd.DataFrame, list[str]]:
-    """The records of `tools` on `spec`: from reports/records.csv when it covers them, else from the run cache
-    (.cache/runs/<model>-<fingerprint>/<tool>-<version>.csv), running the missing tools if `run`."""
-    from . import adapters
-    from .api import frame
-    from .render import to_csv, write_atomic
+    """The records of `tools` on `spec`: from a run's records.csv when it has them for this very model, else from
+    the cache `run` and `check` use (reconcile/cache.py; `cache_dir`: another cache folder), running the missing
+    tools if `run` (and keeping their records there)."""
+    from . import adapters, cache
+    from .api import frame, run_cached
+    from .runner import Job
 
     versions = {tool: adapters.get(tool).version() for tool in tools}
     notes: list[str] = []
@@ -750,28 +747,21 @@ def tool_records(spec, tools: Sequence[str], run: bool = True, cache_dir: Option
         found = _report_records(Path(report_records), spec, tools, versions)
         if found is not None:
             return found, [f"tool numbers from {report_records}"]
-    folder = run_cache_root(cache_dir) / f"{spec.name}-{fingerprint(spec)}"
-    frames, missing = [], []
-    for tool in tools:
-        path = folder / f"{tool}-{versions[tool]}.csv"
-        (frames.append(read_records(path)) if path.is_file() else missing.append(tool))
+    root = Path(cache_dir) if cache_dir else None
+    where = root or cache.cache_root()
+    jobs = [Job(tool, spec) for tool in tools]
+    hits = {job.tool: cache.load(job, root) for job in jobs}
+    missing = [tool for tool, records in hits.items() if records is None]
     if missing and run:
-        from .runner import Job, run_jobs
-
-        records = run_jobs([Job(tool, spec) for tool in missing], timeout, progress)
-        for tool in missing:
-            produced = frame([r for r in records if r.tool == tool])
-            if _transient(produced):  # a timeout or a dead process says nothing lasting: keep it out of the cache
-                frames.append(produced)
-                continue
-            write_atomic(folder / f"{tool}-{versions[tool]}.csv", to_csv(produced))
-            frames.append(read_records(folder / f"{tool}-{versions[tool]}.csv"))
-        notes.append(f"ran {', '.join(missing)}; cached in {folder}")
-    elif missing:
-        notes.append(f"no cached run of {', '.join(missing)} (run without --no-run to count them)")
-    if len(frames) > len(missing) or not missing:
-        notes.append(f"cached runs from {folder}")
-    return (pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()), notes
+        records = run_cached(jobs, timeout, progress, root=root)
+        notes.append(f"ran {', '.join(missing)}; cached in {where}")
+    else:
+        records = [record for tool in tools for record in hits[tool] or []]
+        if missing:
+            notes.append(f"no cached run of {', '.join(missing)} (run without --no-run to count them)")
+    if len(missing) < len(tools):
+        notes.append(f"cached runs from {where}")
+    return frame(records), notes
 
 
 # ------------------------------------------------------------------------------------------------ the command's core
@@ -895,8 +885,7 @@ def which(model: str, value: str, quantity: str = COMPUTE, tolerance: float = DE
         raise UserError(f"--quantity must be one of {', '.join(QUANTITIES)}, not {quantity!r}")
     if tolerance < 0:
         raise UserError(f"--tolerance must be a non-negative fraction, not {tolerance}")
-    if batch is not None and batch <= 0:
-        raise UserError(f"--batch must be positive, not {batch}")
+    batch = optional_count(batch, "--batch")
     printed = parse_value(value)
     if printed.unit == PARAMETERS and quantity != PARAMS:
         quantity = PARAMS

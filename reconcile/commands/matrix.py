@@ -24,7 +24,8 @@ def _installed(inst) -> None:
 @click.option("--models", callback=names_once, help="Comma-separated reference model names (default: all).")
 @click.option("--out", "out_dir", default="reports/drift", show_default=True, type=click.Path(file_okay=False))
 @click.option("--cache-dir", default=None,
-              help="Where releases are installed, one folder each (default: $RECONCILE_TOOL_CACHE or .cache/tools).")
+              help="Where releases are installed, one folder each (default: $RECONCILE_TOOL_CACHE, else tools/ "
+                   "in the cache folder, ~/.cache/reconcile/tools).")
 @click.option("--timeout", type=float, default=120.0, show_default=True, callback=timeout_seconds,
               help="Seconds per (version, model) job (finite, above 0, at most 86400).")
 @click.option("--quiet", is_flag=True, help="No progress lines.")

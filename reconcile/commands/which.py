@@ -6,7 +6,7 @@ from typing import Optional
 
 import click
 
-from ..options import tolerance_fraction
+from ..options import memory_option, tolerance_fraction
 
 
 def _family_lines(result, shown: int) -> list[str]:
@@ -70,7 +70,7 @@ def _usable_records(path):
 
     from ..api import MANIFEST, check_outputs
     from ..errors import UserError
-    from ..records import COLUMNS
+    from ..records import COLUMNS, IDENTITY_COLUMNS
 
     if not path.exists():
         return str(path)
@@ -79,7 +79,7 @@ def _usable_records(path):
             header = next(csv.reader(handle), [])
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise UserError(f"--records {path}: cannot read it as CSV ({type(exc).__name__})") from None
-    missing = [c for c in COLUMNS if c not in header]
+    missing = [c for c in COLUMNS if c not in header and c not in IDENTITY_COLUMNS]
     if missing:
         raise UserError(f"--records {path}: not a records.csv of `reconcile run` (missing columns "
                         f"{', '.join(missing)})")
@@ -110,9 +110,11 @@ def _usable_records(path):
                                                      "conventions when above 1.")
 @click.option("--limit", type=int, default=5, show_default=True,
               help="Families shown (with --all: candidates shown); 0: all.")
-@click.option("--cache-dir", default=None, help="Run cache (default: $RECONCILE_RUN_CACHE or .cache/runs).")
+@click.option("--cache-dir", default=None, help="The cache folder (default: the one `reconcile run` uses, "
+                                               "$RECONCILE_CACHE_DIR or ~/.cache/reconcile).")
 @click.option("--records", "records_path", default="reports/records.csv", show_default=True,
               help="A run's records.csv to reuse when it covers MODEL ('' to ignore).")
+@memory_option
 def command(args: tuple[str, ...], model_file: Optional[str], input_shape: Optional[str], quantity: str,
             tokens: Optional[str], seq_len: Optional[int], tolerance: float, fmt: str, show_all: bool,
             tools: Optional[str], no_run: bool, batch: Optional[int], limit: int, cache_dir: Optional[str],
@@ -201,6 +203,8 @@ def _train_compute(model: str, value: str, quantity: str, tokens: Optional[str],
     if quantity != "train-compute" or tokens is None:
         raise UserError("--tokens goes with --quantity train-compute (both are needed)")
     printed = parse_value(value)
+    if model is None:
+        raise UserError("--quantity train-compute needs a token model (hf:, preset:), not a --model-file")
     spec = models.resolve(model, seq_len=seq_len) if model.startswith(("hf:", "preset:")) else models.resolve(model)
     shapes = models.llm_shapes(spec)
     if shapes is None:
@@ -212,9 +216,15 @@ def _train_compute(model: str, value: str, quantity: str, tokens: Optional[str],
     def match(r) -> str:  # rounds to the digits printed (3.14e23: anything in [3.135e23, 3.145e23])
         return "as printed" if abs(r.value - float(printed.value)) <= float(printed.half_unit) else ""
     if fmt == "csv":
-        click.echo("rank,convention,value,relative_error,match,basis,citation")
+        import csv
+        import io
+
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(["rank", "convention", "value", "relative_error", "match", "basis", "citation"])
         for i, r in enumerate(shown, 1):
-            click.echo(f'{i},"{r.name}",{r.value:.6g},{r.relative_error:.6f},{match(r)},"{r.basis}","{r.citation}"')
+            writer.writerow([i, r.name, f"{r.value:.6g}", f"{r.relative_error:.6f}", match(r), r.basis, r.citation])
+        click.echo(out.getvalue(), nl=False)
         return
     click.echo(f"{spec.name}: which training-compute convention gives {printed} for {n_tokens:.4g} tokens "
                f"(seq_len {shapes.n_ctx})?")
