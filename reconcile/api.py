@@ -163,9 +163,10 @@ def run(models: "str | Sequence[str] | None" = None, tools: "str | Sequence[str]
     your own nn.Module instead; `model_file` "PATH.py:FACTORY" + `input_shape` "N,C,H,W": a factory in a file.
     `tools`: tool ids (default: all). `records.attrs["specs"]`: each model's spec (its input shape). Jobs whose
     records are in the result cache (reconcile/cache.py) are not run again unless `fresh`; `progress` gets
-    `cached=True` for those. `memory`: each job's memory cap ("4G", "50%", bytes; default runner.memory_cap).
+    `cached=True` for those. `memory`: each job's memory cap ("4G", "50%", bytes; default jobs.memory_cap).
     Every argument is checked first (reconcile.validate): bad input is a UserError before anything runs."""
-    from .runner import check_timeout, limits
+    from .jobs import limits
+    from .validate import check_timeout
     from .validate import parse_memory
 
     specs = []

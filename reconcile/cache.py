@@ -291,7 +291,11 @@ def store(job, records: list[Record], imports=None, root: Optional[Path] = None)
     rows = [[getattr(r, name) for name in _RECORD_FIELDS] for r in records]
     about = {"tool": job.tool, "tool_version": tool_version(job.tool), "model": job.spec.name,
              "input_shape": list(job.spec.input_shape)}
-    return _write(root, _entry(root, ("results", job.tool), job.spec, key), key, rows, imports, about)
+    try:
+        path = _entry(root, ("results", job.tool), job.spec, key)
+    except ValueError:  # a folder of the cache is a symlink to elsewhere: not written through
+        return False
+    return _write(root, path, key, rows, imports, about)
 
 
 # ------------------------------------------------------------------------------------------------ data codec
@@ -380,8 +384,11 @@ def store_ir(spec, framework: str, ir, imports, root: Optional[Path] = None) -> 
         return False
     root = Path(root or cache_root())
     key = _ir_key(spec, framework)
-    return _write(root, _entry(root, ("layer_ir", framework), spec, key), key, encoded, imports,
-                  {"model": spec.name, "framework": framework})
+    try:
+        path = _entry(root, ("layer_ir", framework), spec, key)
+    except ValueError:
+        return False
+    return _write(root, path, key, encoded, imports, {"model": spec.name, "framework": framework})
 
 
 def layer_ir(spec, framework: str):
@@ -412,7 +419,10 @@ def explained(records, ir, explain_model: Callable, root: Optional[Path] = None)
     digest.update(json.dumps(ir_text, sort_keys=True).encode())
     key = digest.hexdigest()
     root = Path(root or cache_root())
-    path = identity.inside(root, "explanations", f"{identity.stem(ir.name)}-{key[:24]}.json")
+    try:
+        path = identity.inside(root, "explanations", f"{identity.stem(ir.name)}-{key[:24]}.json")
+    except ValueError:
+        return explain_model(records, ir)
     payload = _read(root, path, key)
     if payload is not None:
         try:

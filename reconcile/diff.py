@@ -9,6 +9,7 @@ IN == WINDOW). Totals are explained as the sum of a tool's layer rows plus the l
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass, field
 from typing import Iterable, Optional
 
@@ -556,7 +557,10 @@ def _explain_totals(records: pd.DataFrame, ir: Model, layer_rows: list[dict], ba
                     kinds.setdefault(row["layer_kind"], set()).add(row["decomposition"])
             decomposition = "sum of layers: " + "; ".join(f"{k}: {' | '.join(sorted(v))}" for k, v in kinds.items())
             text = f"{rec.tool} total {rec.metric} {_n(rec.value)} = the sum of its {len(parts)} per-layer values"
-            if residual:
+            if not math.isfinite(rec.value):
+                text = (f"{rec.tool} total {rec.metric} {_n(rec.value)}: UNEXPLAINED, not a finite count (its "
+                        f"{len(parts)} per-layer values sum to {_n(summed)})")
+            elif residual:
                 counted = [layers_by_name[n] for n in dict.fromkeys(parts["layer"]) if n in layers_by_name]
                 residual, said, extra = _unattributed(rec, skipped, batch, residual, counted)
                 text += said
@@ -579,6 +583,11 @@ def _explain_totals(records: pd.DataFrame, ir: Model, layer_rows: list[dict], ba
                                 None, rec.quantity)
                 residual, decomposition = dec.residual, "whole model: " + dec.text
                 text = f"{rec.tool} total {rec.metric} {_n(rec.value)} = {dec.text} over the whole model"
+                if dec.residual or not math.isfinite(rec.value):  # nothing decomposes it: never "= 0"
+                    residual, decomposition = _int(rec.value) if not math.isfinite(rec.value) else dec.residual, \
+                        "whole model: none"
+                    text = (f"{rec.tool} total {rec.metric} {_n(rec.value)}: UNEXPLAINED, no combination of the "
+                            f"model's basis terms gives it ({_n(residual)} left over)")
             other_totals = tool_rows[(tool_rows["layer"] == TOTAL) & (tool_rows["quantity"] == COMPUTE)
                                      & (tool_rows["tool_version"] == rec.tool_version) & (tool_rows["status"] == OK)]
             products = model_values.get(T.MACC, 0) + model_values.get(T.ATTN, 0)

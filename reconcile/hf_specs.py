@@ -132,7 +132,7 @@ def from_transformers(text: str, batch: Optional[int] = None, seq_len: Optional[
     if device not in (None, "meta", "cpu"):
         raise UserError(f"model spec {text!r}: device must be meta or cpu, not {device!r}")
     config = hf_config(model_type, config_kwargs, text)
-    facts = probe_in_job(model_type, head, attn, config_kwargs, text)  # in a job: bounded in time and memory
+    facts = probe_in_job(probe, model_type, head, attn, config_kwargs, text)  # a job: bounded in time and memory
     n_params = facts["n_params"]
     meta = device == "meta" or (device is None and n_params > META_ABOVE_PARAMS)
     token_model = facts["token_model"]

@@ -57,15 +57,15 @@ def stem(name: str) -> str:
 
 
 def inside(directory: Path, *parts: str) -> Path:
-    """directory/part/...: every part a single safe component (no separator, not '.' or '..'), and the result,
-    resolved, still under the resolved directory. Raises ValueError otherwise: a path from a spec never leaves
-    its directory."""
+    """directory/part/...: every part a single safe component (no separator, not '.' or '..'), and the folder
+    that holds the result, resolved, still under the resolved directory (the file itself may be a symlink: writers
+    replace it by a rename, readers check what they read). Raises ValueError otherwise: a path from a spec never
+    leaves its directory."""
     for part in parts:
         if not part or part in (".", "..") or "/" in part or "\0" in part or (os.sep != "/" and os.sep in part):
             raise ValueError(f"unsafe path component {part[:80]!r}")
     path = Path(directory).joinpath(*parts)
-    root = Path(directory).resolve()
-    if not path.resolve().is_relative_to(root):
+    if not path.parent.resolve().is_relative_to(Path(directory).resolve()):
         raise ValueError(f"{path} leaves {directory}")
     return path
 

@@ -34,7 +34,8 @@ from typing import Any, Optional
 import reference_models
 from conventions.ir import Model
 
-from .errors import OutOfMemory, UserError, is_out_of_memory, out_of_memory_text
+from .errors import OutOfMemory, UserError
+from .memory import is_out_of_memory, out_of_memory_text
 from .factories import load_factory, locate_module  # noqa: F401  (apart so front ends need not import this module)
 from .hf_specs import from_transformers
 from .spec import (INPUT_SHAPE_RULES, MAX_INPUT_ELEMENTS, ModelSpec, _shape_option, _split_query,  # noqa: F401

@@ -11,10 +11,11 @@ from .errors import UserError
 
 def timeout_seconds(ctx: click.Context, param: click.Parameter, value: Optional[float]) -> Optional[float]:
     """--timeout: finite, above 0, at most 24 h (validate.MAX_TIMEOUT_S). It also bounds the jobs the command
-    starts to check its specs (runner.limits), for as long as the command runs."""
+    starts to check its specs (jobs.limits), for as long as the command runs."""
     if value is None:
         return None
-    from .runner import check_timeout, limits
+    from .jobs import limits
+    from .validate import check_timeout
 
     try:
         seconds = check_timeout(value, f"--{param.name}")
@@ -27,7 +28,7 @@ def timeout_seconds(ctx: click.Context, param: click.Parameter, value: Optional[
 def _memory_cap(ctx: click.Context, param: click.Parameter, value: Optional[str]) -> None:
     if value is None:
         return
-    from .runner import limits
+    from .jobs import limits
     from .validate import parse_memory
 
     try:
@@ -37,7 +38,7 @@ def _memory_cap(ctx: click.Context, param: click.Parameter, value: Optional[str]
 
 
 def memory_option(fn):
-    """--memory: the memory cap of every job process the command starts (runner.memory_cap)."""
+    """--memory: the memory cap of every job process the command starts (jobs.memory_cap)."""
     return click.option("--memory", callback=_memory_cap, expose_value=False, is_eager=True,
                         help="Memory cap per job process (address space, the ~1 GB torch and the tools map "
                              "included): 4G, 1536M, 50% of this machine (default: $RECONCILE_MEMORY, else half "

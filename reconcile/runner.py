@@ -20,13 +20,10 @@ User code (a model's factory and forward, a tool) runs only in job processes, ne
     explain() on loaded records, which).
   - a model whose IR job raises a user error, times out or kills its process is not run by any tool: its jobs
     become error rows naming the reason (one timeout per model, not one per tool).
-A memory cap per job process (`memory_cap`: --memory, $RECONCILE_MEMORY, else DEFAULT_MEMORY_SHARE of the machine's
-RAM, at least 2 GiB) is set as RLIMIT_AS in every job child and in the TF worker: an allocation beyond it fails at
-once, and the job becomes an error row saying it ran out of memory, with the cap and the size it reached
-(errors.out_of_memory), not a timeout and not the kernel's OOM killer.
-
-Spec checks that need a build (the hf: size probe) run as jobs too (`call_in_job`, on the same worker that traces
-IRs outside a run), with the command's timeout and memory cap (`limits`).
+Every job child runs under the memory cap (reconcile.jobs.memory_cap: --memory, $RECONCILE_MEMORY, else half the
+machine's RAM), as does the TF worker that runs its jobs in-process: a job above it becomes an error row saying it
+ran out of memory, with the cap and the size it reached (reconcile.memory), not a timeout and not the kernel's OOM
+killer. The process primitives (fork_call, process groups, death signals) live in reconcile.jobs.
 
 Processes die with their parent: each worker and job child closes the pipe ends it inherited, asks the kernel
 for a signal when its parent dies (prctl PR_SET_PDEATHSIG; a watchdog thread elsewhere), and every job runs in
@@ -36,78 +33,28 @@ too.
 from __future__ import annotations
 
 import atexit
-import contextlib
-import multiprocessing as mp
 import os
 import signal
-import sys
-import threading
 import time
 import traceback
 from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection, wait
-from typing import Any, Callable, Optional, Union
+from typing import Callable, Optional, Union
 
 from conventions.ir import Model
 
-from . import adapters, errors, identity, shims
+from . import adapters, identity, jobs as procs, shims
 from .errors import UserError
-from .models import ModelSpec
+from .jobs import fork_call, limits, memory_cap  # noqa: F401  (re-exported: the CLI and API set limits here)
+from .memory import is_out_of_memory, out_of_memory_text
 from .records import ERROR, SKIPPED, Emitter, Record
-from .validate import MAX_TIMEOUT_S, check_timeout, parse_memory, physical_memory  # noqa: F401
+from .spec import ModelSpec
+from .validate import MAX_TIMEOUT_S, check_timeout  # noqa: F401
 
 DEFAULT_TIMEOUT_S = 120.0
 TORCH_LANES = 2  # torch workers of a run (the machines have 2 cores; the TF worker is done early)
 TRACE_TIMEOUT_S = DEFAULT_TIMEOUT_S  # tracing outside a run (explain() on loaded records, which): no --timeout there
-MEMORY_ENV = "RECONCILE_MEMORY"
-DEFAULT_MEMORY_SHARE = 0.5  # of the machine's RAM, per job process: two torch lanes may run at once
-MIN_DEFAULT_MEMORY = 2 * 2 ** 30  # torch and the tools alone map ~1 GB in a job process
-_CTX = mp.get_context("fork")
-
-# The command's own limits (its --timeout and --memory), for the jobs it starts outside run_jobs' arguments: spec
-# checks (call_in_job) and traces outside a run. Set with `limits`, which restores them afterwards.
-_LIMITS: dict[str, Any] = {"timeout": None, "memory": None}
-
-
-@contextlib.contextmanager
-def limits(timeout: Optional[float] = None, memory: Optional[int] = None):
-    saved = dict(_LIMITS)
-    if timeout is not None:
-        _LIMITS["timeout"] = check_timeout(timeout)
-    if memory is not None:
-        _LIMITS["memory"] = int(memory)
-    try:
-        yield
-    finally:
-        _LIMITS.update(saved)
-
-
-def memory_cap() -> int:
-    """Bytes of address space a job process may use: `limits(memory=...)` (--memory), $RECONCILE_MEMORY, else
-    DEFAULT_MEMORY_SHARE of this machine's RAM (at least MIN_DEFAULT_MEMORY)."""
-    if _LIMITS["memory"]:
-        return _LIMITS["memory"]
-    if os.environ.get(MEMORY_ENV):
-        return parse_memory(os.environ[MEMORY_ENV], f"${MEMORY_ENV}")
-    return max(int(physical_memory() * DEFAULT_MEMORY_SHARE), MIN_DEFAULT_MEMORY)
-
-
-def command_timeout() -> float:
-    return _LIMITS["timeout"] or TRACE_TIMEOUT_S
-
-
-def _cap_memory(limit: Optional[int]) -> None:
-    """RLIMIT_AS for this process (a job child, or the TF worker that runs its jobs in-process)."""
-    if not limit:
-        return
-    try:
-        import resource
-
-        hard = resource.getrlimit(resource.RLIMIT_AS)[1]
-        resource.setrlimit(resource.RLIMIT_AS, (limit if hard == resource.RLIM_INFINITY else min(limit, hard),
-                                                hard))
-    except (ImportError, ValueError, OSError):
-        pass  # no rlimits here: the job runs uncapped
+_CTX = procs.CTX
 
 
 @dataclass(frozen=True)
@@ -170,9 +117,7 @@ def stamp(records: list[Record], spec: ModelSpec, ident: Optional[identity.Ident
     return [replace(r, input_shape=shape, batch=ident.batch, source_hash=ident.source_hash) for r in records]
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else ""
+_first_line = procs.first_line
 
 
 def execute(job: Job) -> list[Record]:
@@ -182,8 +127,8 @@ def execute(job: Job) -> list[Record]:
     try:
         return list(module.count(job.spec, emit))
     except (Exception, SystemExit) as exc:  # the tool (or the model) crashed or exited: record it, the run goes on
-        if errors.is_out_of_memory(exc):
-            return [emit.status(ERROR, errors.out_of_memory_text(exc))]
+        if is_out_of_memory(exc):
+            return [emit.status(ERROR, out_of_memory_text(exc))]
         where = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
         at = f" (at {os.path.basename(where.filename)}:{where.lineno})" if where else ""
         detail = f"sys.exit({exc.code!r}) called" if isinstance(exc, SystemExit) else _first_line(exc)
@@ -196,162 +141,10 @@ def _timeout_rows(job: Job, timeout: float) -> list[Record]:
     return [emit.status(ERROR, f"timed out after {timeout:g} s; killed")]
 
 
-def _died(exitcode: Optional[int]) -> str:
-    """How a process ended, for a message: "exit code 3" / "killed by SIGSEGV"."""
-    if exitcode is not None and exitcode < 0:
-        try:
-            return f"killed by {signal.Signals(-exitcode).name}"
-        except ValueError:
-            return f"killed by signal {-exitcode}"
-    return f"exit code {exitcode}"
-
-
 def _died_rows(job: Job, exitcode: Optional[int]) -> list[Record]:
     emit = _emitter(job, framework_for(adapters.get(job.tool), job.spec))
-    return [emit.status(ERROR, f"the tool's process died ({_died(exitcode)}) without a result{_cap_hint(exitcode)}")]
-
-
-def _cap_hint(exitcode: Optional[int]) -> str:
-    """A process killed by an abort or a signal may have met the memory cap inside C++ code: say what it was."""
-    if exitcode is not None and exitcode < 0 and -exitcode in (signal.SIGABRT, signal.SIGSEGV, signal.SIGBUS):
-        from .validate import memory_text
-
-        return f" (its memory cap was {memory_text(memory_cap())}; --memory sets it)"
-    return ""
-
-
-def _silence() -> None:
-    """Tools print warnings and tables; keep them out of the progress lines (adapters that parse a tool's
-    printout capture sys.stdout themselves, which still works). RECONCILE_DEBUG=1 keeps them."""
-    if os.environ.get("RECONCILE_DEBUG"):
-        return
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 1)
-    os.dup2(devnull, 2)
-    os.close(devnull)
-
-
-def _single_threaded() -> None:
-    """A process forked after its parent ran torch ops inherits a used OpenMP pool, and its first parallel
-    region hangs (libgomp is not fork-safe). Counting needs no parallelism: stay on one thread."""
-    if "torch" in sys.modules:
-        sys.modules["torch"].set_num_threads(1)
-
-
-# ------------------------------------------------------------------------------------------ process hygiene
-# Pipe ends this process holds as a parent. A forked child closes its copies first thing: a worker holding the
-# parent's end of its own pipe (or of another worker's) never sees end-of-file when the parent dies.
-_PARENT_ENDS: list[Connection] = []
-# The process group of the job child a worker is running, killed whole when the worker is told to stop.
-_JOB_GROUP: Optional[int] = None
-_PR_SET_PDEATHSIG = 1
-
-
-def _close_inherited(*extra: Connection) -> None:
-    for conn in list(_PARENT_ENDS) + list(extra):
-        try:
-            conn.close()
-        except OSError:
-            pass
-    _PARENT_ENDS.clear()
-
-
-def _die_with_parent(sig: int) -> None:
-    """Have the kernel send `sig` to this process when its parent exits (Linux prctl PR_SET_PDEATHSIG); where
-    that is unavailable, a watchdog thread polls getppid. Checked once more after arming: the parent may already
-    be gone (this process then belongs to init)."""
-    parent = os.getppid()
-    armed = False
-    if sys.platform.startswith("linux"):
-        try:
-            import ctypes
-
-            libc = ctypes.CDLL(None, use_errno=True)
-            armed = libc.prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0) == 0
-        except (OSError, AttributeError):
-            armed = False
-    if not armed:
-        def watch() -> None:
-            while os.getppid() == parent:
-                time.sleep(0.5)
-            os.kill(os.getpid(), sig)
-
-        threading.Thread(target=watch, name="reconcile-parent-watchdog", daemon=True).start()
-    if os.getppid() != parent:
-        os.kill(os.getpid(), sig)
-
-
-def _own_group(pid: int) -> None:
-    """Make `pid` the leader of a new process group (called by both parent and child: whichever runs first
-    wins the race, and a kill of the group never misses the child)."""
-    try:
-        os.setpgid(pid, pid)
-    except OSError:  # already done by the other side, or the child already exited
-        pass
-
-
-def _kill_group(pgid: int, sig: int = signal.SIGKILL) -> None:
-    try:
-        os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError, OSError):
-        pass
-
-
-def _stop_worker(signum, frame) -> None:
-    """A worker told to stop (its parent died: PDEATHSIG; or a kill): its job's whole group goes first."""
-    if _JOB_GROUP is not None:
-        _kill_group(_JOB_GROUP)
-    os._exit(128 + signum)
-
-
-def _job_main(send: Connection, receive: Connection, inherited: tuple, fn: Callable, args: tuple,
-              memory: Optional[int] = None) -> None:
-    """First code of a job child: its own process group, dies with its worker, holds no foreign pipe ends, runs
-    under the memory cap."""
-    _own_group(0)
-    _close_inherited(receive, *inherited)
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(sig, signal.SIG_DFL)
-    _die_with_parent(signal.SIGKILL)
-    _single_threaded()
-    if not os.environ.get("RECONCILE_DEBUG"):  # a crash is reported as a row; no dump on an inherited stderr
-        import faulthandler
-
-        faulthandler.disable()
-    _cap_memory(memory)
-    result = fn(*args)
-    send.send(result)
-    send.close()
-
-
-def fork_call(fn: Callable, args: tuple, timeout: float, inherited: tuple = (),
-              memory: Optional[int] = None) -> tuple[str, Any]:
-    """Run fn(*args) in a forked child (its own process group) with a timeout and a memory cap (bytes of address
-    space; None: the worker's own). Returns ("ok", result), ("timeout", None) or ("died", exitcode). The child's
-    group is killed when the call ends, whatever happened, so nothing the child spawned outlives it."""
-    global _JOB_GROUP
-    receive, send = _CTX.Pipe(duplex=False)
-    memory = _WORKER_MEMORY if memory is None else memory
-    child = _CTX.Process(target=_job_main, args=(send, receive, inherited, fn, args, memory), daemon=True)
-    child.start()
-    _own_group(child.pid)
-    _JOB_GROUP = child.pid
-    send.close()
-    try:
-        if not receive.poll(timeout):
-            return "timeout", None
-        try:
-            return "ok", receive.recv()
-        except (EOFError, OSError):
-            child.join(5)  # died on its own: let it finish dying for its exit code
-            return "died", child.exitcode
-        except Exception as exc:  # a result that does not unpickle
-            return "ok", exc
-    finally:
-        _kill_group(child.pid)
-        _JOB_GROUP = None
-        child.join(5)
-        receive.close()
+    return [emit.status(ERROR, f"the tool's process died ({procs.died(exitcode)}) without a result"
+                               f"{procs.cap_hint(exitcode)}")]
 
 
 def _child(job: Job) -> Outcome:
@@ -402,8 +195,8 @@ def _trace(spec: ModelSpec, framework: str) -> IRResult:
         return IRResult(None, f"model {spec.name!r}: the model called sys.exit({exc.code!r}) while being traced",
                         fatal=True)
     except Exception as exc:  # the front end failed on a model that runs: tools may still count it
-        if errors.is_out_of_memory(exc):  # the cap, met by the front end after the forward passed
-            return IRResult(None, errors.out_of_memory_text(exc, f"model {spec.name!r}: tracing"), fatal=True)
+        if is_out_of_memory(exc):  # the cap, met by the front end after the forward passed
+            return IRResult(None, out_of_memory_text(exc, f"model {spec.name!r}: tracing"), fatal=True)
         return IRResult(None, f"model {spec.name!r}: tracing to the layer IR failed: {type(exc).__name__}: "
                               f"{_first_line(exc)}")
 
@@ -419,7 +212,7 @@ def _run_ir(job: IRJob, timeout: float, inherited: tuple = ()) -> IRResult:
             result = IRResult(None, f"model {job.spec.name!r}: tracing timed out after {timeout:g} s; killed "
                                     "(its factory or forward does not return)", fatal=True)
         elif state == "died":
-            result = IRResult(None, f"model {job.spec.name!r}: the process tracing it died ({_died(result)}) "
+            result = IRResult(None, f"model {job.spec.name!r}: the process tracing it died ({procs.died(result)}) "
                                     "in its factory or forward", fatal=True)
         elif not isinstance(result, IRResult):
             result = IRResult(None, f"model {job.spec.name!r}: its layer IR could not be shipped back ({result!r})")
@@ -467,82 +260,18 @@ def _warm(group: str, tools: frozenset = frozenset()) -> None:
         adapters.get(tool).unavailable()  # the adapter module and its own imports and metadata look-ups
 
 
-# ------------------------------------------------------------------------------------------------ call jobs
-@dataclass(frozen=True)
-class CallJob:
-    """fn(*args) in a job process (a spec check that builds something, e.g. hf_specs.probe). `warm`: installed
-    modules the worker imports first, once (transformers), so each call does not pay for them."""
-    fn: Callable
-    args: tuple
-    warm: tuple[str, ...] = ()
-
-    def describe(self) -> str:
-        return f"checking {getattr(self.fn, '__name__', 'a spec')}"
-
-
-@dataclass(frozen=True)
-class CallResult:
-    state: str  # "ok", "error" (fn raised a UserError: `value` is its message), "timeout", "died"
-    value: Any = None
-
-
-def _call(fn: Callable, args: tuple) -> CallResult:
-    try:
-        return CallResult("ok", fn(*args))
-    except UserError as exc:
-        return CallResult("error", str(exc))
-    except Exception as exc:  # noqa: BLE001 (reported as one line by call_in_job)
-        if errors.is_out_of_memory(exc):
-            return CallResult("error", errors.out_of_memory_text(exc, getattr(fn, "__name__", "the check")))
-        return CallResult("error", f"{type(exc).__name__}: {_first_line(exc)}")
-
-
-def _run_call(job: CallJob, timeout: float, inherited: tuple = ()) -> CallResult:
-    import importlib
-
-    for name in job.warm:
-        try:
-            importlib.import_module(name)
-        except Exception:  # noqa: BLE001 (the call itself says what is missing)
-            pass
-    state, result = fork_call(_call, (job.fn, job.args), timeout, inherited)
-    if state == "ok" and isinstance(result, CallResult):
-        return result
-    return CallResult(state if state != "ok" else "died", result)
-
-
-def call_in_job(fn: Callable, args: tuple, what: str, warm: tuple[str, ...] = ()) -> Any:
-    """fn(*args) in a job process of this process's trace worker, with the command's timeout and memory cap
-    (`limits`); its UserError, a crash, a timeout or running out of memory is a UserError naming `what`."""
-    timeout = command_timeout()
-    result = _submit_to_tracer(CallJob(fn, args, warm), timeout)
-    if not isinstance(result, CallResult):
-        raise UserError(f"{what}: the check's process gave no result")
-    if result.state == "ok":
-        return result.value
-    if result.state == "error":
-        raise UserError(result.value if result.value.startswith(what.split(":")[0]) else f"{what}: {result.value}")
-    if result.state == "timeout":
-        raise UserError(f"{what}: timed out after {timeout:g} s (--timeout); killed")
-    raise UserError(f"{what}: its process died ({_died(result.value)}){_cap_hint(result.value)}")
-
-
-_WORKER_MEMORY: Optional[int] = None  # in a worker: the memory cap of the jobs it forks
-
-
 def _serve(conn: Connection, group: str, timeout: float, tools: frozenset = frozenset(),
            memory: Optional[int] = None) -> None:
-    global _WORKER_MEMORY
-    _own_group(0)
-    _close_inherited()
+    procs.own_group(0)
+    procs.close_inherited()
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(sig, _stop_worker)
-    _die_with_parent(signal.SIGTERM)
-    _silence()
-    _single_threaded()
-    _WORKER_MEMORY = memory
+        signal.signal(sig, procs.stop_worker)
+    procs.die_with_parent(signal.SIGTERM)
+    procs.silence()
+    procs.single_threaded()
+    procs.WORKER_MEMORY = memory
     if group == "tf":  # its jobs run in this process
-        _cap_memory(memory)
+        procs.cap_memory(memory)
     _warm(group, tools)
     while True:
         try:
@@ -552,9 +281,7 @@ def _serve(conn: Connection, group: str, timeout: float, tools: frozenset = froz
         if job is None:
             return
         if isinstance(job, IRJob):
-            result: Union[Outcome, list[Record], IRResult, CallResult] = _run_ir(job, timeout, (conn,))
-        elif isinstance(job, CallJob):
-            result = _run_call(job, timeout, (conn,))
+            result: Union[Outcome, list[Record], IRResult] = _run_ir(job, timeout, (conn,))
         elif group == "tf":
             records = execute(job)
             result = Outcome(records, identity.user_files())
@@ -563,7 +290,7 @@ def _serve(conn: Connection, group: str, timeout: float, tools: frozenset = froz
         conn.send(result)
 
 
-Item = Union[Job, IRJob, CallJob]
+Item = Union[Job, IRJob]
 
 
 class _Worker:
@@ -578,12 +305,12 @@ class _Worker:
     def _start(self) -> None:
         self.fresh = True
         self.conn, child_conn = _CTX.Pipe()
-        _PARENT_ENDS.append(self.conn)
+        procs.PARENT_ENDS.append(self.conn)
         # not a daemon: it forks a child per job (daemons may not); close() always reaps it
         self.process = _CTX.Process(target=_serve, args=(child_conn, self.group, self.timeout, self.tools,
                                                          self.memory))
         self.process.start()
-        _own_group(self.process.pid)
+        procs.own_group(self.process.pid)
         child_conn.close()
 
     def submit(self, job: Item) -> None:
@@ -596,17 +323,15 @@ class _Worker:
         warm = 60 if self.group == "tf" and self.fresh else 0
         return self.started + self.timeout + margin + warm
 
-    def _failed(self, job: Item, reason: str, timed_out: bool) -> Union[list[Record], IRResult, CallResult]:
+    def _failed(self, job: Item, reason: str, timed_out: bool) -> Union[list[Record], IRResult]:
         if isinstance(job, IRJob):
             return IRResult(None, f"model {job.spec.name!r}: {reason}", fatal=timed_out)
-        if isinstance(job, CallJob):
-            return CallResult("timeout" if timed_out else "error", reason)
         if timed_out:
             return _timeout_rows(job, self.timeout)
         emit = _emitter(job, framework_for(adapters.get(job.tool), job.spec))
         return [emit.status(ERROR, reason)]
 
-    def collect(self) -> Union[Outcome, list[Record], IRResult, CallResult]:
+    def collect(self) -> Union[Outcome, list[Record], IRResult]:
         job, self.job, self.fresh = self.job, None, False
         try:
             return self.conn.recv()
@@ -615,9 +340,9 @@ class _Worker:
             code = self.process.exitcode
             self._kill()
             self._start()
-            return self._failed(job, f"the tool's process died ({_died(code)}) without a result", False)
+            return self._failed(job, f"the tool's process died ({procs.died(code)}) without a result", False)
 
-    def kill_and_restart(self) -> Union[list[Record], IRResult, CallResult]:
+    def kill_and_restart(self) -> Union[list[Record], IRResult]:
         job = self.job
         self._kill()
         self._start()
@@ -627,16 +352,16 @@ class _Worker:
     def _kill(self) -> None:
         """Stop the worker and everything under it: SIGTERM lets it kill its job's group, then its own group."""
         if self.process.exitcode is None:
-            _kill_group(self.process.pid, signal.SIGTERM)
+            procs.kill_group(self.process.pid, signal.SIGTERM)
             self.process.join(2)
         if self.process.exitcode is None:
-            _kill_group(self.process.pid)
+            procs.kill_group(self.process.pid)
             self.process.join(5)
         self._forget_conn()
 
     def _forget_conn(self) -> None:
-        if self.conn in _PARENT_ENDS:
-            _PARENT_ENDS.remove(self.conn)
+        if self.conn in procs.PARENT_ENDS:
+            procs.PARENT_ENDS.remove(self.conn)
         self.conn.close()
 
     def close(self, abort: bool = False) -> None:
@@ -804,7 +529,7 @@ def trace_irs(requests: list[tuple[ModelSpec, str]], timeout: Optional[float] = 
     once). A Caffe prototxt is parsed here (no user code)."""
     from . import models
 
-    timeout = check_timeout(command_timeout() if timeout is None else timeout)
+    timeout = check_timeout(procs.command_timeout(TRACE_TIMEOUT_S) if timeout is None else timeout)
     out: list[IRResult] = []
     for spec, framework in requests:
         failed, given = models.IR_FAILURES.get(models.ir_key(spec, framework), ("", 0.0))
