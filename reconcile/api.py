@@ -165,9 +165,9 @@ def run(models: "str | Sequence[str] | None" = None, tools: "str | Sequence[str]
     records are in the result cache (reconcile/cache.py) are not run again unless `fresh`; `progress` gets
     `cached=True` for those. `memory`: each job's memory cap ("4G", "50%", bytes; default jobs.memory_cap).
     Every argument is checked first (reconcile.validate): bad input is a UserError before anything runs."""
+    from . import models as model_specs  # the argument `models` hides the module
     from .jobs import limits
-    from .validate import check_timeout
-    from .validate import parse_memory
+    from .validate import check_timeout, parse_memory
 
     specs = []
     timeout = check_timeout(timeout)
@@ -178,7 +178,7 @@ def run(models: "str | Sequence[str] | None" = None, tools: "str | Sequence[str]
         if model_file is not None:
             shape = input_shape if input_shape is None else \
                 ",".join(map(str, shape_value(input_shape, "input_shape", min_dims=2)))
-            specs.append(models.from_model_file(model_file, shape))
+            specs.append(model_specs.from_model_file(model_file, shape))
         elif module is not None:
             if input_shape is None:
                 raise UserError("a module needs input_shape, e.g. (1, 3, 224, 224)")

@@ -344,11 +344,13 @@ def decode(value: Any) -> Any:
 
 
 def _round_trip(value: Any) -> Optional[Any]:
-    """The encoded value if decoding gives it back equal (else None: it is not kept)."""
+    """The encoded value if decoding it gives back a value of the same encoding (NaN included), else None: it is
+    not kept."""
     try:
         encoded = encode(value)
-        return encoded if decode(json.loads(json.dumps(encoded))) == value else None
-    except (TypeError, ValueError):
+        text = json.dumps(encoded, sort_keys=True, allow_nan=False)
+        return encoded if json.dumps(encode(decode(json.loads(text))), sort_keys=True) == text else None
+    except (TypeError, ValueError, RecursionError):
         return None
 
 

@@ -133,7 +133,9 @@ def _covered_dirs() -> tuple[str, ...]:
     except AttributeError:
         pass
     dirs.update({str(PROJECT / "reconcile"), str(PROJECT / "conventions")})
-    return tuple(sorted(os.path.realpath(d) + os.sep for d in dirs if d))
+    dirs = {d for d in dirs if d}
+    # as written and as resolved: most modules' __file__ starts with one of them as it stands (no realpath call)
+    return tuple(sorted({os.path.join(d, "") for d in dirs} | {os.path.join(os.path.realpath(d), "") for d in dirs}))
 
 
 def user_files() -> tuple[tuple[str, str], ...]:
@@ -147,8 +149,8 @@ def user_files() -> tuple[tuple[str, str], ...]:
     files = set()
     for module in list(sys.modules.values()):
         origin = getattr(module, "__file__", None)
-        if not isinstance(origin, str) or not os.path.isabs(origin):  # torch.ops and torch.classes say "_ops.py"
-            continue
+        if not isinstance(origin, str) or not os.path.isabs(origin) or origin.startswith(covered):
+            continue  # (torch.ops and torch.classes say "_ops.py")
         real = os.path.realpath(origin)
         if not real.startswith(covered) and os.path.exists(real):
             files.add(real)
