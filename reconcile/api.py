@@ -364,15 +364,15 @@ def _check_output_name(out_dir: Path, name: str) -> None:
     from .identity import inside
 
     parts = name.split("/")
-    try:
-        inside(out_dir, *parts)
-    except ValueError:
-        raise UserError(f"output {name[:80]!r} would leave {out_dir}") from None
     for depth in range(1, len(parts)):
         folder = out_dir.joinpath(*parts[:depth])
         if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
             raise UserError(f"{folder} is a symbolic link or a file; outputs are never written through one: "
                             "remove it")
+    try:
+        inside(out_dir, *parts)
+    except ValueError:
+        raise UserError(f"output {name[:80]!r} would leave {out_dir}") from None
 
 
 def _remove_stale(out_dir: Path, name: str) -> None:

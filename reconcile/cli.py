@@ -111,8 +111,8 @@ def formulas(model: Optional[str], model_file: Optional[str], input_shape: Optio
     from . import models
     from .runner import trace_ir
 
-    spec = models.resolve(model, model_file, input_shape, batch=batch, seq_len=seq_len)
     n_tokens = _parse_tokens(tokens)
+    spec = models.resolve(model, model_file, input_shape, batch=batch, seq_len=seq_len)
     framework = framework or ("torch" if spec.torch_factory else "caffe")
     if framework not in spec.frameworks:
         form = {"torch": "PyTorch definition", "keras": "Keras twin", "caffe": "Caffe prototxt"}[framework]

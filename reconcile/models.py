@@ -42,8 +42,14 @@ from .spec import (INPUT_SHAPE_RULES, MAX_INPUT_ELEMENTS, ModelSpec, _shape_opti
                    _with_batch, check_shape, parse_query, parse_shape)
 
 
+def is_path_spec(text: str) -> bool:
+    """PATH.py:FACTORY[?query] (a ':' in the query does not count)."""
+    base = text.partition("?")[0]
+    return ":" in base and base.rpartition(":")[0].endswith(".py")
+
+
 def reference(name: str, batch: Optional[int] = None) -> ModelSpec:
-    if name.startswith(("hf:", "preset:", "module:")) or (":" in name and name.rpartition(":")[0].endswith(".py")):
+    if name.startswith(("hf:", "preset:", "module:")) or is_path_spec(name):
         return resolve(name, batch=batch)  # callers that size reference models by batch accept every spec
     try:
         ref = reference_models.get(name)
@@ -161,7 +167,7 @@ def resolve(model: Optional[str], model_file: Optional[str] = None, input_shape:
             raise UserError(f"--input-shape does not apply to a prototxt ({text} declares its own input); edit "
                             "its input_shape instead")
         return from_prototxt(text)
-    if ":" in text and text.rpartition(":")[0].endswith(".py"):
+    if is_path_spec(text):
         return from_path_spec(text, input_shape, batch)
     spec = reference(text, batch)
     return with_input_shape(spec, input_shape) if input_shape is not None else spec

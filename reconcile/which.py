@@ -899,8 +899,8 @@ def which(model: str, value: str, quantity: str = COMPUTE, tolerance: float = DE
             adapters.get(tool)  # unknown tool: a UserError before anything runs
         # Tools run before the IR is built: the runner forks its TensorFlow worker from this process, which must
         # not have initialised TensorFlow (a Keras-only model's IR would) or the worker hangs.
-        records, notes = tool_records(spec, names, run, cache_dir,
-                                      report_records if batch is None else None, progress=progress) \
+        # (a records.csv is used only where it has this very model: its input shape, batch and sources)
+        records, notes = tool_records(spec, names, run, cache_dir, report_records, progress=progress) \
             if names else (pd.DataFrame(), [])
     ir = canonical_ir(spec.name, {spec.name: spec})
     if ir is None:

@@ -203,13 +203,13 @@ def _train_compute(model: str, value: str, quantity: str, tokens: Optional[str],
     if quantity != "train-compute" or tokens is None:
         raise UserError("--tokens goes with --quantity train-compute (both are needed)")
     printed = parse_value(value)
+    n_tokens = _parse_tokens(tokens)
     if model is None:
         raise UserError("--quantity train-compute needs a token model (hf:, preset:), not a --model-file")
     spec = models.resolve(model, seq_len=seq_len) if model.startswith(("hf:", "preset:")) else models.resolve(model)
     shapes = models.llm_shapes(spec)
     if shapes is None:
         raise UserError(f"--quantity train-compute needs a token model (hf:, preset:), not {model!r}")
-    n_tokens = _parse_tokens(tokens)
     ranked = llm.rank_training_compute(shapes, float(printed.value), n_tokens)
     shown = ranked[:limit] if limit else ranked
 
