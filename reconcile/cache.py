@@ -397,11 +397,13 @@ def layer_ir(spec, framework: str):
     """reconcile.models.layer_ir, kept on disk under the model's and the front ends' fingerprints (call it where
     model code may run: a job process; it records what the model imported after tracing). Errors (a UserError
     for a bad shape) are raised as by layer_ir and never stored."""
-    from .models import layer_ir as trace
+    from .models import cached_ir, layer_ir as trace
 
     stored = stored_ir(spec, framework)
     if stored is not None:
         return stored
+    if cached_ir(spec, framework) is not None:  # traced earlier in this worker: this process imported nothing
+        return cached_ir(spec, framework)
     ir = trace(spec, framework)
     store_ir(spec, framework, ir, identity.user_files())
     return ir

@@ -740,17 +740,28 @@ def explain(records: pd.DataFrame, specs: Optional[dict] = None, irs: Optional[d
     """Explain every record of a run (a DataFrame with records.COLUMNS) in the document's terms.
 
     `specs` (model name -> ModelSpec) gives each model's input shape; reconcile.run() stores it in
-    `records.attrs["specs"]`. Without it, reference models are read at their default batch."""
+    `records.attrs["specs"]`. Without it, loaded records say it themselves (their input shape and source hash
+    columns, models.specs_from_records): a model whose sources changed since is not explained (the reason is in
+    `.attrs["not_explained"]`). Records without those columns are read at the models' own shapes."""
     from . import cache
+    from .models import specs_from_records
 
     specs = specs or records.attrs.get("specs") or {}
     irs = irs if irs is not None else records.attrs.get("irs")
+    known = set(specs) | set(irs or {})
+    found, stale = specs_from_records(records[~records["model"].isin(known)]) if known != set(records["model"]) \
+        else ({}, {})
+    specs = {**found, **specs}
     rows: list[dict] = []
     for model, df in records.groupby("model", sort=False):
+        if model in stale:
+            continue
         ir = canonical_ir(model, specs, irs)
         if ir is None:
             continue
         rows += cache.explained(df, ir, explain_model)  # explain_model(df, ir), kept on disk (reconcile/cache.py)
     from .render import integral
 
-    return integral(pd.DataFrame(rows, columns=COLUMNS), ["value", "reference_value", "residual"])
+    out = integral(pd.DataFrame(rows, columns=COLUMNS), ["value", "reference_value", "residual"])
+    out.attrs["not_explained"] = stale
+    return out

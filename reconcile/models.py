@@ -353,3 +353,32 @@ def layer_ir(spec: ModelSpec, framework: str = "torch") -> Model:
 
         return keras_ir.from_factory(spec.keras_factory, spec.input_shape, spec.name, spec.aliases.get("keras", {}))
     raise UserError(f"unknown framework {framework!r}: torch, keras or caffe")
+
+
+def specs_from_records(records) -> tuple[dict[str, ModelSpec], dict[str, str]]:
+    """The specs loaded records were counted on, from their identity columns (records.py): each model at the
+    input shape it ran at, if its source hash is still that of its spec here. Returns (name -> spec, name -> why
+    there is none: a spec that no longer resolves, or sources that changed since). Records without the columns
+    (written before them) give nothing: callers fall back to the model's own spec."""
+    from .identity import identify
+
+    specs: dict[str, ModelSpec] = {}
+    stale: dict[str, str] = {}
+    if not {"input_shape", "source_hash"} <= set(records.columns):
+        return specs, stale
+    seen = records[["model", "input_shape", "source_hash"]].drop_duplicates()
+    for name, group in seen.groupby("model", sort=False):
+        shapes, hashes = set(group["input_shape"]) - {""}, set(group["source_hash"]) - {""}
+        if len(shapes) != 1 or len(hashes) != 1:
+            continue
+        shape = shapes.pop().replace("x", ",")
+        try:
+            spec = resolve(name) if name.endswith(".prototxt") else resolve(name, input_shape=shape)
+        except UserError as exc:
+            stale[name] = f"its spec does not resolve here ({exc})"
+            continue
+        if identify(spec).source_hash != hashes.pop():
+            stale[name] = "its sources changed since these records were made"
+            continue
+        specs[name] = spec
+    return specs, stale

@@ -6,7 +6,7 @@ from typing import Optional
 
 import click
 
-from ..options import names_once, timeout_seconds
+from ..options import memory_option, names_once, timeout_seconds
 
 
 def _installed(inst) -> None:
@@ -29,6 +29,7 @@ def _installed(inst) -> None:
 @click.option("--timeout", type=float, default=120.0, show_default=True, callback=timeout_seconds,
               help="Seconds per (version, model) job (finite, above 0, at most 86400).")
 @click.option("--quiet", is_flag=True, help="No progress lines.")
+@memory_option
 def command(tool: str, versions: str, models: Optional[str], out_dir: str, cache_dir: Optional[str],
             timeout: float, quiet: bool) -> None:
     """Run one tool's releases side by side and explain each change of a number by a change of convention.

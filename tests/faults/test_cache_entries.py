@@ -305,3 +305,26 @@ def test_a_module_file_larger_than_the_bound_is_not_hashed_whole(tmp_path):
     assert identity.unchanged([(str(big), identity.UNREADABLE)]) is False  # never verifies: never a stale hit
     (tmp_path / "ok.py").write_text("def net():\n    pass\n")
     assert identity.identify(from_model_file(f"{tmp_path / 'ok.py'}:net", "1,1,8,8")).complete
+
+
+def test_a_corrupt_layer_ir_entry_is_retraced_and_rewritten(tmp_path, monkeypatch, capsys):
+    """Before: 8 corrupt bytes in a cached IR were a traceback that --fresh did not recover, and `formulas`
+    blamed the model."""
+    from reconcile import models, runner
+    from reconcile.cli import main
+
+    monkeypatch.setenv(cache.CACHE_ENV, str(tmp_path))
+
+    def formulas() -> str:  # as a command of its own: no IR in memory, a trace worker of its own
+        runner._close_tracer()
+        models.forget_irs(reference("gconv"))
+        main(["formulas", "gconv", "--format", "csv"])
+        return capsys.readouterr().out
+
+    first = formulas()
+    (entry,) = (tmp_path / "layer_ir" / "torch").glob("gconv-*.json")
+    good = entry.read_bytes()
+    entry.write_bytes(good[:100] + bytes(range(200, 208)) + good[108:])
+    assert formulas() == first  # a miss: traced again in a job, the same table
+    assert entry.read_bytes() == good  # and the entry written again
+    assert first.splitlines()[-1] == "__total__,,304,18432,37888"

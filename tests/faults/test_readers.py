@@ -121,3 +121,21 @@ def test_check_with_a_corrupt_layer_golden_exits_2(tmp_path, capsys):
         code = exc.code
     err = capsys.readouterr().err
     assert code == 2 and "lenet.csv:2:" in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_explain_reads_loaded_records_at_the_shape_they_ran_at(batch4_report):
+    """A records.csv of a --batch 4 run, loaded without its specs: explained on the batch-4 model (thop's total
+    is then exactly the sum of its layers and 4 x MACC), not on LeNet at batch 1."""
+    import reconcile
+
+    path, _ = batch4_report
+    loaded = which.read_records(path)
+    explained = reconcile.explain(loaded)
+    total = explained[(explained.layer == "__total__") & (explained.metric == "macs")]
+    assert total.value.item() == 4 * THOP_LENET and total.residual.item() == 0
+    assert total.reference_value.item() == 4 * DOCUMENT_FLOPS  # the document's FLOPs of four images
+    edited = loaded.copy()
+    edited["source_hash"] = "0" * 16
+    stale = reconcile.explain(edited)
+    assert stale.empty and stale.attrs["not_explained"] == {"lenet": "its sources changed since these records were "
+                                                                       "made"}
