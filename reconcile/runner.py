@@ -45,11 +45,11 @@ from conventions.ir import Model
 
 from . import adapters, identity, jobs as procs, shims
 from .errors import UserError
-from .jobs import fork_call, limits, memory_cap  # noqa: F401  (re-exported: the CLI and API set limits here)
+from .jobs import fork_call, memory_cap
 from .memory import is_out_of_memory, out_of_memory_text
 from .records import ERROR, SKIPPED, Emitter, Record
 from .spec import ModelSpec
-from .validate import MAX_TIMEOUT_S, check_timeout  # noqa: F401
+from .validate import check_timeout  # noqa: F401  (callers check timeouts through the runner too)
 
 DEFAULT_TIMEOUT_S = 120.0
 TORCH_LANES = 2  # torch workers of a run (the machines have 2 cores; the TF worker is done early)

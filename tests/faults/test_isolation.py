@@ -9,24 +9,14 @@ import time
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, invoke_cli
 from reconcile import api, identity, models
-from reconcile.cli import main
 from reconcile.errors import UserError
 
 
-def run_main(args, capsys) -> tuple[int, str, str]:
-    try:
-        main(args)
-        code = 0
-    except SystemExit as exc:
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def one_line(code, err, says):
-    assert code == 2 and says in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+def one_line(result, says):
+    err = result.stderr
+    assert result.returncode == 2 and says in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
 
 
 @pytest.fixture
@@ -65,17 +55,17 @@ def test_a_hanging_package_init_is_a_timeout_row(hanging_package):
     assert "hangpkg" not in sys.modules
 
 
-def test_hf_counts_below_zero_are_refused(capsys):
-    one_line(*run_main(["formulas", "hf:gpt2?n_layer=-1"], capsys)[::2], "n_layer must be 0 or more")
+def test_hf_counts_below_zero_are_refused():
+    one_line(invoke_cli("formulas", "hf:gpt2?n_layer=-1"), "n_layer must be 0 or more")
 
 
 @pytest.mark.slow  # transformers in a job, then the timeout
-def test_a_huge_hf_config_is_bounded_by_the_timeout(capsys):
+def test_a_huge_hf_config_is_bounded_by_the_timeout():
     """Before: hf:gpt2?num_hidden_layers=100000 built its size probe in the parent for 285 s and 3.9 GiB."""
     started = time.monotonic()
-    code, out, err = run_main(["formulas", "hf:gpt2?num_hidden_layers=100000", "--timeout", "4"], capsys)
+    result = invoke_cli("formulas", "hf:gpt2?num_hidden_layers=100000", "--timeout", "4")
     assert time.monotonic() - started < 4 + 30
-    one_line(code, err, "timed out after 4 s (--timeout); killed")
+    one_line(result, "timed out after 4 s (--timeout); killed")
 
 
 @pytest.mark.slow  # a fresh process in a hostile working directory
@@ -159,9 +149,8 @@ def test_a_forward_beyond_the_memory_cap_is_an_error_row_with_the_size(tmp_path)
     assert time.monotonic() - started < 120
 
 
-def test_memory_caps_are_parsed_at_the_edge(capsys):
+def test_memory_caps_are_parsed_at_the_edge():
     for value in ("0", "1e400", "-3G", "lots", "200%", "512M", "0.5G"):
-        code, _, err = run_main(["formulas", "lenet", "--memory", value], capsys)
-        assert code == 2 and "--memory must be a size" in err and len(err.strip().splitlines()) == 1, (value, err)
+        one_line(invoke_cli("formulas", "lenet", "--memory", value), "--memory must be a size")
     with pytest.raises(UserError, match="memory must be a size"):
         api.run(models="lenet", tools="thop", memory="huge")
