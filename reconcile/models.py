@@ -300,8 +300,13 @@ _IR_CACHE: dict[tuple, Model] = {}
 
 
 def ir_key(spec: ModelSpec, framework: str) -> tuple:
+    """The spec and the content of its files (identity.source_hash): a model file edited between two calls in one
+    process is traced again."""
+    from .identity import identify
+
     return (spec.name, spec.input_shape, spec.torch_factory, spec.keras_factory, str(spec.prototxt),
-            tuple(sorted((k, tuple(sorted(v.items()))) for k, v in spec.aliases.items())), framework)
+            tuple(sorted((k, tuple(sorted(v.items()))) for k, v in spec.aliases.items())), framework,
+            identify(spec).source_hash)
 
 
 def remember_ir(spec: ModelSpec, framework: str, model: Model) -> None:
