@@ -135,12 +135,27 @@ def _in_memory(spec) -> bool:
     return (spec.torch_factory or "").startswith("reconcile.api:_in_memory_")
 
 
-def _keyable(spec) -> bool:
-    return not _in_memory(spec) and identity.identify(spec).complete
+def _place(root: Optional[Path], spec, kind: str, folder: str, *parts: str) -> Optional[tuple[Path, str]]:
+    """(entry path, key) of an entry about `spec`: <root>/<kind>/<folder>/<stem>-<key>.json, the key hashing
+    `parts`, the model's source hash and code_fingerprint(). None when the model cannot be keyed (an in-memory
+    module, a source file that could not be read) or a folder of the cache leads elsewhere (a symlink)."""
+    if _in_memory(spec):
+        return None
+    ident = identity.identify(spec)
+    if not ident.complete:
+        return None
+    key = hashlib.sha256(" ".join((kind, folder) + parts + (ident.source_hash, code_fingerprint())).encode()) \
+        .hexdigest()
+    try:
+        return identity.inside(Path(root or cache_root()), kind, folder, f"{ident.stem}-{key[:24]}.json"), key
+    except ValueError:
+        return None
 
 
-def cacheable(job) -> bool:
-    return not (job.extra_path or job.shims) and _keyable(job.spec)
+def _records_place(job, root: Optional[Path]) -> Optional[tuple[Path, str]]:
+    if job.extra_path or job.shims:  # a matrix job brings its own install
+        return None
+    return _place(root, job.spec, "results", job.tool, tool_version(job.tool))
 
 
 # ------------------------------------------------------------------------------------------------ signed entries
@@ -205,10 +220,6 @@ def unseal(root: Path, path: Path) -> Optional[dict]:
     return payload if isinstance(payload, dict) and payload.get("format") == FORMAT else None
 
 
-def _entry(root: Path, folder: tuple[str, ...], spec, key: str) -> Path:
-    return identity.inside(root, *folder, f"{identity.identify(spec).stem}-{key[:24]}.json")
-
-
 def _read(root: Path, path: Path, key: str) -> Optional[dict]:
     """A verified payload for `key` whose recorded imports are unchanged."""
     payload = unseal(root, path)
@@ -234,13 +245,10 @@ def _write(root: Path, path: Path, key: str, data: Any, imports, about: Optional
 
 
 # ------------------------------------------------------------------------------------------------ job records
-def _job_key(job) -> str:
-    return hashlib.sha256(" ".join(("records", job.tool, tool_version(job.tool), spec_fingerprint(job.spec),
-                                    code_fingerprint())).encode()).hexdigest()
-
-
-def path_of(job, root: Optional[Path] = None) -> Path:
-    return _entry(Path(root or cache_root()), ("results", job.tool), job.spec, _job_key(job))
+def path_of(job, root: Optional[Path] = None) -> Optional[Path]:
+    """Where the job's records are kept (None: the job is not cached)."""
+    place = _records_place(job, root)
+    return place[0] if place else None
 
 
 def transient(records: list[Record]) -> bool:
@@ -268,12 +276,11 @@ def _record(row) -> Record:
 
 def load(job, root: Optional[Path] = None) -> Optional[list[Record]]:
     """The job's cached records, or None (not cacheable, not cached, or an entry that does not verify)."""
-    if not cacheable(job):
+    place = _records_place(job, root)
+    if place is None:
         return None
-    root = Path(root or cache_root())
     try:
-        key = _job_key(job)
-        payload = _read(root, _entry(root, ("results", job.tool), job.spec, key), key)
+        payload = _read(Path(root or cache_root()), *place)
         if payload is None:
             return None
         return [_record(row) for row in payload["data"]]
@@ -284,18 +291,13 @@ def load(job, root: Optional[Path] = None) -> Optional[list[Record]]:
 def store(job, records: list[Record], imports=None, root: Optional[Path] = None) -> bool:
     """Keep the job's records with the user files its process imported (`imports`: (path, sha256) pairs from the
     job; None, unknown, stores nothing). False when the job is not to be cached."""
-    if not cacheable(job) or transient(records):
+    place = _records_place(job, root)
+    if place is None or transient(records):
         return False
-    root = Path(root or cache_root())
-    key = _job_key(job)
     rows = [[getattr(r, name) for name in _RECORD_FIELDS] for r in records]
     about = {"tool": job.tool, "tool_version": tool_version(job.tool), "model": job.spec.name,
              "input_shape": list(job.spec.input_shape)}
-    try:
-        path = _entry(root, ("results", job.tool), job.spec, key)
-    except ValueError:  # a folder of the cache is a symlink to elsewhere: not written through
-        return False
-    return _write(root, path, key, rows, imports, about)
+    return _write(Path(root or cache_root()), *place, rows, imports, about)
 
 
 # ------------------------------------------------------------------------------------------------ data codec
@@ -355,19 +357,13 @@ def _round_trip(value: Any) -> Optional[Any]:
 
 
 # ------------------------------------------------------------------------------------------------ layer IRs
-def _ir_key(spec, framework: str) -> str:
-    return hashlib.sha256(" ".join(("ir", framework, spec_fingerprint(spec), code_fingerprint())).encode()) \
-        .hexdigest()
-
-
 def stored_ir(spec, framework: str, root: Optional[Path] = None):
     """The layer IR kept on disk for this model, or None: reading it runs no model code."""
-    if not _keyable(spec):
+    place = _place(root, spec, "layer_ir", framework)
+    if place is None:
         return None
-    root = Path(root or cache_root())
     try:
-        key = _ir_key(spec, framework)
-        payload = _read(root, _entry(root, ("layer_ir", framework), spec, key), key)
+        payload = _read(Path(root or cache_root()), *place)
         if payload is None:
             return None
         from conventions.ir import Model
@@ -379,18 +375,11 @@ def stored_ir(spec, framework: str, root: Optional[Path] = None):
 
 
 def store_ir(spec, framework: str, ir, imports, root: Optional[Path] = None) -> bool:
-    if not _keyable(spec):
-        return False
-    encoded = _round_trip(ir)
+    place = _place(root, spec, "layer_ir", framework)
+    encoded = _round_trip(ir) if place is not None else None
     if encoded is None:
         return False
-    root = Path(root or cache_root())
-    key = _ir_key(spec, framework)
-    try:
-        path = _entry(root, ("layer_ir", framework), spec, key)
-    except ValueError:
-        return False
-    return _write(root, path, key, encoded, imports, {"model": spec.name, "framework": framework})
+    return _write(Path(root or cache_root()), *place, encoded, imports, {"model": spec.name, "framework": framework})
 
 
 def layer_ir(spec, framework: str):

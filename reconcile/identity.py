@@ -164,8 +164,18 @@ def unchanged(files) -> bool:
 
 
 def _package_files(origin: Path) -> list[Path]:
-    """A project package's modules (a reference model's factory imports its siblings, e.g. naming.py)."""
-    return sorted(p for p in origin.parent.glob("*.py") if p.is_file())
+    """A project package's modules (a reference model's factory imports its siblings, e.g. naming.py); listed
+    again when the folder changes."""
+    try:
+        changed = os.stat(origin.parent).st_mtime_ns
+    except OSError:
+        return []
+    return list(_listing(str(origin.parent), changed))
+
+
+@functools.lru_cache(maxsize=64)
+def _listing(folder: str, changed: int) -> tuple[Path, ...]:
+    return tuple(sorted(p for p in Path(folder).glob("*.py") if p.is_file()))
 
 
 def source_files(spec) -> list[Path]:

@@ -206,6 +206,7 @@ def hostile_report(tmp_path_factory):
     return folder / "out", specs
 
 
+@pytest.mark.slow  # runs tools or traces in job processes
 def test_model_names_are_text_in_html_and_markdown(hostile_report):
     from markdown_it import MarkdownIt
 
@@ -225,6 +226,7 @@ def test_model_names_are_text_in_html_and_markdown(hostile_report):
         assert f"(models/{__import__('reconcile').identity.stem(spec.name)}.md)" in summary
 
 
+@pytest.mark.slow  # runs tools or traces in job processes
 def test_a_b_and_a_underscore_b_get_a_page_each(hostile_report):
     """Before: `a b.py` and `a_b.py` shared one model page, and one was silently lost."""
     out, specs = hostile_report

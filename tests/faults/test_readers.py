@@ -26,6 +26,7 @@ def batch4_report(tmp_path_factory):
     return folder / "records.csv", records
 
 
+@pytest.mark.slow  # runs tools or traces in job processes
 def test_records_carry_the_models_identity(batch4_report):
     path, records = batch4_report
     assert list(records.columns) == COLUMNS and set(IDENTITY_COLUMNS) <= set(COLUMNS)
@@ -35,6 +36,7 @@ def test_records_carry_the_models_identity(batch4_report):
     assert total == 4 * THOP_LENET  # thop counts the whole batch
 
 
+@pytest.mark.slow  # runs tools or traces in job processes
 def test_which_next_to_a_batch_4_report_does_not_take_its_numbers(batch4_report, tmp_path):
     """Before: which at batch 1 read the batch-4 records as if they were its own and named thop as printing a
     number it never printed (and missed the one it did)."""
@@ -51,6 +53,7 @@ def test_which_next_to_a_batch_4_report_does_not_take_its_numbers(batch4_report,
                if r.candidate.source == which.TOOL)
 
 
+@pytest.mark.slow  # runs tools or traces in job processes
 def test_which_does_not_take_numbers_of_an_edited_model(batch4_report, tmp_path):
     path, records = batch4_report
     edited = records.copy()
@@ -123,6 +126,7 @@ def test_check_with_a_corrupt_layer_golden_exits_2(tmp_path, capsys):
     assert code == 2 and "lenet.csv:2:" in err and len(err.strip().splitlines()) == 1, err
 
 
+@pytest.mark.slow  # runs tools or traces in job processes
 def test_explain_reads_loaded_records_at_the_shape_they_ran_at(batch4_report):
     """A records.csv of a --batch 4 run, loaded without its specs: explained on the batch-4 model (thop's total
     is then exactly the sum of its layers and 4 x MACC), not on LeNet at batch 1."""
