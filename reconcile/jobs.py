@@ -91,12 +91,11 @@ def died(exitcode: Optional[int]) -> str:
     return f"exit code {exitcode}"
 
 
-
-
 def cap_hint(exitcode: Optional[int]) -> str:
-    """A process killed by an abort or a signal may have met the memory cap inside C++ code: say what it was."""
-    if exitcode is not None and exitcode < 0 and -exitcode in (signal.SIGABRT, signal.SIGSEGV, signal.SIGBUS):
-        return f" (its memory cap was {memory_text(memory_cap())}; --memory sets it)"
+    """A process that aborted may have met the memory cap inside C++ code (an uncaught std::bad_alloc): say what
+    the cap was."""
+    if exitcode is not None and exitcode == -signal.SIGABRT:
+        return f" (if it ran out of memory: its cap was {memory_text(memory_cap())}; --memory sets it)"
     return ""
 
 
@@ -116,8 +115,6 @@ def single_threaded() -> None:
     region hangs (libgomp is not fork-safe). Counting needs no parallelism: stay on one thread."""
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(1)
-
-
 
 
 # ------------------------------------------------------------------------------------------ process hygiene

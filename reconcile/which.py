@@ -38,7 +38,7 @@ from conventions.ir import ATTENTION, BN, CONV, LAYER_NORM, LINEAR, MATMUL, Mode
 
 from .errors import UserError
 from .validate import optional_count
-from .records import COMPUTE, ERROR, MODEL_LEVEL, OK, PARAMS, TOTAL
+from .records import COMPUTE, OK, PARAMS, TOTAL
 
 DEFAULT_RECORDS = Path("reports") / "records.csv"
 DEFAULT_TOLERANCE = 0.1
