@@ -19,9 +19,9 @@ import reference_models
 from . import adapters, models
 from .errors import UserError
 from .records import COLUMNS, Record
-from .validate import optional_count, shape_value
 from .render import stage as _stage, to_csv, write_atomic  # noqa: F401  (public here since the first release)
 from .runner import DEFAULT_TIMEOUT_S, IRResult, Job, Progress, run_jobs
+from .validate import optional_count, shape_value
 
 _IN_MEMORY: dict[str, object] = {}
 

@@ -37,8 +37,8 @@ from conventions.catalogue.base import kind_key
 from conventions.ir import ATTENTION, BN, CONV, LAYER_NORM, LINEAR, MATMUL, Model
 
 from .errors import UserError
-from .validate import optional_count
 from .records import COMPUTE, OK, PARAMS, TOTAL
+from .validate import optional_count
 
 DEFAULT_RECORDS = Path("reports") / "records.csv"
 DEFAULT_TOLERANCE = 0.1
