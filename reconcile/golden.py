@@ -218,7 +218,11 @@ def layers_path(directory: Path, model: str) -> Path:
     spec's sanitised text and hash; never a path that leaves the folder)."""
     from .identity import inside, stem
 
-    return inside(Path(directory), "layers", f"{stem(model)}.csv")
+    try:
+        return inside(Path(directory), "layers", f"{stem(model)}.csv")
+    except ValueError:
+        raise UserError(f"{Path(directory) / 'layers'} leads outside {directory} (a symbolic link): layer terms "
+                        "are never read or written through one") from None
 
 
 def layers_text(layers: dict[str, changes.LayerTerms]) -> str:

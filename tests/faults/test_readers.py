@@ -143,3 +143,11 @@ def test_explain_reads_loaded_records_at_the_shape_they_ran_at(batch4_report):
     stale = reconcile.explain(edited)
     assert stale.empty and stale.attrs["not_explained"] == {"lenet": "its sources changed since these records were "
                                                                        "made"}
+
+
+def test_a_symlinked_layers_folder_is_one_line(tmp_path):
+    (tmp_path / "golden").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "golden" / "layers").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(UserError, match="symbolic link"):
+        golden.read_layers(tmp_path / "golden", "lenet")
