@@ -35,11 +35,12 @@ import reference_models
 from conventions.ir import Model
 
 from .errors import OutOfMemory, UserError
-from .memory import is_out_of_memory, out_of_memory_text
 from .factories import load_factory, locate_module  # noqa: F401  (apart so front ends need not import this module)
 from .hf_specs import from_transformers
+from .memory import is_out_of_memory, out_of_memory_text
 from .spec import (INPUT_SHAPE_RULES, MAX_INPUT_ELEMENTS, ModelSpec, _shape_option, _split_query,  # noqa: F401
                    _with_batch, check_shape, parse_query, parse_shape)
+from .validate import optional_count
 
 
 def is_path_spec(text: str) -> bool:
@@ -152,9 +153,7 @@ def resolve(model: Optional[str], model_file: Optional[str] = None, input_shape:
     if model is None:
         raise UserError("name a model: a reference model, a .prototxt file, PATH.py:FACTORY, "
                         "module:PACKAGE.MODULE:FACTORY, hf:MODEL_TYPE or preset:NAME")
-    for value, what in ((batch, "--batch"), (seq_len, "--seq-len")):
-        if value is not None and value <= 0:
-            raise UserError(f"{what} must be positive, not {value}")
+    batch, seq_len = optional_count(batch, "--batch"), optional_count(seq_len, "--seq-len")
     text = model.strip()
     if text.startswith(("hf:", "preset:")):
         return from_transformers(text, batch, seq_len, input_shape)
