@@ -206,11 +206,13 @@ def _job_main(send: Connection, receive: Connection, inherited: tuple, fn: Calla
 def fork_call(fn: Callable, args: tuple, timeout: float, inherited: tuple = (),
               memory: Optional[int] = None) -> tuple[str, Any]:
     """Run fn(*args) in a forked child (its own process group) with a timeout and a memory cap (bytes of address
-    space; None: the worker's own). Returns ("ok", result), ("timeout", None) or ("died", exitcode). The child's
-    group is killed when the call ends, whatever happened, so nothing the child spawned outlives it."""
+    space; None: the cap of the worker this runs in, else `memory_cap()`). Returns ("ok", result), ("timeout",
+    None) or ("died", exitcode). The child's group is killed when the call ends, whatever happened, so nothing the
+    child spawned outlives it."""
     global JOB_GROUP
     receive, send = CTX.Pipe(duplex=False)
-    memory = WORKER_MEMORY if memory is None else memory
+    if memory is None:
+        memory = WORKER_MEMORY if WORKER_MEMORY is not None else memory_cap()
     child = CTX.Process(target=_job_main, args=(send, receive, inherited, fn, args, memory), daemon=True)
     child.start()
     own_group(child.pid)

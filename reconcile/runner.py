@@ -118,6 +118,7 @@ def stamp(records: list[Record], spec: ModelSpec, ident: Optional[identity.Ident
 
 
 _first_line = procs.first_line
+_died, _silence = procs.died, procs.silence  # (the names other modules call them by, e.g. reconcile/training.py)
 
 
 def execute(job: Job) -> list[Record]:
