@@ -48,8 +48,8 @@ CACHE_ENV = "RECONCILE_CACHE_DIR"
 FORMAT = 2  # bump when the file layout changes
 ROOT = Path(__file__).resolve().parent.parent
 # The code between a tool's printout and the records (adapters parse, front ends name the layers and kinds,
-# conventions/ir.py defines the kinds, the runner and jobs write the status rows, identity the stamps). Reports and explanations are not here:
-# they are recomputed from the records on every run.
+# conventions/ir.py defines the kinds, the runner and jobs write the status rows, identity the stamps). Reports and
+# explanations are not here: they are recomputed from the records on every run.
 RECORD_CODE = ("reconcile/adapters", "reconcile/frontends", "conventions", "reconcile/models.py",
                "reconcile/spec.py", "reconcile/hf_specs.py", "reconcile/factories.py", "reconcile/records.py",
                "reconcile/runner.py", "reconcile/jobs.py", "reconcile/memory.py", "reconcile/identity.py",

@@ -3,10 +3,10 @@ and pipe ends tidy, and run a check as a job (`call_in_job`). reconcile.runner b
 model) jobs on these; spec resolution (the hf: size probe) uses `call_in_job` directly, so nothing here imports
 models, adapters or the cache.
 
-Limits: a job child runs under RLIMIT_AS = `memory_cap()` (--memory through `limits`, $RECONCILE_MEMORY, else
-DEFAULT_MEMORY_SHARE of this machine's RAM, at least MIN_DEFAULT_MEMORY): an allocation beyond it fails at once
-and is reported as running out of memory (reconcile.memory), never as a timeout or a rejected input shape. A
-check's timeout is the command's --timeout (`command_timeout`).
+Limits: a job child may map `memory_cap()` bytes beyond what it holds when it starts (RLIMIT_AS; --memory through
+`limits`, $RECONCILE_MEMORY, else DEFAULT_MEMORY_SHARE of this machine's RAM, at least MIN_DEFAULT_MEMORY): an
+allocation beyond it fails at once and is reported as running out of memory (reconcile.memory), never as a
+timeout or a rejected input shape. A check's timeout is the command's --timeout (`command_timeout`).
 
 Processes die with their parent: each child closes the pipe ends it inherited, asks the kernel for a signal
 when its parent dies (prctl PR_SET_PDEATHSIG; a watchdog thread elsewhere), and runs in its own process group,
@@ -26,12 +26,12 @@ from multiprocessing.connection import Connection
 from typing import Any, Callable, Optional
 
 from .errors import UserError
-from .memory import is_out_of_memory, out_of_memory_text
+from .memory import CAPPED, is_out_of_memory, out_of_memory_text, status_bytes
 from .validate import check_timeout, memory_text, parse_memory, physical_memory
 
 MEMORY_ENV = "RECONCILE_MEMORY"
 DEFAULT_MEMORY_SHARE = 0.5  # of the machine's RAM, per job process: two torch lanes may run at once
-MIN_DEFAULT_MEMORY = 2 * 2 ** 30  # torch and the tools alone map ~1 GB in a job process
+MIN_DEFAULT_MEMORY = 2 * 2 ** 30
 CTX = mp.get_context("fork")
 
 # The command's own limits (its --timeout and --memory), for the jobs it starts outside run_jobs' arguments: spec
@@ -53,8 +53,8 @@ def limits(timeout: Optional[float] = None, memory: Optional[int] = None):
 
 
 def memory_cap() -> int:
-    """Bytes of address space a job process may use: `limits(memory=...)` (--memory), $RECONCILE_MEMORY, else
-    DEFAULT_MEMORY_SHARE of this machine's RAM (at least MIN_DEFAULT_MEMORY)."""
+    """Bytes a job process may map beyond what it holds at its start: `limits(memory=...)` (--memory),
+    $RECONCILE_MEMORY, else DEFAULT_MEMORY_SHARE of this machine's RAM (at least MIN_DEFAULT_MEMORY)."""
     if _LIMITS["memory"]:
         return _LIMITS["memory"]
     if os.environ.get(MEMORY_ENV):
@@ -68,17 +68,21 @@ def command_timeout(default: float) -> float:
 
 
 def cap_memory(limit: Optional[int]) -> None:
-    """RLIMIT_AS for this process (a job child, or the TF worker that runs its jobs in-process)."""
+    """Let this process (a job child, or the TF worker that runs its jobs in-process) map at most `limit` bytes
+    beyond what it holds now (RLIMIT_AS = its current size + limit): what a job may allocate does not depend on
+    how large the process it was forked from had grown."""
     if not limit:
         return
+    base = status_bytes("VmSize")
     try:
         import resource
 
         hard = resource.getrlimit(resource.RLIMIT_AS)[1]
-        resource.setrlimit(resource.RLIMIT_AS, (limit if hard == resource.RLIM_INFINITY else min(limit, hard),
-                                                hard))
+        total = base + limit
+        resource.setrlimit(resource.RLIMIT_AS, (total if hard == resource.RLIM_INFINITY else min(total, hard), hard))
     except (ImportError, ValueError, OSError):
-        pass  # no rlimits here: the job runs uncapped
+        return  # no rlimits here: the job runs uncapped
+    CAPPED.update(cap=limit, base=base)
 
 
 def died(exitcode: Optional[int]) -> str:

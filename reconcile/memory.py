@@ -21,7 +21,8 @@ def is_out_of_memory(exc: BaseException) -> bool:
     return isinstance(exc, (RuntimeError, OSError)) and bool(_OOM_TEXT.search(str(exc)))
 
 
-def _status_kb(field: str) -> int:
+def status_bytes(field: str) -> int:
+    """A size from /proc/self/status ("VmSize", "VmPeak", "VmHWM"), in bytes; 0 where there is none."""
     try:
         with open("/proc/self/status", encoding="ascii", errors="replace") as handle:
             for line in handle:
@@ -32,25 +33,24 @@ def _status_kb(field: str) -> int:
     return 0
 
 
+# (cap, what the process already held) once this process was capped (reconcile.jobs.cap_memory)
+CAPPED: dict[str, int] = {}
+
+
 def out_of_memory_text(exc: BaseException, who: str = "") -> str:
-    """'<who> ran out of memory: ... cap ...; reached ...': what the job may use, what it had and what it asked
-    for (read in the job process that failed)."""
+    """'<who> ran out of memory: ...': the job's cap, what its process held when it started, what it reached and
+    what it asked for (read in the job process that failed)."""
     if isinstance(exc, OutOfMemory):
         return str(exc)
     parts = []
-    try:
-        import resource
-
-        cap = resource.getrlimit(resource.RLIMIT_AS)[0]
-        if cap != resource.RLIM_INFINITY:
-            parts.append(f"the job's memory cap is {memory_text(cap)} of address space (--memory sets it)")
-    except (ImportError, ValueError, OSError):
-        pass
-    reached = _status_kb("VmPeak")
+    if CAPPED:
+        parts.append(f"the job may use {memory_text(CAPPED['cap'])} (--memory) beyond the "
+                     f"{memory_text(CAPPED['base'])} its process held at the start")
+    reached = status_bytes("VmPeak")
     if reached:
-        parts.append(f"it reached {memory_text(reached)} (peak resident {memory_text(_status_kb('VmHWM'))})")
+        parts.append(f"it reached {memory_text(reached)} (peak resident {memory_text(status_bytes('VmHWM'))})")
     tried = _TRIED.search(str(exc))
     if tried:
         parts.append(f"and asked for {memory_text(int(tried.group(1)))} more")
-    return f"{who} ran out of memory: ".lstrip() + ("; ".join(parts[:2]) + (" " + parts[2] if len(parts) > 2 else "")
-                                            if parts else type(exc).__name__)
+    text = "; ".join(parts[:2]) + (" " + parts[2] if len(parts) > 2 else "") if parts else type(exc).__name__
+    return f"{who} ran out of memory: ".lstrip() + text

@@ -40,8 +40,8 @@ def _memory_cap(ctx: click.Context, param: click.Parameter, value: Optional[str]
 def memory_option(fn):
     """--memory: the memory cap of every job process the command starts (jobs.memory_cap)."""
     return click.option("--memory", callback=_memory_cap, expose_value=False, is_eager=True,
-                        help="Memory cap per job process (address space, the ~1 GB torch and the tools map "
-                             "included): 4G, 1536M, 50% of this machine (default: $RECONCILE_MEMORY, else half "
+                        help="Memory each job process may use beyond what it holds at its start (torch and the "
+                             "tools, ~1 GB): 4G, 1536M, 50% of this machine (default: $RECONCILE_MEMORY, else half "
                              "of the machine's RAM, at least 2G). A job above it is an error row.")(fn)
 
 

@@ -15,7 +15,7 @@ MAX_INPUT_ELEMENTS = 2 ** 31  # 8 GB of float32: beyond it an input shape is a t
 MAX_DIMS = 16
 MAX_TIMEOUT_S = 24 * 3600.0  # a job that needs longer than a day is a hang, whatever the model
 MAX_TOKENS = 1e18  # training tokens: more than any corpus; beyond it a number is a typo
-MIN_MEMORY = 2 ** 30  # a job process already maps ~1 GB (torch, the tools) before it counts anything
+MIN_MEMORY = 2 ** 28  # 256 MiB: below it not even a small model's forward fits
 SHAPE_EXAMPLE = "1,3,32,32 or 1x3x32x32"
 
 
@@ -162,7 +162,7 @@ def parse_memory(text: Any, option: str = "--memory") -> int:
         else:
             value = int(number * _UNITS[match.group(2).lower()])
     if value is None or value < MIN_MEMORY or value > 2 ** 50:
-        raise UserError(f"{option} must be a size of at least 1G like 4G, 1536M or 16GiB, or a share of this "
+        raise UserError(f"{option} must be a size of at least 256M like 4G, 1536M or 16GiB, or a share of this "
                         f"machine's memory like 50%, not {str(text)[:40]!r}")
     return value
 

@@ -130,18 +130,19 @@ def test_a_forward_beyond_the_memory_cap_is_an_error_row_with_the_size(tmp_path)
                           .replace("import torch\n", "import os\nimport torch\n", 1) + FIRST_PROCESS)
     df = api.run(model_file=f"{always}:net", input_shape="1,1,8,8", tools="thop", memory="2G", timeout=60)
     (message,) = df.message
-    assert "ran out of memory" in message and "memory cap is 2.0 GiB" in message and "it reached" in message, message
+    assert "ran out of memory" in message and "may use 2.0 GiB (--memory)" in message and "it reached" in message, \
+        message
     assert "timed out" not in message and "does not accept input shape" not in message
     df = api.run(model_file=f"{tools_only}:net", input_shape="1,1,8,8", tools="thop,document", memory="2G",
                  timeout=60)
     thop = df[df.tool == "thop"].message.item()
-    assert thop.startswith("ran out of memory: the job's memory cap is 2.0 GiB") and "asked for 32.0 GiB" in thop
+    assert thop.startswith("ran out of memory: the job may use 2.0 GiB (--memory)") and "asked for 32.0 GiB" in thop
     flops = df[(df.tool == "document") & (df.layer == "__total__") & (df.metric == "flops")].value.item()
     assert flops == 2 * 2 * 9 * 36 + 2 * 36  # the document still counts it: 2 x 648 MACC + 72 bias adds
 
 
 def test_memory_caps_are_parsed_at_the_edge():
-    for value in ("0", "1e400", "-3G", "lots", "200%", "512M", "0.5G"):
+    for value in ("0", "1e400", "-3G", "lots", "200%", "100M", "0.1G"):
         one_line(invoke_cli("formulas", "lenet", "--memory", value), "--memory must be a size")
     with pytest.raises(UserError, match="memory must be a size"):
         api.run(models="lenet", tools="thop", memory="huge")
