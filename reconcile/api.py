@@ -21,16 +21,32 @@ from .errors import UserError
 from .records import COLUMNS, Record
 from .render import stage as _stage, to_csv, write_atomic  # noqa: F401  (public here since the first release)
 from .runner import DEFAULT_TIMEOUT_S, IRResult, Job, Progress, run_jobs
+from .validate import optional_count, shape_value
 
 _IN_MEMORY: dict[str, object] = {}
 
 
+def split_specs(text: str) -> list[str]:
+    """'lenet,module:m:f?input_shape=1,3,8,8&depths=2,2,sepnet' -> the three specs: a comma inside a spec's query
+    followed by a digit continues its value (a shape, a list), it does not start a model (no model name starts
+    with a digit)."""
+    out: list[str] = []
+    for part in text.split(","):
+        if out and "?" in out[-1] and part[:1].isdigit():
+            out[-1] += "," + part
+        else:
+            out.append(part)
+    return [p.strip() for p in out]
+
+
 def _split(value: "str | Sequence[str] | None") -> Optional[list[str]]:
-    """Comma-separated names (or a sequence) -> names in order, each once."""
+    """Comma-separated names or specs (or a sequence) -> in order, each once."""
     if value is None:
         return None
     if isinstance(value, str):
-        return list(dict.fromkeys(v.strip() for v in value.split(",") if v.strip()))
+        return list(dict.fromkeys(v for v in split_specs(value) if v))
+    if not all(isinstance(v, str) for v in value):
+        raise UserError(f"expected names as text, not {list(value)!r}"[:200])
     return list(dict.fromkeys(value))
 
 
@@ -38,19 +54,18 @@ def duplicates(value: "str | Sequence[str] | None") -> list[str]:
     """Names listed more than once (the CLI notes them; they run once)."""
     if value is None:
         return []
-    names = [v.strip() for v in value.split(",")] if isinstance(value, str) else list(value)
+    names = split_specs(value) if isinstance(value, str) else list(value)
     names = [n for n in names if n]
     return list(dict.fromkeys(n for n in names if names.count(n) > 1))
 
 
-def register_module(module, input_shape: Sequence[int], name: str = "user_model") -> models.ModelSpec:
+def register_module(module, input_shape: "Sequence[int] | str", name: str = "user_model") -> models.ModelSpec:
     """A user's own nn.Module as a ModelSpec. Jobs run in forked children, which inherit the object."""
+    shape = shape_value(input_shape, "input_shape", min_dims=2)
+    if not isinstance(name, str) or not name.isidentifier():
+        raise UserError(f"name must be a Python identifier like 'my_net', not {name!r}"[:200])
     _IN_MEMORY[name] = module
-    shape = tuple(int(d) for d in input_shape)
-    if not shape or min(shape) <= 0:
-        raise UserError(f"input_shape must be positive integers, not {tuple(input_shape)}")
-    spec = models.ModelSpec(name, models.check_shape(shape, ",".join(map(str, shape))),
-                            torch_factory=f"{__name__}:_in_memory_{name}")
+    spec = models.ModelSpec(name, shape, torch_factory=f"{__name__}:_in_memory_{name}")
     models.forget_irs(spec)  # the name may have held another module before
     return spec
 
@@ -75,8 +90,7 @@ def plan(models_: "str | Sequence[str] | None" = None, tools: "str | Sequence[st
         raise UserError("--tools is empty: name at least one tool, or leave the option out for all")
     for tool in tool_names:
         adapters.get(tool)
-    if batch is not None and batch <= 0:
-        raise UserError(f"--batch must be positive, not {batch}")
+    batch = optional_count(batch, "--batch")
     if batch is not None and input_shape is not None:
         raise UserError("--batch and --input-shape together: give the batch as the first dimension of "
                         "--input-shape")
@@ -141,44 +155,57 @@ def execute(jobs: list[Job], timeout: float = DEFAULT_TIMEOUT_S, progress: Optio
 def run(models: "str | Sequence[str] | None" = None, tools: "str | Sequence[str] | None" = None,
         module=None, input_shape: "Sequence[int] | str | None" = None, name: str = "user_model",
         batch: Optional[int] = None, timeout: float = DEFAULT_TIMEOUT_S,
-        progress: Optional[Progress] = None, model_file: Optional[str] = None, fresh: bool = False) -> pd.DataFrame:
+        progress: Optional[Progress] = None, model_file: Optional[str] = None, fresh: bool = False,
+        memory: "str | int | None" = None) -> pd.DataFrame:
     """Run counters on models and return the records as a DataFrame (columns: records.COLUMNS).
 
     `models`: reference model names (default: the whole suite) or .prototxt paths; `module` + `input_shape`:
     your own nn.Module instead; `model_file` "PATH.py:FACTORY" + `input_shape` "N,C,H,W": a factory in a file.
     `tools`: tool ids (default: all). `records.attrs["specs"]`: each model's spec (its input shape). Jobs whose
     records are in the result cache (reconcile/cache.py) are not run again unless `fresh`; `progress` gets
-    `cached=True` for those."""
+    `cached=True` for those. `memory`: each job's memory cap ("4G", "50%", bytes; default jobs.memory_cap).
+    Every argument is checked first (reconcile.validate): bad input is a UserError before anything runs."""
+    from . import models as model_specs  # the argument `models` hides the module
+    from .jobs import limits
+    from .validate import check_timeout, parse_memory
+
     specs = []
-    if batch is not None and batch <= 0:
-        raise UserError(f"--batch must be positive, not {batch}")
-    if model_file is not None:
-        shape = input_shape if input_shape is None or isinstance(input_shape, str) else \
-            ",".join(str(int(d)) for d in input_shape)
-        specs.append(models.from_model_file(model_file, shape))
-    elif module is not None:
-        if input_shape is None:
-            raise UserError("a module needs input_shape, e.g. (1, 3, 224, 224)")
-        specs.append(register_module(module, input_shape, name))
-    jobs = plan(models, tools, specs, batch)
-    # the explain step needs each model's input shape (batch!) and layer IR: both travel in df.attrs
-    return execute(jobs, timeout, progress, fresh)
+    timeout = check_timeout(timeout)
+    batch = optional_count(batch, "batch")
+    cap = None if memory is None else parse_memory(memory, "memory")
+    reference_shape = None
+    with limits(timeout, cap):
+        if model_file is not None:
+            shape = input_shape if input_shape is None else \
+                ",".join(map(str, shape_value(input_shape, "input_shape", min_dims=2)))
+            specs.append(model_specs.from_model_file(model_file, shape))
+        elif module is not None:
+            if input_shape is None:
+                raise UserError("a module needs input_shape, e.g. (1, 3, 224, 224)")
+            specs.append(register_module(module, input_shape, name))
+        elif input_shape is not None:  # replaces the reference models' shapes (models.INPUT_SHAPE_RULES)
+            reference_shape = ",".join(map(str, shape_value(input_shape, "input_shape")))
+        jobs = plan(models, tools, specs, batch, reference_shape)
+        # the explain step needs each model's input shape (batch!) and layer IR: both travel in df.attrs
+        return execute(jobs, timeout, progress, fresh)
 
 
 # ------------------------------------------------------------------------------------ the result cache hook
 def run_cached(jobs: list[Job], timeout: float = DEFAULT_TIMEOUT_S, progress: Optional[Callable] = None,
-               fresh: bool = False, irs: Optional[dict] = None) -> list[Record]:
-    """`run_jobs` through the result cache (reconcile/cache.py): a job whose records are cached is not run; the
-    others run and their records are stored. `fresh`: run every job and overwrite its cache entry. Same records,
-    same order as `run_jobs`. `progress(done, total, job, records, seconds, cached=bool)`: hits come first."""
+               fresh: bool = False, irs: Optional[dict] = None, root: "str | Path | None" = None) -> list[Record]:
+    """`run_jobs` through the cache (reconcile/cache.py; `root`: another cache folder than cache.cache_root()): a
+    job whose records are cached is not run; the others run and their records are stored with the user files
+    their process imported. `fresh`: run every job and overwrite its cache entry. Same records, same order as
+    `run_jobs`. `progress(done, total, job, records, seconds, cached=bool)`: hits come first."""
     from . import cache
     from .runner import check_timeout
 
     timeout = check_timeout(timeout)  # even when every job comes from the cache
+    root = Path(root) if root else None
     results: dict[int, list[Record]] = {}
     for index, job in enumerate(jobs):
         started = time.monotonic()
-        hit = None if fresh else cache.load(job)
+        hit = None if fresh else cache.load(job, root)
         if hit is not None:
             results[index] = hit
             if progress:
@@ -192,11 +219,12 @@ def run_cached(jobs: list[Job], timeout: float = DEFAULT_TIMEOUT_S, progress: Op
         if progress:
             progress(hits + done, len(jobs), job, records, seconds, cached=False)
 
+    imports: dict[int, tuple] = {}
     if missing:
-        run_jobs([jobs[index] for index in missing], timeout, ran, irs=irs)
-    for index in missing:
+        run_jobs([jobs[index] for index in missing], timeout, ran, irs=irs, imports=imports)
+    for position, index in enumerate(missing):
         results[index] = produced[id(jobs[index])].pop(0)
-        cache.store(jobs[index], results[index])
+        cache.store(jobs[index], results[index], imports.get(position), root)
     return [record for index in range(len(jobs)) for record in results[index]]
 
 
@@ -211,6 +239,7 @@ def frame(records: Iterable[Record]) -> pd.DataFrame:
 # ------------------------------------------------------------------------------------------ output sets
 MANIFEST = ".reconcile-manifest.json"  # written last: the run id and every file of the set with its sha256
 RUN_OUTPUTS = ("records.csv", "explanations.csv", "report.md", "report.html")
+OUTPUT_FOLDERS = ("models",)  # the model pages and charts
 
 
 def prepare_out_dir(out: "str | Path", names: Iterable[str] = (), option: str = "--out") -> Path:
@@ -229,6 +258,10 @@ def prepare_out_dir(out: "str | Path", names: Iterable[str] = (), option: str = 
         target = path / name
         if target.is_dir() and not target.is_symlink():
             raise UserError(f"{option} {text}: {target} is a directory; an output file goes there")
+    for folder in OUTPUT_FOLDERS:
+        if (path / folder).is_symlink() or ((path / folder).exists() and not (path / folder).is_dir()):
+            raise UserError(f"{option} {text}: {path / folder} is a symbolic link or a file; outputs are never "
+                            "written through one: remove it")
     try:
         fd, probe = tempfile.mkstemp(dir=path, prefix=".reconcile-probe-")
         os.close(fd)
@@ -302,6 +335,8 @@ def write_set(out_dir: Path, files: dict[str, Union[str, bytes]]) -> dict[str, P
     run_id = hashlib.sha256(json.dumps(digests, sort_keys=True).encode()).hexdigest()[:16]  # reruns: same bytes
     manifest = json.dumps({"run_id": run_id, "files": digests}, indent=1, sort_keys=True) + "\n"
     previous = read_manifest(out_dir)
+    for name in encoded:
+        _check_output_name(out_dir, name)
     staged: dict[str, str] = {}
     try:
         for name, data in encoded.items():
@@ -319,11 +354,51 @@ def write_set(out_dir: Path, files: dict[str, Union[str, bytes]]) -> dict[str, P
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
     for name in sorted(set(previous["files"]) - set(files) - {MANIFEST}) if previous else ():
-        stale = out_dir / name
-        if stale.is_symlink() or stale.is_file():
-            with contextlib.suppress(OSError):
-                stale.unlink()
+        _remove_stale(out_dir, name)
     return {name: out_dir / name for name in files}
+
+
+def _check_output_name(out_dir: Path, name: str) -> None:
+    """An output name is a file of `out_dir` or of a real folder in it: no '..', no absolute path, and no
+    symbolic link on the way (a symlinked models/ would send the pages elsewhere)."""
+    from .identity import inside
+
+    parts = name.split("/")
+    for depth in range(1, len(parts)):
+        folder = out_dir.joinpath(*parts[:depth])
+        if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
+            raise UserError(f"{folder} is a symbolic link or a file; outputs are never written through one: "
+                            "remove it")
+    try:
+        inside(out_dir, *parts)
+    except ValueError:
+        raise UserError(f"output {name[:80]!r} would leave {out_dir}") from None
+
+
+def _remove_stale(out_dir: Path, name: str) -> None:
+    """Remove a file an earlier run wrote, never following a symbolic link: each folder on the way is opened
+    with O_NOFOLLOW (a symlinked models/ stops the walk) and the file itself is unlinked, not its target."""
+    import stat
+
+    parts = name.split("/")
+    if any(part in ("", ".", "..") for part in parts):
+        return
+    try:
+        fd = os.open(out_dir, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return
+    try:
+        for part in parts[:-1]:
+            inner = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
+            os.close(fd)
+            fd = inner
+        info = os.stat(parts[-1], dir_fd=fd, follow_symlinks=False)
+        if stat.S_ISREG(info.st_mode) or stat.S_ISLNK(info.st_mode):
+            os.unlink(parts[-1], dir_fd=fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 # ------------------------------------------------------------------------------------------------ listings

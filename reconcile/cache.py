@@ -1,101 +1,121 @@
-"""The result cache: a (tool, model) job's records kept on disk, so a rerun with nothing changed runs no tool.
+"""The one cache of `run`, `check` and `which`: a (tool, model) job's records, a model's layer IR and the
+explanation of one model's records, kept on disk so a rerun with nothing changed runs no tool and traces nothing.
 
-A job's records are stored under a key made of everything they can depend on:
-  - the tool id and the tool's version (a new pin in constraints.txt re-runs exactly that tool's jobs);
-  - the model spec (name, input shape with its batch, factories, prototxt path, aliases) and the content of the
-    files that define the model (`source_files`: a reference model's reference_models/*.py, a user's PATH.py,
-    a .prototxt);
-  - the project version, the Python / torch / TensorFlow / Keras versions, and the content of the code that
-    turns a tool's output into records (`RECORD_CODE`), so editing an adapter or a front end re-runs its jobs.
-One JSON file per job: <dir>/<tool>/<model>-<key>.json, dir = $RECONCILE_CACHE_DIR or .cache/results.
-The layer IRs the parent process computes terms on (diff.canonical_ir: explanations, the report's published
-numbers, `check`, `formulas`) are kept the same way (`layer_ir`, <dir>/layer_ir/<framework>/<model>-<key>.pickle):
-tracing ResNet-50 or VGG-16 costs seconds, and a warm run needs no framework import at all. `--fresh` re-runs the
-tools, not the tracing: an IR is a function of the keyed sources and code alone. The explanation of one model's
-records (diff.explain_model) is kept too (`explained`), keyed by the records, the IR and the whole project's code.
+Where: $RECONCILE_CACHE_DIR, else $XDG_CACHE_HOME/reconcile, else ~/.cache/reconcile (`cache_root`); never the
+working directory. Layout: results/<tool>/<stem>-<key>.json, layer_ir/<framework>/<stem>-<key>.json,
+explanations/<stem>-<key>.json, where <stem> is the model's safe file stem (reconcile.identity) and <key> hashes
+everything the entry depends on:
+  - the tool id and version (a new pin re-runs exactly that tool's jobs);
+  - the model's identity: the spec (text, input shape with its batch, factory, keyword arguments) with the
+    content of the files it names and the version of the installed code defining it (transformers for hf:);
+  - the versions of Python, torch, transformers, TensorFlow, Keras, numpy and pandas, the project's version, and
+    the content of the code between a tool's printout and the records (RECORD_CODE).
+The files the model's module imported from the user's tree (a helper module, a local package) are only known in
+the job that builds the model: the job reports them (identity.user_files) with their hashes, the entry keeps the
+list, and a load checks every one of them again; a changed helper is a miss.
+
+Data, not code: an entry is JSON (records as rows; the IR and explanations as their dataclasses' fields), preceded
+by an HMAC-SHA256 of the JSON under this cache's own random key (`<root>/.key`, created with mode 0600). Nothing
+is unpickled and nothing is served unless its MAC, its key and its imports check out: any unreadable, truncated,
+altered or foreign entry is a miss, and the job's fresh result overwrites it (`--fresh` re-runs the tools anyway).
+
 Not cached: jobs of the version matrix (they bring their own install), a user's in-memory nn.Module (no source
-to hash), and a job that timed out or whose process died (says nothing lasting about the tool).
-The cache never changes a report: a hit returns the very records the job produced (tests/test_cache.py checks
-records.csv and report.md are byte-identical cold and warm).
+to hash), a job that timed out, died, ran out of memory or was not run because its model could not be traced
+(they say nothing lasting about the tool), and a model whose sources could not be read. The cache never changes a
+report: a hit returns the very records the job produced (tests/test_cache.py compares files cold and warm).
 """
 from __future__ import annotations
 
 import functools
 import hashlib
-import importlib.util
+import hmac
 import json
+import math
+import numbers
 import os
-import pickle
-import re
 import platform
+import secrets
+import stat
 import tempfile
+from dataclasses import fields, is_dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Any, Callable, Optional
 
+from . import identity
 from .records import ERROR, MODEL_LEVEL, Record
 
 CACHE_ENV = "RECONCILE_CACHE_DIR"
-DEFAULT_DIR = Path(".cache") / "results"
-FORMAT = 1  # bump when the file layout changes
+FORMAT = 2  # bump when the file layout changes
 ROOT = Path(__file__).resolve().parent.parent
 # The code between a tool's printout and the records (adapters parse, front ends name the layers and kinds,
-# conventions/ir.py defines the kinds, the runner writes the status rows). Reports and explanations are not here:
-# they are recomputed from the records on every run.
+# conventions/ir.py defines the kinds, the runner and jobs write the status rows, identity the stamps). Reports and
+# explanations are not here: they are recomputed from the records on every run.
 RECORD_CODE = ("reconcile/adapters", "reconcile/frontends", "conventions", "reconcile/models.py",
-               "reconcile/records.py", "reconcile/runner.py", "reconcile/shims.py")
-FRAMEWORKS = ("torch", "tensorflow", "tensorflow-cpu", "keras", "numpy")
-# the runner's model-level rows for a job that did not finish (reconcile/runner.py `_timeout_rows`, `_run_forked`)
-TRANSIENT = ("timed out after", "the tool's process died")
+               "reconcile/spec.py", "reconcile/hf_specs.py", "reconcile/factories.py", "reconcile/records.py",
+               "reconcile/runner.py", "reconcile/jobs.py", "reconcile/memory.py", "reconcile/identity.py",
+               "reconcile/shims.py")
+FRAMEWORKS = ("torch", "transformers", "tensorflow", "tensorflow-cpu", "keras", "numpy", "pandas")
+# the runner's model-level rows for a job that did not finish, or was not run (reconcile/runner.py)
+TRANSIENT = ("timed out after", "the tool's process died", "not run:")
+OUT_OF_MEMORY = "ran out of memory"  # under the cap of that run: another --memory may give numbers
+KEY_FILE = ".key"
+KEY_BYTES = 32
+MAX_ENTRY_BYTES = 512 * 2 ** 20
 
 
-def cache_dir() -> Path:
-    return Path(os.environ.get(CACHE_ENV) or DEFAULT_DIR)
+def cache_root() -> Path:
+    """$RECONCILE_CACHE_DIR, else $XDG_CACHE_HOME/reconcile (an absolute XDG path only, as the XDG spec says),
+    else ~/.cache/reconcile."""
+    explicit = os.environ.get(CACHE_ENV)
+    if explicit:
+        return Path(explicit)
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    if xdg and os.path.isabs(xdg):
+        return Path(xdg) / "reconcile"
+    return Path(os.path.expanduser("~")) / ".cache" / "reconcile"
 
 
-def source_files(spec) -> list[Path]:
-    """Files whose content defines the model: every .py beside a factory's module (the factory imports its
-    siblings, e.g. reference_models/naming.py), a user's PATH.py, and the prototxt."""
-    files: list[Path] = []
-    for factory in (spec.torch_factory, spec.keras_factory):
-        if not factory:
-            continue
-        module = factory.rpartition(":")[0]
-        if module.endswith(".py"):
-            files.append(Path(module))
-            continue
-        found = importlib.util.find_spec(module)
-        if found is not None and found.origin:
-            files += sorted(Path(found.origin).parent.glob("*.py"))
-    if spec.prototxt:
-        files.append(Path(spec.prototxt))
-    return sorted(set(files))
+cache_dir = cache_root  # the name tests and callers used
 
 
-def spec_fingerprint(spec) -> str:
-    """16 hex digits that change when the model spec or the content of its source files does."""
-    digest = hashlib.sha256(repr((spec.name, spec.input_shape, spec.torch_factory, spec.keras_factory,
-                                  sorted(spec.aliases.items()))).encode())
-    for path in source_files(spec):
-        digest.update(path.read_bytes())
-    return digest.hexdigest()[:16]
-
-
-@functools.lru_cache(maxsize=None)
-def code_fingerprint() -> str:
-    """Hash of RECORD_CODE's .py files, the project version and the framework versions (once per process)."""
+# ------------------------------------------------------------------------------------------------ fingerprints
+def _versions(dists) -> str:
     from importlib.metadata import PackageNotFoundError, version
 
-    digest = hashlib.sha256(f"format {FORMAT} python {platform.python_version()}".encode())
-    for dist in ("reconcile",) + FRAMEWORKS:
+    out = []
+    for dist in dists:
         try:
-            digest.update(f" {dist} {version(dist)}".encode())
+            out.append(f"{dist} {version(dist)}")
         except PackageNotFoundError:
-            digest.update(f" {dist} -".encode())
-    for entry in RECORD_CODE:
+            out.append(f"{dist} -")
+    return "; ".join(out)
+
+
+def _hash_code(entries) -> "hashlib._Hash":
+    digest = hashlib.sha256()
+    for entry in entries:
         path = ROOT / entry
         for file in (sorted(path.rglob("*.py")) if path.is_dir() else [path]):
             digest.update(str(file.relative_to(ROOT)).encode())
             digest.update(file.read_bytes())
+    return digest
+
+
+@functools.lru_cache(maxsize=None)
+def code_fingerprint() -> str:
+    """RECORD_CODE's .py files, the project version, Python and the framework versions (once per process)."""
+    digest = _hash_code(RECORD_CODE)
+    digest.update(f"format {FORMAT} python {platform.python_version()} {_versions(('reconcile',) + FRAMEWORKS)}"
+                  .encode())
+    return digest.hexdigest()[:16]
+
+
+@functools.lru_cache(maxsize=None)
+def project_fingerprint() -> str:
+    """Every .py of reconcile/ and conventions/ with the versions above: what an explanation can depend on,
+    however the explaining code is split into modules."""
+    digest = _hash_code(("reconcile", "conventions"))
+    digest.update(code_fingerprint().encode())
     return digest.hexdigest()[:16]
 
 
@@ -106,125 +126,330 @@ def tool_version(tool: str) -> str:
     return adapters.get(tool).version()
 
 
+def spec_fingerprint(spec) -> str:
+    """16 hex digits that change when the model spec or the content of its source files does."""
+    return identity.identify(spec).source_hash
+
+
 def _in_memory(spec) -> bool:
     """A user's nn.Module handed to reconcile.api.run: no source file says what it is."""
     return (spec.torch_factory or "").startswith("reconcile.api:_in_memory_")
 
 
-def cacheable(job) -> bool:
-    return not (job.extra_path or job.shims or _in_memory(job.spec))
+def _place(root: Optional[Path], spec, kind: str, folder: str, *parts: str) -> Optional[tuple[Path, str]]:
+    """(entry path, key) of an entry about `spec`: <root>/<kind>/<folder>/<stem>-<key>.json, the key hashing
+    `parts`, the model's source hash and code_fingerprint(). None when the model cannot be keyed (an in-memory
+    module, a source file that could not be read) or a folder of the cache leads elsewhere (a symlink)."""
+    if _in_memory(spec):
+        return None
+    ident = identity.identify(spec)
+    if not ident.complete:
+        return None
+    key = hashlib.sha256(" ".join((kind, folder) + parts + (ident.source_hash, code_fingerprint())).encode()) \
+        .hexdigest()
+    try:
+        return identity.inside(Path(root or cache_root()), kind, folder, f"{ident.stem}-{key[:24]}.json"), key
+    except ValueError:
+        return None
 
 
-def path_of(job) -> Path:
-    key = hashlib.sha256(" ".join((job.tool, tool_version(job.tool), spec_fingerprint(job.spec),
-                                   code_fingerprint())).encode()).hexdigest()[:20]
-    return cache_dir() / job.tool / f"{job.spec.name}-{key}.json"
+def _records_place(job, root: Optional[Path]) -> Optional[tuple[Path, str]]:
+    if job.extra_path or job.shims:  # a matrix job brings its own install
+        return None
+    return _place(root, job.spec, "results", job.tool, tool_version(job.tool))
+
+
+# ------------------------------------------------------------------------------------------------ signed entries
+def _secret(root: Path) -> Optional[bytes]:
+    """This cache's MAC key: <root>/.key, KEY_BYTES random bytes, a regular file of ours with mode 0600. A
+    missing, foreign or damaged key is replaced (its entries then verify under no key: misses, rewritten)."""
+    path = root / KEY_FILE
+    key = _read_key(path)
+    if key is not None:
+        return key
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=root, prefix=".key.")  # mode 0600
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(secrets.token_bytes(KEY_BYTES))
+        os.replace(tmp, path)
+    except OSError:
+        return None  # a cache that cannot be written costs speed, not the run
+    return _read_key(path)  # the one on disk: another process may have replaced it at the same moment
+
+
+def _read_key(path: Path) -> Optional[bytes]:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        try:
+            info = os.fstat(fd)
+            data = os.read(fd, KEY_BYTES + 1)
+        finally:
+            os.close(fd)
+    except OSError:
+        return None
+    if stat.S_ISREG(info.st_mode) and info.st_uid == os.geteuid() and not info.st_mode & 0o077 \
+            and len(data) == KEY_BYTES:
+        return data
+    return None
+
+
+def _mac(secret: bytes, body: bytes) -> bytes:
+    return hmac.new(secret, body, hashlib.sha256).hexdigest().encode()
+
+
+def seal(root: Path, payload: dict) -> Optional[bytes]:
+    """An entry's bytes: the MAC of the JSON, a newline, the JSON."""
+    secret = _secret(root)
+    if secret is None:
+        return None
+    body = json.dumps(payload, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
+    return _mac(secret, body) + b"\n" + body
+
+
+def unseal(root: Path, path: Path) -> Optional[dict]:
+    """The JSON payload of an entry whose MAC checks out under this cache's key; None for anything else."""
+    try:
+        data = identity.read_bounded(path, MAX_ENTRY_BYTES)
+        mac, sep, body = data.partition(b"\n")
+        secret = _secret(root)
+        if not sep or secret is None or not hmac.compare_digest(mac, _mac(secret, body)):
+            return None
+        payload = json.loads(body)
+    except (OSError, ValueError, RecursionError):
+        return None
+    return payload if isinstance(payload, dict) and payload.get("format") == FORMAT else None
+
+
+def _read(root: Path, path: Path, key: str) -> Optional[dict]:
+    """A verified payload for `key` whose recorded imports are unchanged."""
+    payload = unseal(root, path)
+    if payload is None or payload.get("key") != key:
+        return None
+    imports = payload.get("imports")
+    if not isinstance(imports, list) or not all(isinstance(i, list) and len(i) == 2 for i in imports):
+        return None
+    return payload if identity.unchanged(imports) else None
+
+
+def _write(root: Path, path: Path, key: str, data: Any, imports, about: Optional[dict] = None) -> bool:
+    if imports is None or any(digest == identity.UNREADABLE for _, digest in imports):
+        return False  # what the model imported is unknown: nothing to check a later load against
+    try:
+        sealed = seal(root, {"format": FORMAT, "key": key, "about": about or {},
+                             "imports": [list(i) for i in imports], "data": data})
+    except (TypeError, ValueError):
+        return False  # a value JSON cannot hold (checked again by the callers' round trips)
+    if sealed is None:
+        return False
+    return _write_atomic(path, sealed)
+
+
+# ------------------------------------------------------------------------------------------------ job records
+def path_of(job, root: Optional[Path] = None) -> Optional[Path]:
+    """Where the job's records are kept (None: the job is not cached)."""
+    place = _records_place(job, root)
+    return place[0] if place else None
 
 
 def transient(records: list[Record]) -> bool:
-    """A job that timed out or whose process died: nothing to keep."""
-    return any(r.layer == MODEL_LEVEL and r.status == ERROR and r.message.startswith(TRANSIENT) for r in records)
+    """A job that timed out, died, ran out of memory or was not run: nothing to keep."""
+    return any(r.layer == MODEL_LEVEL and r.status == ERROR
+               and (r.message.startswith(TRANSIENT) or OUT_OF_MEMORY in r.message) for r in records)
 
 
-def load(job) -> Optional[list[Record]]:
-    """The job's cached records, or None (not cacheable, not cached, or an unreadable file)."""
-    if not cacheable(job):
+_RECORD_FIELDS = [f.name for f in fields(Record)]
+
+
+def _record(row) -> Record:
+    if not isinstance(row, list) or len(row) != len(_RECORD_FIELDS):
+        raise TypeError("not a record row")
+    values = dict(zip(_RECORD_FIELDS, row))
+    for name in _RECORD_FIELDS:
+        if name in ("value", "batch"):
+            if values[name] is not None and (isinstance(values[name], bool)
+                                             or not isinstance(values[name], (int, float))):
+                raise TypeError(f"{name} is not a number")
+        elif not isinstance(values[name], str):
+            raise TypeError(f"{name} is not text")
+    return Record(**values)
+
+
+def load(job, root: Optional[Path] = None) -> Optional[list[Record]]:
+    """The job's cached records, or None (not cacheable, not cached, or an entry that does not verify)."""
+    place = _records_place(job, root)
+    if place is None:
         return None
     try:
-        stored = json.loads(path_of(job).read_text(encoding="utf-8"))
-        return [Record(*row) for row in stored["records"]]
+        payload = _read(Path(root or cache_root()), *place)
+        if payload is None:
+            return None
+        return [_record(row) for row in payload["data"]]
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
 
-def store(job, records: list[Record]) -> bool:
-    """Keep the job's records (written atomically); False when the job is not to be cached."""
-    if not cacheable(job) or transient(records):
+def store(job, records: list[Record], imports=None, root: Optional[Path] = None) -> bool:
+    """Keep the job's records with the user files its process imported (`imports`: (path, sha256) pairs from the
+    job; None, unknown, stores nothing). False when the job is not to be cached."""
+    place = _records_place(job, root)
+    if place is None or transient(records):
         return False
-    path = path_of(job)
+    rows = [[getattr(r, name) for name in _RECORD_FIELDS] for r in records]
     about = {"tool": job.tool, "tool_version": tool_version(job.tool), "model": job.spec.name,
-             "input_shape": list(job.spec.input_shape), "spec": spec_fingerprint(job.spec),
-             "code": code_fingerprint()}
-    rows = [[getattr(r, name) for name in Record.__dataclass_fields__] for r in records]
-    _write_atomic(path, json.dumps({"key": about, "records": rows}, separators=(",", ":")).encode())
-    return True
+             "input_shape": list(job.spec.input_shape)}
+    return _write(Path(root or cache_root()), *place, rows, imports, about)
 
 
-def _ir_path(spec, framework: str) -> Path:
-    key = hashlib.sha256(" ".join((framework, spec_fingerprint(spec), code_fingerprint())).encode()).hexdigest()
-    return cache_dir() / "layer_ir" / framework / f"{re.sub(r'[^A-Za-z0-9._-]', '_', spec.name)}-{key[:20]}.pickle"
+# ------------------------------------------------------------------------------------------------ data codec
+def _dataclasses() -> dict[str, type]:
+    from conventions.ir import Layer, Model
+
+    return {"Layer": Layer, "Model": Model}
 
 
-def stored_ir(spec, framework: str):
+def encode(value: Any) -> Any:
+    """Plain JSON for the IR's and the explanations' values, tagged where JSON has no type of its own (tuples,
+    dicts with any keys, non-finite floats, the IR's dataclasses by name from a fixed list). TypeError for
+    anything else."""
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        number = float(value)
+        return number if math.isfinite(number) else {"f": repr(number)}
+    if isinstance(value, tuple):
+        return {"t": [encode(v) for v in value]}
+    if isinstance(value, list):
+        return [encode(v) for v in value]
+    if isinstance(value, dict):
+        return {"d": [[encode(k), encode(v)] for k, v in value.items()]}
+    if is_dataclass(value) and _dataclasses().get(type(value).__name__) is type(value):
+        return {"c": type(value).__name__, "v": {f.name: encode(getattr(value, f.name)) for f in fields(value)}}
+    raise TypeError(f"cannot keep a {type(value).__name__} in the cache")
+
+
+def decode(value: Any) -> Any:
+    if isinstance(value, list):
+        return [decode(v) for v in value]
+    if not isinstance(value, dict):
+        return value
+    if set(value) == {"t"} and isinstance(value["t"], list):
+        return tuple(decode(v) for v in value["t"])
+    if set(value) == {"d"} and isinstance(value["d"], list):
+        return {decode(k): decode(v) for k, v in value["d"]}
+    if set(value) == {"f"} and value["f"] in ("nan", "inf", "-inf"):
+        return float(value["f"])
+    if set(value) == {"c", "v"} and value["c"] in _dataclasses() and isinstance(value["v"], dict):
+        return _dataclasses()[value["c"]](**{k: decode(v) for k, v in value["v"].items()})
+    raise TypeError("not an encoded value")
+
+
+def _round_trip(value: Any) -> Optional[Any]:
+    """The encoded value if decoding it gives back a value of the same encoding (NaN included), else None: it is
+    not kept."""
+    try:
+        encoded = encode(value)
+        text = json.dumps(encoded, sort_keys=True, allow_nan=False)
+        return encoded if json.dumps(encode(decode(json.loads(text))), sort_keys=True) == text else None
+    except (TypeError, ValueError, RecursionError):
+        return None
+
+
+# ------------------------------------------------------------------------------------------------ layer IRs
+def stored_ir(spec, framework: str, root: Optional[Path] = None):
     """The layer IR kept on disk for this model, or None: reading it runs no model code."""
-    if _in_memory(spec):
+    place = _place(root, spec, "layer_ir", framework)
+    if place is None:
         return None
     try:
-        return pickle.loads(_ir_path(spec, framework).read_bytes())
-    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError, TypeError):
-        return None  # not cached, or written by other code
+        payload = _read(Path(root or cache_root()), *place)
+        if payload is None:
+            return None
+        from conventions.ir import Model
+
+        model = decode(payload["data"])
+        return model if isinstance(model, Model) else None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def store_ir(spec, framework: str, ir, imports, root: Optional[Path] = None) -> bool:
+    place = _place(root, spec, "layer_ir", framework)
+    encoded = _round_trip(ir) if place is not None else None
+    if encoded is None:
+        return False
+    return _write(Path(root or cache_root()), *place, encoded, imports, {"model": spec.name, "framework": framework})
 
 
 def layer_ir(spec, framework: str):
     """reconcile.models.layer_ir, kept on disk under the model's and the front ends' fingerprints (call it where
-    model code may run: a job process). Errors (a UserError for a bad shape) are raised as by layer_ir and never
-    stored."""
-    from .models import layer_ir as trace
+    model code may run: a job process; it records what the model imported after tracing). Errors (a UserError
+    for a bad shape) are raised as by layer_ir and never stored."""
+    from .models import cached_ir, layer_ir as trace
 
     stored = stored_ir(spec, framework)
     if stored is not None:
         return stored
+    if cached_ir(spec, framework) is not None:  # traced earlier in this worker: this process imported nothing
+        return cached_ir(spec, framework)
     ir = trace(spec, framework)
-    if not _in_memory(spec):
-        _write_atomic(_ir_path(spec, framework), pickle.dumps(ir, protocol=pickle.HIGHEST_PROTOCOL))
+    store_ir(spec, framework, ir, identity.user_files())
     return ir
 
 
-@functools.lru_cache(maxsize=None)
-def project_fingerprint() -> str:
-    """Hash of every .py of reconcile/ and conventions/ (and the pandas version): what an explanation can
-    depend on, however the explaining code is split into modules."""
-    from importlib.metadata import version
-
-    digest = hashlib.sha256(f"format {FORMAT} pandas {version('pandas')}".encode())
-    for package in ("reconcile", "conventions"):
-        for file in sorted((ROOT / package).rglob("*.py")):
-            digest.update(str(file.relative_to(ROOT)).encode())
-            digest.update(file.read_bytes())
-    return digest.hexdigest()[:16]
-
-
-def explained(records, ir, explain_model) -> list[dict]:
+# ------------------------------------------------------------------------------------------------ explanations
+def explained(records, ir, explain_model: Callable, root: Optional[Path] = None) -> list[dict]:
     """explain_model(records, ir) (one model's rows of reconcile.diff), kept on disk: a warm run's records and
-    IRs are the same, so are their explanations. The key hashes the records as CSV text, the pickled IR and
-    project_fingerprint(); anything that differs is a miss, never a wrong hit."""
-    digest = hashlib.sha256(project_fingerprint().encode())
+    IRs are the same, so are their explanations. The key hashes the records as CSV text (with each value's type:
+    1 and 1.0 print alike), the IR's encoding and project_fingerprint(); anything that differs is a miss."""
+    ir_text = _round_trip(ir)
+    if ir_text is None:
+        return explain_model(records, ir)
+    digest = hashlib.sha256(f"explained {project_fingerprint()}".encode())
     digest.update(records.to_csv(index=False).encode())
-    digest.update(repr([type(v).__name__ for v in records["value"]]).encode())  # 1 and 1.0 print alike
-    digest.update(pickle.dumps(ir, protocol=pickle.HIGHEST_PROTOCOL))
-    path = cache_dir() / "explanations" / f"{ir.name}-{digest.hexdigest()[:20]}.pickle"
+    digest.update(repr([type(v).__name__ for v in records["value"]]).encode())
+    digest.update(json.dumps(ir_text, sort_keys=True).encode())
+    key = digest.hexdigest()
+    root = Path(root or cache_root())
     try:
-        return pickle.loads(path.read_bytes())
-    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError, TypeError):
-        pass
+        path = identity.inside(root, "explanations", f"{identity.stem(ir.name)}-{key[:24]}.json")
+    except ValueError:
+        return explain_model(records, ir)
+    payload = _read(root, path, key)
+    if payload is not None:
+        try:
+            rows = decode(payload["data"])
+            if isinstance(rows, list) and all(isinstance(row, dict) for row in rows):
+                return rows
+        except (KeyError, TypeError, ValueError, AttributeError):
+            pass
     rows = explain_model(records, ir)
-    _write_atomic(path, pickle.dumps(rows, protocol=pickle.HIGHEST_PROTOCOL))
+    encoded = _round_trip(rows)
+    if encoded is not None:
+        _write(root, path, key, encoded, ())
     return rows
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
+def _write_atomic(path: Path, data: bytes) -> bool:
     """Via a temp file and a rename: a concurrent reader sees the old entry or the new one, never half. A cache
     that cannot be written (read-only folder, full disk) costs speed, not the run: the error is dropped."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     except OSError:
-        return
+        return False
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
         os.replace(tmp, path)
+        return True
     except BaseException as exc:
-        os.unlink(tmp)
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
         if not isinstance(exc, OSError):
             raise
+        return False

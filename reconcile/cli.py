@@ -1,6 +1,8 @@
 """`reconcile` command line. Thin wrappers over the Python API; any bad input is one line and exit status 2."""
 from __future__ import annotations
 
+import csv
+import errno
 import io
 import json
 import os
@@ -11,7 +13,7 @@ from typing import Optional
 import click
 
 from .errors import UserError
-from .options import names_once, timeout_seconds
+from .options import memory_option, names_once, timeout_seconds
 
 FORMATS = click.Choice(["table", "csv", "json"])
 
@@ -58,7 +60,21 @@ def _version() -> str:
         return "unknown"
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class StdoutClosed(Exception):
+    """The reader of stdout left (`reconcile models | head -0`): nothing more to say, not a failure."""
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except OSError as exc:  # click would turn EPIPE into exit 1
+            if exc.errno == errno.EPIPE:
+                raise StdoutClosed() from None
+            raise
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(_version(), "--version", prog_name="reconcile", message="%(prog)s %(version)s")
 def cli() -> None:
     """Which FLOPs is that number? Run the counters on the same models and explain every mismatch."""
@@ -96,6 +112,7 @@ def _fmt(value: Optional[int]) -> str:
                    "block's forward again; selective: the attention core, Korthikanti et al. 2022 §4).")
 @click.option("--counters", default=None, help="With --training: training-FLOPs counters to run too, comma-"
                                                "separated (torch_flop_counter, calflops, deepspeed, ptflops).")
+@memory_option
 def formulas(model: Optional[str], model_file: Optional[str], input_shape: Optional[str], framework: Optional[str],
              fmt: str, batch: Optional[int], seq_len: Optional[int], tokens: Optional[str], timeout: float,
              training: bool = False, frozen: tuple = (), recompute: str = "none",
@@ -108,13 +125,13 @@ def formulas(model: Optional[str], model_file: Optional[str], input_shape: Optio
     from . import models
     from .runner import trace_ir
 
+    n_tokens = _parse_tokens(tokens)
     spec = models.resolve(model, model_file, input_shape, batch=batch, seq_len=seq_len)
     if training or frozen or recompute != "none" or counters is not None:
         from .training_report import formulas_training
 
-        formulas_training(spec, fmt, timeout, training, frozen, recompute, counters, _parse_tokens(tokens))
+        formulas_training(spec, fmt, timeout, training, frozen, recompute, counters, n_tokens)
         return
-    n_tokens = _parse_tokens(tokens)
     framework = framework or ("torch" if spec.torch_factory else "caffe")
     if framework not in spec.frameworks:
         form = {"torch": "PyTorch definition", "keras": "Keras twin", "caffe": "Caffe prototxt"}[framework]
@@ -141,12 +158,8 @@ def formulas(model: Optional[str], model_file: Optional[str], input_shape: Optio
         click.echo(json.dumps(data, indent=2))
         return
     if fmt == "csv":
-        out = io.StringIO()
-        out.write("layer,kind,params,macc,flops\n")
-        for row in rows:
-            out.write(",".join(str(row[c]) if row[c] is not None else ""
-                               for c in ("layer", "kind", "params", "macc", "flops")) + "\n")
-        click.echo(out.getvalue(), nl=False)
+        columns = ("layer", "kind", "params", "macc", "flops")
+        _echo_csv(columns, [[row[c] for c in columns] for row in rows])
         return
     header = ("layer", "kind", "params", "macc", "flops")
     cells = [[r["layer"], r["kind"], _fmt(r["params"]), _fmt(r["macc"]), _fmt(r["flops"]) or "-"] for r in rows]
@@ -167,15 +180,18 @@ def formulas(model: Optional[str], model_file: Optional[str], input_shape: Optio
 
 
 def _parse_tokens(text: Optional[str]) -> Optional[float]:
-    if text is None:
-        return None
-    try:
-        value = float(text.replace(",", "").replace("_", ""))
-    except ValueError:
-        value = -1.0
-    if not value > 0:
-        raise UserError(f"--tokens must be a positive number like 300e9, not {text!r}")
-    return value
+    from .validate import parse_tokens
+
+    return parse_tokens(text, "--tokens")
+
+
+def _echo_csv(header, rows) -> None:
+    """CSV through the csv module: a layer or model name with a comma, a quote or a newline stays one field."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows([["" if v is None else v for v in row] for row in rows])
+    click.echo(out.getvalue(), nl=False)
 
 
 def _llm_only(spec, shapes, tokens: Optional[float], fmt: str, why: str) -> None:
@@ -188,9 +204,9 @@ def _llm_only(spec, shapes, tokens: Optional[float], fmt: str, why: str) -> None
                               indent=2))
         return
     if fmt == "csv":
-        click.echo("convention,quantity,value,basis,residual")
-        for r in convention_json(shapes, tokens):
-            click.echo(f"{r['convention']},{r['quantity']},{r['value']},{r['basis']},{r['residual']:g}")
+        _echo_csv(("convention", "quantity", "value", "basis", "residual"),
+                  [[r["convention"], r["quantity"], r["value"], r["basis"], f"{r['residual']:g}"]
+                   for r in convention_json(shapes, tokens)])
         return
     click.echo(f"{spec.name} (torch, input {'x'.join(map(str, spec.input_shape))}"
                f"{', meta device' if spec.meta else ''}), {spec.config.get('n_params', 0):,} parameters")
@@ -217,8 +233,9 @@ error; 2 on bad input (one line on stderr, before any job runs)."""
 @_timeout_option("(tool, model) job")
 @click.option("--strict", is_flag=True, help="Exit 1 when any row is an error (a tool crashed or timed out).")
 @click.option("--quiet", is_flag=True, help="No progress lines.")
-@click.option("--fresh", is_flag=True, help="Run every job even if its records are in the result cache "
-                                            "(.cache/results, or $RECONCILE_CACHE_DIR), and overwrite them.")
+@click.option("--fresh", is_flag=True, help="Run every job even if its records are in the cache "
+                                            "(~/.cache/reconcile, or $RECONCILE_CACHE_DIR), and overwrite them.")
+@memory_option
 def run(models: Optional[str], tools: Optional[str], model_file: Optional[str], input_shape: Optional[str],
         batch: Optional[int], seq_len: Optional[int], out_dir: str, timeout: float, strict: bool,
         quiet: bool, fresh: bool) -> None:
@@ -328,8 +345,19 @@ def main(argv: Optional[list[str]] = None) -> None:
         sys.exit(1)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
-    except BrokenPipeError:
+    except (BrokenPipeError, StdoutClosed):
+        _drop_stdout()
         sys.exit(0)
+
+
+def _drop_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's last flush does not fail on the closed pipe again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)
+        os.close(devnull)
+    except OSError:
+        pass
 
 
 def entry() -> None:
@@ -349,7 +377,8 @@ def entry() -> None:
             code = exc.code or 0
     for stream in (sys.stdout, sys.stderr):
         try:
-            stream.flush()
-        except (BrokenPipeError, OSError):  # `reconcile ... | head`: the reader left, nothing more to say
+            if stream is not None:  # None: started with the descriptor closed (`reconcile models >&-`)
+                stream.flush()
+        except (BrokenPipeError, OSError, ValueError):  # `reconcile ... | head`: the reader left
             pass
     os._exit(code)

@@ -9,6 +9,7 @@ IN == WINDOW). Totals are explained as the sum of a tool's layer rows plus the l
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass, field
 from typing import Iterable, Optional
 
@@ -561,7 +562,10 @@ def _explain_totals(records: pd.DataFrame, ir: Model, layer_rows: list[dict], ba
             decomposition = "sum of layers: " + "; ".join(f"{k}: {' | '.join(sorted(v))}" for k, v in kinds.items())
             text = f"{rec.tool} total {rec.metric} {_n(rec.value)} = the sum of its {len(parts)} per-layer values"
             source = SUM_OF_LAYERS
-            if residual:
+            if not math.isfinite(rec.value):
+                text = (f"{rec.tool} total {rec.metric} {_n(rec.value)}: UNEXPLAINED, not a finite count (its "
+                        f"{len(parts)} per-layer values sum to {_n(summed)})")
+            elif residual:
                 counted = [layers_by_name[n] for n in dict.fromkeys(parts["layer"]) if n in layers_by_name]
                 residual, said, extra, source = _unattributed(rec, skipped, batch, residual, counted)
                 text += said
@@ -584,6 +588,11 @@ def _explain_totals(records: pd.DataFrame, ir: Model, layer_rows: list[dict], ba
                                 None, rec.quantity)
                 residual, decomposition, source = dec.residual, "whole model: " + dec.text, dec.origin
                 text = f"{rec.tool} total {rec.metric} {_n(rec.value)} = {dec.text} over the whole model"
+                if dec.residual or not math.isfinite(rec.value):  # nothing decomposes it: never "= 0"
+                    residual, decomposition = _int(rec.value) if not math.isfinite(rec.value) else dec.residual, \
+                        "whole model: none"
+                    text = (f"{rec.tool} total {rec.metric} {_n(rec.value)}: UNEXPLAINED, no combination of the "
+                            f"model's basis terms gives it ({_n(residual)} left over)")
             other_totals = tool_rows[(tool_rows["layer"] == TOTAL) & (tool_rows["quantity"] == COMPUTE)
                                      & (tool_rows["tool_version"] == rec.tool_version) & (tool_rows["status"] == OK)]
             products = model_values.get(T.MACC, 0) + model_values.get(T.ATTN, 0)
@@ -737,17 +746,28 @@ def explain(records: pd.DataFrame, specs: Optional[dict] = None, irs: Optional[d
     """Explain every record of a run (a DataFrame with records.COLUMNS) in the document's terms.
 
     `specs` (model name -> ModelSpec) gives each model's input shape; reconcile.run() stores it in
-    `records.attrs["specs"]`. Without it, reference models are read at their default batch."""
+    `records.attrs["specs"]`. Without it, loaded records say it themselves (their input shape and source hash
+    columns, models.specs_from_records): a model whose sources changed since is not explained (the reason is in
+    `.attrs["not_explained"]`). Records without those columns are read at the models' own shapes."""
     from . import cache
+    from .models import specs_from_records
 
     specs = specs or records.attrs.get("specs") or {}
     irs = irs if irs is not None else records.attrs.get("irs")
+    known = set(specs) | set(irs or {})
+    found, stale = specs_from_records(records[~records["model"].isin(known)]) if known != set(records["model"]) \
+        else ({}, {})
+    specs = {**found, **specs}
     rows: list[dict] = []
     for model, df in records.groupby("model", sort=False):
+        if model in stale:
+            continue
         ir = canonical_ir(model, specs, irs)
         if ir is None:
             continue
         rows += cache.explained(df, ir, explain_model)  # explain_model(df, ir), kept on disk (reconcile/cache.py)
     from .render import integral
 
-    return integral(pd.DataFrame(rows, columns=COLUMNS), ["value", "reference_value", "residual"])
+    out = integral(pd.DataFrame(rows, columns=COLUMNS), ["value", "reference_value", "residual"])
+    out.attrs["not_explained"] = stale
+    return out

@@ -29,8 +29,7 @@ from . import adapters, changes
 from .errors import UserError
 from .records import ERROR, MODEL_LEVEL, OK, TOTAL, Emitter, Record
 
-CACHE_ENV = "RECONCILE_TOOL_CACHE"
-DEFAULT_CACHE = Path(".cache") / "tools"
+CACHE_ENV = "RECONCILE_TOOL_CACHE"  # else <the cache folder>/tools (reconcile/cache.py), never the working directory
 PIP_TIMEOUT_S = 600
 
 COLUMNS = ["model", "layer", "layer_kind", "quantity", "metric", "from_version", "to_version", "from_value",
@@ -68,7 +67,9 @@ def valid_version(text: str) -> bool:
 
 
 def cache_root(explicit: Optional[str] = None) -> Path:
-    return Path(explicit or os.environ.get(CACHE_ENV) or DEFAULT_CACHE)
+    from .cache import cache_root as root
+
+    return Path(explicit or os.environ.get(CACHE_ENV) or root() / "tools")
 
 
 def install_folder(cache: Path, dist: str, version: str) -> Path:
@@ -153,10 +154,10 @@ def tool_distribution(tool: str) -> tuple[object, str]:
 
 
 def parse_versions(text: str) -> list[str]:
-    versions = list(dict.fromkeys(normal_version(v) for v in text.split(",") if v.strip()))
-    if not versions:
-        raise UserError("--versions needs at least one version, e.g. 0.0.31.post2005241907,0.1.1.post2209072238")
-    return versions
+    """--versions: PEP 440 versions in normal form, each once (reconcile.validate)."""
+    from .validate import parse_versions as parse
+
+    return parse(text)
 
 
 def failed_rows(module, inst: Install, specs) -> list[Record]:

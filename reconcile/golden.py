@@ -214,7 +214,15 @@ LAYER_COLUMNS = ["layer", "kind", "key", "batch", "terms"]
 
 
 def layers_path(directory: Path, model: str) -> Path:
-    return directory / "layers" / f"{model}.csv"
+    """<golden dir>/layers/<the model's file stem>.csv (reconcile.identity: a reference model's name, any other
+    spec's sanitised text and hash; never a path that leaves the folder)."""
+    from .identity import inside, stem
+
+    try:
+        return inside(Path(directory), "layers", f"{stem(model)}.csv")
+    except ValueError:
+        raise UserError(f"{Path(directory) / 'layers'} leads outside {directory} (a symbolic link): layer terms "
+                        "are never read or written through one") from None
 
 
 def layers_text(layers: dict[str, changes.LayerTerms]) -> str:
@@ -225,14 +233,47 @@ def layers_text(layers: dict[str, changes.LayerTerms]) -> str:
 
 def read_layers(directory: Path, model: str) -> Optional[dict[str, changes.LayerTerms]]:
     """The layer terms the goldens of `model` were taken on; None for goldens written before they were kept."""
+    import csv
+    import io
+    import re
+
     path = layers_path(directory, model)
     if not path.is_file():
         return None
-    df = pd.read_csv(path, dtype=str, keep_default_na=False)
+
+    def bad(line: int, reason: str) -> UserError:
+        return UserError(f"{path}:{line}: {reason}; regenerate it with {UPDATE_COMMAND}")
+
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_GOLDEN_BYTES + 1)
+        text = data.decode("utf-8")
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read the layer terms ({exc.strerror or exc})") from None
+    except UnicodeDecodeError as exc:
+        raise bad(data[:exc.start].count(b"\n") + 1, "not UTF-8 text") from None
+    if len(data) > MAX_GOLDEN_BYTES or "\0" in text:
+        raise bad(1, "not a layer-terms CSV (binary data or too large)")
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     out = {}
-    for row in df.itertuples(index=False):
-        terms = tuple((pair.split("=")[0], int(pair.split("=")[1])) for pair in row.terms.split())
-        out[row.layer] = changes.LayerTerms(row.kind, row.key, terms, int(row.batch))
+    try:
+        header = next(reader, None)
+        if header != LAYER_COLUMNS:
+            raise bad(1, f"header {','.join(header or [])[:80]!r}, expected {','.join(LAYER_COLUMNS)}")
+        for fields in reader:
+            if not fields:
+                continue
+            if len(fields) != len(LAYER_COLUMNS):
+                raise bad(reader.line_num, f"{len(fields)} fields, expected {len(LAYER_COLUMNS)}")
+            row = dict(zip(LAYER_COLUMNS, fields))
+            pairs = row["terms"].split()
+            if not row["batch"].isdigit() or not all(re.fullmatch(r"[A-Z_]+=-?\d{1,30}", p) for p in pairs):
+                raise bad(reader.line_num, f"batch {row['batch'][:20]!r} or terms {row['terms'][:40]!r} are not "
+                                           "a whole number and TERM=count pairs")
+            terms = tuple((pair.split("=")[0], int(pair.split("=")[1])) for pair in pairs)
+            out[row["layer"]] = changes.LayerTerms(row["kind"], row["key"], terms, int(row["batch"]))
+    except csv.Error as exc:
+        raise bad(reader.line_num, f"malformed CSV ({exc})") from None
     return out
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from .errors import UserError
-from .spec import ModelSpec, parse_shape, _split_query
+from .spec import ModelSpec, parse_shape, probe_in_job, _split_query
 
 HEADS = ("causal-lm", "masked-lm", "image-classification", "base")
 DEFAULT_SEQ_CAP = 1024  # default seq_len: the configuration's maximum positions, at most this
@@ -135,7 +135,7 @@ def from_transformers(text: str, batch: Optional[int] = None, seq_len: Optional[
     if device not in (None, "meta", "cpu"):
         raise UserError(f"model spec {text!r}: device must be meta or cpu, not {device!r}")
     config = hf_config(model_type, config_kwargs, text)
-    facts = probe(model_type, head, attn, config_kwargs, text)
+    facts = probe_in_job(probe, model_type, head, attn, config_kwargs, text)  # a job: bounded in time and memory
     n_params = facts["n_params"]
     meta = device == "meta" or (device is None and n_params > META_ABOVE_PARAMS)
     token_model = facts["token_model"]

@@ -10,12 +10,15 @@
 
 Query values are read as int, float, true/false, else text. Reserved keys: `head` (hf/preset: causal-lm,
 masked-lm, image-classification, base), `attn_implementation` (eager, sdpa), `device` (meta or cpu; default meta
-above ~1e9 parameters), `input_shape` (module/file specs: 1,3,224,224). A spec that is not a reference model is
-named after its text in every output. All bad input becomes a UserError here, before any tool runs, so the CLI
-can print one line and exit 2.
+above ~1e9 parameters), `input_shape` (module/file specs: 1,3,224,224 or 1x3x224x224). A spec that is not a
+reference model is named after its text in every output (`--model-file nets/lenet.py:build` is the model
+`nets/lenet.py:build`, never the reference `lenet`); its files are named by reconcile.identity. All bad input
+becomes a UserError here, before any tool runs, so the CLI can print one line and exit 2.
 
-A user's file is checked statically here (it parses, it defines FACTORY at top level): its code, import-time
-code included, runs only in job processes (reconcile.runner), never in the process that resolves it.
+A user's file is checked statically here (it parses, it defines FACTORY at top level; read as a regular file of
+bounded size): its code, import-time code included, runs only in job processes (reconcile.runner), never in the
+process that resolves it. A `module:` spec's module is located without importing it or its parent packages
+(factories.locate_module).
 
 `--input-shape` rules (INPUT_SHAPE_RULES, also in the CLI help): a model file needs it (the shape its forward
 takes, batch first, at least 2 dimensions); for a reference model it replaces the model's own shape and must have
@@ -25,22 +28,29 @@ refused there; a token model takes B,T.
 from __future__ import annotations
 
 import ast
-import importlib.util
 from pathlib import Path
 from typing import Any, Optional
 
 import reference_models
 from conventions.ir import Model
 
-from .errors import UserError
-from .factories import load_factory  # noqa: F401  (lives apart so the front ends need not import this module)
+from .errors import OutOfMemory, UserError
+from .factories import load_factory, locate_module  # noqa: F401  (apart so front ends need not import this module)
 from .hf_specs import from_transformers
+from .memory import is_out_of_memory, out_of_memory_text
 from .spec import (INPUT_SHAPE_RULES, MAX_INPUT_ELEMENTS, ModelSpec, _shape_option, _split_query,  # noqa: F401
                    _with_batch, check_shape, parse_query, parse_shape)
+from .validate import optional_count
+
+
+def is_path_spec(text: str) -> bool:
+    """PATH.py:FACTORY[?query] (a ':' in the query does not count)."""
+    base = text.partition("?")[0]
+    return ":" in base and base.rpartition(":")[0].endswith(".py")
 
 
 def reference(name: str, batch: Optional[int] = None) -> ModelSpec:
-    if name.startswith(("hf:", "preset:", "module:")) or (":" in name and name.rpartition(":")[0].endswith(".py")):
+    if name.startswith(("hf:", "preset:", "module:")) or is_path_spec(name):
         return resolve(name, batch=batch)  # callers that size reference models by batch accept every spec
     try:
         ref = reference_models.get(name)
@@ -88,10 +98,12 @@ def _defines(tree: ast.Module, name: str) -> bool:
 
 def check_model_file(path: Path, factory: str) -> None:
     """PATH.py parses and defines FACTORY at top level: checked without running the file."""
+    from .identity import read_bounded
+
     try:
-        source = path.read_bytes()
+        source = read_bounded(path)
     except OSError as exc:
-        raise UserError(f"--model-file: cannot read {path} ({exc.strerror})") from None
+        raise UserError(f"--model-file: cannot read {path} ({exc.strerror or exc})") from None
     try:
         tree = ast.parse(source, filename=str(path))
     except (SyntaxError, ValueError) as exc:
@@ -113,12 +125,12 @@ def from_model_file(model_file: str, input_shape: Optional[str]) -> ModelSpec:
         raise UserError(f"--model-file: no such file {path_text}")
     if input_shape is None:
         raise UserError("--model-file needs --input-shape N,C,H,W")
-    shape = parse_shape(input_shape)
+    shape = parse_shape(input_shape, "--input-shape")
     if len(shape) < 2:
         raise UserError(f"--input-shape {input_shape}: a model file's input needs a batch dimension first "
                         "(at least 2 dimensions, e.g. 1,3,32,32 or 1,784)")
     check_model_file(path, factory)  # fail now, with a clear message, without running the file
-    return ModelSpec(path.stem, shape, torch_factory=f"{path.resolve()}:{factory}")
+    return ModelSpec(model_file.strip(), shape, torch_factory=f"{path.resolve()}:{factory}")
 
 
 def from_prototxt(path_text: str) -> ModelSpec:
@@ -128,7 +140,7 @@ def from_prototxt(path_text: str) -> ModelSpec:
     from .frontends import prototxt
 
     model = prototxt.load(path)  # raises UserError with line and reason on malformed text
-    return ModelSpec(path.stem, model.input_shape, prototxt=path.resolve())
+    return ModelSpec(path_text, model.input_shape, prototxt=path.resolve())
 
 
 def resolve(model: Optional[str], model_file: Optional[str] = None, input_shape: Optional[str] = None,
@@ -141,9 +153,7 @@ def resolve(model: Optional[str], model_file: Optional[str] = None, input_shape:
     if model is None:
         raise UserError("name a model: a reference model, a .prototxt file, PATH.py:FACTORY, "
                         "module:PACKAGE.MODULE:FACTORY, hf:MODEL_TYPE or preset:NAME")
-    for value, what in ((batch, "--batch"), (seq_len, "--seq-len")):
-        if value is not None and value <= 0:
-            raise UserError(f"{what} must be positive, not {value}")
+    batch, seq_len = optional_count(batch, "--batch"), optional_count(seq_len, "--seq-len")
     text = model.strip()
     if text.startswith(("hf:", "preset:")):
         return from_transformers(text, batch, seq_len, input_shape)
@@ -156,7 +166,7 @@ def resolve(model: Optional[str], model_file: Optional[str] = None, input_shape:
             raise UserError(f"--input-shape does not apply to a prototxt ({text} declares its own input); edit "
                             "its input_shape instead")
         return from_prototxt(text)
-    if ":" in text and text.rpartition(":")[0].endswith(".py"):
+    if is_path_spec(text):
         return from_path_spec(text, input_shape, batch)
     spec = reference(text, batch)
     return with_input_shape(spec, input_shape) if input_shape is not None else spec
@@ -170,13 +180,13 @@ def from_module_spec(text: str, input_shape: Optional[str], batch: Optional[int]
     if not sep or not module_name or not factory:
         raise UserError(f"model spec {text!r}: expected module:PACKAGE.MODULE:FACTORY[?key=value&...]")
     shape = _with_batch(_shape_option(query, input_shape, text), batch)
-    try:  # located, not run: the factory's module runs in job processes only (its parent packages are imported)
-        found = importlib.util.find_spec(module_name)
-    except (ImportError, ValueError) as exc:
-        raise UserError(f"model spec {text!r}: cannot import {module_name} ({exc})") from None
+    if not factory.isidentifier():
+        raise UserError(f"model spec {text!r}: {factory!r} is not a Python name (module:PACKAGE.MODULE:FACTORY)")
+    # located, not run: the module and its parent packages (their __init__ too) run in job processes only
+    found = locate_module(module_name)
     if found is None:
         raise UserError(f"model spec {text!r}: no installed module {module_name!r}")
-    if found.origin and found.origin.endswith(".py"):
+    if found.has_location and found.origin and found.origin.endswith(".py"):
         check_model_file(Path(found.origin), factory)  # "has no callable", read from the source
     return ModelSpec(text, shape, torch_factory=target, factory_kwargs=tuple(sorted(query.items())))
 
@@ -220,6 +230,8 @@ def torch_module(spec: ModelSpec):
     except UserError:
         raise
     except Exception as exc:
+        if is_out_of_memory(exc):
+            raise OutOfMemory(out_of_memory_text(exc, f"model {spec.name!r}: its factory")) from None
         raise UserError(f"factory {spec.torch_factory.rpartition(':')[2]!r} raised {type(exc).__name__}: {exc}") \
             from None
     if not isinstance(module, nn.Module):
@@ -274,10 +286,11 @@ def check_forward(module, spec: ModelSpec) -> None:
     try:
         with torch.no_grad():
             module(example_input(spec, module, dispatch_level=True))
-    except MemoryError:
-        raise UserError(f"model {spec.name!r}: its forward ran out of memory on input shape "
-                        f"{','.join(map(str, spec.input_shape))}") from None
     except Exception as exc:
+        if is_out_of_memory(exc):  # the job's memory cap (or the machine's), not the input shape
+            shape = ",".join(map(str, spec.input_shape))
+            raise OutOfMemory(out_of_memory_text(exc, f"model {spec.name!r}: its forward on input shape {shape}")) \
+                from None
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UserError(f"model {spec.name!r} does not accept input shape "
                         f"{','.join(map(str, spec.input_shape))}: {first}") from None
@@ -289,8 +302,13 @@ _IR_CACHE: dict[tuple, Model] = {}
 
 
 def ir_key(spec: ModelSpec, framework: str) -> tuple:
+    """The spec and the content of its files (identity.source_hash): a model file edited between two calls in one
+    process is traced again."""
+    from .identity import identify
+
     return (spec.name, spec.input_shape, spec.torch_factory, spec.keras_factory, str(spec.prototxt),
-            tuple(sorted((k, tuple(sorted(v.items()))) for k, v in spec.aliases.items())), framework)
+            tuple(sorted((k, tuple(sorted(v.items()))) for k, v in spec.aliases.items())), framework,
+            identify(spec).source_hash)
 
 
 def remember_ir(spec: ModelSpec, framework: str, model: Model) -> None:
@@ -342,3 +360,32 @@ def layer_ir(spec: ModelSpec, framework: str = "torch") -> Model:
 
         return keras_ir.from_factory(spec.keras_factory, spec.input_shape, spec.name, spec.aliases.get("keras", {}))
     raise UserError(f"unknown framework {framework!r}: torch, keras or caffe")
+
+
+def specs_from_records(records) -> tuple[dict[str, ModelSpec], dict[str, str]]:
+    """The specs loaded records were counted on, from their identity columns (records.py): each model at the
+    input shape it ran at, if its source hash is still that of its spec here. Returns (name -> spec, name -> why
+    there is none: a spec that no longer resolves, or sources that changed since). Records without the columns
+    (written before them) give nothing: callers fall back to the model's own spec."""
+    from .identity import identify
+
+    specs: dict[str, ModelSpec] = {}
+    stale: dict[str, str] = {}
+    if not {"input_shape", "source_hash"} <= set(records.columns):
+        return specs, stale
+    seen = records[["model", "input_shape", "source_hash"]].drop_duplicates()
+    for name, group in seen.groupby("model", sort=False):
+        shapes, hashes = set(group["input_shape"]) - {""}, set(group["source_hash"]) - {""}
+        if len(shapes) != 1 or len(hashes) != 1:
+            continue
+        shape = shapes.pop().replace("x", ",")
+        try:
+            spec = resolve(name) if name.endswith(".prototxt") else resolve(name, input_shape=shape)
+        except UserError as exc:
+            stale[name] = f"its spec does not resolve here ({exc})"
+            continue
+        if identify(spec).source_hash != hashes.pop():
+            stale[name] = "its sources changed since these records were made"
+            continue
+        specs[name] = spec
+    return specs, stale

@@ -3,6 +3,11 @@
 One row = one number a tool printed (or failed to print) for one layer or the model total (`layer` ==
 `__total__`). `metric` is the tool's own label (torchstat: `MAdd`, `Flops`); `quantity` says what kind of number
 it claims to be. Non-ok statuses carry the reason in `message` and an empty value, never a fake 0.
+
+The last three columns say which model exactly the number is about (reconcile.identity): the input shape it ran
+at (`1x3x224x224`), its batch, and `source_hash`, the hash of the spec with the content of its source files.
+Every reader of a records.csv (which, explain, the report) matches on them, not on the name alone. The runner
+fills them for every job (reconcile.runner.stamp); adapters leave them empty.
 """
 from __future__ import annotations
 
@@ -10,7 +15,8 @@ from dataclasses import asdict, dataclass
 from typing import Optional, Union
 
 COLUMNS = ["model", "framework", "tool", "tool_version", "layer", "layer_kind", "quantity", "metric", "value",
-           "status", "message"]
+           "status", "message", "input_shape", "batch", "source_hash"]
+IDENTITY_COLUMNS = ("input_shape", "batch", "source_hash")
 TOTAL = "__total__"
 MODEL_LEVEL = "__model__"  # a status row about the whole (tool, model) job: crash, timeout, skipped
 
@@ -44,6 +50,9 @@ class Record:
     value: Optional[Number]
     status: str = OK
     message: str = ""
+    input_shape: str = ""  # 1x3x224x224
+    batch: Optional[int] = None
+    source_hash: str = ""
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:

@@ -7,6 +7,10 @@ builds blocks and hands them here.
 Markdown is written for CommonMark with the table extension (what code-hosting sites render): a `*` or `_`
 that is not markup is escaped (a formula such as 2*MACC + 1*BIAS must not turn into italics), `|` in a cell is
 escaped, and headings get the anchors those sites generate (`slug`).
+
+Text from outside (model names are user text) never becomes markup: every string is HTML-escaped, a link is made
+only with `link` (its text's brackets escaped) and only to a safe target (a relative path, an #anchor, http(s)),
+so a model named `[x](javascript:alert(1))` is shown as that text in both Markdown and HTML, never as a link.
 """
 from __future__ import annotations
 
@@ -213,16 +217,43 @@ def _headings(blocks: list, level: int) -> list[Heading]:
     return out
 
 
+# -------------------------------------------------------------------------------------------------- links
+# [text](target), the text possibly holding backslash-escaped brackets (what `link` writes)
+_LINK = re.compile(r"\[((?:\\.|[^\]\\])+)\]\(([^)\s]+)\)")
+# a relative path (no scheme), an #anchor, or http(s): never javascript:, data:, vbscript:, file:, ...
+_SAFE_TARGET = re.compile(r"(?:https?://|#|(?![A-Za-z][A-Za-z0-9+.\-]*:))[^\s<>\"'`\\]*")
+_ESCAPED = re.compile(r"\\([\\\[\]()])")
+
+
+def link(text: str, target: str) -> str:
+    """A Markdown link whose text is shown as it is (brackets and parentheses in it escaped)."""
+    shown = re.sub(r"([\\\[\]()])", r"\\\1", text)
+    return f"[{shown}]({target})"
+
+
+def safe_target(target: str) -> bool:
+    return bool(_SAFE_TARGET.fullmatch(html.unescape(target)))
+
+
+def _defuse_links(text: str) -> str:
+    """A [text](target) to an unsafe target is not a link: its brackets are escaped."""
+    def defuse(match: re.Match) -> str:
+        if safe_target(match.group(2)):
+            return match.group(0)
+        return f"\\[{match.group(1)}\\]({match.group(2)})"
+    return _LINK.sub(defuse, text)
+
+
 # -------------------------------------------------------------------------------------------------- Markdown
 _CODE = re.compile(r"(`[^`]*`)")
 
 
 def md_text(text: str) -> str:
     """Escape what CommonMark would read as markup, outside code spans: a single `*` (a formula's product), an
-    `_` at a word boundary (`__total__`), `<`; `**bold**` stays markup."""
+    `_` at a word boundary (`__total__`), `<`, a link to an unsafe target; `**bold**` and `link`s stay markup."""
     parts = _CODE.split(text)
     for i in range(0, len(parts), 2):
-        part = parts[i]
+        part = _defuse_links(parts[i])
         part = re.sub(r"(?<!\*)\*(?!\*)", r"\\*", part)
         part = re.sub(r"(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])", r"\\_", part)
         parts[i] = part.replace("<", "&lt;")
@@ -280,8 +311,12 @@ def _inline(text: str) -> str:
     escaped = "".join(f"<strong>{p}</strong>" if i % 2 else p for i, p in enumerate(parts))
     parts = escaped.split("`")
     escaped = "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts))
-    # Markdown links [text](target) in paragraphs
-    return re.sub(r"\[([^\]]+)\]\(([^)\s]+)\)", r"<a href='\2'>\1</a>", escaped)
+
+    def anchor(match: re.Match) -> str:  # Markdown links [text](target) in paragraphs, to safe targets only
+        if not safe_target(match.group(2)):
+            return match.group(0)
+        return f"<a href='{match.group(2)}'>{match.group(1)}</a>"
+    return _ESCAPED.sub(r"\1", _LINK.sub(anchor, escaped))
 
 
 def _numeric(cell: str) -> bool:

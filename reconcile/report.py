@@ -19,7 +19,7 @@ from conventions import terms as T
 from .diff import some as _some
 from .errors import UserError
 from .records import COMPUTE, MODEL_LEVEL, OK, PARAMS, TOTAL
-from .render import Block, Chart, Details, Heading, Para, Table, Toc, fmt as _fmt, integral, render_html, \
+from .render import Block, Chart, Details, Heading, Para, Table, Toc, fmt as _fmt, integral, link, render_html, \
     render_md, to_csv
 
 
@@ -143,9 +143,10 @@ def totals_by_model(records: pd.DataFrame, models: list[str]) -> pd.DataFrame:
 
 
 def model_file_name(model: str) -> str:
-    """A file name for a model's page and chart: a spec like `hf:gpt2?n_layer=2` or `nets/my.py:build` keeps its
-    letters, digits, dots and dashes; anything else becomes `_`."""
-    return re.sub(r"[^A-Za-z0-9._-]", "_", model)
+    """The file stem of a model's page and chart (reconcile.identity: `lenet`, `hf_gpt2_n_layer_2-<hash>`)."""
+    from .identity import stem
+
+    return stem(model)
 
 
 def layer_ir(records: pd.DataFrame, model: str, specs: Optional[dict] = None):
@@ -325,7 +326,7 @@ def summary(records: pd.DataFrame, explanations: pd.DataFrame, specs: Optional[d
         blocks += document_audit(records, specs)
     blocks += [Heading("Models", 2),
                Para("One page per model: its totals, a chart, every layer's numbers and why they differ.\n"
-                    + "\n".join(f"- [{m}](models/{model_file_name(m)}.md)" for m in models))]
+                    + "\n".join(f"- {link(m, f'models/{model_file_name(m)}.md')}" for m in models))]
     return blocks
 
 

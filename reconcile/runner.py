@@ -20,6 +20,11 @@ User code (a model's factory and forward, a tool) runs only in job processes, ne
     explain() on loaded records, which).
   - a model whose IR job raises a user error, times out or kills its process is not run by any tool: its jobs
     become error rows naming the reason (one timeout per model, not one per tool).
+Every job child runs under the memory cap (reconcile.jobs.memory_cap: --memory, $RECONCILE_MEMORY, else half the
+machine's RAM), as does the TF worker that runs its jobs in-process: a job above it becomes an error row saying it
+ran out of memory, with the cap and the size it reached (reconcile.memory), not a timeout and not the kernel's OOM
+killer. The process primitives (fork_call, process groups, death signals) live in reconcile.jobs.
+
 Processes die with their parent: each worker and job child closes the pipe ends it inherited, asks the kernel
 for a signal when its parent dies (prctl PR_SET_PDEATHSIG; a watchdog thread elsewhere), and every job runs in
 its own process group, killed whole at its timeout and when it ends, so processes a user's forward spawned die
@@ -28,42 +33,28 @@ too.
 from __future__ import annotations
 
 import atexit
-import math
-import multiprocessing as mp
 import os
 import signal
-import sys
-import threading
 import time
 import traceback
 from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection, wait
-from typing import Any, Callable, Optional, Union
+from typing import Callable, Optional, Union
 
 from conventions.ir import Model
 
-from . import adapters, shims
+from . import adapters, identity, jobs as procs, shims
 from .errors import UserError
-from .models import ModelSpec
+from .jobs import fork_call, memory_cap
+from .memory import is_out_of_memory, out_of_memory_text
 from .records import ERROR, SKIPPED, Emitter, Record
+from .spec import ModelSpec
+from .validate import check_timeout  # noqa: F401  (callers check timeouts through the runner too)
 
 DEFAULT_TIMEOUT_S = 120.0
 TORCH_LANES = 2  # torch workers of a run (the machines have 2 cores; the TF worker is done early)
 TRACE_TIMEOUT_S = DEFAULT_TIMEOUT_S  # tracing outside a run (explain() on loaded records, which): no --timeout there
-MAX_TIMEOUT_S = 24 * 3600.0  # a job that needs longer than a day is a hang, whatever the model
-_CTX = mp.get_context("fork")
-
-
-def check_timeout(timeout: Any, option: str = "timeout") -> float:
-    """A finite number of seconds in (0, MAX_TIMEOUT_S]; anything else is the user's error."""
-    try:
-        seconds = float(timeout)
-    except (TypeError, ValueError):
-        raise UserError(f"{option} must be a number of seconds, not {timeout!r}") from None
-    if not math.isfinite(seconds) or seconds <= 0 or seconds > MAX_TIMEOUT_S:
-        raise UserError(f"{option} must be a finite number of seconds above 0 and at most {MAX_TIMEOUT_S:g} "
-                        f"(24 h), not {timeout!r}")
-    return seconds
+_CTX = procs.CTX
 
 
 @dataclass(frozen=True)
@@ -111,9 +102,23 @@ def precheck(job: Job) -> Optional[list[Record]]:
     return None
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else ""
+@dataclass(frozen=True)
+class Outcome:
+    """What a tool job sends back: its records and the user files its process had imported (identity.user_files;
+    the cache keeps them with the records and checks them before serving them)."""
+    records: list[Record]
+    imports: tuple[tuple[str, str], ...] = ()
+
+
+def stamp(records: list[Record], spec: ModelSpec, ident: Optional[identity.Identity] = None) -> list[Record]:
+    """The job's records labelled with its model's identity: input shape, batch and source hash (records.py)."""
+    ident = ident or identity.identify(spec)
+    shape = "x".join(map(str, spec.input_shape))
+    return [replace(r, input_shape=shape, batch=ident.batch, source_hash=ident.source_hash) for r in records]
+
+
+_first_line = procs.first_line
+_died, _silence = procs.died, procs.silence  # (the names other modules call them by, e.g. reconcile/training.py)
 
 
 def execute(job: Job) -> list[Record]:
@@ -123,6 +128,8 @@ def execute(job: Job) -> list[Record]:
     try:
         return list(module.count(job.spec, emit))
     except (Exception, SystemExit) as exc:  # the tool (or the model) crashed or exited: record it, the run goes on
+        if is_out_of_memory(exc):
+            return [emit.status(ERROR, out_of_memory_text(exc))]
         where = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
         at = f" (at {os.path.basename(where.filename)}:{where.lineno})" if where else ""
         detail = f"sys.exit({exc.code!r}) called" if isinstance(exc, SystemExit) else _first_line(exc)
@@ -135,165 +142,27 @@ def _timeout_rows(job: Job, timeout: float) -> list[Record]:
     return [emit.status(ERROR, f"timed out after {timeout:g} s; killed")]
 
 
-def _died(exitcode: Optional[int]) -> str:
-    """How a process ended, for a message: "exit code 3" / "killed by SIGSEGV"."""
-    if exitcode is not None and exitcode < 0:
-        try:
-            return f"killed by {signal.Signals(-exitcode).name}"
-        except ValueError:
-            return f"killed by signal {-exitcode}"
-    return f"exit code {exitcode}"
-
-
 def _died_rows(job: Job, exitcode: Optional[int]) -> list[Record]:
     emit = _emitter(job, framework_for(adapters.get(job.tool), job.spec))
-    return [emit.status(ERROR, f"the tool's process died ({_died(exitcode)}) without a result")]
+    return [emit.status(ERROR, f"the tool's process died ({procs.died(exitcode)}) without a result"
+                               f"{procs.cap_hint(exitcode)}")]
 
 
-def _silence() -> None:
-    """Tools print warnings and tables; keep them out of the progress lines (adapters that parse a tool's
-    printout capture sys.stdout themselves, which still works). RECONCILE_DEBUG=1 keeps them."""
-    if os.environ.get("RECONCILE_DEBUG"):
-        return
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 1)
-    os.dup2(devnull, 2)
-    os.close(devnull)
-
-
-def _single_threaded() -> None:
-    """A process forked after its parent ran torch ops inherits a used OpenMP pool, and its first parallel
-    region hangs (libgomp is not fork-safe). Counting needs no parallelism: stay on one thread."""
-    if "torch" in sys.modules:
-        sys.modules["torch"].set_num_threads(1)
-
-
-# ------------------------------------------------------------------------------------------ process hygiene
-# Pipe ends this process holds as a parent. A forked child closes its copies first thing: a worker holding the
-# parent's end of its own pipe (or of another worker's) never sees end-of-file when the parent dies.
-_PARENT_ENDS: list[Connection] = []
-# The process group of the job child a worker is running, killed whole when the worker is told to stop.
-_JOB_GROUP: Optional[int] = None
-_PR_SET_PDEATHSIG = 1
-
-
-def _close_inherited(*extra: Connection) -> None:
-    for conn in list(_PARENT_ENDS) + list(extra):
-        try:
-            conn.close()
-        except OSError:
-            pass
-    _PARENT_ENDS.clear()
-
-
-def _die_with_parent(sig: int) -> None:
-    """Have the kernel send `sig` to this process when its parent exits (Linux prctl PR_SET_PDEATHSIG); where
-    that is unavailable, a watchdog thread polls getppid. Checked once more after arming: the parent may already
-    be gone (this process then belongs to init)."""
-    parent = os.getppid()
-    armed = False
-    if sys.platform.startswith("linux"):
-        try:
-            import ctypes
-
-            libc = ctypes.CDLL(None, use_errno=True)
-            armed = libc.prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0) == 0
-        except (OSError, AttributeError):
-            armed = False
-    if not armed:
-        def watch() -> None:
-            while os.getppid() == parent:
-                time.sleep(0.5)
-            os.kill(os.getpid(), sig)
-
-        threading.Thread(target=watch, name="reconcile-parent-watchdog", daemon=True).start()
-    if os.getppid() != parent:
-        os.kill(os.getpid(), sig)
-
-
-def _own_group(pid: int) -> None:
-    """Make `pid` the leader of a new process group (called by both parent and child: whichever runs first
-    wins the race, and a kill of the group never misses the child)."""
-    try:
-        os.setpgid(pid, pid)
-    except OSError:  # already done by the other side, or the child already exited
-        pass
-
-
-def _kill_group(pgid: int, sig: int = signal.SIGKILL) -> None:
-    try:
-        os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError, OSError):
-        pass
-
-
-def _stop_worker(signum, frame) -> None:
-    """A worker told to stop (its parent died: PDEATHSIG; or a kill): its job's whole group goes first."""
-    if _JOB_GROUP is not None:
-        _kill_group(_JOB_GROUP)
-    os._exit(128 + signum)
-
-
-def _job_main(send: Connection, receive: Connection, inherited: tuple, fn: Callable, args: tuple) -> None:
-    """First code of a job child: its own process group, dies with its worker, holds no foreign pipe ends."""
-    _own_group(0)
-    _close_inherited(receive, *inherited)
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(sig, signal.SIG_DFL)
-    _die_with_parent(signal.SIGKILL)
-    _single_threaded()
-    if not os.environ.get("RECONCILE_DEBUG"):  # a crash is reported as a row; no dump on an inherited stderr
-        import faulthandler
-
-        faulthandler.disable()
-    result = fn(*args)
-    send.send(result)
-    send.close()
-
-
-def fork_call(fn: Callable, args: tuple, timeout: float, inherited: tuple = ()) -> tuple[str, Any]:
-    """Run fn(*args) in a forked child (its own process group) with a timeout. Returns ("ok", result),
-    ("timeout", None) or ("died", exitcode). The child's group is killed when the call ends, whatever happened,
-    so nothing the child spawned outlives it."""
-    global _JOB_GROUP
-    receive, send = _CTX.Pipe(duplex=False)
-    child = _CTX.Process(target=_job_main, args=(send, receive, inherited, fn, args), daemon=True)
-    child.start()
-    _own_group(child.pid)
-    _JOB_GROUP = child.pid
-    send.close()
-    try:
-        if not receive.poll(timeout):
-            return "timeout", None
-        try:
-            return "ok", receive.recv()
-        except (EOFError, OSError):
-            child.join(5)  # died on its own: let it finish dying for its exit code
-            return "died", child.exitcode
-        except Exception as exc:  # a result that does not unpickle
-            return "ok", exc
-    finally:
-        _kill_group(child.pid)
-        _JOB_GROUP = None
-        child.join(5)
-        receive.close()
-
-
-def _child(job: Job) -> list[Record]:
+def _child(job: Job) -> Outcome:
     if job.extra_path or job.shims:
         shims.put_first(job.extra_path)
         shims.apply(job.shims)
     records = execute(job)
     if job.shims:
         records = [replace(r, message=shims.note(r.message)) for r in records]
-    return records
+    return Outcome(records, identity.user_files())
 
 
-def _run_forked(job: Job, timeout: float, inherited: tuple = ()) -> list[Record]:
+def _run_forked(job: Job, timeout: float, inherited: tuple = ()) -> Union[Outcome, list[Record]]:
     state, result = fork_call(_child, (job,), timeout, inherited)
     if state == "timeout":
         return _timeout_rows(job, timeout)
-    if state == "died" or not isinstance(result, list):
+    if state == "died" or not isinstance(result, Outcome):
         return _died_rows(job, result if state == "died" else None)
     return result
 
@@ -327,6 +196,8 @@ def _trace(spec: ModelSpec, framework: str) -> IRResult:
         return IRResult(None, f"model {spec.name!r}: the model called sys.exit({exc.code!r}) while being traced",
                         fatal=True)
     except Exception as exc:  # the front end failed on a model that runs: tools may still count it
+        if is_out_of_memory(exc):  # the cap, met by the front end after the forward passed
+            return IRResult(None, out_of_memory_text(exc, f"model {spec.name!r}: tracing"), fatal=True)
         return IRResult(None, f"model {spec.name!r}: tracing to the layer IR failed: {type(exc).__name__}: "
                               f"{_first_line(exc)}")
 
@@ -342,7 +213,7 @@ def _run_ir(job: IRJob, timeout: float, inherited: tuple = ()) -> IRResult:
             result = IRResult(None, f"model {job.spec.name!r}: tracing timed out after {timeout:g} s; killed "
                                     "(its factory or forward does not return)", fatal=True)
         elif state == "died":
-            result = IRResult(None, f"model {job.spec.name!r}: the process tracing it died ({_died(result)}) "
+            result = IRResult(None, f"model {job.spec.name!r}: the process tracing it died ({procs.died(result)}) "
                                     "in its factory or forward", fatal=True)
         elif not isinstance(result, IRResult):
             result = IRResult(None, f"model {job.spec.name!r}: its layer IR could not be shipped back ({result!r})")
@@ -390,14 +261,18 @@ def _warm(group: str, tools: frozenset = frozenset()) -> None:
         adapters.get(tool).unavailable()  # the adapter module and its own imports and metadata look-ups
 
 
-def _serve(conn: Connection, group: str, timeout: float, tools: frozenset = frozenset()) -> None:
-    _own_group(0)
-    _close_inherited()
+def _serve(conn: Connection, group: str, timeout: float, tools: frozenset = frozenset(),
+           memory: Optional[int] = None) -> None:
+    procs.own_group(0)
+    procs.close_inherited()
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(sig, _stop_worker)
-    _die_with_parent(signal.SIGTERM)
-    _silence()
-    _single_threaded()
+        signal.signal(sig, procs.stop_worker)
+    procs.die_with_parent(signal.SIGTERM)
+    procs.silence()
+    procs.single_threaded()
+    procs.WORKER_MEMORY = memory
+    if group == "tf":  # its jobs run in this process
+        procs.cap_memory(memory)
     _warm(group, tools)
     while True:
         try:
@@ -407,9 +282,12 @@ def _serve(conn: Connection, group: str, timeout: float, tools: frozenset = froz
         if job is None:
             return
         if isinstance(job, IRJob):
-            result: Union[list[Record], IRResult] = _run_ir(job, timeout, (conn,))
+            result: Union[Outcome, list[Record], IRResult] = _run_ir(job, timeout, (conn,))
+        elif group == "tf":
+            records = execute(job)
+            result = Outcome(records, identity.user_files())
         else:
-            result = execute(job) if group == "tf" else _run_forked(job, timeout, (conn,))
+            result = _run_forked(job, timeout, (conn,))
         conn.send(result)
 
 
@@ -419,6 +297,7 @@ Item = Union[Job, IRJob]
 class _Worker:
     def __init__(self, group: str, timeout: float, tools: frozenset = frozenset()):
         self.group, self.timeout, self.tools = group, timeout, tools  # tools: what _warm imports
+        self.memory = memory_cap()
         self.job: Optional[Item] = None
         self.started = 0.0
         self.fresh = True  # the first job of a TF worker also pays `import tensorflow`
@@ -427,11 +306,12 @@ class _Worker:
     def _start(self) -> None:
         self.fresh = True
         self.conn, child_conn = _CTX.Pipe()
-        _PARENT_ENDS.append(self.conn)
+        procs.PARENT_ENDS.append(self.conn)
         # not a daemon: it forks a child per job (daemons may not); close() always reaps it
-        self.process = _CTX.Process(target=_serve, args=(child_conn, self.group, self.timeout, self.tools))
+        self.process = _CTX.Process(target=_serve, args=(child_conn, self.group, self.timeout, self.tools,
+                                                         self.memory))
         self.process.start()
-        _own_group(self.process.pid)
+        procs.own_group(self.process.pid)
         child_conn.close()
 
     def submit(self, job: Item) -> None:
@@ -452,7 +332,7 @@ class _Worker:
         emit = _emitter(job, framework_for(adapters.get(job.tool), job.spec))
         return [emit.status(ERROR, reason)]
 
-    def collect(self) -> Union[list[Record], IRResult]:
+    def collect(self) -> Union[Outcome, list[Record], IRResult]:
         job, self.job, self.fresh = self.job, None, False
         try:
             return self.conn.recv()
@@ -461,7 +341,7 @@ class _Worker:
             code = self.process.exitcode
             self._kill()
             self._start()
-            return self._failed(job, f"the tool's process died ({_died(code)}) without a result", False)
+            return self._failed(job, f"the tool's process died ({procs.died(code)}) without a result", False)
 
     def kill_and_restart(self) -> Union[list[Record], IRResult]:
         job = self.job
@@ -473,16 +353,16 @@ class _Worker:
     def _kill(self) -> None:
         """Stop the worker and everything under it: SIGTERM lets it kill its job's group, then its own group."""
         if self.process.exitcode is None:
-            _kill_group(self.process.pid, signal.SIGTERM)
+            procs.kill_group(self.process.pid, signal.SIGTERM)
             self.process.join(2)
         if self.process.exitcode is None:
-            _kill_group(self.process.pid)
+            procs.kill_group(self.process.pid)
             self.process.join(5)
         self._forget_conn()
 
     def _forget_conn(self) -> None:
-        if self.conn in _PARENT_ENDS:
-            _PARENT_ENDS.remove(self.conn)
+        if self.conn in procs.PARENT_ENDS:
+            procs.PARENT_ENDS.remove(self.conn)
         self.conn.close()
 
     def close(self, abort: bool = False) -> None:
@@ -504,12 +384,15 @@ def _not_run_rows(job: Job, reason: str) -> list[Record]:
 
 
 def run_jobs(jobs: list[Job], timeout: float = DEFAULT_TIMEOUT_S, progress: Optional[Progress] = None,
-             irs: Optional[dict[str, IRResult]] = None) -> list[Record]:
-    """Run every job; return all records in job order (deterministic whatever the completion order).
+             irs: Optional[dict[str, IRResult]] = None,
+             imports: Optional[dict[int, tuple]] = None) -> list[Record]:
+    """Run every job; return all records in job order (deterministic whatever the completion order), each
+    labelled with its model's identity (`stamp`).
 
     Each model is first traced to its layer IR by an IR job in the torch worker (which keeps it for the tool
     jobs it forks afterwards); `irs`, when given, receives model name -> IRResult. A model whose tracing failed
-    fatally is not run by any tool: its remaining jobs become error rows."""
+    fatally is not run by any tool: its remaining jobs become error rows. `imports`, when given, receives job
+    index -> the user files the job's process imported (identity.user_files), for the jobs that reported them."""
     from . import models
 
     timeout = check_timeout(timeout)
@@ -517,9 +400,15 @@ def run_jobs(jobs: list[Job], timeout: float = DEFAULT_TIMEOUT_S, progress: Opti
     pending: dict[str, list[tuple[int, Item]]] = {}
     done = 0
     traced: dict[str, IRResult] = {} if irs is None else irs
+    identities = {job.spec.name: identity.identify(job.spec) for job in jobs}
 
-    def finish(index: int, job: Job, records: list[Record], seconds: float) -> None:
+    def finish(index: int, job: Job, result: Union[Outcome, list[Record]], seconds: float) -> None:
         nonlocal done
+        if isinstance(result, Outcome):
+            if imports is not None:
+                imports[index] = result.imports
+            result = result.records
+        records = stamp(result, job.spec, identities[job.spec.name])
         results[index] = records
         done += 1
         if progress:
@@ -544,7 +433,7 @@ def run_jobs(jobs: list[Job], timeout: float = DEFAULT_TIMEOUT_S, progress: Opti
                 pending.setdefault(lane("torch", job), []).append((-1, IRJob(job.spec, framework)))
         early = precheck(job)
         if early is not None:
-            finish(index, job, early, 0.0)
+            finish(index, job, Outcome(early), 0.0)  # nothing ran: no user file to check
         else:
             pending.setdefault(lane(adapters.get(job.tool).WORKER, job), []).append((index, job))
 
@@ -615,14 +504,33 @@ def _close_tracer() -> None:
         _TRACER = None
 
 
+def _submit_to_tracer(item: Item, timeout: float):
+    """One item on this process's trace worker (started on demand, restarted for another timeout or memory cap),
+    its result or the worker's failure row."""
+    global _TRACER
+    if _TRACER is None or _TRACER.process.exitcode is not None or _TRACER.timeout != timeout \
+            or _TRACER.memory != memory_cap():
+        _close_tracer()
+        _TRACER = _Worker("torch", timeout)
+        atexit.register(_close_tracer)
+    worker = _TRACER
+    try:
+        worker.submit(item)
+        ready = wait([worker.conn], timeout=max(0.1, worker.deadline() - time.monotonic()))
+        return worker.collect() if ready else worker.kill_and_restart()
+    except BaseException:
+        worker.close(abort=True)
+        _TRACER = None
+        raise
+
+
 def trace_irs(requests: list[tuple[ModelSpec, str]], timeout: Optional[float] = None) -> list[IRResult]:
     """Trace models to their layer IR outside a run (formulas, explain() on loaded records, which): each in a
     job process with the timeout, forked by one torch worker that stays up for this process (torch imported
     once). A Caffe prototxt is parsed here (no user code)."""
-    global _TRACER
     from . import models
 
-    timeout = check_timeout(TRACE_TIMEOUT_S if timeout is None else timeout)
+    timeout = check_timeout(procs.command_timeout(TRACE_TIMEOUT_S) if timeout is None else timeout)
     out: list[IRResult] = []
     for spec, framework in requests:
         failed, given = models.IR_FAILURES.get(models.ir_key(spec, framework), ("", 0.0))
@@ -633,19 +541,7 @@ def trace_irs(requests: list[tuple[ModelSpec, str]], timeout: Optional[float] = 
         if framework == "caffe":
             out.append(_run_ir(IRJob(spec, framework), timeout))
             continue
-        if _TRACER is None or _TRACER.process.exitcode is not None or _TRACER.timeout != timeout:
-            _close_tracer()
-            _TRACER = _Worker("torch", timeout)
-            atexit.register(_close_tracer)
-        worker = _TRACER
-        try:
-            worker.submit(IRJob(spec, framework))
-            ready = wait([worker.conn], timeout=max(0.1, worker.deadline() - time.monotonic()))
-            result = worker.collect() if ready else worker.kill_and_restart()
-        except BaseException:
-            worker.close(abort=True)
-            _TRACER = None
-            raise
+        result = _submit_to_tracer(IRJob(spec, framework), timeout)
         result = result if isinstance(result, IRResult) else IRResult(None, "no IR came back")
         if result.model is not None:
             models.remember_ir(spec, framework, result.model)

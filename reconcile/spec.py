@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Any, Optional
 
 from .errors import UserError
+from .validate import MAX_INPUT_ELEMENTS, check_shape, parse_shape  # noqa: F401  (the shared parsers)
 
 INPUT_SHAPE_RULES = ("--input-shape: required with --model-file (the shape its forward takes, batch first, at "
                      "least 2 dimensions); for a reference model it replaces the model's own shape and must have "
                      "its number of dimensions; refused for a .prototxt (it declares its own input)")
-MAX_INPUT_ELEMENTS = 2 ** 31  # 8 GB of float32: beyond it an input shape is a typo, not a model
 
 
 @dataclass(frozen=True)
@@ -37,25 +37,6 @@ class ModelSpec:
                                     ("caffe", self.prototxt)) if v)
 
 
-def check_shape(shape: tuple[int, ...], text: str) -> tuple[int, ...]:
-    if math.prod(shape) > MAX_INPUT_ELEMENTS:
-        raise UserError(f"input shape {text}: {math.prod(shape):,} elements, more than the {MAX_INPUT_ELEMENTS:,} "
-                        "this harness accepts")
-    return shape
-
-
-def parse_shape(text: str) -> tuple[int, ...]:
-    parts = text.split(",")
-    shape: tuple[int, ...] = ()
-    if len(parts) <= 16 and all(p.strip().isdigit() and len(p.strip()) <= 12 for p in parts):
-        shape = tuple(int(part) for part in parts)
-    if not shape or any(d <= 0 for d in shape):
-        raise UserError(f"malformed input shape {text!r}: expected positive integers like 1,3,32,32")
-    return check_shape(shape, text)
-
-
-
-
 # ------------------------------------------------------------------------------------------ spec grammar helpers
 def parse_query(text: str, spec_text: str) -> dict[str, Any]:
     """'a=1&b=0.5&c=true&d=gelu' -> {'a': 1, 'b': 0.5, 'c': True, 'd': 'gelu'}."""
@@ -64,7 +45,10 @@ def parse_query(text: str, spec_text: str) -> dict[str, Any]:
         key, sep, raw = part.partition("=")
         if not sep or not key.strip():
             raise UserError(f"model spec {spec_text!r}: expected key=value after '?', got {part!r}")
-        out[key.strip()] = _query_value(raw.strip())
+        value = _query_value(raw.strip())
+        if isinstance(value, float) and not math.isfinite(value):
+            raise UserError(f"model spec {spec_text[:120]!r}: {key.strip()}={raw.strip()} is not a finite number")
+        out[key.strip()] = value
     return out
 
 
@@ -88,12 +72,44 @@ def _split_query(text: str) -> tuple[str, dict[str, Any]]:
 
 def _shape_option(query: dict[str, Any], input_shape: Optional[str], spec_text: str) -> tuple[int, ...]:
     given = query.pop("input_shape", None)
-    if input_shape is not None:
-        return parse_shape(input_shape)
-    if given is None:
+    if input_shape is None and given is None:
         raise UserError(f"{spec_text!r} needs an input shape: --input-shape N,C,H,W or ?input_shape=N,C,H,W")
-    return parse_shape(str(given))
+    text = input_shape if input_shape is not None else str(given)
+    shape = parse_shape(text, "--input-shape" if input_shape is not None else "input_shape")
+    if len(shape) < 2:
+        raise UserError(f"input shape {text}: the input needs a batch dimension first (at least 2 dimensions, "
+                        "e.g. 1,3,32,32 or 1,784)")
+    return shape
 
 
 def _with_batch(shape: tuple[int, ...], batch: Optional[int]) -> tuple[int, ...]:
     return shape if batch is None else (batch,) + shape[1:]
+
+
+# ------------------------------------------------------------------------------------------ checks run as jobs
+def probe_in_job(probe, model_type: str, head: str, attn: Optional[str], config_kwargs: dict[str, Any],
+                 text: str) -> dict:
+    """`probe` (hf_specs.probe: the model built once on the meta device: its size and input) in a job process,
+    with the command's timeout and memory cap (jobs.call_in_job): a configuration that builds for minutes or fills
+    the memory (num_hidden_layers=100000) costs a one-line error, not the parent. A count set below zero is refused
+    first (a negative n_layer would build an empty stack)."""
+    from .jobs import call_in_job
+
+    _refuse_negative_counts(model_type, config_kwargs, text)
+    return call_in_job(probe, (model_type, head, attn, config_kwargs, text), f"model spec {text[:200]!r}")
+
+
+def _refuse_negative_counts(model_type: str, config_kwargs: dict[str, Any], text: str) -> None:
+    """Settings whose default is a count (an int of 0 or more) take no negative value."""
+    from transformers import AutoConfig
+
+    try:
+        default = AutoConfig.for_model(model_type)
+    except Exception:  # noqa: BLE001 (an unknown type is named by hf_config itself)
+        return
+    for key, value in config_kwargs.items():
+        base = getattr(default, key, None)
+        if isinstance(base, int) and not isinstance(base, bool) and base >= 0 and \
+                isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
+            raise UserError(f"model spec {text[:200]!r}: {key} must be 0 or more ({type(default).__name__}'s "
+                            f"default is {base}), not {value}")

@@ -12,9 +12,10 @@ candidates come from a list of generators (CANDIDATE_GENERATORS, an extension po
   counted), and for a token model the families of conventions/llm.py (non-embedding as Kaplan et al. define it,
   without the embedding tables, without an untied output embedding, active per token, encoder and decoder);
 - training compute of a token model over D tokens: 6ND with each N, 6 (N/2) D for an encoder-decoder, 3 x a
-  forward pass per token, PaLM's and Megatron-LM's formulas (conventions/llm.py);
-- every tool's own printed totals, from a run of that tool on the model (cached per model definition and tool
-  version under .cache/runs/, or read from reports/records.csv when it covers the model, or the caller's records).
+  forward pass per token, PaLM's and Megatron-LM's formulas (conventions/llm.py), and one training step measured;
+- every tool's own printed totals, from a run of that tool on the model (through the one cache of `run` and
+  `check`, reconcile/cache.py, or read from reports/records.csv when it has this very model: same name, input
+  shape and source hash; or the caller's records).
 
 A number is read as printed (reconcile/printed.py: "4.1 GFLOPs", "300M MAdds", "Total Parameters=110M", a bare
 number under a column header given with --unit): its last printed digit sets the match tolerance, its unit says
@@ -47,14 +48,12 @@ from conventions.catalogue.base import kind_key
 from conventions.ir import (ACT, ADD, ATTENTION, BN, CONV, EINSUM, EMBEDDING, LAYER_NORM, LINEAR, MATMUL, MUL, NORM,
                             POOL_AVG, POOL_MAX, SDPA, SOFTMAX, Model)
 
-from .cache import source_files, spec_fingerprint
 from .errors import UserError
 from .printed import (COMPUTE, FLOPS, MACS, PARAMETERS, PARAMS, TRAIN_COMPUTE, Printed, parse_unit,  # noqa: F401
                       parse_value)
-from .records import ERROR, MODEL_LEVEL, OK, TOTAL
+from .records import OK, TOTAL
+from .validate import optional_count
 
-RUN_CACHE_ENV = "RECONCILE_RUN_CACHE"
-DEFAULT_RUN_CACHE = Path(".cache") / "runs"
 DEFAULT_RECORDS = Path("reports") / "records.csv"
 DEFAULT_TOLERANCE = 0.1
 FITS_WITHIN = 3.0  # a family within this factor of the number "comes near" it; beyond it, the scale hint
@@ -810,14 +809,6 @@ def deciding(best: Ranked, mt: Optional[ModelTerms], printed: Printed, tolerance
 
 
 # ------------------------------------------------------------------------------------------------ runs, cached
-def run_cache_root(explicit: Optional[str] = None) -> Path:
-    return Path(explicit or os.environ.get(RUN_CACHE_ENV) or DEFAULT_RUN_CACHE)
-
-
-# the model's identity on disk is the result cache's (reconcile/cache.py): the files that define it, hashed
-_source_files, fingerprint = source_files, spec_fingerprint
-
-
 def read_records(path: Path) -> pd.DataFrame:
     frame = pd.read_csv(path, dtype=str, keep_default_na=False)
     frame["value"] = [(None if v == "" else (int(v) if re.fullmatch(r"-?\d+", v) else float(v)))
@@ -826,31 +817,37 @@ def read_records(path: Path) -> pd.DataFrame:
 
 
 def _report_records(path: Path, spec, tools: Sequence[str], versions: dict[str, str]) -> Optional[pd.DataFrame]:
-    """reports/records.csv, if it is newer than the model's sources and has every tool at its installed version."""
-    if not path.is_file() or any(f.stat().st_mtime > path.stat().st_mtime for f in _source_files(spec)):
+    """A run's records.csv rows of this very model (same name, input shape and source hash: records.py), if it
+    has every tool at its installed version; None otherwise (also for a file that does not read as records)."""
+    from .identity import identify
+    from .records import IDENTITY_COLUMNS
+
+    if not path.is_file():
         return None
-    frame = read_records(path)
-    frame = frame[frame["model"] == spec.name]
+    try:
+        frame = read_records(path)
+    except (OSError, ValueError, UnicodeDecodeError, pd.errors.ParserError, KeyError):
+        return None
+    if not set(IDENTITY_COLUMNS) <= set(frame.columns):
+        return None  # written before the columns existed: which model exactly is unknown
+    ident = identify(spec)
+    frame = frame[(frame["model"] == spec.name) & (frame["input_shape"] == "x".join(map(str, spec.input_shape)))
+                  & (frame["source_hash"] == ident.source_hash)]
     have = {(r.tool, r.tool_version) for r in frame.itertuples(index=False)}
     if not all((tool, versions[tool]) in have for tool in tools):
         return None
     return frame[frame["tool"].isin(tools)]
 
 
-def _transient(records: pd.DataFrame) -> bool:
-    """A job that timed out or whose process died (the runner's model-level error rows)."""
-    failed = records[(records["layer"] == MODEL_LEVEL) & (records["status"] == ERROR)]
-    return any("timed out" in m or "process died" in m for m in failed["message"])
-
-
 def tool_records(spec, tools: Sequence[str], run: bool = True, cache_dir: Optional[str] = None,
                  report_records: Optional[Path] = DEFAULT_RECORDS, timeout: float = 120.0,
                  progress: Optional[Callable] = None) -> tuple[pd.DataFrame, list[str]]:
-    """The records of `tools` on `spec`: from reports/records.csv when it covers them, else from the run cache
-    (.cache/runs/<model>-<fingerprint>/<tool>-<version>.csv), running the missing tools if `run`."""
-    from . import adapters
-    from .api import frame
-    from .render import to_csv, write_atomic
+    """The records of `tools` on `spec`: from a run's records.csv when it has them for this very model, else from
+    the cache `run` and `check` use (reconcile/cache.py; `cache_dir`: another cache folder), running the missing
+    tools if `run` (and keeping their records there)."""
+    from . import adapters, cache
+    from .api import frame, run_cached
+    from .runner import Job
 
     versions = {tool: adapters.get(tool).version() for tool in tools}
     notes: list[str] = []
@@ -858,28 +855,21 @@ def tool_records(spec, tools: Sequence[str], run: bool = True, cache_dir: Option
         found = _report_records(Path(report_records), spec, tools, versions)
         if found is not None:
             return found, [f"tool numbers from {report_records}"]
-    folder = run_cache_root(cache_dir) / f"{spec.name}-{fingerprint(spec)}"
-    frames, missing = [], []
-    for tool in tools:
-        path = folder / f"{tool}-{versions[tool]}.csv"
-        (frames.append(read_records(path)) if path.is_file() else missing.append(tool))
+    root = Path(cache_dir) if cache_dir else None
+    where = root or cache.cache_root()
+    jobs = [Job(tool, spec) for tool in tools]
+    hits = {job.tool: cache.load(job, root) for job in jobs}
+    missing = [tool for tool, records in hits.items() if records is None]
     if missing and run:
-        from .runner import Job, run_jobs
-
-        records = run_jobs([Job(tool, spec) for tool in missing], timeout, progress)
-        for tool in missing:
-            produced = frame([r for r in records if r.tool == tool])
-            if _transient(produced):  # a timeout or a dead process says nothing lasting: keep it out of the cache
-                frames.append(produced)
-                continue
-            write_atomic(folder / f"{tool}-{versions[tool]}.csv", to_csv(produced))
-            frames.append(read_records(folder / f"{tool}-{versions[tool]}.csv"))
-        notes.append(f"ran {', '.join(missing)}; cached in {folder}")
-    elif missing:
-        notes.append(f"no cached run of {', '.join(missing)} (run without --no-run to count them)")
-    if len(frames) > len(missing) or not missing:
-        notes.append(f"cached runs from {folder}")
-    return (pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()), notes
+        records = run_cached(jobs, timeout, progress, root=root)
+        notes.append(f"ran {', '.join(missing)}; cached in {where}")
+    else:
+        records = [record for tool in tools for record in hits[tool] or []]
+        if missing:
+            notes.append(f"no cached run of {', '.join(missing)} (run without --no-run to count them)")
+    if len(missing) < len(tools):
+        notes.append(f"cached runs from {where}")
+    return frame(records), notes
 
 
 
@@ -1195,8 +1185,7 @@ def which(model: str, value: str, quantity: Optional[str] = None, tolerance: flo
 
     if tolerance < 0:
         raise UserError(f"--tolerance must be a non-negative fraction, not {tolerance}")
-    if batch is not None and batch <= 0:
-        raise UserError(f"--batch must be positive, not {batch}")
+    batch = optional_count(batch, "--batch")
     if tokens is not None and not (isinstance(tokens, (int, float)) and 0 < tokens < float("inf")):
         raise UserError(f"--tokens must be a positive number like 300e9, not {tokens!r}")
     printed = parse_value(value, unit)
@@ -1217,8 +1206,8 @@ def which(model: str, value: str, quantity: Optional[str] = None, tolerance: flo
             adapters.get(tool)  # unknown tool: a UserError before anything runs
         # Tools run before the IR is built: the runner forks its TensorFlow worker from this process, which must
         # not have initialised TensorFlow (a Keras-only model's IR would) or the worker hangs.
-        records, notes = tool_records(spec, names, run, cache_dir,
-                                      report_records if batch is None else None, progress=progress) \
+        # (a records.csv is used only where it has this very model: its input shape, batch and sources)
+        records, notes = tool_records(spec, names, run, cache_dir, report_records, progress=progress) \
             if names else (pd.DataFrame(), [])
     # a token model's parameters and training compute come from its shapes and counted parameter groups, another
     # configuration-built model's parameters from the probe's count: no trace

@@ -16,6 +16,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 # later ones get the same records. Set before any test runs; subprocesses inherit it.
 SESSION_CACHE = Path(tempfile.gettempdir()) / f"reconcile-test-cache-{os.getpid()}"
 os.environ["RECONCILE_CACHE_DIR"] = str(SESSION_CACHE)
+# Old tool releases (`reconcile matrix`) are installed once and kept across sessions, beside the venv.
+os.environ.setdefault("RECONCILE_TOOL_CACHE", str(ROOT / ".cache" / "tools"))
 
 
 def pytest_collection_modifyitems(config, items):

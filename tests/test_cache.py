@@ -1,6 +1,6 @@
-"""The result cache (reconcile/cache.py): a rerun with nothing changed runs no tool and says so, writes the very
-same bytes, `--fresh` runs everything again, a new tool version re-runs exactly that tool's jobs, and what a
-timeout or an in-memory module produced is never kept."""
+"""The cache (reconcile/cache.py): a rerun with nothing changed runs no tool and says so, writes the very same
+bytes, `--fresh` runs everything again, a new tool version re-runs exactly that tool's jobs, and what a timeout or
+an in-memory module produced is never kept. (Hostile and corrupt entries: tests/faults/test_cache_entries.py.)"""
 from __future__ import annotations
 
 import json
@@ -21,15 +21,31 @@ OUTPUTS = ("records.csv", "explanations.csv", "report.md", "report.html")
 
 @pytest.fixture
 def cache_dir(tmp_path, monkeypatch):
-    """A cache of this test's own (the session's shared one would already hold the jobs), sharing the session's
-    layer IRs (traced once per session: the report's published numbers need ResNet-50, VGG-16, ...)."""
-    shared = cache.cache_dir() / "layer_ir"
-    shared.mkdir(parents=True, exist_ok=True)
+    """A cache of this test's own (the session's shared one would already hold the jobs), with a copy of the
+    session's layer IRs and key (traced once per session: the report's published numbers need ResNet-50, VGG-16,
+    ...; a symlinked folder would be refused: no cache path leaves its folder)."""
+    import shutil
+
+    shared = cache.cache_dir()
     folder = tmp_path / "cache"
     folder.mkdir()
-    (folder / "layer_ir").symlink_to(shared, target_is_directory=True)
+    if (shared / cache.KEY_FILE).is_file() and (shared / "layer_ir").is_dir():
+        shutil.copytree(shared / "layer_ir", folder / "layer_ir")
+        shutil.copy2(shared / cache.KEY_FILE, folder / cache.KEY_FILE)
     monkeypatch.setenv(cache.CACHE_ENV, str(folder))
     return folder
+
+
+def entry_rows(path):
+    """The records an entry holds (its JSON after the MAC line)."""
+    return json.loads(path.read_bytes().partition(b"\n")[2])["data"]
+
+
+def reseal(folder, path, edit):
+    """Edit an entry's payload and sign it again with the cache's own key (what only this cache can do)."""
+    payload = json.loads(path.read_bytes().partition(b"\n")[2])
+    edit(payload)
+    path.write_bytes(cache.seal(folder, payload))
 
 
 def job_lines(stderr: str) -> list[str]:
@@ -48,20 +64,28 @@ def run_noting_hits(models: str, tools: str, fresh: bool = False):
 def test_the_cache_is_read_and_fresh_ignores_then_overwrites_it(cache_dir):
     first, hits = run_noting_hits("lenet", "thop")
     assert hits == {"thop": False}
-    (entry,) = cache_dir.glob("thop/lenet-*.json")
-    stored = json.loads(entry.read_text())
-    total = next(row for row in stored["records"] if row[4] == "__total__" and row[7] == "macs")
+    (entry,) = cache_dir.glob("results/thop/lenet-*.json")
+    total = next(row for row in entry_rows(entry) if row[4] == "__total__" and row[7] == "macs")
     assert total[8] == 288_000 + 1_600_000 + 400_000 + 5_000  # thop 0.1.1 on LeNet: MACC only, 2,293,000
-    total[8] = 1  # tamper with the entry: a warm run must show what the cache holds, i.e. it did not run thop
-    entry.write_text(json.dumps(stored))
+
+    def to_one(payload):
+        next(row for row in payload["data"] if row[4] == "__total__" and row[7] == "macs")[8] = 1
+    # an entry signed with the cache's key: a warm run shows what the cache holds, i.e. it did not run thop
+    reseal(cache_dir, entry, to_one)
     warm, hits = run_noting_hits("lenet", "thop")
     assert hits == {"thop": True}
     assert warm[(warm.layer == "__total__") & (warm.metric == "macs")].value.item() == 1
     fresh, hits = run_noting_hits("lenet", "thop", fresh=True)
     assert hits == {"thop": False}
     assert api.to_csv(fresh) == api.to_csv(first)
-    again = json.loads(entry.read_text())["records"]  # overwritten with the true 2,293,000
+    again = entry_rows(entry)  # overwritten with the true 2,293,000
     assert next(row for row in again if row[4] == "__total__" and row[7] == "macs")[8] == 2_293_000
+    # the same edit without the key's signature is not served: a miss, run again and rewritten
+    stored = entry.read_bytes()
+    entry.write_bytes(stored.replace(b',2293000,', b',1,', 1))
+    again, hits = run_noting_hits("lenet", "thop")
+    assert hits == {"thop": False} and api.to_csv(again) == api.to_csv(first)
+    assert entry.read_bytes() == stored
 
 
 def test_a_new_tool_version_reruns_exactly_that_tools_jobs(cache_dir, monkeypatch):
@@ -116,7 +140,7 @@ def test_an_in_memory_module_is_never_cached(cache_dir):
     frame = api.run(module=nn.Sequential(nn.Conv2d(3, 4, 3)), input_shape=(1, 3, 8, 8), name="mine", tools="thop")
     # 4 outputs channels x 6x6 positions x 3*3*3 weights = 3,888 MACC (thop: no bias adds)
     assert frame[(frame.layer == "__total__") & (frame.metric == "macs")].value.item() == 3_888
-    assert not list(cache_dir.glob("*/*.json"))
+    assert not list(cache_dir.glob("results/*/*.json"))
 
 
 def test_the_key_follows_the_model_source_and_the_batch(tmp_path):
@@ -149,12 +173,12 @@ def test_an_explanation_is_reused_only_for_the_same_records(cache_dir):
 
     records = api.run(models="lenet", tools="thop")
     first = diff.explain(records)
-    assert len(list(cache_dir.glob("explanations/lenet-*.pickle"))) == 1
+    assert len(list(cache_dir.glob("explanations/lenet-*.json"))) == 1
     assert diff.explain(records).equals(first)  # from the entry
     edited = records.copy()
     total = (edited.layer == "__total__") & (edited.metric == "macs")
     edited.loc[total, "value"] = 2_307_720  # what thop 0.0.31 printed: 2,293,000 + conv bias adds 11,520 + 3,200
     explained = diff.explain(edited)
-    assert len(list(cache_dir.glob("explanations/lenet-*.pickle"))) == 2  # other records, another entry
+    assert len(list(cache_dir.glob("explanations/lenet-*.json"))) == 2  # other records, another entry
     residual = lambda frame: frame[(frame.layer == "__total__") & (frame.metric == "macs")].residual.item()
     assert residual(first) == 0 and residual(explained) == 11_520 + 3_200  # the per-layer rows still sum to 2,293,000

@@ -97,6 +97,7 @@ def test_bad_input_is_one_line_and_exit_2(cli):
 def test_assert_counts_pins_a_users_own_model(tmp_path):
     import torch.nn as nn
 
+    from reconcile import golden as gold
     from reconcile.golden import assert_counts
 
     def net(width):
@@ -112,10 +113,11 @@ def test_assert_counts_pins_a_users_own_model(tmp_path):
         assert_counts(net(5), (1, 3, 8, 8), tools=("thop",), golden=golden, name="mynet")
     text = str(failure.value)
     # 4*6*6 outputs * 27 = 3,888 -> 5*6*6 * 27 = 4,860: thop's convention is the same, the network is not; the
-    # golden is read on the layer it was taken on (golden/layers/mynet.csv), so both sides decompose exactly
+    # golden is read on the layer it was taken on (golden/layers/mynet-<hash>.csv: the name's safe stem), so both
+    # sides decompose exactly
     assert (f"thop {THOP} mynet 0 macs: golden 3,888 (1*MACC) -> now 4,860 (1*MACC): the layer itself changed "
             "(MACC 3,888 -> 4,860, BIAS 144 -> 180") in text and "same convention (1*MACC)" in text
-    assert (golden / "layers" / "mynet.csv").is_file()
+    assert gold.layers_path(golden, "mynet").is_file() and gold.layers_path(golden, "mynet").name.startswith("mynet-")
 
 
 def _conv_net(bias: bool, stride: int):

@@ -238,5 +238,6 @@ def test_from_prototxt_rejects_malformed_files(tmp_path):
         from_prototxt(str(path))
     with pytest.raises(UserError, match="no such prototxt file"):
         from_prototxt(str(tmp_path / "missing.prototxt"))
-    spec = from_prototxt(str(write(tmp_path, header(1, 3, 8, 8), "ok.prototxt")))
-    assert (spec.name, spec.input_shape) == ("ok", (1, 3, 8, 8))
+    path = write(tmp_path, header(1, 3, 8, 8), "ok.prototxt")
+    spec = from_prototxt(str(path))
+    assert (spec.name, spec.input_shape) == (str(path), (1, 3, 8, 8))  # named after the spec text

@@ -94,9 +94,9 @@ def test_html_summary_first_models_collapsed(written):
 def test_same_records_same_bytes_whatever_the_caches(run_records, tmp_path, monkeypatch):
     write_outputs(run_records, tmp_path / "a", run_records.attrs["specs"])
     junk = tmp_path / "junk-cache"
-    (junk / "runs" / "lenet-0").mkdir(parents=True)
-    (junk / "runs" / "lenet-0" / "thop-0.csv").write_text("not,a,run\n")
-    monkeypatch.setenv("RECONCILE_RUN_CACHE", str(junk / "runs"))
+    (junk / "results" / "thop").mkdir(parents=True)
+    (junk / "results" / "thop" / "lenet-0.json").write_text("not an entry\n")
+    monkeypatch.setenv("RECONCILE_CACHE_DIR", str(junk))
     monkeypatch.chdir(tmp_path)  # a reports/records.csv of another run would sit here; none is read
     (tmp_path / "reports").mkdir()
     (tmp_path / "reports" / "records.csv").write_text("model,framework,tool\nlenet,torch,thop\n")

@@ -252,9 +252,14 @@ def test_records_csv_is_reused_when_it_covers_the_model(tmp_path):
     records = tmp_path / "records.csv"
     from reconcile import adapters
 
+    from reconcile.identity import identify
+    from reconcile.models import reference
+
     version = adapters.get("thop").version()
-    records.write_text("model,framework,tool,tool_version,layer,layer_kind,quantity,metric,value,status,message\n"
-                       f"gconv,torch,thop,{version},__total__,,compute,macs,18432,ok,\n")
+    source = identify(reference("gconv")).source_hash  # the very model: name, input shape and sources
+    records.write_text("model,framework,tool,tool_version,layer,layer_kind,quantity,metric,value,status,message,"
+                       "input_shape,batch,source_hash\n"
+                       f"gconv,torch,thop,{version},__total__,,compute,macs,18432,ok,,1x8x10x10,1,{source}\n")
     result = which.which("gconv", "18432", tools=["thop"], run=False, report_records=records,
                          cache_dir=str(tmp_path / "none"))
     assert result.notes == [f"tool numbers from {records}"]
@@ -340,7 +345,7 @@ def test_printed_by_lists_tools_that_agree_to_two_digits():
               ""],
              ["lenet", "torch", "fvcore", "0.1.5.post20221221", "__total__", "", "compute", "flops", 2_010_000, "ok",
               ""]]
-    records = pd.DataFrame(rows_, columns=COLUMNS)
+    records = pd.DataFrame([dict(zip(COLUMNS, row)) for row in rows_], columns=COLUMNS).fillna("")
     result = which.which("lenet", "2M", records=records)
     assert result.families[0].best.match == which.AS_PRINTED
     assert [r.candidate.tool for r in result.tool_matches()] == ["fvcore"]

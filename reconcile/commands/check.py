@@ -6,7 +6,7 @@ from typing import Optional
 
 import click
 
-from ..options import names_once, timeout_seconds
+from ..options import memory_option, names_once, timeout_seconds
 
 
 @click.command("check")
@@ -20,6 +20,7 @@ from ..options import names_once, timeout_seconds
               help="Seconds per (tool, model) job (finite, above 0, at most 86400).")
 @click.option("--quiet", is_flag=True, help="No progress lines.")
 @click.option("--fresh", is_flag=True, help="Run every job even if its records are in the result cache.")
+@memory_option
 def command(update: bool, tools: Optional[str], models: Optional[str], golden_dir: Optional[str], timeout: float,
             quiet: bool, fresh: bool) -> None:
     """Run the pinned tools on the reference models and compare with tests/golden/<tool>-<version>.csv.

@@ -6,7 +6,7 @@ from typing import Optional
 
 import click
 
-from ..options import names_once, timeout_seconds
+from ..options import memory_option, names_once, timeout_seconds
 
 
 def _installed(inst) -> None:
@@ -24,10 +24,12 @@ def _installed(inst) -> None:
 @click.option("--models", callback=names_once, help="Comma-separated reference model names (default: all).")
 @click.option("--out", "out_dir", default="reports/drift", show_default=True, type=click.Path(file_okay=False))
 @click.option("--cache-dir", default=None,
-              help="Where releases are installed, one folder each (default: $RECONCILE_TOOL_CACHE or .cache/tools).")
+              help="Where releases are installed, one folder each (default: $RECONCILE_TOOL_CACHE, else tools/ "
+                   "in the cache folder, ~/.cache/reconcile/tools).")
 @click.option("--timeout", type=float, default=120.0, show_default=True, callback=timeout_seconds,
               help="Seconds per (version, model) job (finite, above 0, at most 86400).")
 @click.option("--quiet", is_flag=True, help="No progress lines.")
+@memory_option
 def command(tool: str, versions: str, models: Optional[str], out_dir: str, cache_dir: Optional[str],
             timeout: float, quiet: bool) -> None:
     """Run one tool's releases side by side and explain each change of a number by a change of convention.

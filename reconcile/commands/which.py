@@ -6,7 +6,7 @@ from typing import Optional
 
 import click
 
-from ..options import tolerance_fraction
+from ..options import memory_option, tolerance_fraction
 
 
 def _family_lines(result, shown: int) -> list[str]:
@@ -72,7 +72,7 @@ def _usable_records(path):
 
     from ..api import MANIFEST, check_outputs
     from ..errors import UserError
-    from ..records import COLUMNS
+    from ..records import COLUMNS, IDENTITY_COLUMNS
 
     if not path.exists():
         return str(path)
@@ -81,7 +81,7 @@ def _usable_records(path):
             header = next(csv.reader(handle), [])
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise UserError(f"--records {path}: cannot read it as CSV ({type(exc).__name__})") from None
-    missing = [c for c in COLUMNS if c not in header]
+    missing = [c for c in COLUMNS if c not in header and c not in IDENTITY_COLUMNS]
     if missing:
         raise UserError(f"--records {path}: not a records.csv of `reconcile run` (missing columns "
                         f"{', '.join(missing)})")
@@ -120,9 +120,11 @@ def _usable_records(path):
                                                      "conventions when above 1.")
 @click.option("--limit", type=int, default=5, show_default=True,
               help="Families shown (with --all: candidates shown); 0: all.")
-@click.option("--cache-dir", default=None, help="Run cache (default: $RECONCILE_RUN_CACHE or .cache/runs).")
+@click.option("--cache-dir", default=None, help="The cache folder (default: the one `reconcile run` uses, "
+                                               "$RECONCILE_CACHE_DIR or ~/.cache/reconcile).")
 @click.option("--records", "records_path", default="reports/records.csv", show_default=True,
               help="A run's records.csv to reuse when it covers MODEL ('' to ignore).")
+@memory_option
 def command(args: tuple[str, ...], model_file: Optional[str], input_shape: Optional[str], unit: Optional[str],
             quantity: Optional[str], tokens: Optional[str], seq_len: Optional[int], table: Optional[str],
             tolerance: float, fmt: str, show_all: bool, tools: Optional[str], no_run: bool, batch: Optional[int],

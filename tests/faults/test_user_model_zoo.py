@@ -46,21 +46,22 @@ def test_run_reports_every_fault_as_rows_and_leaves_nothing(zoo, tmp_path):
     # or 139)
     tool_only = {fault: write_model(folder, fault, when="tool") for fault in TOOL_FAILS}
     specs = [models.from_model_file(f"{p}:net", "1,1,8,8") for p in list(paths.values()) + list(tool_only.values())]
+    name = {spec.torch_factory.rpartition("/")[2].removesuffix(".py:net"): spec.name for spec in specs}  # the text
     jobs = api.plan([], "thop,document", specs)
     started = time.monotonic()
     df = api.execute(jobs, TIMEOUT_S)
     # one IR timeout (hangs) and quick failures; the hanging model's tools are not run (no second timeout)
     assert time.monotonic() - started < TIMEOUT_S + 25
     for fault, says in TRACE_FAILS.items():
-        rows = df[df.model == f"zoo_{fault}"]
+        rows = df[df.model == name[f"zoo_{fault}"]]
         assert set(rows.status) == {"error"}, (fault, rows.message.tolist())
         assert all(says in m and m.startswith("not run:") for m in rows.message), (fault, rows.message.tolist())
-        assert says in df.attrs["ir_errors"][f"zoo_{fault}"]
+        assert says in df.attrs["ir_errors"][name[f"zoo_{fault}"]]
     for fault in RUNS:
-        totals = df[(df.model == f"zoo_{fault}") & (df.tool == "thop") & (df.layer == "__total__")]
+        totals = df[(df.model == name[f"zoo_{fault}"]) & (df.tool == "thop") & (df.layer == "__total__")]
         assert dict(zip(totals.metric, totals.value)) == {"macs": 648, "params": 20}
     for fault, says in TOOL_FAILS.items():
-        rows = df[df.model == f"zoo_{fault}_tool"]
+        rows = df[df.model == name[f"zoo_{fault}_tool"]]
         thop = rows[rows.tool == "thop"]
         assert list(thop.status) == ["error"] and says in thop.message.item(), thop.message.tolist()
         flops = rows[(rows.tool == "document") & (rows.layer == "__total__") & (rows.metric == "flops")]

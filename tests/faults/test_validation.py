@@ -171,3 +171,83 @@ def test_run_help_states_the_exit_statuses(capsys):
     text = " ".join(out.split())
     assert code == 0 and "Exit status: 0 when every job ran" in text and "1 when no job produced a number" in text
     assert "--strict" in text and "2 on bad input" in text
+
+
+# ------------------------------------------------------------------------------------------------ shared parsers
+@pytest.mark.parametrize("args, says", [
+    (["formulas", "preset:gpt3-125m", "--tokens", "inf"], "--tokens must be a positive finite number"),
+    (["formulas", "preset:gpt3-125m", "--tokens", "nan"], "--tokens must be a positive finite number"),
+    (["formulas", "preset:gpt3-125m", "--tokens", "-3e9"], "--tokens must be a positive finite number"),
+    (["which", "preset:gpt3-125m", "3e20", "--quantity", "train-compute", "--tokens", "1e400"],
+     "--tokens must be a positive finite number"),
+    (["formulas", "hf:gpt2?n_embd=inf"], "n_embd=inf is not a finite number"),
+    (["formulas", "lenet", "--input-shape", "1x1x28"], "takes a 4-D input"),
+    (["formulas", "lenet", "--input-shape", "1x1,28,28"], "malformed input shape"),
+    (["formulas", "lenet", "--input-shape", "1x0x28x28"], "malformed input shape"),
+    (["formulas", "module:json:loads?input_shape=14"], "needs a batch dimension first"),
+    (["matrix", "--tool", "thop", "--versions", "abc"], "'abc' is not a version number"),
+    (["matrix", "--tool", "thop", "--versions", "0.1.1,../../x"], "'../../x' is not a version number"),
+])
+def test_shared_parsers_refuse_in_one_line(tmp_path, capsys, no_jobs, args, says):
+    code, _, err = run_main(args + (["--out", str(tmp_path / "o")] if args[0] == "matrix" else []), capsys)
+    one_line(code, err, says)
+    assert not (tmp_path / "o").exists()
+
+
+def test_shapes_read_with_commas_or_x():
+    from reconcile.validate import parse_shape
+
+    assert parse_shape("1,3,32,32") == parse_shape("1x3x32x32") == parse_shape(" 1X3x32x32 ") == (1, 3, 32, 32)
+    jobs = api.plan("lenet", "thop", input_shape="2x1x28x28")
+    assert [job.spec.input_shape for job in jobs] == [(2, 1, 28, 28)]
+
+
+def test_formulas_takes_a_shape_written_as_reconcile_models_prints_it(capsys):
+    code, out, err = run_main(["formulas", "lenet", "--input-shape", "1x1x28x28", "--format", "csv"], capsys)
+    assert code == 0, err
+    # the document's LeNet: params 431,080, MACC 288,000 + 1,600,000 + 400,000 + 5,000 = 2,293,000
+    assert out.splitlines()[-1].startswith("__total__,,431080,2293000,")
+
+
+@pytest.mark.parametrize("call, says", [
+    (lambda: api.run(module=object(), input_shape="14", tools="thop"), "needs a batch dimension first"),
+    (lambda: api.run(module=object(), input_shape=(1, 2.5), tools="thop"), "input_shape must be a shape"),
+    (lambda: api.run(module=object(), input_shape=(True, 3), tools="thop"), "input_shape must be a shape"),
+    (lambda: api.run(models="lenet", tools="thop", batch=2.5), "batch must be a whole number of at least 1"),
+    (lambda: api.run(models="lenet", tools="thop", batch="two"), "batch must be a whole number"),
+    (lambda: api.run(models="lenet", tools="thop", batch=True), "batch must be a whole number"),
+    (lambda: api.run(models="lenet", tools="thop", timeout=True), "must be a finite number of seconds"),
+    (lambda: api.run(models="lenet", tools="thop", input_shape="1,1,-28,28"), "malformed input_shape"),
+    (lambda: api.run(models=["lenet", 3], tools="thop"), "expected names as text"),
+    (lambda: api.run(module=object(), input_shape=(1, 3), name="../x", tools="thop"), "name must be a Python"),
+    (lambda: __import__("reconcile").which("lenet", "2e6", batch=2.5, tools=[]), "--batch must be a whole"),
+    (lambda: __import__("reconcile").matrix("thop", "abc", models="lenet"), "'abc' is not a version number"),
+])
+def test_the_api_checks_its_arguments_before_anything_runs(no_jobs, call, says):
+    with pytest.raises(UserError, match=says):
+        call()
+
+
+def test_which_train_compute_with_a_model_file_is_one_line(tmp_path, capsys, no_jobs):
+    path = tmp_path / "m.py"
+    path.write_text("def net():\n    pass\n")
+    code, _, err = run_main(["which", "--model-file", f"{path}:net", "--input-shape", "1,4", "3e20", "--quantity",
+                             "train-compute", "--tokens", "3e11"], capsys)
+    one_line(code, err, "--quantity train-compute needs a token model")
+
+
+@pytest.mark.parametrize("how", ["head -0", "closed"])
+def test_a_closed_stdout_exits_cleanly(how):
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "reconcile", "models"]
+    if how == "closed":
+        proc = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, timeout=120,
+                              cwd=ROOT, preexec_fn=lambda: os.close(1))
+        code, err = proc.returncode, proc.stderr
+    else:  # the reader leaves before reading anything
+        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+        proc.stdout.close()
+        code, err = proc.wait(timeout=120), proc.stderr.read()
+    assert code == 0 and err == "", err
