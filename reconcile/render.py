@@ -340,3 +340,44 @@ def render_html(blocks: list, title: str = "reconcile report") -> str:
     _html_blocks(blocks, out)
     out.append("</body></html>")
     return "\n".join(out) + "\n"
+
+
+# -------------------------------------------------------------------------------------------------- terminal text
+WIDTH = 119  # a line a person reads in a terminal: under 120 characters
+INDENT = "  "
+
+
+def wrap(text: str, indent: str = "", width: int = WIDTH, hang: str = "") -> list[str]:
+    """`text` as lines of at most `width` characters; the first starts with `indent`, the rest with `hang`
+    (default: `indent` plus INDENT, so a continuation reads as the detail of the line above). Words are never
+    split: a single word longer than a line (a path) is left whole rather than cut."""
+    import textwrap
+
+    return textwrap.wrap(text, width=width, initial_indent=indent, subsequent_indent=hang or indent + INDENT,
+                         break_long_words=False, break_on_hyphens=False) or [indent.rstrip()]
+
+
+def headline(text: str, width: int = WIDTH) -> list[str]:
+    """A one-line answer that grew clauses ("A: verdict (value); printed by x, y, z, ..."): the first clause as
+    the line, every further `; ` clause as an indented detail line below it, all wrapped to `width`."""
+    head, *rest = text.split("; ")
+    return wrap(head, "", width) + [line for clause in rest for line in wrap(clause, INDENT, width)]
+
+
+def once(items: list[tuple[str, str]], noun: str = "items", shown: int = 4) -> list[tuple[str, str]]:
+    """(subject, message) pairs with the same message said once: [(subjects, message)], first-seen order. A
+    message that names its own subject ("thop needs real tensors") is compared with the subject taken out, so
+    ten tools refused for one reason are one line: ("thop, torchstat, fvcore, ... (10 tools)", "... each needs
+    ...")."""
+    groups: dict[str, list[str]] = {}
+    for subject, message in items:
+        key = message.replace(subject, "\0") if subject else message
+        groups.setdefault(key, []).append(subject)
+    out = []
+    for key, subjects in groups.items():
+        if len(subjects) == 1:
+            out.append((subjects[0], key.replace("\0", subjects[0])))
+            continue
+        listed = ", ".join(subjects[:shown]) + (", ..." if len(subjects) > shown else "")
+        out.append((f"{listed} ({len(subjects)} {noun})", key.replace("\0", "each")))
+    return out
