@@ -84,11 +84,15 @@ def _fmt(value: Optional[int]) -> str:
 @_token_options
 @click.option("--tokens", default=None, help="Training tokens D (e.g. 300e9): token models' training-compute "
                                              "conventions are also given as totals over D tokens.")
+@click.option("--layers", is_flag=True, help="Token models: also print the per-layer table (other models always "
+                                             "print it; --format csv/json always carry it).")
 @_timeout_option("trace of the model (it runs in its own process)")
 def formulas(model: Optional[str], model_file: Optional[str], input_shape: Optional[str], framework: Optional[str],
-             fmt: str, batch: Optional[int], seq_len: Optional[int], tokens: Optional[str], timeout: float) -> None:
-    """Per-layer params, MACC and FLOPs by the reference document's formulas; for a token model (hf:, preset:)
-    also every LLM convention (conventions/llm.py) with its basis terms and citation."""
+             fmt: str, batch: Optional[int], seq_len: Optional[int], tokens: Optional[str], layers: bool,
+             timeout: float) -> None:
+    """Per-layer params, MACC and FLOPs by the reference document's formulas. For a token model (hf:, preset:)
+    the whole model's totals and every LLM convention (conventions/llm.py) with its basis terms and citation;
+    the per-layer table with --layers."""
     from conventions.formulas import TOTAL, model_counts
 
     from . import models
@@ -129,22 +133,41 @@ def formulas(model: Optional[str], model_file: Optional[str], input_shape: Optio
                                for c in ("layer", "kind", "params", "macc", "flops")) + "\n")
         click.echo(out.getvalue(), nl=False)
         return
+    notes = [(r["layer"], r["note"]) for r in rows if r["note"]]
+    title = f"{spec.name} ({framework}, input {'x'.join(map(str, ir.input_shape))}{', meta device' if spec.meta else ''})"
+    if shapes is not None:  # a token model: the whole model and the LLM conventions first, its layers on request
+        from .llm_report import convention_table
+
+        total = rows[-1]
+        click.echo(title)
+        click.echo(f"  document formulas over its {len(rows) - 1:,} layers: params {_fmt(total['params'])}, "
+                   f"MACC {_fmt(total['macc'])}, FLOPs {_fmt(total['flops']) or '-'}")
+        click.echo(convention_table(shapes, n_tokens))
+        click.echo("")
+        if not layers:
+            _echo_notes(notes, list(ir.notes))
+            click.echo(f"per-layer table ({len(rows) - 1:,} layers): --layers")
+            return
     header = ("layer", "kind", "params", "macc", "flops")
     cells = [[r["layer"], r["kind"], _fmt(r["params"]), _fmt(r["macc"]), _fmt(r["flops"]) or "-"] for r in rows]
     widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(header)]
     line = lambda c: "  ".join(v.ljust(w) if i < 2 else v.rjust(w) for i, (v, w) in enumerate(zip(c, widths)))
-    click.echo(f"{spec.name} ({framework}, input {'x'.join(map(str, ir.input_shape))}), document formulas")
+    click.echo(f"{title}, document formulas")
     click.echo(line(header))
     for c in cells:
         click.echo(line(c))
-    notes = [f"{r['layer']}: {r['note']}" for r in rows if r["note"]] + list(ir.notes)
-    for note in notes:
-        click.echo(f"note: {note}")
-    if shapes is not None:
-        from .llm_report import convention_table
+    _echo_notes(notes, list(ir.notes))
 
-        click.echo("")
-        click.echo(convention_table(shapes, n_tokens))
+
+def _echo_notes(layer_notes: list[tuple[str, str]], model_notes: list[str]) -> None:
+    """One line per distinct note: a note shared by many layers ("no document formula for add") is said once
+    with how many layers and the first few of them."""
+    from .render import once, wrap
+
+    for layers, note, count in once(layer_notes, "layers", named=False):
+        click.echo("\n".join(wrap(f"note: {note}: {layers}" if count > 1 else f"note: {layers}: {note}")))
+    for note in model_notes:
+        click.echo("\n".join(wrap(f"note: {note}")))
 
 
 def _parse_tokens(text: Optional[str]) -> Optional[float]:
@@ -175,9 +198,7 @@ def _llm_only(spec, shapes, tokens: Optional[float], fmt: str, why: str) -> None
         return
     click.echo(f"{spec.name} (torch, input {'x'.join(map(str, spec.input_shape))}"
                f"{', meta device' if spec.meta else ''}), {spec.config.get('n_params', 0):,} parameters")
-    click.echo(f"note: {why}")
-    if spec.note:
-        click.echo(f"note: {spec.note}")
+    _echo_notes([], [why] + ([spec.note] if spec.note else []))
     click.echo(convention_table(shapes, tokens))
 
 

@@ -364,20 +364,21 @@ def headline(text: str, width: int = WIDTH) -> list[str]:
     return wrap(head, "", width) + [line for clause in rest for line in wrap(clause, INDENT, width)]
 
 
-def once(items: list[tuple[str, str]], noun: str = "items", shown: int = 4) -> list[tuple[str, str]]:
-    """(subject, message) pairs with the same message said once: [(subjects, message)], first-seen order. A
-    message that names its own subject ("thop needs real tensors") is compared with the subject taken out, so
-    ten tools refused for one reason are one line: ("thop, torchstat, fvcore, ... (10 tools)", "... each needs
-    ...")."""
+def once(items: list[tuple[str, str]], noun: str = "items", shown: int = 4, named: bool = True) \
+        -> list[tuple[str, str, int]]:
+    """(subject, message) pairs with the same message said once: [(subjects, message, how many)], first-seen
+    order. With `named`, a message that names its own subject ("thop needs real tensors") is compared with the
+    subject taken out, so ten tools refused for one reason are one line: ("thop, torchstat, fvcore, ... (10
+    tools)", "... each needs ...", 10)."""
     groups: dict[str, list[str]] = {}
     for subject, message in items:
-        key = message.replace(subject, "\0") if subject else message
+        key = message.replace(subject, "\0") if subject and named else message
         groups.setdefault(key, []).append(subject)
     out = []
     for key, subjects in groups.items():
         if len(subjects) == 1:
-            out.append((subjects[0], key.replace("\0", subjects[0])))
+            out.append((subjects[0], key.replace("\0", subjects[0]), 1))
             continue
         listed = ", ".join(subjects[:shown]) + (", ..." if len(subjects) > shown else "")
-        out.append((f"{listed} ({len(subjects)} {noun})", key.replace("\0", "each")))
+        out.append((f"{listed} ({len(subjects)} {noun})", key.replace("\0", "each"), len(subjects)))
     return out

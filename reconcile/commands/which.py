@@ -195,7 +195,7 @@ def _print_table(result, full, show_all: bool, limit: int) -> None:
             lines += wrap(line.strip(), indent, hang=" " * (len(number) + 1) + INDENT if number else "")
     for note in result.notes:
         lines += wrap(f"note: {note}")
-    for tools, reason in once([tuple(line.split(": ", 1)) if ": " in line else (line, "") for line in
+    for tools, reason, _ in once([tuple(line.split(": ", 1)) if ": " in line else (line, "") for line in
                                result.unavailable], "tools"):
         lines += wrap(f"no total from {tools}" + (f": {reason}" if reason else ""))
     click.echo("\n".join(lines))
