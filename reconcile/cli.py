@@ -11,6 +11,7 @@ from typing import Optional
 import click
 
 from .errors import UserError
+from .helptext import model_spec_help
 from .options import names_once, timeout_seconds
 
 FORMATS = click.Choice(["table", "csv", "json"])
@@ -31,14 +32,7 @@ def _timeout_option(what: str):
                         help=f"Seconds per {what} (finite, above 0, at most 86400).")
 
 
-# Model specs, as --help shows them (README "Model specs"; grammar in reconcile/models.py).
-MODEL_SPEC_HELP = """Model specs (MODEL, --models): a reference model (lenet, resnet50_v1, ...); a .prototxt;
-PATH.py:FACTORY; module:PACKAGE.MODULE:FACTORY[?k=v&...]; hf:MODEL_TYPE[?k=v&...] (a transformers
-configuration, no weights, e.g. hf:gpt2, hf:llama?num_hidden_layers=80, hf:vit, hf:bert); preset:NAME
-(gpt2-small/medium/large/xl, gpt3-125m ... gpt3-175b, bert-base/large, llama-7b/13b/33b/65b,
-chinchilla-70b, gopher-280b). Query keys: config settings, plus head=causal-lm|masked-lm|image-classification|base,
-attn_implementation=eager|sdpa, device=meta|cpu. Token models take --batch (default 1) and --seq-len (default:
-the configuration's maximum positions, at most 1024)."""
+MODEL_SPEC_HELP = model_spec_help()
 
 
 def _token_options(fn):
@@ -293,14 +287,38 @@ def tools(fmt: str) -> None:
     _echo_frame(api.list_tools(), fmt)
 
 
-@cli.command("models")
+@cli.command("models", epilog=MODEL_SPEC_HELP)
 @click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
-def models_(fmt: str) -> None:
-    """The reference models (and presets): input shape, forms, whether in the default suite, what each pins
-    down."""
+@click.option("--presets", is_flag=True, help="List the presets (preset:NAME) instead: published transformer "
+                                              "architectures, each with the paper table it follows.")
+def models_(fmt: str, presets: bool) -> None:
+    """The reference models: input shape, forms, whether in the default suite, what each pins down. With
+    --presets, the presets: name, aliases, transformers configuration, the paper's parameter count, citation."""
     from . import api
 
+    if presets:
+        _echo_frame(_presets_frame(), fmt)
+        return
     _echo_frame(api.list_models(), fmt)
+    if fmt == "table":
+        from reference_models.presets import PRESETS
+
+        from .render import wrap
+
+        click.echo("\n" + "\n".join(wrap(
+            f"presets (preset:NAME, {len(PRESETS)}): {', '.join(PRESETS)}; reconcile models --presets lists them "
+            "with their papers. Other specs: hf:MODEL_TYPE, module:PACKAGE.MODULE:FACTORY, PATH.py:FACTORY, a "
+            ".prototxt (reconcile models --help).")))
+
+
+def _presets_frame():
+    import pandas as pd
+
+    from reference_models.presets import PRESETS
+
+    return pd.DataFrame([{"preset": f"preset:{p.name}", "aliases": ",".join(p.aliases), "hf": p.model_type,
+                          "paper_params": p.paper_params, "citation": p.citation} for p in PRESETS.values()],
+                        columns=["preset", "aliases", "hf", "paper_params", "citation"])
 
 
 def _register_commands() -> None:

@@ -6,6 +6,7 @@ from typing import Optional
 
 import click
 
+from ..helptext import model_spec_help
 from ..options import tolerance_fraction
 
 
@@ -90,7 +91,7 @@ def _usable_records(path):
     return str(path)
 
 
-@click.command("which")
+@click.command("which", epilog=model_spec_help())
 @click.argument("args", nargs=-1, metavar="[MODEL] VALUE")
 @click.option("--model-file", help="PATH.py:FACTORY, FACTORY returns a torch nn.Module (instead of MODEL).")
 @click.option("--input-shape", help="N,C,H,W for --model-file (or to override a reference model's).")
