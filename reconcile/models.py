@@ -46,7 +46,10 @@ def reference(name: str, batch: Optional[int] = None) -> ModelSpec:
     try:
         ref = reference_models.get(name)
     except UserError as exc:
-        forms = names.spec_forms(name)  # `vit` meant as hf:vit, `gpt3-175b` as preset:gpt3-175b
+        from reference_models.presets import PRESETS
+
+        # `vit` meant as hf:vit, `gpt3-175b` as preset:gpt3-175b
+        forms = names.spec_forms(name, list(PRESETS) + [a for p in PRESETS.values() for a in p.aliases])
         text = str(exc) if not forms else (f"unknown model {name!r}"
                                            f"{names.suggestion(names.close(name, reference_models.MODELS) + forms)}"
                                            f"; reference models: {', '.join(reference_models.MODELS)}")

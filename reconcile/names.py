@@ -30,21 +30,17 @@ def did_you_mean(name: str, choices: Iterable[str], most: int = 3) -> str:
     return suggestion(close(name, choices, most))
 
 
-def spec_forms(name: str) -> list[str]:
-    """The spec a bare name was probably meant as: `preset:NAME` for a preset (or a close one), `hf:NAME` for a
-    transformers model type (read from transformers' table of configuration names: no model is built)."""
-    from reference_models import presets
-
-    aliases = [a for p in presets.PRESETS.values() for a in p.aliases]
-    exact = name in presets.PRESETS or name in aliases
-    out = [f"preset:{name}"] if exact else [f"preset:{p}" for p in close(name, list(presets.PRESETS) + aliases, 2)]
+def spec_forms(name: str, presets: Iterable[str]) -> list[str]:
+    """The spec a bare name was probably meant as: `preset:NAME` for a preset name or alias (`presets`; or a
+    close one), `hf:NAME` for a transformers model type (read from transformers' table of configuration names:
+    no model is built)."""
+    presets = list(presets)
+    out = [f"preset:{name}"] if name in presets else [f"preset:{p}" for p in close(name, presets, 2)]
     try:
         from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
     except ImportError:  # transformers is an optional part of the install
-        return list(dict.fromkeys(out))
-    types = list(CONFIG_MAPPING_NAMES)
+        return out
     if name.lower() in CONFIG_MAPPING_NAMES:
-        out.insert(0, f"hf:{name.lower()}")
-    else:
-        out += [f"hf:{t}" for t in difflib.get_close_matches(name.lower(), types, n=1, cutoff=0.8)]
-    return list(dict.fromkeys(out))
+        return [f"hf:{name.lower()}"] + out
+    return out + [f"hf:{t}" for t in difflib.get_close_matches(name.lower(), list(CONFIG_MAPPING_NAMES), n=1,
+                                                                cutoff=0.8)]
