@@ -315,7 +315,7 @@ def spread_chart(records: pd.DataFrame, models: list[str], docs: dict) -> Option
         if here.empty:
             continue
         if not doc or not doc.flops:
-            rows.append((model, "no document FLOPs for this model (none of its layers has a formula)", []))
+            rows.append((model, "no document FLOPs (no FLOPs formula for its layers)", []))
             continue
         nonzero = set(here[here["value"] != 0]["tool"])  # Netscope's zero div/exp columns are not findings
         dots = [(float(r.value) / doc.flops, f"{label(r)} = {_fmt(r.value)} ({float(r.value) / doc.flops:.3f})",
@@ -324,9 +324,12 @@ def spread_chart(records: pd.DataFrame, models: list[str], docs: dict) -> Option
         groups: dict[str, int] = {}
         for value, _, _ in sorted(dots):
             groups[f"{value:.2f}"] = groups.get(f"{value:.2f}", 0) + 1
-        shown = [f"{v} x{n}" if n > 1 else v for v, n in groups.items()]
-        note = ", ".join(shown[:6]) + (f", ... ({len(shown)} values)" if len(shown) > 6 else "")
-        rows.append((model, f"{len(dots)} totals: {note}", dots))
+        common = sorted((v for v in groups if groups[v] > 1), key=lambda v: (-groups[v], float(v)))[:2]
+        values = [v for v, _, _ in dots]
+        note = f"{len(dots)} totals, {min(values):.2f} to {max(values):.2f}" + \
+            ("; most at " + ", ".join(f"{v} (x{groups[v]})" for v in common) if common else "")
+        # the dots that equal the document's number are drawn last, on top of the others
+        rows.append((model, note, sorted(dots, key=lambda d: d[2] == "same")))
     if not rows:
         return None
     return Strips("Each counter's total / the document's FLOPs", rows,
