@@ -453,8 +453,8 @@ def once(items: list[tuple[str, str]], noun: str = "items", shown: int = 4, name
         -> list[tuple[str, str, int]]:
     """(subject, message) pairs with the same message said once: [(subjects, message, how many)], first-seen
     order. With `named`, a message that names its own subject ("thop needs real tensors") is compared with the
-    subject taken out, so ten tools refused for one reason are one line: ("thop, torchstat, fvcore, ... (10
-    tools)", "... each needs ...", 10)."""
+    subject taken out, so ten tools refused for one reason are one line: ("10 tools (thop, torchstat, fvcore,
+    ...)", "... each needs ...", 10)."""
     groups: dict[str, list[str]] = {}
     for subject, message in items:
         key = message.replace(subject, "\0") if subject and named else message
@@ -465,5 +465,5 @@ def once(items: list[tuple[str, str]], noun: str = "items", shown: int = 4, name
             out.append((subjects[0], key.replace("\0", subjects[0]), 1))
             continue
         listed = ", ".join(subjects[:shown]) + (", ..." if len(subjects) > shown else "")
-        out.append((f"{listed} ({len(subjects)} {noun})", key.replace("\0", "each"), len(subjects)))
+        out.append((f"{len(subjects)} {noun} ({listed})", key.replace("\0", "each"), len(subjects)))
     return out
