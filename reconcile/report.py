@@ -144,8 +144,10 @@ def problems_table(records: pd.DataFrame) -> pd.DataFrame:
 
 
 
-def totals_by_model(records: pd.DataFrame, models: list[str]) -> pd.DataFrame:
-    """Every tool metric's compute total, one column per model ("" where the tool printed none)."""
+def totals_by_model(records: pd.DataFrame, models: list[str], docs: Optional[dict] = None) -> pd.DataFrame:
+    """Every tool metric's compute total, one column per model ("" where the tool printed none); with `docs`
+    (model -> the document's Counts), each total divided by the document's FLOPs for its model, and a row with
+    no such ratio left out."""
     df = records[(records["layer"] == TOTAL) & (records["quantity"] == COMPUTE)]
     if df.empty:
         return pd.DataFrame()
@@ -153,9 +155,12 @@ def totals_by_model(records: pd.DataFrame, models: list[str]) -> pd.DataFrame:
     rows: dict[str, dict[str, str]] = {}
     for rec in df.itertuples(index=False):
         cell = _fmt(rec.value) if rec.status == OK else rec.status
+        if docs is not None and rec.status == OK:
+            doc = docs.get(rec.model)
+            cell = f"{rec.value / doc.flops:.3f}" if doc and doc.flops and rec.value is not None else ""
         rows.setdefault(label(rec), {})[rec.model] = cell
     return pd.DataFrame([{"tool: metric": name, **{m: cells.get(m, "") for m in models}}
-                         for name, cells in rows.items()], columns=["tool: metric"] + models)
+                         for name, cells in rows.items() if any(cells.values())], columns=["tool: metric"] + models)
 
 
 def model_file_name(model: str) -> str:
@@ -280,30 +285,10 @@ PUBLISHED_HEADING = "Published numbers: which convention did the paper use?"
 
 
 # ------------------------------------------------------------------------------------------------ totals as ratios
-def _ratio(value, doc_flops: Optional[int]) -> Optional[float]:
-    return float(value) / doc_flops if doc_flops and value is not None and value == value else None
-
-
-def ratios_table(records: pd.DataFrame, models: list[str], docs: dict) -> pd.DataFrame:
-    """Every tool metric's compute total divided by the document's FLOPs of that model, one column per model
-    ("" where the tool printed none or the document has no FLOPs for the model)."""
-    df = records[(records["layer"] == TOTAL) & (records["quantity"] == COMPUTE)]
-    if df.empty:
-        return pd.DataFrame()
-    label = _labeller(df)
-    rows: dict[str, dict[str, str]] = {}
-    for rec in df.itertuples(index=False):
-        doc = docs.get(rec.model)
-        ratio = _ratio(rec.value, doc.flops if doc else None) if rec.status == OK else None
-        rows.setdefault(label(rec), {})[rec.model] = rec.status if rec.status != OK else \
-            ("" if ratio is None else f"{ratio:.3f}")
-    return pd.DataFrame([{"tool: metric": name, **{m: cells.get(m, "") for m in models}}
-                         for name, cells in rows.items()], columns=["tool: metric"] + models)
-
-
 def spread_chart(records: pd.DataFrame, models: list[str], docs: dict) -> Optional[Strips]:
-    """One strip per model: each tool's compute total as a dot at total / the document's FLOPs, the values
-    grouped in the note ("0.50 x9, 1.00 x5"): where the counters agree, and by how much they spread."""
+    """One strip per model: each tool's compute total as a dot at total / the document's FLOPs; the note gives
+    their range and the values most of them share ("17 totals, 0.50 to 1.01; most at 0.50 (x7), 1.00 (x6)"):
+    where the counters agree, and by how much they spread."""
     df = records[(records["layer"] == TOTAL) & (records["quantity"] == COMPUTE) & (records["status"] == OK)]
     if df.empty:
         return None
@@ -390,12 +375,12 @@ def summary(records: pd.DataFrame, explanations: pd.DataFrame, specs: Optional[d
         blocks.append(spread)
     published, published_detail = published_section(records, specs)
     blocks += published + [Toc(2)]
-    ratios = ratios_table(records, models, docs)
+    ratios = totals_by_model(records, [m for m in models if docs.get(m) and docs[m].flops], docs)
     if not ratios.empty:
         blocks += [Heading("Totals per model", 2),
-                   Para("Each tool's compute total divided by the document's FLOPs for the model; the document's "
-                        "formulas give " + "; ".join(f"{m}: FLOPs {d.flops:,}, MACC {d.macc:,}"
-                                                     for m, d in docs.items() if d) + "."),
+                   Para("Each tool's compute total divided by the document's FLOPs for the model (a model whose "
+                        "document FLOPs are 0 has no column here); the document's formulas give "
+                        + "; ".join(f"{m}: FLOPs {d.flops:,}, MACC {d.macc:,}" for m, d in docs.items() if d) + "."),
                    Table(ratios),
                    Details("Totals as the tools printed them", [Table(totals_by_model(records, models))], 3)]
     blocks += published_detail
