@@ -68,18 +68,9 @@ class Chart:
 
 
 @dataclass
-class Strips:
-    """Dots on one horizontal strip per row, a row per subject (a model), drawn as SVG text: `rows` are
-    (label, note, [(value, tooltip, colour key)]); the note is printed right of the strip; `lines` are (x,
-    meaning, dashed) reference lines, named in the legend with the colour keys."""
-
-    title: str
-    rows: list
-    legend: dict
-    axis: str
-    file_name: str  # relative to the Markdown file that shows it
-    lines: list = field(default_factory=list)
-    alt: str = ""
+class Strips(Chart):
+    """Dots on one horizontal strip per row, a row per subject (a model): `bars` are the rows, (label, note,
+    [(value, tooltip, colour key)]); the note is printed right of the strip."""
 
     def svg(self) -> str:
         return strips_svg(self)
@@ -153,8 +144,8 @@ def strips_svg(chart: "Strips") -> str:
     the tooltip and the note."""
     label_w, plot_w, note_w, row_h, top = 150, 520, 360, 22, 30
     width = label_w + plot_w + note_w
-    height = top + row_h * len(chart.rows) + 52
-    values = [v for _, _, dots in chart.rows for v, _, _ in dots]
+    height = top + row_h * len(chart.bars) + 52
+    values = [v for _, _, dots in chart.bars for v, _, _ in dots]
     ceiling = 3 * max([x for x, _, _ in chart.lines] + [1e-12])
     top_value = max(min(max(values + [0]), ceiling) * 1.05, max([x for x, _, _ in chart.lines] + [1e-12]) * 1.1)
     x_of = lambda v: label_w + plot_w * min(v, top_value) / top_value  # noqa: E731
@@ -163,8 +154,8 @@ def strips_svg(chart: "Strips") -> str:
            f"font-family='sans-serif' font-size='12'>",
            f"<title>{html.escape(chart.alt or chart.title)}</title>",
            f"<text x='{label_w}' y='16' font-size='13' font-weight='bold'>{html.escape(chart.title)}</text>"]
-    bottom = top + row_h * len(chart.rows)
-    for i, (label, note, dots) in enumerate(chart.rows):
+    bottom = top + row_h * len(chart.bars)
+    for i, (label, note, dots) in enumerate(chart.bars):
         y = top + i * row_h
         mid = y + row_h / 2
         if i % 2 == 0:
@@ -329,7 +320,7 @@ def render_md(blocks: list) -> str:
             out.append(md_text(block.text))
         elif isinstance(block, Table):
             out.append(_md_table(block.frame))
-        elif isinstance(block, (Image, Chart, Strips)):
+        elif isinstance(block, (Image, Chart)):
             out.append(f"![{md_text(block.alt or block.title)}]({block.file_name})")
         elif isinstance(block, Toc):
             following = blocks[blocks.index(block) + 1:]
@@ -405,7 +396,7 @@ def _html_blocks(blocks: list, out: list[str], ids: dict[str, int], within: str 
         elif isinstance(block, Image):
             data = base64.b64encode(block.png).decode("ascii")
             out.append(f"<p><img alt='{html.escape(block.alt)}' src='data:image/png;base64,{data}'></p>")
-        elif isinstance(block, (Chart, Strips)):
+        elif isinstance(block, Chart):
             out.append(f"<figure id='{unique(block.file_name.rsplit('.', 1)[0])}'>"
                        + block.svg().replace("<svg xmlns='http://www.w3.org/2000/svg' ", "<svg ") + "</figure>")
         elif isinstance(block, Toc):
