@@ -32,15 +32,26 @@ def did_you_mean(name: str, choices: Iterable[str], most: int = 3) -> str:
 
 def spec_forms(name: str, presets: Iterable[str]) -> list[str]:
     """The spec a bare name was probably meant as: `preset:NAME` for a preset name or alias (`presets`; or a
-    close one), `hf:NAME` for a transformers model type (read from transformers' table of configuration names:
-    no model is built)."""
+    close one), `hf:NAME` for a transformers model (or a close one)."""
     presets = list(presets)
     out = [f"preset:{name}"] if name in presets else [f"preset:{p}" for p in close(name, presets, 2)]
-    try:
-        from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
-    except ImportError:  # transformers is an optional part of the install
-        return out
-    if name.lower() in CONFIG_MAPPING_NAMES:
-        return [f"hf:{name.lower()}"] + out
-    return out + [f"hf:{t}" for t in difflib.get_close_matches(name.lower(), list(CONFIG_MAPPING_NAMES), n=1,
-                                                                cutoff=0.8)]
+    types = transformers_models()
+    key = name.lower().replace("-", "_")
+    if key in types:
+        return [f"hf:{key}"] + out
+    return out + [f"hf:{t}" for t in difflib.get_close_matches(key, types, n=1, cutoff=0.8)]
+
+
+def transformers_models() -> list[str]:
+    """The model folders of the installed transformers (transformers/models/<type>/), read from the file system:
+    importing its table of configurations takes seconds, too long for an error message. A folder is named after
+    the model type it holds (gpt2, llama, vit, mobilenet_v2); [] when transformers is not installed."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.find_spec("transformers")
+    if spec is None or not spec.submodule_search_locations:
+        return []
+    folder = Path(list(spec.submodule_search_locations)[0]) / "models"
+    return sorted(p.name for p in folder.iterdir() if p.is_dir() and (p / "__init__.py").is_file()) \
+        if folder.is_dir() else []
