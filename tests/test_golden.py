@@ -165,24 +165,27 @@ def test_assert_counts_failure_in_pytest_shows_the_diff_not_the_library(tmp_path
     import subprocess
     import sys
 
+    import torch.nn as nn
+
+    from reconcile.golden import assert_counts
+
+    def net(width: int):
+        return nn.Sequential(nn.Conv2d(3, width, 3), nn.ReLU(), nn.Flatten(), nn.Linear(width * 36, 10))
+
+    # the golden of the 4-channel net, taken here; the user's test (a file, its own pytest) has 5 channels
+    assert_counts(net(4), (1, 3, 8, 8), tools=("thop",), golden=tmp_path / "counts", name="mynet", update=True)
     (tmp_path / "test_mine.py").write_text(
-        "import os\n"
         "import torch.nn as nn\n"
         "from reconcile.golden import assert_counts\n\n"
         "def test_mynet_counts():\n"
-        "    width = int(os.environ['WIDTH'])\n"
-        "    net = nn.Sequential(nn.Conv2d(3, width, 3), nn.ReLU(), nn.Flatten(), nn.Linear(width * 36, 10))\n"
+        "    net = nn.Sequential(nn.Conv2d(3, 5, 3), nn.ReLU(), nn.Flatten(), nn.Linear(5 * 36, 10))\n"
         "    assert_counts(net, (1, 3, 8, 8), tools=('thop',), golden='counts', name='mynet')\n")
-
-    def pytest_run(width: int, update: str = "") -> subprocess.CompletedProcess:
-        env = dict(os.environ, WIDTH=str(width), RECONCILE_UPDATE_GOLDEN=update)
-        return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_mine.py"],
-                              cwd=tmp_path, capture_output=True, text=True, env=env, timeout=600)
-
-    assert pytest_run(4, "1").returncode == 0
-    failed = pytest_run(5)
+    env = dict(os.environ, RECONCILE_UPDATE_GOLDEN="")
+    failed = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_mine.py"],
+                            cwd=tmp_path, capture_output=True, text=True, env=env, timeout=600)
     out = failed.stdout
-    assert failed.returncode == 1 and "CountsChanged: mynet: 6 numbers of 1 tool(s) differ from their goldens" in out, out
+    assert failed.returncode == 1, out
+    assert "CountsChanged: mynet: 6 numbers of 1 tool(s) differ from their goldens" in out, out
     assert "assert_counts(net, (1, 3, 8, 8)" in out  # the user's own line
     assert "golden.py" not in out and "def assert_counts" not in out and "report = check(" not in out, out
     assert len(out.splitlines()) < 30, out

@@ -47,7 +47,7 @@ INTERESTING_KEYS = ["axis", "end_axis", "num_axes", "dim", "concat_dim", "channe
 CALLS_BASE = 100_000
 CALLS_PER_BYTE = 5
 MAX_BYTES = 4 * 2 ** 20  # the reader refuses larger files before reading them
-WORK_EVERY = 5
+WORK_EVERY = 10
 EXTRA_RSS_MB = 400
 
 
