@@ -84,6 +84,7 @@ def test_resnet50_v15_4_1_gflops_is_fvcore_flops_a_multiply_accumulate_count(r50
     assert "unit 'GFLOPs' read as FLOPs" in result.unit_note() and "multiply-accumulate count" in result.unit_note()
 
 
+@pytest.mark.slow  # its fixture runs fvcore and thop on ResNet-50
 def test_a_tool_total_ranks_above_an_analytic_one_of_equal_match(r50_v15_tools):
     first = r50_v15_tools.families[0].members[0]
     assert first.candidate.source == which.TOOL and first.match == which.AS_PRINTED
