@@ -11,8 +11,8 @@ Targets (issue 16, 2-core machines): default `reconcile run` cold <= 1.5x the fl
 `make test-fast` < 30 s; the slowest prototxt fuzz case < 5 s (the tests assert what happens, never how long it
 takes: the timings live here); peak RSS of any process of the default run < 3 GiB. `formulas resnet50_v1` and the
 175B-parameter transformer (`preset:gpt3-175b`, if that spec resolves) are printed without a target.
-Run: make bench [ARGS="--no-tests" | ARGS="--tests-only"] (prints a table, exits 1 when a target is missed). The machine's load is
-printed with it: the other measures are only comparable at a similar load.
+Run: make bench [ARGS="--no-tests" | ARGS="--tests-only"] (prints a table, exits 1 when a target is missed). The
+machine's load is printed with it: the other measures are only comparable at a similar load.
 """
 from __future__ import annotations
 

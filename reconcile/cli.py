@@ -128,7 +128,8 @@ def formulas(model: Optional[str], model_file: Optional[str], input_shape: Optio
         click.echo(out.getvalue(), nl=False)
         return
     notes = [(r["layer"], r["note"]) for r in rows if r["note"]]
-    title = f"{spec.name} ({framework}, input {'x'.join(map(str, ir.input_shape))}{', meta device' if spec.meta else ''})"
+    meta = ", meta device" if spec.meta else ""
+    title = f"{spec.name} ({framework}, input {'x'.join(map(str, ir.input_shape))}{meta})"
     if shapes is not None:  # a token model: the whole model and the LLM conventions first, its layers on request
         from .llm_report import convention_table
 

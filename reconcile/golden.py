@@ -390,8 +390,9 @@ class Report:
                 for (model, layer, how), tools_moved in network.items()])
         capped("totals (golden -> now)", [f"{tool}{'' if len(models) == 1 else ' on ' + model}: {'; '.join(parts)}"
                                           for (model, tool), parts in totals.items()])
-        capped("changes of convention, and the rest", [f"{tool} {metric}{'' if len(models) == 1 else ' on ' + model}: {change}; "
-                                 f"{_some(layers, 3)}" for (model, tool, metric, change), layers in other.items()])
+        capped("changes of convention, and the rest",
+               [f"{tool} {metric}{'' if len(models) == 1 else ' on ' + model}: {change}; {_some(layers, 3)}"
+                for (model, tool, metric, change), layers in other.items()])
         lines.append(f"every row: {VERBOSE_ENV}=1, or the exception's .report.text()")
         lines.append("if the new numbers are right, regenerate the goldens and review the diff:")
         lines.append(f"  {self.hint or UPDATE_COMMAND}")
