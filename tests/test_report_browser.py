@@ -16,6 +16,7 @@ and says so.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -93,9 +94,14 @@ def measure(report: Path, tmp_path: Path) -> dict:
 
 
 def screenshot(report: Path, tmp_path: Path) -> Path:
+    """The first screen as Chromium shows it; kept in $RECONCILE_SCREENSHOT_DIR too when that is set (CI)."""
     png = tmp_path / "report-first-screen.png"
     result = browse(report, f"--screenshot={png}")
     assert png.is_file(), result.stderr[-2000:]
+    keep = os.environ.get("RECONCILE_SCREENSHOT_DIR")
+    if keep:
+        Path(keep).mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(png, Path(keep) / png.name)
     return png
 
 
