@@ -38,7 +38,8 @@ test-fast: $(STAMP)
 	$(PY) -m pytest -q -m fast
 
 # Times the everyday commands against their targets (bench/bench_run.py); exits 1 when one is missed.
-# make bench ARGS=--no-tests leaves out `make test` and `make test-fast`.
+# make bench ARGS=--no-tests leaves out `make test` and `make test-fast`; ARGS=--tests-only times only them and the
+# prototxt fuzzer's slowest case (no test asserts a time: they are measured here).
 bench: $(STAMP)
 	status=0; $(PY) bench/bench_run.py $(ARGS) || status=1; $(PY) bench/bench_overhead.py || status=1; \
 	$(PY) bench/bench_training.py time || status=1; exit $$status

@@ -8,10 +8,11 @@ bench's own (an empty temporary folder: "cold" is really cold, "warm" reuses wha
 
 Targets (issue 16, 2-core machines): default `reconcile run` cold <= 1.5x the floor; the same warm < 5 s;
 `run --models lenet --tools thop` (--fresh: the tool runs) < 3 s; `formulas lenet` < 2 s; `make test` < 120 s;
-`make test-fast` < 30 s; peak RSS of any process of the default run < 3 GiB. `formulas resnet50_v1` and the
+`make test-fast` < 30 s; the slowest prototxt fuzz case < 5 s (the tests assert what happens, never how long it
+takes: the timings live here); peak RSS of any process of the default run < 3 GiB. `formulas resnet50_v1` and the
 175B-parameter transformer (`preset:gpt3-175b`, if that spec resolves) are printed without a target.
-Run: make bench [ARGS="--no-tests"] (prints a table, exits 1 when a target is missed). The machine's load is
-printed with it: the other measures are only comparable at a similar load.
+Run: make bench [ARGS="--no-tests" | ARGS="--tests-only"] (prints a table, exits 1 when a target is missed). The
+machine's load is printed with it: the other measures are only comparable at a similar load.
 """
 from __future__ import annotations
 
@@ -67,6 +68,35 @@ def floor(env: dict) -> tuple[float, str]:
     return max(r["seconds"] for r in results.values()), f"{detail}; both sides together {wall:.1f} s wall"
 
 
+def fuzz_side() -> None:
+    """In this process: every case of the prototxt fuzzer (tests/faults/test_prototxt_fuzz.py `corpus`) through
+    `reconcile formulas`, as the test runs them; print {"slowest", "case", "total", "cases"} as JSON. The test
+    asserts what each case prints; the seconds are measured here, where a busy machine is a reading, not a
+    failure."""
+    import contextlib
+    import io
+
+    sys.path.insert(0, str(ROOT / "tests" / "faults"))
+    from test_prototxt_fuzz import corpus
+
+    from reconcile.cli import main as reconcile_main
+
+    folder = Path(tempfile.mkdtemp(prefix="reconcile-fuzz-"))
+    times = []
+    for case, path in corpus(folder):
+        started = time.monotonic()
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            try:
+                reconcile_main(["formulas", str(path), "--format", "csv"])
+            except SystemExit:
+                pass
+        times.append((time.monotonic() - started, case))
+    shutil.rmtree(folder, ignore_errors=True)
+    slowest = max(times)
+    print(json.dumps({"slowest": slowest[0], "case": slowest[1], "total": sum(t for t, _ in times),
+                      "cases": len(times)}))
+
+
 def timed(args: list[str], env: dict, check: bool = True) -> tuple[float, subprocess.CompletedProcess]:
     started = time.monotonic()
     result = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, env=env)
@@ -80,14 +110,61 @@ def load() -> str:
     return "load average " + " ".join(f"{x:.2f}" for x in os.getloadavg()) + f" on {os.cpu_count()} cores"
 
 
+def test_suite(env: dict) -> tuple[list, list[str]]:
+    """`make test-fast` (< 30 s), `make test` (< 120 s) and the prototxt fuzzer's slowest case (< 5 s): the
+    timings no test asserts."""
+    test_env = {k: v for k, v in env.items() if k != "RECONCILE_CACHE_DIR"}
+    # `make bench` has brought the install up to date; -o keeps the nested make from re-checking it
+    make = ["make", "--no-print-directory", "-o", ".venv/.installed"]
+    rows, notes = [], []
+    fast, fast_run = timed(make + ["test-fast"], test_env, check=False)
+    rows.append(("make test-fast", fast, 30.0, False))
+    full, full_run = timed(make + ["test"], test_env, check=False)
+    rows.append(("make test", full, 120.0, False))
+    for name, result in (("make test-fast", fast_run), ("make test", full_run)):
+        if result.returncode != 0:
+            notes.append(f"{name} FAILED: {result.stdout.strip().splitlines()[-1:]}")
+        else:
+            notes.append(f"{name}: {(result.stdout.strip().splitlines() or [''])[-1]}")
+    _, fuzz_run = timed([sys.executable, __file__, "--fuzz-side"], test_env)
+    fuzz = json.loads(fuzz_run.stdout.strip().splitlines()[-1])
+    rows.append((f"prototxt fuzz, slowest of {fuzz['cases']} cases", fuzz["slowest"], 5.0, False))
+    notes.append(f"prototxt fuzz: case {fuzz['case']} slowest; all {fuzz['cases']} cases {fuzz['total']:.1f} s")
+    return rows, notes
+
+
+def tests_only() -> int:
+    """make bench ARGS=--tests-only: the test suite's timings alone (no floor, no run)."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    print(f"start: {load()}", flush=True)
+    rows, notes = test_suite(env)
+    print(f"end: {load()}")
+    missed = 0
+    for name, value, target, _ in rows:
+        flag = "  MISSED" if value >= target else ""
+        missed += bool(flag)
+        print(f"{name:<46} {value:>7.2f} s {target:>7.2f} s{flag}")
+    for note in notes:
+        print(note)
+    return 1 if missed else 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--floor-side", choices=("torch", "tf"), help=argparse.SUPPRESS)
+    parser.add_argument("--fuzz-side", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--no-tests", action="store_true", help="skip `make test` and `make test-fast`")
+    parser.add_argument("--tests-only", action="store_true",
+                        help="only `make test-fast`, `make test` and the prototxt fuzzer's slowest case")
     options = parser.parse_args()
     if options.floor_side:
         floor_side(options.floor_side)
         return 0
+    if options.fuzz_side:
+        fuzz_side()
+        return 0
+    if options.tests_only:
+        return tests_only()
 
     out = Path(tempfile.mkdtemp(prefix="reconcile-bench-"))
     env = dict(os.environ, RECONCILE_CACHE_DIR=str(out / "cache"), PYTHONPATH=str(ROOT))
@@ -120,16 +197,9 @@ def main() -> int:
         notes.append("formulas preset:gpt3-175b skipped: the spec does not resolve here "
                      f"({(big_run.stderr.strip().splitlines() or ['no message'])[-1]})")
     if not options.no_tests:
-        test_env = {k: v for k, v in env.items() if k != "RECONCILE_CACHE_DIR"}
-        # `make bench` has brought the install up to date; -o keeps the nested make from re-checking it
-        make = ["make", "--no-print-directory", "-o", ".venv/.installed"]
-        fast, fast_run = timed(make + ["test-fast"], test_env, check=False)
-        rows.append(("make test-fast", fast, 30.0, False))
-        full, full_run = timed(make + ["test"], test_env, check=False)
-        rows.append(("make test", full, 120.0, False))
-        for name, result in (("make test-fast", fast_run), ("make test", full_run)):
-            if result.returncode != 0:
-                notes.append(f"{name} FAILED: {result.stdout.strip().splitlines()[-1:]}")
+        test_rows, test_notes = test_suite(env)
+        rows += test_rows
+        notes += test_notes
     rows.append(("peak RSS of a process of the cold run (GiB)", peak_gib, 3.0, True))
 
     missed = 0 if same else 1

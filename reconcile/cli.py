@@ -13,6 +13,7 @@ from typing import Optional
 import click
 
 from .errors import UserError
+from .helptext import model_spec_help
 from .options import memory_option, names_once, timeout_seconds
 
 FORMATS = click.Choice(["table", "csv", "json"])
@@ -33,14 +34,7 @@ def _timeout_option(what: str):
                         help=f"Seconds per {what} (finite, above 0, at most 86400).")
 
 
-# Model specs, as --help shows them (README "Model specs"; grammar in reconcile/models.py).
-MODEL_SPEC_HELP = """Model specs (MODEL, --models): a reference model (lenet, resnet50_v1, ...); a .prototxt;
-PATH.py:FACTORY; module:PACKAGE.MODULE:FACTORY[?k=v&...]; hf:MODEL_TYPE[?k=v&...] (a transformers
-configuration, no weights, e.g. hf:gpt2, hf:llama?num_hidden_layers=80, hf:vit, hf:bert); preset:NAME
-(gpt2-small/medium/large/xl, gpt3-125m ... gpt3-175b, bert-base/large, llama-7b/13b/33b/65b,
-chinchilla-70b, gopher-280b). Query keys: config settings, plus head=causal-lm|masked-lm|image-classification|base,
-attn_implementation=eager|sdpa, device=meta|cpu. Token models take --batch (default 1) and --seq-len (default:
-the configuration's maximum positions, at most 1024)."""
+MODEL_SPEC_HELP = model_spec_help()
 
 
 def _token_options(fn):
@@ -100,6 +94,8 @@ def _fmt(value: Optional[int]) -> str:
 @_token_options
 @click.option("--tokens", default=None, help="Training tokens D (e.g. 300e9): token models' training-compute "
                                              "conventions are also given as totals over D tokens.")
+@click.option("--layers", is_flag=True, help="Token models: also print the per-layer table (other models always "
+                                             "print it; --format csv/json always carry it).")
 @_timeout_option("trace of the model (it runs in its own process)")
 @click.option("--training", is_flag=True, help="Measure one training step instead: forward, input-gradient and "
                                                "weight-gradient products per layer (loss: the sum of the outputs), "
@@ -114,12 +110,12 @@ def _fmt(value: Optional[int]) -> str:
                                                "separated (torch_flop_counter, calflops, deepspeed, ptflops).")
 @memory_option
 def formulas(model: Optional[str], model_file: Optional[str], input_shape: Optional[str], framework: Optional[str],
-             fmt: str, batch: Optional[int], seq_len: Optional[int], tokens: Optional[str], timeout: float,
-             training: bool = False, frozen: tuple = (), recompute: str = "none",
+             fmt: str, batch: Optional[int], seq_len: Optional[int], tokens: Optional[str], layers: bool,
+             timeout: float, training: bool = False, frozen: tuple = (), recompute: str = "none",
              counters: Optional[str] = None) -> None:
-    """Per-layer params, MACC and FLOPs by the reference document's formulas; for a token model (hf:, preset:)
-    also every LLM convention (conventions/llm.py) with its basis terms and citation. --training: one measured
-    training step instead."""
+    """Per-layer params, MACC and FLOPs by the reference document's formulas. For a token model (hf:, preset:)
+    the whole model's totals and every LLM convention (conventions/llm.py) with its basis terms and citation;
+    the per-layer table with --layers. --training: one measured training step instead."""
     from conventions.formulas import TOTAL, model_counts
 
     from . import models
@@ -161,22 +157,42 @@ def formulas(model: Optional[str], model_file: Optional[str], input_shape: Optio
         columns = ("layer", "kind", "params", "macc", "flops")
         _echo_csv(columns, [[row[c] for c in columns] for row in rows])
         return
+    notes = [(r["layer"], r["note"]) for r in rows if r["note"]]
+    meta = ", meta device" if spec.meta else ""
+    title = f"{spec.name} ({framework}, input {'x'.join(map(str, ir.input_shape))}{meta})"
+    if shapes is not None:  # a token model: the whole model and the LLM conventions first, its layers on request
+        from .llm_report import convention_table
+
+        total = rows[-1]
+        click.echo(title)
+        click.echo(f"  document formulas over its {len(rows) - 1:,} layers: params {_fmt(total['params'])}, "
+                   f"MACC {_fmt(total['macc'])}, FLOPs {_fmt(total['flops']) or '-'}")
+        click.echo(convention_table(shapes, n_tokens))
+        click.echo("")
+        if not layers:
+            _echo_notes(notes, list(ir.notes))
+            click.echo(f"per-layer table ({len(rows) - 1:,} layers): --layers")
+            return
     header = ("layer", "kind", "params", "macc", "flops")
     cells = [[r["layer"], r["kind"], _fmt(r["params"]), _fmt(r["macc"]), _fmt(r["flops"]) or "-"] for r in rows]
     widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(header)]
     line = lambda c: "  ".join(v.ljust(w) if i < 2 else v.rjust(w) for i, (v, w) in enumerate(zip(c, widths)))
-    click.echo(f"{spec.name} ({framework}, input {'x'.join(map(str, ir.input_shape))}), document formulas")
+    click.echo(f"{title}, document formulas")
     click.echo(line(header))
     for c in cells:
         click.echo(line(c))
-    notes = [f"{r['layer']}: {r['note']}" for r in rows if r["note"]] + list(ir.notes)
-    for note in notes:
-        click.echo(f"note: {note}")
-    if shapes is not None:
-        from .llm_report import convention_table
+    _echo_notes(notes, list(ir.notes))
 
-        click.echo("")
-        click.echo(convention_table(shapes, n_tokens))
+
+def _echo_notes(layer_notes: list[tuple[str, str]], model_notes: list[str]) -> None:
+    """One line per distinct note: a note shared by many layers ("no document formula for add") is said once
+    with how many layers and the first few of them."""
+    from .render import once, wrap
+
+    for layers, note, count in once(layer_notes, "layers", named=False):
+        click.echo("\n".join(wrap(f"note: {note}: {layers}" if count > 1 else f"note: {layers}: {note}")))
+    for note in model_notes:
+        click.echo("\n".join(wrap(f"note: {note}")))
 
 
 def _parse_tokens(text: Optional[str]) -> Optional[float]:
@@ -210,9 +226,7 @@ def _llm_only(spec, shapes, tokens: Optional[float], fmt: str, why: str) -> None
         return
     click.echo(f"{spec.name} (torch, input {'x'.join(map(str, spec.input_shape))}"
                f"{', meta device' if spec.meta else ''}), {spec.config.get('n_params', 0):,} parameters")
-    click.echo(f"note: {why}")
-    if spec.note:
-        click.echo(f"note: {spec.note}")
+    _echo_notes([], [why] + ([spec.note] if spec.note else []))
     click.echo(convention_table(shapes, tokens))
 
 
@@ -308,14 +322,38 @@ def tools(fmt: str) -> None:
     _echo_frame(api.list_tools(), fmt)
 
 
-@cli.command("models")
+@cli.command("models", epilog=MODEL_SPEC_HELP)
 @click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
-def models_(fmt: str) -> None:
-    """The reference models (and presets): input shape, forms, whether in the default suite, what each pins
-    down."""
+@click.option("--presets", is_flag=True, help="List the presets (preset:NAME) instead: published transformer "
+                                              "architectures, each with the paper table it follows.")
+def models_(fmt: str, presets: bool) -> None:
+    """The reference models: input shape, forms, whether in the default suite, what each pins down. With
+    --presets, the presets: name, aliases, transformers configuration, the paper's parameter count, citation."""
     from . import api
 
+    if presets:
+        _echo_frame(_presets_frame(), fmt)
+        return
     _echo_frame(api.list_models(), fmt)
+    if fmt == "table":
+        from reference_models.presets import PRESETS
+
+        from .render import wrap
+
+        click.echo("\n" + "\n".join(wrap(
+            f"presets (preset:NAME, {len(PRESETS)}): {', '.join(PRESETS)}; reconcile models --presets lists them "
+            "with their papers. Other specs: hf:MODEL_TYPE, module:PACKAGE.MODULE:FACTORY, PATH.py:FACTORY, a "
+            ".prototxt (reconcile models --help).")))
+
+
+def _presets_frame():
+    import pandas as pd
+
+    from reference_models.presets import PRESETS
+
+    return pd.DataFrame([{"preset": f"preset:{p.name}", "aliases": ",".join(p.aliases), "hf": p.model_type,
+                          "paper_params": p.paper_params, "citation": p.citation} for p in PRESETS.values()],
+                        columns=["preset", "aliases", "hf", "paper_params", "citation"])
 
 
 def _register_commands() -> None:

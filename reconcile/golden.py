@@ -25,13 +25,15 @@ from typing import Optional, Sequence
 import pandas as pd
 
 from . import adapters, changes
+from .diff import some as _some
 from .errors import UserError
 from .records import TOTAL
-from .render import write_atomic
+from .render import wrap, write_atomic
 
 GOLDEN_COLUMNS = ["model", "layer", "metric", "quantity", "value", "status"]
 GOLDEN_ENV = "RECONCILE_GOLDEN_DIR"
 UPDATE_ENV = "RECONCILE_UPDATE_GOLDEN"
+VERBOSE_ENV = "RECONCILE_GOLDEN_VERBOSE"  # assert_counts: every differing row instead of the short diff
 DEFAULT_DIR = Path("tests") / "golden"
 UPDATE_COMMAND = "reconcile check --update"
 
@@ -207,6 +209,14 @@ class Change:
     delta: object
     change: str
     text: str
+    was: str = ""  # the golden's number as a sentence shows it ("3,888 (1*MACC)")
+    now: str = ""
+    network: str = ""  # how the layer itself changed in its terms ("MACC 3,888 -> 4,860"), "" if it did not
+
+    @property
+    def same_convention(self) -> bool:
+        """Only the network moved: the tool counts this layer the way it did."""
+        return bool(self.network) and "same convention" in self.change
 
 
 # ------------------------------------------------------------------------------------------- layer terms
@@ -302,7 +312,9 @@ def compare(golden: pd.DataFrame, now: pd.DataFrame, tool: str, golden_version: 
             change = "in the golden, no longer produced (the model, the adapter or the tool changed)"
         where = "total" if layer == TOTAL else layer
         text = f"{label} {model} {where} {metric}: golden {changes.state(old)} -> now {changes.state(new)}"
-        item = Change(model, layer, quantity, metric, delta, change, text)
+        network = changes.layer_difference(old.layer, new.layer) if old is not None and new is not None else ""
+        item = Change(model, layer, quantity, metric, delta, change, text, changes.state(old), changes.state(new),
+                      network)
         (totals if layer == TOTAL else layers).append(item)
     for item in totals:
         parts = [(x.layer, x.delta, x.change) for x in layers
@@ -373,6 +385,59 @@ class Report:
                                             "quantity", "metric", "delta", "change", "text"])
         frame.attrs["report"] = self
         return frame
+
+    def short_text(self, shown: int = 6) -> str:
+        """The failure in a few lines: per model, how the network changed (layer by layer, with the tool
+        numbers that moved with it under the same convention), each tool's totals golden -> now, then the
+        changes of convention and anything else, grouped, `shown` lines per group at most."""
+        failed = [o for o in self.outcomes if o.failed]
+        moved = [(o, c) for o in failed for c in o.changes]
+        models = list(dict.fromkeys(c.model for _, c in moved))
+        tools = list(dict.fromkeys(o.tool for o in failed))
+        if not moved:  # the first run: nothing to compare with yet
+            return "\n".join([f"no golden file for {o.tool} {o.version} ({o.path})" for o in failed]
+                             + [f"create it and review it: {self.hint or UPDATE_COMMAND}"])
+        lines = [f"{', '.join(models)}: {len(moved)} numbers of {len(tools)} tool(s) differ from their goldens",
+                 f"  goldens: {self.directory}"]
+
+        def capped(title: str, items: list[str]) -> None:
+            if items:
+                lines.append(f"  {title}:")
+                lines.extend(line for item in items[:shown] for line in wrap(item, "    ", width=110))
+                if len(items) > shown:
+                    lines.append(f"    ... {len(items) - shown} more")
+
+        def where(model: str, layer: str) -> str:
+            return f"layer {layer}" if len(models) == 1 else f"{model} layer {layer}"
+        for o in failed:
+            if o.state == "missing" and not o.changes:
+                lines.append(f"  no golden for {o.tool} {o.version} ({o.path})")
+            elif o.state == "missing":
+                lines.append(f"  no golden for {o.tool} {o.version}: compared with {o.tool} {o.against}'s")
+        network: dict[tuple, list[str]] = {}  # (model, layer, how it changed) -> "tool metric" moved with it
+        totals: dict[tuple, list[str]] = {}  # (model, tool) -> "metric was -> now"
+        other: dict[tuple, list[str]] = {}  # (tool, metric, change) -> layers
+        for o, c in moved:
+            if c.layer == TOTAL:
+                delta = f" ({changes.signed(c.delta)})" if c.delta else ""
+                totals.setdefault((c.model, o.tool), []).append(f"{c.metric} {c.was} -> {c.now}{delta}")
+            elif c.same_convention:
+                network.setdefault((c.model, c.layer, c.network), []).append(f"{o.tool} {c.metric}")
+            else:
+                other.setdefault((c.model, o.tool, c.metric, c.change), []).append(
+                    f"layer {c.layer}: {c.was} -> {c.now}")
+        capped("the network changed, the tools count it the same way",
+               [f"{where(model, layer)}: {how}; moved: {_some(tools_moved, 6)}"
+                for (model, layer, how), tools_moved in network.items()])
+        capped("totals (golden -> now)", [f"{tool}{'' if len(models) == 1 else ' on ' + model}: {'; '.join(parts)}"
+                                          for (model, tool), parts in totals.items()])
+        capped("changes of convention, and the rest",
+               [f"{tool} {metric}{'' if len(models) == 1 else ' on ' + model}: {change}; {_some(layers, 3)}"
+                for (model, tool, metric, change), layers in other.items()])
+        lines.append(f"every row: {VERBOSE_ENV}=1, or the exception's .report.text()")
+        lines.append("if the new numbers are right, regenerate the goldens and review the diff:")
+        lines.append(f"  {self.hint or UPDATE_COMMAND}")
+        return "\n".join(lines)
 
     def text(self) -> str:
         lines = [f"golden snapshots in {self.directory}"]
@@ -494,5 +559,16 @@ def assert_counts(module, input_shape: Optional[Sequence[int]] = None, tools: Se
     report = check(tools, [], golden, update, specs=[spec])
     report.hint = f"{UPDATE_ENV}=1 pytest <this test>"
     if report.failed:
-        raise AssertionError(report.text())
+        __tracebackhide__ = True  # pytest shows the caller's line and the message, not this function's source
+        raise CountsChanged(report)
     return report
+
+
+class CountsChanged(AssertionError):
+    """assert_counts' failure: the short diff as its message (every row with RECONCILE_GOLDEN_VERBOSE=1), the
+    whole comparison as `.report`."""
+
+    def __init__(self, report: Report):
+        verbose = os.environ.get(VERBOSE_ENV, "") not in ("", "0")
+        super().__init__(report.text() if verbose else report.short_text())
+        self.report = report

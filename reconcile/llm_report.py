@@ -14,6 +14,8 @@ from typing import Callable, Optional
 
 from conventions import llm
 
+from .render import wrap
+
 
 def _n(x) -> str:
     x = Fraction(x)
@@ -52,8 +54,8 @@ def convention_table(shapes: llm.Shapes, tokens: Optional[float] = None) -> str:
     out = [f"LLM conventions at seq_len {shapes.n_ctx} (compute per token; parameters as counts)"
            + (f"; x tokens: times {tokens:.4g} tokens" if tokens is not None else ""),
            line(header)] + [line(c) for c in cells]
-    out.append("basis terms: " + ", ".join(f"{t} = {_n(values[t])}" for t in llm.COMPUTE_TERMS + llm.PARAM_TERMS))
-    out += [f"[{i}] {r['convention']}: {r['citation']}" for i, r in enumerate(rows, 1)]
+    out += wrap("basis terms: " + ", ".join(f"{t} = {_n(values[t])}" for t in llm.COMPUTE_TERMS + llm.PARAM_TERMS))
+    out += [text for i, r in enumerate(rows, 1) for text in wrap(f"[{i}] {r['convention']}: {r['citation']}")]
     return "\n".join(out)
 
 

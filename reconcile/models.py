@@ -34,6 +34,7 @@ from typing import Any, Optional
 import reference_models
 from conventions.ir import Model
 
+from . import names
 from .errors import OutOfMemory, UserError
 from .factories import load_factory, locate_module  # noqa: F401  (apart so front ends need not import this module)
 from .hf_specs import from_transformers
@@ -55,8 +56,15 @@ def reference(name: str, batch: Optional[int] = None) -> ModelSpec:
     try:
         ref = reference_models.get(name)
     except UserError as exc:
-        raise UserError(f"{exc}; or a spec: PATH.py:FACTORY, module:PACKAGE.MODULE:FACTORY, hf:MODEL_TYPE, "
-                        f"preset:NAME (reconcile formulas --help)") from None
+        from reference_models.presets import PRESETS
+
+        # `vit` meant as hf:vit, `gpt3-175b` as preset:gpt3-175b
+        forms = names.spec_forms(name, list(PRESETS) + [a for p in PRESETS.values() for a in p.aliases])
+        text = str(exc) if not forms else (f"unknown model {name!r}"
+                                           f"{names.suggestion(names.close(name, reference_models.MODELS) + forms)}"
+                                           f"; reference models: {', '.join(reference_models.MODELS)}")
+        raise UserError(f"{text}; or a spec: PATH.py:FACTORY, module:PACKAGE.MODULE:FACTORY, hf:MODEL_TYPE, "
+                        f"preset:NAME (reconcile formulas --help; reconcile models --presets)") from None
     shape = ref.input_shape if batch is None else (batch,) + ref.input_shape[1:]
     if batch is not None:
         check_shape(shape, ",".join(map(str, shape)))

@@ -72,6 +72,15 @@ class Chart:
 
 
 @dataclass
+class Strips(Chart):
+    """Dots on one horizontal strip per row, a row per subject (a model): `bars` are the rows, (label, note,
+    [(value, tooltip, colour key)]); the note is printed right of the strip."""
+
+    def svg(self) -> str:
+        return strips_svg(self)
+
+
+@dataclass
 class Toc:
     """A table of contents of the headings of `level` that follow it."""
 
@@ -87,7 +96,7 @@ class Details:
     level: int = 2
 
 
-Block = Union[Heading, Para, Table, Image, Chart, Toc, Details]
+Block = Union[Heading, Para, Table, Image, Chart, Strips, Toc, Details]
 
 PALETTE = ("#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3")
 
@@ -128,6 +137,65 @@ def bar_chart_svg(chart: "Chart") -> str:
                    f"{' stroke-dasharray=' + chr(39) + '3 2' + chr(39) if dashed else ''}/>"
                    f"<text x='{label_w + 14}' y='{y}'>{html.escape(meaning)}</text>")
         y += 14
+    out.append("</svg>")
+    return "\n".join(out) + "\n"
+
+
+def strips_svg(chart: "Strips") -> str:
+    """The strip chart as a standalone SVG document: an axis from 0, a strip per row with its dots (each with a
+    tooltip), the reference lines across all strips, the note right of each strip, a one-line legend. Values
+    beyond the axis (more than 3x the largest reference line) sit at its end as a triangle, their value in
+    the tooltip and the note."""
+    label_w, plot_w, note_w, row_h, top = 150, 520, 360, 22, 30
+    width = label_w + plot_w + note_w
+    height = top + row_h * len(chart.bars) + 52
+    values = [v for _, _, dots in chart.bars for v, _, _ in dots]
+    ceiling = 3 * max([x for x, _, _ in chart.lines] + [1e-12])
+    top_value = max(min(max(values + [0]), ceiling) * 1.05, max([x for x, _, _ in chart.lines] + [1e-12]) * 1.1)
+    x_of = lambda v: label_w + plot_w * min(v, top_value) / top_value  # noqa: E731
+    colours = {key: PALETTE[i % len(PALETTE)] for i, key in enumerate(chart.legend)}
+    out = [f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' "
+           f"font-family='sans-serif' font-size='12'>",
+           f"<title>{html.escape(chart.alt or chart.title)}</title>",
+           f"<text x='{label_w}' y='16' font-size='13' font-weight='bold'>{html.escape(chart.title)}</text>"]
+    bottom = top + row_h * len(chart.bars)
+    for i, (label, note, dots) in enumerate(chart.bars):
+        y = top + i * row_h
+        mid = y + row_h / 2
+        if i % 2 == 0:
+            out.append(f"<rect x='0' y='{y}' width='{width}' height='{row_h}' fill='#f6f6f6'/>")
+        out.append(f"<text x='{label_w - 8}' y='{mid + 4:.0f}' text-anchor='end'>{html.escape(label)}</text>")
+        out.append(f"<line x1='{label_w}' y1='{mid:.0f}' x2='{label_w + plot_w}' y2='{mid:.0f}' stroke='#ccc'/>")
+        for value, tooltip, key in dots:
+            x = x_of(value)
+            tip = f"<title>{html.escape(tooltip)}</title>"
+            if value > top_value:
+                out.append(f"<polygon points='{x:.1f},{mid:.0f} {x - 8:.1f},{mid - 5:.0f} {x - 8:.1f},{mid + 5:.0f}' "
+                           f"fill='{colours[key]}'>{tip}</polygon>")
+            else:
+                out.append(f"<circle cx='{x:.1f}' cy='{mid:.0f}' r='5' fill='{colours[key]}' fill-opacity='0.55' "
+                           f"stroke='{colours[key]}'>{tip}</circle>")
+        out.append(f"<text x='{label_w + plot_w + 10}' y='{mid + 4:.0f}'>{html.escape(note)}</text>")
+    for x, _, dashed in chart.lines:
+        out.append(f"<line x1='{x_of(x):.1f}' y1='{top - 4}' x2='{x_of(x):.1f}' y2='{bottom}' stroke='black' "
+                   f"stroke-width='1'{' stroke-dasharray=' + chr(39) + '4 3' + chr(39) if dashed else ''}/>")
+    step = 0.5 if top_value <= 4 else 1.0
+    tick = 0.0
+    while tick <= top_value:
+        out.append(f"<text x='{x_of(tick):.1f}' y='{bottom + 14}' text-anchor='middle' fill='#555'>{tick:g}</text>")
+        tick += step
+    out.append(f"<text x='{label_w + plot_w / 2:.0f}' y='{bottom + 28}' text-anchor='middle'>"
+               f"{html.escape(chart.axis)}</text>")
+    x, y = 10.0, bottom + 46
+    for key, meaning in chart.legend.items():
+        out.append(f"<circle cx='{x + 5:.0f}' cy='{y - 4}' r='5' fill='{colours[key]}' fill-opacity='0.55'/>"
+                   f"<text x='{x + 14:.0f}' y='{y}'>{html.escape(meaning)}</text>")
+        x += 24 + 6.5 * len(meaning)
+    for _, meaning, dashed in chart.lines:
+        out.append(f"<line x1='{x:.0f}' y1='{y - 4}' x2='{x + 12:.0f}' y2='{y - 4}' stroke='black'"
+                   f"{' stroke-dasharray=' + chr(39) + '3 2' + chr(39) if dashed else ''}/>"
+                   f"<text x='{x + 16:.0f}' y='{y}'>{html.escape(meaning)}</text>")
+        x += 26 + 6.5 * len(meaning)
     out.append("</svg>")
     return "\n".join(out) + "\n"
 
@@ -299,10 +367,10 @@ _CSS = """body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto
 table{border-collapse:separate;border-spacing:0;margin:0;font-size:13px}
 th,td{border:1px solid #ccc;padding:3px 6px;vertical-align:top;text-align:left}
 th{background:#f2f2f2;position:sticky;top:0;z-index:1}td.n,th.n{text-align:right}
-.tw{overflow:auto;max-height:80vh;margin:1em 0;max-width:100%}
+.tw{overflow:auto;max-height:720px;margin:1em 0;max-width:100%}td{max-width:40em}
 ul{font-size:14px;line-height:1.45}code{background:#f5f5f5;padding:0 3px}img{max-width:100%}
 details{margin:.6em 0;border:1px solid #ddd;border-radius:4px;padding:.3em .8em}
-summary{cursor:pointer;font-weight:600;font-size:1.1em}nav ul{columns:2}"""
+summary{cursor:pointer;font-weight:600;font-size:1.1em}nav ul{columns:2}figure{margin:.5em 0;overflow-x:auto}"""
 
 
 def _inline(text: str) -> str:
@@ -330,10 +398,17 @@ def _numeric_column(frame: pd.DataFrame, column) -> bool:
     return bool(filled) and sum(_numeric(c) for c in filled) * 2 > len(filled)
 
 
-def _html_blocks(blocks: list, out: list[str]) -> None:
+def _html_blocks(blocks: list, out: list[str], ids: dict[str, int], within: str = "") -> None:
+    """`ids` counts the element ids given so far: a repeated one gets "-2", "-3", ... (as code-hosting sites do
+    for repeated headings); headings inside a collapsed section are named after it ("model-lenet-totals")."""
+
+    def unique(text: str) -> str:
+        base = f"{within}-{slug(text)}" if within else slug(text)
+        ids[base] = ids.get(base, 0) + 1
+        return base if ids[base] == 1 else f"{base}-{ids[base]}"
     for block in blocks:
         if isinstance(block, Heading):
-            out.append(f"<h{block.level} id='{slug(block.text)}'>{_inline(block.text)}</h{block.level}>")
+            out.append(f"<h{block.level} id='{unique(block.text)}'>{_inline(block.text)}</h{block.level}>")
         elif isinstance(block, Para):
             lines = block.text.split("\n")
             items = [line[2:] for line in lines if line.startswith("- ")]
@@ -357,21 +432,64 @@ def _html_blocks(blocks: list, out: list[str]) -> None:
             data = base64.b64encode(block.png).decode("ascii")
             out.append(f"<p><img alt='{html.escape(block.alt)}' src='data:image/png;base64,{data}'></p>")
         elif isinstance(block, Chart):
-            out.append("<figure>" + block.svg().replace("<svg xmlns='http://www.w3.org/2000/svg' ", "<svg ")
-                       + "</figure>")
+            out.append(f"<figure id='{unique(block.file_name.rsplit('.', 1)[0])}'>"
+                       + block.svg().replace("<svg xmlns='http://www.w3.org/2000/svg' ", "<svg ") + "</figure>")
         elif isinstance(block, Toc):
             following = blocks[blocks.index(block) + 1:]
             out.append("<nav><ul>" + "".join(f"<li><a href='#{slug(h.text)}'>{_inline(h.text)}</a></li>"
                                              for h in _headings(following, block.level)) + "</ul></nav>")
         elif isinstance(block, Details):
-            out.append(f"<details id='{slug(block.summary)}'><summary>{_inline(block.summary)}</summary>")
-            _html_blocks(block.blocks, out)
+            name = unique(block.summary)
+            out.append(f"<details id='{name}'><summary>{_inline(block.summary)}</summary>")
+            _html_blocks(block.blocks, out, ids, name)
             out.append("</details>")
 
 
 def render_html(blocks: list, title: str = "reconcile report") -> str:
     out = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
            f"<style>{_CSS}</style></head><body>"]
-    _html_blocks(blocks, out)
+    _html_blocks(blocks, out, {})
     out.append("</body></html>")
     return "\n".join(out) + "\n"
+
+
+# -------------------------------------------------------------------------------------------------- terminal text
+WIDTH = 119  # a line a person reads in a terminal: under 120 characters
+INDENT = "  "
+
+
+def wrap(text: str, indent: str = "", width: int = WIDTH, hang: str = "") -> list[str]:
+    """`text` as lines of at most `width` characters; the first starts with `indent`, the rest with `hang`
+    (default: `indent` plus INDENT, so a continuation reads as the detail of the line above). Words are never
+    split: a single word longer than a line (a path) is left whole rather than cut."""
+    import textwrap
+
+    return textwrap.wrap(text, width=width, initial_indent=indent, subsequent_indent=hang or indent + INDENT,
+                         break_long_words=False, break_on_hyphens=False) or [indent.rstrip()]
+
+
+def headline(text: str, width: int = WIDTH) -> list[str]:
+    """A one-line answer that grew clauses ("A: verdict (value); printed by x, y, z, ..."): the first clause as
+    the line, every further `; ` clause as an indented detail line below it, all wrapped to `width`."""
+    head, *rest = text.split("; ")
+    return wrap(head, "", width) + [line for clause in rest for line in wrap(clause, INDENT, width)]
+
+
+def once(items: list[tuple[str, str]], noun: str = "items", shown: int = 4, named: bool = True) \
+        -> list[tuple[str, str, int]]:
+    """(subject, message) pairs with the same message said once: [(subjects, message, how many)], first-seen
+    order. With `named`, a message that names its own subject ("thop needs real tensors") is compared with the
+    subject taken out, so ten tools refused for one reason are one line: ("10 tools (thop, torchstat, fvcore,
+    ...)", "... each needs ...", 10)."""
+    groups: dict[str, list[str]] = {}
+    for subject, message in items:
+        key = message.replace(subject, "\0") if subject and named else message
+        groups.setdefault(key, []).append(subject)
+    out = []
+    for key, subjects in groups.items():
+        if len(subjects) == 1:
+            out.append((subjects[0], key.replace("\0", subjects[0]), 1))
+            continue
+        listed = ", ".join(subjects[:shown]) + (", ..." if len(subjects) > shown else "")
+        out.append((f"{len(subjects)} {noun} ({listed})", key.replace("\0", "each"), len(subjects)))
+    return out

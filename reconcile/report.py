@@ -19,8 +19,8 @@ from conventions import terms as T
 from .diff import some as _some
 from .errors import UserError
 from .records import COMPUTE, MODEL_LEVEL, OK, PARAMS, TOTAL
-from .render import Block, Chart, Details, Heading, Para, Table, Toc, fmt as _fmt, integral, link, render_html, \
-    render_md, to_csv
+from .render import Block, Chart, Details, Heading, Para, Strips, Table, Toc, fmt as _fmt, integral, link, \
+    render_html, render_md, to_csv
 
 
 # ------------------------------------------------------------------------------------------------ aggregation
@@ -33,7 +33,7 @@ def totals_table(records: pd.DataFrame, model: str, doc_flops: Optional[int]) ->
             ratio = f"{rec.value / doc_flops:.3f}"
         rows.append({"tool": rec.tool, "version": rec.tool_version, "quantity": rec.quantity, "metric": rec.metric,
                      "value": _fmt(rec.value) if rec.status == OK else rec.status,
-                     "/ document FLOPs": ratio, "note": rec.message})
+                     "/ document FLOPs": ratio, "note": capped(rec.message)})
     return pd.DataFrame(rows, columns=["tool", "version", "quantity", "metric", "value", "/ document FLOPs", "note"])
 
 
@@ -71,11 +71,24 @@ def metric_family(metric: str) -> str:
     return namespace + "*/" + re.sub(r"_\d+$", "", metric.rsplit("/", 1)[1])
 
 
+DOCUMENT = "document"  # the tool id of the document's own formulas (reconcile/adapters/document.py)
+SUM_OF_LAYERS = "sum of layers"  # how diff.explain words a container's number (the sum of its layers' numbers)
+NOTE_CHARS = 300  # a note longer than this is cut in the report; records.csv keeps it whole
+
+
+def capped(text: str, limit: int = NOTE_CHARS) -> str:
+    """A message as a report cell: whole when short, else its first `limit` characters (at a word) and where to
+    read the rest."""
+    if not isinstance(text, str) or len(text) <= limit:
+        return text
+    cut = text[:limit].rsplit(" ", 1)[0].rstrip(",;:")
+    return f"{cut} ... ({len(text):,} characters; whole in records.csv, column message)"
+
+
 def counts_matrix(explanations: pd.DataFrame) -> pd.DataFrame:
     """Tool/metric x layer kind -> the convention (decomposition) seen, over every model of the run."""
     df = explanations[(explanations["layer"] != TOTAL) & (explanations["status"] == OK)
                       & (explanations["layer_kind"] != "") & explanations["residual"].notna()]
-    df = df[~df["decomposition"].str.startswith("1*WEIGHTS + 1*BIAS_PARAMS")]
     if df.empty:
         return pd.DataFrame()
     df = df.assign(metric=df["metric"].map(metric_family))
@@ -86,6 +99,9 @@ def counts_matrix(explanations: pd.DataFrame) -> pd.DataFrame:
         row = {"tool: metric": f"{tool} {version}: {metric}" if tool in multi else f"{tool}: {metric}"}
         for kind in kinds:
             seen = sorted(set(group[group["layer_kind"] == kind]["decomposition"].str.replace(" (ambiguous)", "")))
+            sums = [d for d in seen if d.startswith(SUM_OF_LAYERS)]  # a container's total: a number per model
+            if len(sums) > 1:
+                seen = [d for d in seen if d not in sums] + [f"{SUM_OF_LAYERS} ({len(sums)} containers)"]
             row[kind] = " / ".join(seen)
         rows.append(row)
     return pd.DataFrame(rows, columns=["tool: metric"] + kinds)
@@ -121,15 +137,17 @@ def problems_table(records: pd.DataFrame) -> pd.DataFrame:
     for (tool, status, message), group in df.groupby(["tool", "status", "message"], sort=False):
         layers = list(dict.fromkeys(group["layer"]))
         rows.append({"tool": tool, "status": status, "models": ", ".join(dict.fromkeys(group["model"])),
-                     "layers": _some(layers), "message": message})
+                     "layers": _some(layers), "message": capped(message)})
     return pd.DataFrame(rows, columns=["tool", "status", "models", "layers", "message"])
 
 
 
 
 
-def totals_by_model(records: pd.DataFrame, models: list[str]) -> pd.DataFrame:
-    """Every tool metric's compute total, one column per model ("" where the tool printed none)."""
+def totals_by_model(records: pd.DataFrame, models: list[str], docs: Optional[dict] = None) -> pd.DataFrame:
+    """Every tool metric's compute total, one column per model ("" where the tool printed none); with `docs`
+    (model -> the document's Counts), each total divided by the document's FLOPs for its model, and a row with
+    no such ratio left out."""
     df = records[(records["layer"] == TOTAL) & (records["quantity"] == COMPUTE)]
     if df.empty:
         return pd.DataFrame()
@@ -137,9 +155,12 @@ def totals_by_model(records: pd.DataFrame, models: list[str]) -> pd.DataFrame:
     rows: dict[str, dict[str, str]] = {}
     for rec in df.itertuples(index=False):
         cell = _fmt(rec.value) if rec.status == OK else rec.status
+        if docs is not None and rec.status == OK:
+            doc = docs.get(rec.model)
+            cell = f"{rec.value / doc.flops:.3f}" if doc and doc.flops and rec.value is not None else ""
         rows.setdefault(label(rec), {})[rec.model] = cell
     return pd.DataFrame([{"tool: metric": name, **{m: cells.get(m, "") for m in models}}
-                         for name, cells in rows.items()], columns=["tool: metric"] + models)
+                         for name, cells in rows.items() if any(cells.values())], columns=["tool: metric"] + models)
 
 
 def model_file_name(model: str) -> str:
@@ -222,9 +243,10 @@ def _per_image(model: str, specs: Optional[dict]) -> bool:
     return spec is None or spec.input_shape[0] == 1
 
 
-def published_section(records: pd.DataFrame, specs: Optional[dict] = None) -> list[Block]:
+def published_section(records: pd.DataFrame, specs: Optional[dict] = None) -> tuple[list[Block], list[Block]]:
     """Every number of reference_models/published.csv whose model ran at batch 1 (papers print per-image
-    numbers), ranked against the conventions and this run's tool totals: one verdict line each."""
+    numbers), ranked against the conventions and this run's tool totals: (a short table of the verdicts, for
+    the first screen; each number in full: what the paper counts, its citation, the verdict with its tools)."""
     import reference_models
 
     from . import which
@@ -243,31 +265,73 @@ def published_section(records: pd.DataFrame, specs: Optional[dict] = None) -> li
             printed = which.parse_value(pub["value"])
         result = which.explain_number(ir, printed, pub["quantity"], records=records[records["model"] == model])
         top = result.families[0] if result.families else None
-        tools = result.tool_matches()
-        rows.append({"model": model, "printed": f"{pub['printed']} {pub['unit']}", "source": pub["citation"],
+        tools = [f"{r.candidate.tool} {r.candidate.metric}" for r in result.tool_matches()]
+        rows.append({"model": model, "printed": f"{pub['printed']} {pub['unit']}",
                      "verdict": top.name if top else "",
                      "match": f"{top.best.match} ({top.best.relative_error:+.2%})" if top else "",
-                     "tools at the printed precision": ", ".join(
-                         f"{r.candidate.tool} {r.candidate.metric}" for r in tools) or "none"})
-        lines.append(f"- **{model}, {pub['printed']} {pub['unit']}** (the paper counts: {pub['counts']}): "
-                     f"{result.verdict()}")
+                     "tools at the printed precision": (f"{len(tools)}: {_some(tools, 3)}" if tools else "none")})
+        lines.append(f"- **{model}, {pub['printed']} {pub['unit']}** ({pub['citation']}; the paper counts: "
+                     f"{pub['counts']}): {result.verdict()}")
     if not rows:
-        return []
-    return [Heading("Published numbers: which convention did the paper use?", 2),
-            Para("Each number as the paper printed it (`reference_models/published.csv`), ranked against every "
-                 "convention computed from the model's layers and every tool total of this run; its printed digits "
-                 "set the tolerance. `reconcile which MODEL VALUE` prints the families of conventions in full."),
-            Table(pd.DataFrame(rows)), Para("\n".join(lines))]
+        return [], []
+    return ([Heading(PUBLISHED_HEADING, 2), Table(pd.DataFrame(rows)),
+             Para("Each number as the paper printed it (`reference_models/published.csv`), ranked against every "
+                  "convention computed from the model's layers and every tool total of this run; its printed "
+                  "digits set the tolerance. Citations and every tool: [below](#published-numbers-in-full); "
+                  "`reconcile which MODEL VALUE` prints the families of conventions.")],
+            [Heading("Published numbers in full", 2), Para("\n".join(lines))])
+
+
+PUBLISHED_HEADING = "Published numbers: which convention did the paper use?"
+
+
+# ------------------------------------------------------------------------------------------------ totals as ratios
+def spread_chart(records: pd.DataFrame, models: list[str], docs: dict) -> Optional[Strips]:
+    """One strip per model: each tool's compute total as a dot at total / the document's FLOPs; the note gives
+    their range and the values most of them share ("17 totals, 0.50 to 1.01; most at 0.50 (x7), 1.00 (x6)"):
+    where the counters agree, and by how much they spread."""
+    df = records[(records["layer"] == TOTAL) & (records["quantity"] == COMPUTE) & (records["status"] == OK)]
+    if df.empty:
+        return None
+    label = _labeller(df)
+    rows = []
+    for model in models:
+        doc = docs.get(model)
+        here = df[df["model"] == model]
+        if here.empty:
+            continue
+        if not doc or not doc.flops:
+            rows.append((model, "no document FLOPs (no FLOPs formula for its layers)", []))
+            continue
+        nonzero = set(here[here["value"] != 0]["tool"])  # Netscope's zero div/exp columns are not findings
+        dots = [(float(r.value) / doc.flops, f"{label(r)} = {_fmt(r.value)} ({float(r.value) / doc.flops:.3f})",
+                 "same" if r.value == doc.flops else "other")
+                for r in here.itertuples(index=False) if r.value != 0 or r.tool not in nonzero]
+        groups: dict[str, int] = {}
+        for value, _, _ in sorted(dots):
+            groups[f"{value:.2f}"] = groups.get(f"{value:.2f}", 0) + 1
+        common = sorted((v for v in groups if groups[v] > 1), key=lambda v: (-groups[v], float(v)))[:2]
+        values = [v for v, _, _ in dots]
+        note = f"{len(dots)} totals, {min(values):.2f} to {max(values):.2f}" + \
+            ("; most at " + ", ".join(f"{v} (x{groups[v]})" for v in common) if common else "")
+        # the dots that equal the document's number are drawn last, on top of the others
+        rows.append((model, note, sorted(dots, key=lambda d: d[2] == "same")))
+    if not rows:
+        return None
+    return Strips("Each counter's total / the document's FLOPs", rows,
+                  {"same": "equals the document's FLOPs", "other": "differs"},
+                  "tool total / document FLOPs (hover a dot for the tool)", "chart_totals.svg",
+                  [(1.0, "1.0: the document's FLOPs", False), (0.5, "0.5: about a multiply-accumulate count", True)],
+                  "every counter's compute total per model, relative to the document's FLOPs")
 
 
 # ------------------------------------------------------------------------------------------------ assembly
-def _intro(records: pd.DataFrame) -> list[Block]:
+def _glossary(records: pd.DataFrame) -> list[Block]:
     versions = records[["tool", "tool_version"]].drop_duplicates()
     return [
-        Heading("Which FLOPs is that number?", 1),
-        Para("Every counter below ran on the same models. Each number is written as a combination of the reference "
-             "document's basis terms (`docs/document.md` in the repository has the document's formulas and its "
-             "LeNet example): " + "; ".join(f"**{t}** = {m}" for t, m in T.TERM_MEANINGS.items())
+        Para("Each number is written as a combination of the reference document's basis terms (`docs/document.md` "
+             "in the repository has the document's formulas and its LeNet example): "
+             + "; ".join(f"**{t}** = {m}" for t, m in T.TERM_MEANINGS.items())
              + ". The document's own FLOPs = 2 × MACC + BIAS for conv and FC layers; its pooling FLOPs = IN."),
         Para("Tool versions: " + ", ".join(f"{r.tool} {r.tool_version}" for r in versions.itertuples(index=False))
              + "."),
@@ -295,25 +359,34 @@ def reference_section(records: pd.DataFrame, models: list[str]) -> list[Block]:
 
 
 def summary(records: pd.DataFrame, explanations: pd.DataFrame, specs: Optional[dict] = None) -> list[Block]:
-    """The short report: the verdicts, a table of contents, and a link to each model's page."""
+    """The short report, the answer first: per model, where every counter's total sits against the document's
+    FLOPs (the chart), then the published numbers' verdicts; then contents, the totals as ratios and as
+    printed, what each tool counts per layer kind, the terms, failures, the audit and the model pages."""
     models = list(dict.fromkeys(records["model"]))
-    blocks: list[Block] = _intro(records) + [Toc(2)]
-    matrix = counts_matrix(explanations)
-    if not matrix.empty:
-        blocks += [Heading("What each tool counts", 2),
-                   Para("Per tool metric and layer kind, the combination of basis terms that reproduces the tool's "
-                        "number on every layer of that kind in this run (0 = counted as nothing; blank = the tool "
-                        "has no row for that kind)."),
-                   Table(matrix)]
-    totals = totals_by_model(records, models)
-    if not totals.empty:
-        docs = {m: document_totals(records, m, specs) for m in models}
+    docs = {m: document_totals(records, m, specs) for m in models}
+    tools = records[records["tool"] != DOCUMENT]["tool"].nunique()
+    blocks: list[Block] = [
+        Heading("Which FLOPs is that number?", 1),
+        Para(f"{tools} counter{'' if tools == 1 else 's'} ran on {len(models)} model{'' if len(models) == 1 else 's'}. "
+             "Each dot below is one counter's total divided by the "
+             "reference document's FLOPs for that model (2 × MACC + BIAS for conv and FC layers): 1.0 is the "
+             "document's number, 0.5 about a multiply-accumulate count. Then the papers' numbers and which "
+             "convention each one used; what each tool counts per layer kind and the terms are further down.")]
+    spread = spread_chart(records, models, docs)
+    if spread:
+        blocks.append(spread)
+    published, published_detail = published_section(records, specs)
+    blocks += published + [Toc(2)]
+    ratios = totals_by_model(records, [m for m in models if docs.get(m) and docs[m].flops], docs)
+    if not ratios.empty:
         blocks += [Heading("Totals per model", 2),
-                   Para("Each tool's compute total per model; the document's formulas give "
+                   Para("Each tool's compute total divided by the document's FLOPs for the model (a model whose "
+                        "document FLOPs are 0 has no column here); the document's formulas give "
                         + "; ".join(f"{m}: FLOPs {d.flops:,}, MACC {d.macc:,}" for m, d in docs.items() if d) + "."),
-                   Table(totals)]
+                   Table(ratios),
+                   Details("Totals as the tools printed them", [Table(totals_by_model(records, models))], 3)]
+    blocks += published_detail
     blocks += reference_section(records, models)
-    blocks += published_section(records, specs)
     from .training_report import report_blocks as training_blocks  # the committed measured training table
 
     blocks += training_blocks()
@@ -322,6 +395,14 @@ def summary(records: pd.DataFrame, explanations: pd.DataFrame, specs: Optional[d
         blocks += [Heading("Failures, unsupported layers and skipped jobs", 2),
                    Para("A tool that crashed, timed out, is not installed, or has no formula for a layer kind "
                         "(and silently counts it 0) appears here with its message."), Table(problems)]
+    matrix = counts_matrix(explanations)
+    if not matrix.empty:
+        blocks.append(Details("What each tool counts", [
+            Para("Per tool metric and layer kind, the combination of basis terms that reproduces the tool's "
+                 "number on every layer of that kind in this run (0 = counted as nothing; blank = the tool has no "
+                 "row for that kind; two combinations = layers with and without a term, e.g. convs with and "
+                 "without bias)."), Table(matrix)]))
+    blocks.append(Details("The basis terms and the tool versions", _glossary(records)))
     if "lenet" in models and _per_image("lenet", specs):
         blocks += document_audit(records, specs)
     blocks += [Heading("Models", 2),
@@ -418,6 +499,9 @@ def write_outputs(records: pd.DataFrame, out_dir: Path, specs: Optional[dict] = 
                 if isinstance(block, Chart):
                     files[f"models/{block.file_name}"] = block.svg()
             files[f"models/{model_file_name(model)}.md"] = render_md(blocks)
+        for block in summary_blocks:
+            if isinstance(block, Strips):
+                files[block.file_name] = block.svg()
         files["report.md"] = render_md(summary_blocks)
         files["report.html"] = render_html(html_blocks(summary_blocks, sections))
         return write_set(out_dir, files)  # staged, switched in as one set, manifest last

@@ -143,11 +143,13 @@ PUBLISHED = tuple(m.name for m in _PUBLISHED)
 
 def get(name: str) -> ReferenceModel:
     from reconcile.errors import UserError
+    from reconcile.names import did_you_mean
 
     try:
         return MODELS[name]
     except KeyError:
-        raise UserError(f"unknown model {name!r}; reference models: {', '.join(MODELS)}") from None
+        raise UserError(f"unknown model {name!r}{did_you_mean(name, MODELS)}; reference models: "
+                        f"{', '.join(MODELS)}") from None
 
 
 PUBLISHED_CSV = Path(__file__).parent / "published.csv"

@@ -315,5 +315,8 @@ def get(name: str) -> Preset:
 
     found = PRESETS.get(name) or PRESETS.get(_ALIASES.get(name, ""))
     if found is None:
-        raise UserError(f"unknown preset {name!r}; presets: {', '.join(PRESETS)}")
+        from reconcile.names import did_you_mean
+
+        raise UserError(f"unknown preset {name!r}{did_you_mean(name, list(PRESETS) + list(_ALIASES))}; presets: "
+                        f"{', '.join(PRESETS)}")
     return found

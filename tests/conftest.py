@@ -41,7 +41,10 @@ def pytest_collection_finish(session):
         folder = Path(tempfile.mkdtemp(prefix="reconcile-default-run-"))
         with open(folder / "stderr.txt", "w") as stderr:  # a file, not a pipe nobody reads until the end
             _DEFAULT_RUN.update(folder=folder, process=subprocess.Popen(
-                [sys.executable, "-m", "reconcile", "run", "--out", str(folder / "out"), "--quiet"], cwd=ROOT,
+                # a generous job timeout: on a busy machine a TF-profiler job of ResNet-50 took 182 s, and a job
+                # that times out is not cached (tests/test_cache.py compares this run with the same run warm)
+                [sys.executable, "-m", "reconcile", "run", "--out", str(folder / "out"), "--quiet", "--timeout", "900"],
+                cwd=ROOT,
                 stdout=subprocess.DEVNULL, stderr=stderr))
 
 

@@ -6,6 +6,7 @@ Hand arithmetic used below (the document's LeNet): conv1 MACC 20*24*24 outputs *
 20*24*24 = 11,520; conv2 bias adds 50*8*8 = 3,200.
 """
 import csv
+import os
 import shutil
 from pathlib import Path
 
@@ -111,12 +112,21 @@ def test_assert_counts_pins_a_users_own_model(tmp_path):
     # someone widens the conv: 4 -> 5 channels, 6*6 outputs each, 3*3*3 MACC per output: +36*27 = +972 on "0"
     with pytest.raises(AssertionError) as failure:
         assert_counts(net(5), (1, 3, 8, 8), tools=("thop",), golden=golden, name="mynet")
-    text = str(failure.value)
+    text = failure.value.report.text()  # every row
     # 4*6*6 outputs * 27 = 3,888 -> 5*6*6 * 27 = 4,860: thop's convention is the same, the network is not; the
     # golden is read on the layer it was taken on (golden/layers/mynet-<hash>.csv: the name's safe stem), so both
     # sides decompose exactly
     assert (f"thop {THOP} mynet 0 macs: golden 3,888 (1*MACC) -> now 4,860 (1*MACC): the layer itself changed "
             "(MACC 3,888 -> 4,860, BIAS 144 -> 180") in text and "same convention (1*MACC)" in text
+    # the message is the short diff: the layer's change once, the totals golden -> now. thop macs total: conv
+    # 3,888 + linear 4*36*10 = 1,440 -> 4,860 + 5*36*10 = 1,800, i.e. 5,328 -> 6,660 (+1,332); params: conv
+    # 4*27 + 4 = 112 -> 5*27 + 5 = 140, linear 1,440 + 10 = 1,450 -> 1,800 + 10 = 1,810: 1,562 -> 1,950 (+388)
+    short = str(failure.value)
+    assert short.startswith("mynet: 6 numbers of 1 tool(s) differ from their goldens"), short
+    assert "layer 0: MACC 3,888 -> 4,860, BIAS 144 -> 180" in short and "moved: thop macs, thop params" in short
+    assert "thop: macs 5,328 -> 6,660 (+1,332); params 1,562 -> 1,950 (+388)" in short
+    assert max(len(line) for line in short.splitlines() if str(golden) not in line) < 120, short
+    assert len(short.splitlines()) < 15, short
     assert gold.layers_path(golden, "mynet").is_file() and gold.layers_path(golden, "mynet").name.startswith("mynet-")
 
 
@@ -145,6 +155,39 @@ def test_a_network_change_is_not_read_as_a_convention_change(tmp_path, change, e
     with pytest.raises(AssertionError) as failure:
         assert_counts(_conv_net(change == "bias", 2 if change == "stride" else 1), (1, 3, 8, 8),
                       tools=("torchstat",), golden=golden, name="net")
-    text = str(failure.value)
+    text = failure.value.report.text()
     assert expected in text, text
     assert "instead of" not in text and "now counted" not in text and "no longer counted" not in text, text
+
+
+@pytest.mark.slow  # a pytest session in a subprocess (~10 s)
+def test_assert_counts_failure_in_pytest_shows_the_diff_not_the_library(tmp_path):
+    """What a user's CI log shows when their model changed: their test's line and the short diff; no source of
+    reconcile/golden.py (its frame is hidden with __tracebackhide__)."""
+    import subprocess
+    import sys
+
+    import torch.nn as nn
+
+    from reconcile.golden import assert_counts
+
+    def net(width: int):
+        return nn.Sequential(nn.Conv2d(3, width, 3), nn.ReLU(), nn.Flatten(), nn.Linear(width * 36, 10))
+
+    # the golden of the 4-channel net, taken here; the user's test (a file, its own pytest) has 5 channels
+    assert_counts(net(4), (1, 3, 8, 8), tools=("thop",), golden=tmp_path / "counts", name="mynet", update=True)
+    (tmp_path / "test_mine.py").write_text(
+        "import torch.nn as nn\n"
+        "from reconcile.golden import assert_counts\n\n"
+        "def test_mynet_counts():\n"
+        "    net = nn.Sequential(nn.Conv2d(3, 5, 3), nn.ReLU(), nn.Flatten(), nn.Linear(5 * 36, 10))\n"
+        "    assert_counts(net, (1, 3, 8, 8), tools=('thop',), golden='counts', name='mynet')\n")
+    env = dict(os.environ, RECONCILE_UPDATE_GOLDEN="")
+    failed = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_mine.py"],
+                            cwd=tmp_path, capture_output=True, text=True, env=env, timeout=600)
+    out = failed.stdout
+    assert failed.returncode == 1, out
+    assert "CountsChanged: mynet: 6 numbers of 1 tool(s) differ from their goldens" in out, out
+    assert "assert_counts(net, (1, 3, 8, 8)" in out  # the user's own line
+    assert "golden.py" not in out and "def assert_counts" not in out and "report = check(" not in out, out
+    assert len(out.splitlines()) < 30, out

@@ -159,6 +159,7 @@ def test_recorded_gpt2_counts_are_explained(attn, tool, per_token, basis):
     assert llm.format_combo(llm.explain_total(per_token * 1024, GPT2, 1024)) == basis
 
 
+@pytest.mark.slow  # explain_total searches the combinations of basis terms: seconds
 def test_bert_pooler_term_by_hand():
     bert = llm.Shapes(n_layer=12, d_model=768, n_heads=12, d_head=64, d_ff=3072, n_vocab=30522, n_ctx=512,
                       lm_head=False, pooler=True)

@@ -61,7 +61,10 @@ def test_summary_is_short_with_contents_and_model_pages(written):
     md = (written / "report.md").read_text(encoding="utf-8")
     assert len(md.encode()) < 150_000
     headings = re.findall(r"^## (.+)$", md, re.M)
-    assert headings[0] == "What each tool counts" and headings[-1] == "Models"
+    # the answer first: the chart of the totals (no published number of LeNet or sepnet: no verdicts here)
+    assert md.index("![every counter's compute total per model") < md.index("\n## ")
+    assert headings[0] == "Totals per model" and headings[-1] == "Models"
+    assert headings.index("What each tool counts") > headings.index("Totals per model")
     for heading in headings:  # the table of contents links every section by the anchor the site generates
         assert f"(#{slug(heading)})" in md
     for model in ("lenet", "sepnet"):
@@ -83,8 +86,9 @@ def test_sections_follow_what_ran(tmp_path):
 def test_html_summary_first_models_collapsed(written):
     html = (written / "report.html").read_text(encoding="utf-8")
     assert len(html.encode()) < 1_000_000
-    assert html.index("What each tool counts") < html.index("<details")
-    assert html.count("<details") == 2 and "position:sticky" in html and "<thead>" in html
+    assert html.index("<figure") < html.index("Totals per model") < html.index("<details")
+    # collapsed: what each tool counts, the terms, the printed totals, and the two models
+    assert html.count("<details") == 5 and "position:sticky" in html and "<thead>" in html
     for anchor in re.findall(r"<a href='#([^']+)'>", html):
         assert f"id='{anchor}'" in html, anchor
     # text columns left, numbers right: a layer name cell has no class, a count cell has class n
@@ -137,3 +141,60 @@ def test_chart_is_svg_with_a_legend(written):
         assert meaning.replace("'", "&#x27;") in svg
     # thop 0.1.1 macs on LeNet = 2,293,000 MACC over the document's 4,615,950 FLOPs (hand: 0.497)
     assert ">thop: macs</text>" in svg and ">0.497</text>" in svg
+
+
+def test_html_ids_unique_and_no_empty_rows(written):
+    """Every element id once (a heading repeated in each model's section gets the section's name), every anchor
+    lands, and no table row whose cells after the first are all empty."""
+    from html.parser import HTMLParser
+
+    class Page(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.ids, self.rows, self.cell = [], [], None
+
+        def handle_starttag(self, tag, attrs):
+            attrs = dict(attrs)
+            if "id" in attrs:
+                self.ids.append(attrs["id"])
+            if tag == "tr":
+                self.rows.append([])
+            elif tag in ("td", "th"):
+                self.cell = ""
+
+        def handle_data(self, data):
+            if self.cell is not None:
+                self.cell += data
+
+        def handle_endtag(self, tag):
+            if tag in ("td", "th"):
+                self.rows[-1].append(self.cell.strip())
+                self.cell = None
+
+    page = Page()
+    html = (written / "report.html").read_text(encoding="utf-8")
+    page.feed(html)
+    assert len(page.ids) == len(set(page.ids)), sorted(i for i in page.ids if page.ids.count(i) > 1)
+    assert "model-lenet-totals" in page.ids and "model-sepnet-totals" in page.ids
+    assert all(a in page.ids for a in re.findall(r"href='#([^']+)'", html))
+    assert not [r for r in page.rows if len(r) > 1 and not any(r[1:])]
+
+
+def test_what_each_tool_counts_shows_parameter_rows_of_linear_layers(written):
+    """LeNet's ip1/ip2 are nn.Linear with bias: a params row reads 1*WEIGHTS + 1*BIAS_PARAMS there (thop
+    params = 800*500 + 500 = 400,500 on ip1), not blank (blank means the tool has no row for that kind)."""
+    md = (written / "report.md").read_text(encoding="utf-8")
+    header = next(line for line in md.splitlines() if line.startswith("| tool: metric | conv"))
+    linear = [c.strip() for c in header.split("|")].index("linear")
+    row = next(line for line in md.splitlines() if line.startswith("| thop: params |"))
+    assert [c.strip() for c in row.split("|")][linear] == r"1\*WEIGHTS + 1\*BIAS_PARAMS"  # md-escaped
+
+
+def test_long_notes_are_cut_with_where_to_read_them():
+    from reconcile.report import NOTE_CHARS, capped
+
+    text = "silent zeros: " + ", ".join(f"layer{i}.bn" for i in range(400))
+    short = capped(text)
+    assert len(short) < NOTE_CHARS + 80 and short.endswith(f"({len(text):,} characters; whole in records.csv, "
+                                                             "column message)")
+    assert capped("short note") == "short note"

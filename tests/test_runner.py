@@ -48,10 +48,8 @@ def fake_tools(monkeypatch):
 @pytest.mark.slow  # seconds: left out of make test-fast, run by make test
 def test_failures_become_rows_and_the_run_completes(fake_tools):
     spec = reference("gconv")
-    started = time.monotonic()
     records = run_jobs([Job(t, spec) for t in ("t_hang", "t_crash", "t_die", "t_missing", "t_fine")], timeout=3)
-    assert time.monotonic() - started < 30  # the hanging tool was killed at its 3 s timeout
-    by_tool = {r.tool: r for r in records}
+    by_tool = {r.tool: r for r in records}  # the run returned: the hanging tool was killed at its timeout
     assert by_tool["t_hang"].status == "error" and "timed out after 3 s" in by_tool["t_hang"].message
     assert by_tool["t_crash"].status == "error" and "RuntimeError: the tool fell over" in by_tool["t_crash"].message
     assert by_tool["t_die"].status == "error" and "exit code 3" in by_tool["t_die"].message
@@ -74,9 +72,8 @@ def test_parent_that_used_torch_does_not_hang_the_jobs():
     # libgomp is not fork-safe: a child forked after the parent ran parallel ops hung until the timeout
     x = torch.randn(256, 256)
     _ = x @ x
-    started = time.monotonic()
-    records = run(models="lenet", tools="thop", timeout=20, fresh=True)
-    assert set(records.status) == {"ok"} and time.monotonic() - started < 15
+    records = run(models="lenet", tools="thop", timeout=60, fresh=True)
+    assert set(records.status) == {"ok"}  # a hung child would be an error row "timed out after 60 s"
 
 
 @pytest.mark.slow

@@ -25,7 +25,9 @@ TOOLS += ("fvcore", "ptflops_pytorch", "ptflops_aten", "torchinfo", "torch_flop_
 
 def get(tool: str) -> ModuleType:
     if tool not in TOOLS:
-        raise UserError(f"unknown tool {tool!r}; tools: {', '.join(TOOLS)}")
+        from ..names import did_you_mean
+
+        raise UserError(f"unknown tool {tool!r}{did_you_mean(tool, TOOLS)}; tools: {', '.join(TOOLS)}")
     return importlib.import_module(f"{__name__}.{tool}")
 
 

@@ -6,14 +6,15 @@ from typing import Optional
 
 import click
 
+from ..helptext import model_spec_help
 from ..options import memory_option, names_once, timeout_seconds
 
 
-@click.command("check")
+@click.command("check", epilog=model_spec_help())
 @click.option("--update", is_flag=True, help="Rewrite the goldens with the current numbers (on purpose).")
 @click.option("--tools", callback=names_once, help="Comma-separated tool ids (default: every installed tool).")
 @click.option("--models", callback=names_once,
-              help="Comma-separated reference model names (default: the reference suite).")
+              help="Comma-separated model specs (see below; default: the reference suite).")
 @click.option("--golden-dir", default=None,
               help="Folder of <tool>-<version>.csv goldens (default: $RECONCILE_GOLDEN_DIR or tests/golden).")
 @click.option("--timeout", type=float, default=120.0, show_default=True, callback=timeout_seconds,

@@ -6,6 +6,7 @@ from typing import Optional
 
 import click
 
+from ..helptext import model_spec_help
 from ..options import memory_option, tolerance_fraction
 
 
@@ -92,7 +93,7 @@ def _usable_records(path):
     return str(path)
 
 
-@click.command("which")
+@click.command("which", epilog=model_spec_help())
 @click.argument("args", nargs=-1, metavar="[MODEL] VALUE")
 @click.option("--model-file", help="PATH.py:FACTORY, FACTORY returns a torch nn.Module (instead of MODEL).")
 @click.option("--input-shape", help="N,C,H,W for --model-file (or to override a reference model's).")
@@ -176,22 +177,36 @@ def command(args: tuple[str, ...], model_file: Optional[str], input_shape: Optio
     if fmt == "json":
         click.echo(json.dumps(result.to_json(show_all), indent=2))
         return
-    click.echo(result.verdict())
+    _print_table(result, full, show_all, limit)
+
+
+def _print_table(result, full, show_all: bool, limit: int) -> None:
+    """The default output, for a person: the verdict's first clause as the first line (under 120 characters),
+    its other clauses and the unit note indented below it, then the families; reasons shared by several tools
+    said once."""
+    from ..render import INDENT, headline, once, wrap
+
+    lines = headline(result.verdict())
     if result.unit_note():
-        click.echo(result.unit_note())
+        lines += wrap(result.unit_note(), INDENT)
     for hint in result.hints:
-        click.echo(f"hint: {hint}")
-    click.echo("")
+        lines += wrap(f"hint: {hint}", INDENT)
+    lines.append("")
     if show_all:
-        click.echo(_flat_table(full.head(limit) if limit else full))
+        lines += _flat_table(full.head(limit) if limit else full).split("\n")  # a table: its rows stay whole
         if limit and len(full) > limit:
-            click.echo(f"... {len(full) - limit} more (--limit 0 shows all)")
+            lines.append(f"... {len(full) - limit} more (--limit 0 shows all)")
     else:
-        click.echo("\n".join(_family_lines(result, limit)))
+        for line in _family_lines(result, limit):
+            indent = line[:len(line) - len(line.lstrip())]
+            number = line.split(" ", 1)[0] if not indent else ""  # "1. family ...": continue under the family
+            lines += wrap(line.strip(), indent, hang=" " * (len(number) + 1) + INDENT if number else "")
     for note in result.notes:
-        click.echo(f"note: {note}")
-    for line in result.unavailable:
-        click.echo(f"no total from {line}")
+        lines += wrap(f"note: {note}")
+    for tools, reason, _ in once([tuple(line.split(": ", 1)) if ": " in line else (line, "") for line in
+                               result.unavailable], "tools"):
+        lines += wrap(f"no total from {tools}" + (f": {reason}" if reason else ""))
+    click.echo("\n".join(lines))
 
 
 def _table(which_mod, path: str, tolerance: float, tools: list, run: bool, cache_dir, report_records, fmt: str) -> None:

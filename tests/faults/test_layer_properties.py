@@ -91,6 +91,7 @@ def check_tools(spec, ir):
             assert dec.residual == 0, (tool, rec.metric, rec.value, layer, dec.text)
 
 
+@pytest.mark.slow  # 12 convs through the torch front end and thop: seconds (make test runs it)
 @PROPERTY
 @given(conv_case())
 def test_conv(case):

@@ -1,5 +1,5 @@
 """SIGTERM or SIGKILL of a parent `reconcile run` leaves no process behind: its workers, the job they run and
-what the job's forward spawned all go within 5 s (workers hold no copy of the parent's pipe ends, get a signal
+what the job's forward spawned all go (workers hold no copy of the parent's pipe ends, get a signal
 when the parent dies, and kill their job's process group)."""
 import signal
 import subprocess
@@ -35,8 +35,9 @@ def test_killing_the_parent_leaves_no_process(tmp_path, sig):
         assert wait_for(lambda: spawned_pids(tmp_path), 60), "the forward never ran"
         assert len(procs.in_session(parent.pid)) >= 4  # parent, worker, job, sleeper
         parent.send_signal(sig)
-        parent.wait(10)
-        assert wait_for(lambda: procs.in_session(parent.pid) == [], 5), procs.in_session(parent.pid)
+        parent.wait(60)
+        # the bound only ends a failing test (processes left for good): no claim on how fast they go
+        assert wait_for(lambda: procs.in_session(parent.pid) == [], 60), procs.in_session(parent.pid)
         assert not [p for p in spawned_pids(tmp_path) if procs.alive(p)]
     finally:
         for pid in procs.in_session(parent.pid):  # never leave them to the next test
