@@ -322,9 +322,10 @@ def test_which_train_compute_ranks_the_measured_figure_beside_the_formulas(tmp_p
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     relative = (six_nd - measured) / measured
+    # the verdict's first clause on its line, each further clause indented below it
     assert lines[0].startswith(f"{spec} {six_nd * 1000:.6e}: 6ND, N = all parameters (")
-    assert lines[0].endswith(f"; which here is {abs(relative):.2%} {'above' if relative > 0 else 'below'} the "
-                             "measured forward+backward")
+    assert f"  which here is {abs(relative):.2%} {'above' if relative > 0 else 'below'} the measured " \
+           "forward+backward" in lines[1:3], lines[:3]
     # the measured figure is one of the ranked families, at its own value
     assert any(". measured forward + backward" in line and f"{measured * 1000:.8g}" in line for line in lines)
 
