@@ -153,6 +153,13 @@ def _place(root: Optional[Path], spec, kind: str, folder: str, *parts: str) -> O
         return None
 
 
+def result_key(spec, tool: str, version: str) -> Optional[str]:
+    """The key a (tool, version, model) job's records are kept under: the sweep store keys its jobs by it too
+    (reconcile/store.py). None when the model cannot be keyed (an in-memory module, unreadable sources)."""
+    place = _place(Path("/"), spec, "results", tool, version)
+    return place[1] if place else None
+
+
 def _records_place(job, root: Optional[Path]) -> Optional[tuple[Path, str]]:
     if job.extra_path or job.shims:  # a matrix job brings its own install
         return None
