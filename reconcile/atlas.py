@@ -38,6 +38,86 @@ RELEASES = {
     "calflops": ("0.2.9", "0.3.0", "0.3.2"),
 }
 
+# The atlas's models: the reference CNNs and attention blocks, and transformers architectures at small configs
+# (two layers, width 64: the conventions a counter applies do not depend on the size, and the jobs stay short).
+_SMALL_TEXT = "num_hidden_layers=2&hidden_size=64&num_attention_heads=2&intermediate_size=128"
+MODELS = ("lenet", "lenet_relu_module", "sepnet", "gconv", "mha", "block", "resblock", "mobilenet_v2",
+          "hf:gpt2?n_layer=2&n_embd=64&n_head=2&vocab_size=512&n_positions=64&bos_token_id=0&eos_token_id=0",
+          f"hf:bert?{_SMALL_TEXT}&vocab_size=512&max_position_embeddings=64",
+          f"hf:llama?{_SMALL_TEXT}&num_key_value_heads=1&vocab_size=512&max_position_embeddings=64",
+          f"hf:vit?{_SMALL_TEXT}&image_size=32&patch_size=8")
+# Architecture family of the reference models (an hf: spec's family is its model type).
+FAMILIES = {"lenet": "cnn (LeNet)", "lenet_relu_module": "cnn (LeNet)", "sepnet": "cnn (separable)",
+            "gconv": "cnn (grouped conv)", "resblock": "cnn (residual)", "mobilenet_v2": "cnn (separable)",
+            "resnet18": "cnn (residual)", "resnet50_v1": "cnn (residual)", "resnet50_v15": "cnn (residual)",
+            "vgg16": "cnn (plain)", "alexnet": "cnn (plain)", "mobilenet_v1": "cnn (separable)",
+            "mha": "attention (torch MHA)", "block": "transformer block (torch)"}
+
+
+def family(model: str) -> str:
+    if model.startswith(("hf:", "preset:")):
+        return model.split(":", 1)[1].split("?", 1)[0]
+    return FAMILIES.get(model, "other")
+
+
+def resolve_models(names: Optional[Sequence[str]] = None) -> list[ModelSpec]:
+    from . import models
+
+    names = list(dict.fromkeys(names if names is not None else MODELS))
+    if not names:
+        raise UserError("--models is empty: name at least one model, or leave the option out for the atlas's")
+    return [models.resolve(name) if ":" in name or name.endswith(".prototxt") else models.reference(name)
+            for name in names]
+
+
+def tool_list(names: Optional[Sequence[str]] = None) -> list[str]:
+    names = list(dict.fromkeys(names if names is not None else (REFERENCE_TOOL,) + RELEASED_TOOLS + PINNED_TOOLS))
+    if not names:
+        raise UserError("--tools is empty: name at least one tool, or leave the option out for the atlas's")
+    for name in names:
+        module = adapters.get(name)
+        if module.WORKER == "tf":
+            raise UserError(f"tool {name!r} runs TensorFlow in its worker's own process (not fork-safe): the atlas "
+                            "runs forked jobs only")
+    return names
+
+
+def check_out(out: Path) -> None:
+    """--out: a folder (created if needed) whose store/ is a real folder, writable; checked before any job."""
+    import os
+
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out}: not a folder")
+    folder = out / "store"
+    if folder.is_symlink():
+        raise UserError(f"--out {out}: its store/ is a symlink; give a folder whose store/ is a real folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"--out {out}: cannot create {folder} ({exc.strerror})") from None
+    if not os.access(folder, os.W_OK):
+        raise UserError(f"--out {out}: {folder} is not writable")
+
+
+def _existing_store(store_dir: "str | Path") -> Path:
+    path = Path(store_dir)
+    if not (path / "store").is_dir():
+        raise UserError(f"{store_dir}: no sweep store here (expected {path / 'store'}/; `reconcile atlas sweep "
+                        f"--out {store_dir}` makes one)")
+    return path
+
+
+def query(store_dir: "str | Path", sql: str):
+    from . import store
+
+    return store.query(_existing_store(store_dir), sql)
+
+
+def export(store_dir: "str | Path") -> str:
+    from . import store
+
+    return store.export_csv(_existing_store(store_dir))
+
 
 @dataclass
 class Plan:
