@@ -75,11 +75,13 @@ def _releases(values: tuple[str, ...]) -> dict[str, list[str]]:
               help="Worker processes of the builtin engine, or CPUs of a local Ray cluster (default: the cores).")
 @click.option("--timeout", type=float, default=120.0, show_default=True, callback=timeout_seconds,
               help="Seconds per job (finite, above 0, at most 86400).")
+@click.option("--batch-jobs", type=click.IntRange(1, 100000), default=None,
+              help="Jobs per store file (default 16, or what finished in 10 s).")
 @click.option("--quiet", is_flag=True, help="No progress lines.")
 @memory_option
 def sweep_command(models: Optional[str], tools: Optional[str], release_values: tuple[str, ...], venv_only: bool,
                   out_dir: str, engine_name: str, address: Optional[str], workers: Optional[int], timeout: float,
-                  quiet: bool) -> None:
+                  batch_jobs: Optional[int], quiet: bool) -> None:
     """Run every (model, tool, release) job the store in OUT lacks, on the engine, one row per number."""
     from pathlib import Path
 
@@ -111,7 +113,7 @@ def sweep_command(models: Optional[str], tools: Optional[str], release_values: t
                 tail = getattr(result, "reason", "") or f"{getattr(result, 'wall_s', 0):.1f} s"
                 click.echo(f"[{done}/{total}] {job.describe()}: {tail}", err=True)
 
-        summary = atlas.sweep(plan.jobs, out, engine, plan.failed, progress)
+        summary = atlas.sweep(plan.jobs, out, engine, plan.failed, progress, batch_jobs)
     finally:
         engine.close()
     click.echo(f"{summary.ran} jobs run, {summary.skipped} already in the store, {summary.failed} failed for good, "

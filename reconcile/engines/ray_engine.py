@@ -19,6 +19,7 @@ $RECONCILE_TOOL_CACHE).
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 from typing import Any, Callable, Iterable, Optional
@@ -39,7 +40,12 @@ def _task(fn: Callable[[Any], Any], job: Any, warm: Optional[Callable[[], None]]
         _WARMED.add(name)
         warm()
         procs.single_threaded()
-    return fn(job)
+    result = fn(job)
+    if dataclasses.is_dataclass(result) and hasattr(result, "host"):  # which node of the cluster ran it
+        import ray
+
+        result = dataclasses.replace(result, host=f"{result.host}/{ray.get_runtime_context().get_node_id()[:12]}")
+    return result
 
 
 def import_ray():
