@@ -110,7 +110,7 @@ def sweep_command(models: Optional[str], tools: Optional[str], release_values: t
 
         def progress(done, total, job, result) -> None:
             if not quiet:
-                tail = getattr(result, "reason", "") or f"{getattr(result, 'wall_s', 0):.1f} s"
+                tail = getattr(result, "reason", "") or f"{result.wall_s:.1f} s on {result.host}"
                 click.echo(f"[{done}/{total}] {job.describe()}: {tail}", err=True)
 
         summary = atlas.sweep(plan.jobs, out, engine, plan.failed, progress, batch_jobs)
