@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Optional, Protocol
+from typing import Any, Callable, Iterable, Iterator, Optional, Protocol
 
 from ..errors import UserError
 
@@ -39,11 +39,15 @@ class Engine(Protocol):
     name: str
     workers: int
 
+    def results(self, fn: Callable[[Any], Any], items: Iterable[Item],
+                warm: Optional[Callable[[], None]] = None) -> Iterator[tuple[str, Any]]:
+        """(key, result) for every (key, job) as each finishes, any order: fn's return value or a Failed. fn
+        runs in a worker process; `warm` runs once in each worker before its first job (imports paid once per
+        worker, not once per job). Closing the iterator early stops the workers and the pending jobs."""
+
     def run(self, fn: Callable[[Any], Any], items: Iterable[Item], on_result: OnResult,
             warm: Optional[Callable[[], None]] = None) -> None:
-        """Run fn(job) for every (key, job), each in a worker process; call on_result(key, result) here as each
-        finishes (any order), result being fn's return value or a Failed. `warm` runs once in each worker before
-        its first job (imports paid once per worker, not once per job)."""
+        """on_result(key, result) here, in the driver, for each of `results`."""
 
     def describe(self) -> str:
         """One line for the progress output: the engine, its workers, where."""

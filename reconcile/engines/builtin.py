@@ -12,7 +12,7 @@ import collections
 import os
 import signal
 from multiprocessing.connection import Connection, wait
-from typing import Any, Callable, Iterable, Optional
+from typing import Any, Callable, Iterable, Iterator, Optional
 
 from .. import jobs as procs
 from . import RETRIES, Failed, Item, OnResult
@@ -104,8 +104,8 @@ class BuiltinEngine:
     def describe(self) -> str:
         return f"builtin engine, {self.workers} worker process(es) on this machine"
 
-    def run(self, fn: Callable[[Any], Any], items: Iterable[Item], on_result: OnResult,
-            warm: Optional[Callable[[], None]] = None) -> None:
+    def results(self, fn: Callable[[Any], Any], items: Iterable[Item],
+                warm: Optional[Callable[[], None]] = None) -> Iterator[tuple[str, Any]]:
         queue = collections.deque(items)
         deaths: dict[str, list[str]] = {}
         pool = [_Worker(fn, warm) for _ in range(min(self.workers, len(queue)))]
@@ -127,13 +127,18 @@ class BuiltinEngine:
                             result = None
                         else:
                             result = Failed(f"{'; then '.join(deaths[key])}; not run again")
-                    if result is not None:
-                        on_result(key, result)
                     if queue:
                         worker.submit(*queue.popleft())
+                    if result is not None:
+                        yield key, result
         finally:
             for worker in pool:
                 worker.close() if worker.key is None else worker.stop()
+
+    def run(self, fn: Callable[[Any], Any], items: Iterable[Item], on_result: OnResult,
+            warm: Optional[Callable[[], None]] = None) -> None:
+        for key, result in self.results(fn, items, warm):
+            on_result(key, result)
 
     def close(self) -> None:
         pass

@@ -22,7 +22,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from pathlib import Path
-from typing import Any, Callable, Iterable, Optional
+from typing import Any, Callable, Iterable, Iterator, Optional
 
 from ..errors import UserError
 from . import RETRIES, Failed, Item, OnResult
@@ -35,7 +35,7 @@ def _task(fn: Callable[[Any], Any], job: Any, warm: Optional[Callable[[], None]]
     """The body of every Ray task: warm this worker once, then the job (which forks its own process)."""
     from .. import jobs as procs
 
-    name = f"{getattr(warm, '__module__', '')}.{getattr(warm, '__qualname__', '')}"
+    name = repr(warm)  # a function (or partial) unpickled in this process is one object: its repr is stable here
     if warm is not None and name not in _WARMED:
         _WARMED.add(name)
         warm()
@@ -96,8 +96,8 @@ class RayEngine:
         where = f"the cluster at {self.address}" if self.address else "a local cluster started for this sweep"
         return f"ray engine, {self.workers} CPU(s) on {nodes} node(s) of {where}"
 
-    def run(self, fn: Callable[[Any], Any], items: Iterable[Item], on_result: OnResult,
-            warm: Optional[Callable[[], None]] = None) -> None:
+    def results(self, fn: Callable[[Any], Any], items: Iterable[Item],
+                warm: Optional[Callable[[], None]] = None) -> Iterator[tuple[str, Any]]:
         ray = self.ray
         remote = ray.remote(_task).options(num_cpus=1, max_retries=RETRIES, retry_exceptions=False)
         fn_ref, warm_ref = ray.put(fn), ray.put(warm)
@@ -111,10 +111,15 @@ class RayEngine:
                         result = ray.get(ref)
                     except ray.exceptions.RayError as exc:  # worker died / node lost, after the retry
                         result = Failed(f"ray: {type(exc).__name__}: {_first_line(exc)} (after {RETRIES} retry)")
-                    on_result(key, result)
+                    yield key, result
         finally:
             for ref in pending:  # the driver stops early (an exception, ^C): do not leave tasks running
                 ray.cancel(ref, force=True)
+
+    def run(self, fn: Callable[[Any], Any], items: Iterable[Item], on_result: OnResult,
+            warm: Optional[Callable[[], None]] = None) -> None:
+        for key, result in self.results(fn, items, warm):
+            on_result(key, result)
 
     def close(self) -> None:
         if self.ray.is_initialized():
