@@ -15,8 +15,8 @@ DEFAULT_SEQ_CAP = 1024  # default seq_len: the configuration's maximum positions
 META_ABOVE_PARAMS = 1_000_000_000  # larger models are built on the meta device
 _ENCODERS = {"bert", "roberta", "distilbert", "albert", "electra", "deberta", "deberta-v2", "xlm-roberta", "camembert",
              "mpnet", "ernie", "big_bird", "longformer", "megatron-bert", "funnel", "layoutlm", "squeezebert"}
-_RESERVED = ("head", "attn_implementation", "experts_implementation", "device", "sizes")
-SIZES = ("default", "small")
+_RESERVED = ("head", "attn_implementation", "experts_implementation", "device", "sizes", "inputs")
+SIZES = ("default", "small", "layers")  # layers: the small-config rule's depth and experts, widths as configured
 IMAGE_CLASSES = 1000  # image-classification heads: ImageNet-1k, the class count papers' numbers assume
 
 # The small-config rule (`sizes=small`, `reconcile sweep --sizes small`; README "Model specs"): every model type
@@ -24,9 +24,12 @@ IMAGE_CLASSES = 1000  # image-classification heads: ImageNet-1k, the class count
 # list of stage depths becomes SMALL_STAGE_DEPTH per stage (per-layer lists are cut to the new depth). Width: every
 # width (a hidden, intermediate, head, embedding or projection size, scalar or per stage) is divided by one power of
 # two, the largest (at most SMALL_MAX_DIVISOR) that divides every width exactly and leaves each at least
-# SMALL_MIN_WIDTH: head counts are kept, so hidden = heads x head_dim and every other ratio between widths still
-# hold. Routed experts: at most SMALL_EXPERTS, top-k at most SMALL_TOP_K. Vocabulary, positions, image and patch
-# sizes, channels and labels are kept. Token inputs are SMALL_SEQ tokens.
+# SMALL_MIN_WIDTH, and every model width (hidden_size, d_model, embed_dim) a multiple of twice each head and group
+# count: head counts are kept, so hidden = heads x head_dim, rotary dimensions stay even, and every other ratio
+# between widths still holds. Routed experts: at most SMALL_EXPERTS, top-k at most SMALL_TOP_K (also where the
+# configuration leaves them unset, None: the model needs a number). DETR-style timm backbones become transformers'
+# own (use_timm_backbone). Vocabulary, positions, image and patch sizes, channels and labels are kept. Token inputs
+# are SMALL_SEQ tokens. `sizes=layers`: the depth and expert parts alone (widths as configured).
 SMALL_LAYERS = 2
 SMALL_STAGE_DEPTH = 1
 SMALL_MAX_DIVISOR = 16
@@ -38,10 +41,13 @@ _DEPTH_KEYS = re.compile(r"^(num_hidden_layers|num_layers|n_layers?|num_(encoder
                          r"|num_(text|vision|audio|speech|cross|self|global|local|backbone|transformer|block)_?layers"
                          r"|(text|vision|audio)_layers|depth|num_blocks)$")
 _WIDTH_KEYS = re.compile(r"^(d_model|d_ff|d_kv|d_inner|dim|n_embd|n_inner|hidden_sizes?|embed_dims?|embedding_size"
-                         r"|(\w+_)?(hidden|intermediate|ffn|ff|embed|embd|inner|head|kv|proj|projection|lora|mlp|rank"
+                         r"|(\w+_)?(hidden|intermediate|ffn|ff|embed|embd|inner|head|kv|proj|projection|lora|mlp|rank|rotary|rope"
                          r"|model|qk|nope_head|rope_head|v_head|q_lora|kv_lora)_(size|dim|dims|sizes|rank))$")
 _NOT_WIDTH = re.compile(r"(vocab|image|patch|max_|window|kernel|batch|chunk|pool|position|num_|seq|length|stride|"
                         r"bucket|mel|sampling|codebook|feature|conv_|label|time|freq|frame|audio_chunk|spatial)")
+_MODEL_WIDTHS = re.compile(r"^(hidden_sizes?|d_model|n_embd|embed_dims?|dim|hidden_dim|(\w+_)?hidden_size)$")
+_COUNT_KEYS = re.compile(r"^(num_attention_heads|num_heads|n_heads?|(encoder|decoder)_attention_heads|num_groups"
+                         r"|num_key_value_heads|num_kv_heads|(\w+_)?num_attention_heads)$")
 _EXPERT_KEYS = ("num_experts", "num_local_experts", "n_routed_experts", "moe_num_experts")
 _TOP_K_KEYS = ("num_experts_per_tok", "moe_topk", "num_experts_per_token", "top_k", "moe_top_k")
 
@@ -76,9 +82,13 @@ def _is_config(value) -> bool:
     return isinstance(value, PretrainedConfig)
 
 
-def _power_of_two_divisor(widths: list[int]) -> int:
+def _power_of_two_divisor(widths: list[int], model_widths: list[int], counts: list[int]) -> int:
+    """The largest power of two up to SMALL_MAX_DIVISOR dividing every width, leaving each at least
+    SMALL_MIN_WIDTH, and leaving every model width (hidden_size, d_model, embed_dim, ...) a multiple of twice each
+    head or group count (whole heads, an even rotary dimension, whole norm groups)."""
     divisor = SMALL_MAX_DIVISOR
-    while divisor > 1 and not all(w % divisor == 0 and w // divisor >= SMALL_MIN_WIDTH for w in widths):
+    while divisor > 1 and not (all(w % divisor == 0 and w // divisor >= SMALL_MIN_WIDTH for w in widths)
+                               and all((w // divisor) % (2 * c) == 0 for w in model_widths for c in counts)):
         divisor //= 2
     return divisor
 
@@ -90,11 +100,14 @@ def _is_width(key: str, value) -> bool:
     return bool(values) and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in values)
 
 
-def small_overrides(config) -> dict[str, Any]:
+def small_overrides(config, scale_widths: bool = True) -> dict[str, Any]:
     """The small-config rule (module constants) as configuration keyword arguments: only the keys it changes, a
-    sub-configuration (text_config, vision_config, encoder, ...) as its whole dict with its own changes."""
+    sub-configuration (text_config, vision_config, encoder, ...) as its whole dict with its own changes.
+    `scale_widths=False`: depth and experts only (sizes=layers)."""
     data = config.to_dict()
     out: dict[str, Any] = {}
+    if data.get("use_timm_backbone") is True:  # DETR-style backbones from transformers' own classes, not timm's
+        out["use_timm_backbone"] = False
     depth = None
     stages = data.get("depths") if isinstance(data.get("depths"), (list, tuple)) else None
     for key, value in data.items():
@@ -112,24 +125,35 @@ def small_overrides(config) -> dict[str, Any]:
         for key, value in data.items():
             if isinstance(value, list) and len(value) == depth and key not in out:
                 out[key] = value[:SMALL_LAYERS]
-    widths = {k: v for k, v in data.items() if _is_width(k, v)}
+    if not scale_widths:
+        widths: dict[str, Any] = {}
+    else:
+        widths = {k: v for k, v in data.items() if _is_width(k, v)}
     flat = [w for v in widths.values() for w in (v if isinstance(v, (list, tuple)) else [v])]
-    divisor = _power_of_two_divisor(flat) if flat else 1
+    model = [w for k, v in widths.items() if _MODEL_WIDTHS.match(k)
+             for w in (v if isinstance(v, (list, tuple)) else [v])]
+    counts = sorted({int(c) for k, v in data.items() if _COUNT_KEYS.match(k)
+                     for c in (v if isinstance(v, (list, tuple)) else [v])
+                     if isinstance(c, int) and not isinstance(c, bool) and c > 0})
+    divisor = _power_of_two_divisor(flat, model, counts) if flat else 1
     if divisor > 1:
         for key, value in widths.items():
             out[key] = [v // divisor for v in value] if isinstance(value, (list, tuple)) else value // divisor
+    routed = any(key in data for key in _EXPERT_KEYS)
     for key in _EXPERT_KEYS:
         value = data.get(key)
-        if isinstance(value, int) and not isinstance(value, bool) and value > SMALL_EXPERTS:
+        if (isinstance(value, int) and not isinstance(value, bool) and value > SMALL_EXPERTS) or \
+                (key in data and value is None):  # left unset by the configuration: the model needs a number
             out[key] = SMALL_EXPERTS
     for key in _TOP_K_KEYS:
         value = data.get(key)
-        if isinstance(value, int) and not isinstance(value, bool) and value > SMALL_TOP_K:
+        if (isinstance(value, int) and not isinstance(value, bool) and value > SMALL_TOP_K) or \
+                (routed and key in data and value is None):
             out[key] = SMALL_TOP_K
     for key in getattr(config, "sub_configs", {}) or {}:
         sub = getattr(config, key, None)
         if _is_config(sub):
-            changed = small_overrides(sub)
+            changed = small_overrides(sub, scale_widths)
             if changed:
                 out[key] = {**sub.to_dict(), **changed}
     return out
@@ -157,7 +181,8 @@ def hf_config(model_type: str, config_kwargs: dict[str, Any], spec_text: str = "
     if unknown:
         raise UserError(f"{where}{type(default).__name__} has no setting {', '.join(map(repr, unknown))}")
     given = {k: list(v) if isinstance(v, tuple) else v for k, v in config_kwargs.items()}
-    kwargs = {**(small_overrides(default) if sizes == "small" else {}), **given}
+    rule = small_overrides(default, sizes == "small") if sizes in ("small", "layers") else {}
+    kwargs = {**rule, **given}
     if head == "image-classification" and "num_labels" not in given and "id2label" not in given:
         kwargs["num_labels"] = IMAGE_CLASSES
     try:
@@ -176,8 +201,12 @@ def model_class(model_type: str, head: str, config):
     return _get_model_class(config, auto._model_mapping)
 
 
+EXTRA_INPUTS = ("pixel_values", "input_features", "input_values", "attention_mask", "bbox")
+
+
 def hf_model(model_type: str, head: str, device: str = "cpu", attn_implementation: Optional[str] = None,
-             experts_implementation: Optional[str] = None, sizes: str = "default", **config_kwargs):
+             experts_implementation: Optional[str] = None, sizes: str = "default", inputs: str = "",
+             **config_kwargs):
     """A `transformers` model from its configuration class only: random init (or none, on meta), no download.
     Its forward is completed by `complete_inputs`: one positional input (what reconcile feeds every model) is the
     model's main input, and an encoder-decoder gets decoder ids."""
@@ -195,8 +224,21 @@ def hf_model(model_type: str, head: str, device: str = "cpu", attn_implementatio
     else:
         torch.manual_seed(0)  # values do not change counts; a fixed seed keeps any value-dependent path repeatable
         model = cls._from_config(config, **extra)
+    model._reconcile_extra_inputs = tuple(n for n in inputs.split(",") if n)  # complete_inputs reads it
     model.register_forward_pre_hook(complete_inputs, with_kwargs=True)
     return model
+
+
+def extra_input(name: str, config, given):
+    """Zeros (ones for a mask) of what `name` takes, sized from the configuration and the main input."""
+    import torch
+
+    batch, device = given.shape[0], given.device
+    if name == "attention_mask":
+        return torch.ones(given.shape[:2], dtype=torch.long, device=device)
+    if name == "bbox":
+        return torch.zeros(*given.shape[:2], 4, dtype=torch.long, device=device)
+    return torch.zeros(batch, *input_tail(name, config), device=device)
 
 
 def _decoder_length(config, given: int) -> int:
@@ -219,7 +261,12 @@ def complete_inputs(model, args: tuple, kwargs: dict):
         args = args[1:]
     config = getattr(model, "config", None)
     given = kwargs.get(main)
-    if config is None or not isinstance(given, torch.Tensor) or not getattr(config, "is_encoder_decoder", False):
+    if config is None or not isinstance(given, torch.Tensor):
+        return args, kwargs
+    for name in getattr(model, "_reconcile_extra_inputs", ()):
+        if kwargs.get(name) is None:
+            kwargs = {**kwargs, name: extra_input(name, config, given)}
+    if not getattr(config, "is_encoder_decoder", False):
         return args, kwargs
     accepted = inspect.signature(model.forward).parameters
     if "decoder_input_ids" in accepted and kwargs.get("decoder_input_ids") is None \
@@ -397,12 +444,16 @@ def from_transformers(text: str, batch: Optional[int] = None, seq_len: Optional[
         raise UserError(f"model spec {text!r}: experts_implementation must be one of {', '.join(_EXPERTS)}, "
                         f"not {experts!r}")
     sizes = options.get("sizes", "default")
+    extras = options.get("inputs", "")
+    unknown = [n for n in str(extras).split(",") if n and n not in EXTRA_INPUTS]
+    if unknown:
+        raise UserError(f"model spec {text!r}: inputs may name {', '.join(EXTRA_INPUTS)}, not {', '.join(unknown)}")
     device = options.get("device")
     if device not in (None, "meta", "cpu"):
         raise UserError(f"model spec {text!r}: device must be meta or cpu, not {device!r}")
     config = hf_config(model_type, config_kwargs, text, sizes, head)
     build = {k: v for k, v in (("attn_implementation", attn), ("experts_implementation", experts),
-                               ("sizes", sizes if sizes != "default" else None)) if v}
+                               ("sizes", sizes if sizes != "default" else None), ("inputs", extras)) if v}
     if probe_here:
         from .spec import _refuse_negative_counts
 
@@ -420,7 +471,7 @@ def from_transformers(text: str, batch: Optional[int] = None, seq_len: Optional[
     elif token_model:
         cap = max_positions(config)
         cap = cap - facts.get("position_offset", 0) if cap else cap
-        wanted = SMALL_SEQ if sizes == "small" else DEFAULT_SEQ_CAP
+        wanted = SMALL_SEQ if sizes in ("small", "layers") else DEFAULT_SEQ_CAP
         seq = seq_len or min(cap or wanted, wanted)
         if cap is not None and seq > cap:
             raise UserError(f"--seq-len {seq} exceeds {text!r}'s {cap} positions")

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import csv
 import io
-import os
+import re
 import signal
 import time
 from collections import Counter
@@ -65,7 +65,9 @@ EXACT = "exact"
 EXPLAINED = "explained"
 UNEXPLAINED = "unexplained"
 
-ROW_COLUMNS = ("registry", "model", "spec", "tool", "status", "reason", "model_class", "input_shape",
+META_DEFAULT = "default-meta"  # an attempt's sizes: the configuration's own, on the meta device
+EXTRA = ("extra",)  # placeholder: the extra inputs the model's forward takes (hf_specs.EXTRA_INPUTS), found in the job
+ROW_COLUMNS = ("registry", "model", "spec", "tool", "status", "reason", "fallback", "model_class", "input_shape",
                "params_oracle", "params_reference", "params_law", "params_gap", "active_params",
                "macc_reference", "macc_law", "macc_law_gap", "macc_oracle", "macc_gap", "gap_verdict", "gap_kind",
                "metadata_params", "metadata_macc", "unsupported_ops", "tool_version", "tool_metric", "tool_value",
@@ -84,10 +86,27 @@ class SweepJob:
 
     @property
     def spec_text(self) -> str:
+        return self.attempt_text(self.sizes)
+
+    def attempt_text(self, sizes: str, inputs: tuple[str, ...] = ()) -> str:
         if self.registry == "hf":
-            return (f"hf:{self.name}?head=base&sizes={self.sizes}&attn_implementation=eager"
-                    "&experts_implementation=eager")
+            extra = f"&inputs={','.join(inputs)}" if inputs else ""
+            where = ""
+            if sizes == META_DEFAULT:  # the configuration's own sizes, built without memory for weights
+                sizes, where = "default", "&device=meta"
+            return (f"hf:{self.name}?head=base&sizes={sizes}&attn_implementation=eager"
+                    f"&experts_implementation=eager{extra}{where}")
         return f"{'tv' if self.registry == 'torchvision' else 'timm'}:{self.name}"
+
+    def attempts(self) -> list[tuple[str, tuple[str, ...]]]:
+        """(sizes, extra inputs) to try in order: an hf model the small-config rule cannot build (or whose
+        forward refuses the main input alone) is tried with the inputs its forward takes from the configuration,
+        then with the rule's depth only (sizes=layers: widths as configured), then as configured on the meta
+        device (no memory for weights; FlopCounterMode and the reference count from shapes)."""
+        if self.registry != "hf":
+            return [(self.sizes, ())]
+        order = {"small": ("small", "layers", META_DEFAULT)}.get(self.sizes, (self.sizes,))
+        return [(sizes, inputs) for sizes in order for inputs in ((), EXTRA)]
 
     @property
     def key(self) -> str:
@@ -150,6 +169,19 @@ def enumerate_jobs(registry: str, sizes: str = "small", tools: Iterable[str] = (
                    timeout: float = DEFAULT_TIMEOUT_S, names: Optional[Iterable[str]] = None) -> list[SweepJob]:
     """Every model of the registry as a SweepJob (the library is imported in a job process, not here).
     `names`: only these (a rerun of some models)."""
+    check_options(registry, sizes)
+    listed = procs.call_in_job(_LISTERS[registry], (), f"listing the {registry} models")
+    if names is not None:
+        wanted = list(dict.fromkeys(names))
+        unknown = [n for n in wanted if n not in listed]
+        if unknown:
+            raise UserError(f"{registry} has no model {', '.join(map(repr, unknown[:5]))}")
+        listed = wanted
+    return [SweepJob(registry, name, sizes, tuple(tools), timeout) for name in listed]
+
+
+def check_options(registry: str, sizes: str) -> None:
+    """A registry and sizes this module knows, and the registry's library installed: before anything is written."""
     if registry not in REGISTRIES:
         from . import names as naming
 
@@ -163,14 +195,6 @@ def enumerate_jobs(registry: str, sizes: str = "small", tools: Iterable[str] = (
         missing = _available(TV if registry == "torchvision" else TIMM)
         if missing:
             raise UserError(missing)
-    listed = procs.call_in_job(_LISTERS[registry], (), f"listing the {registry} models")
-    if names is not None:
-        wanted = list(dict.fromkeys(names))
-        unknown = [n for n in wanted if n not in listed]
-        if unknown:
-            raise UserError(f"{registry} has no model {', '.join(map(repr, unknown[:5]))}")
-        listed = wanted
-    return [SweepJob(registry, name, sizes, tuple(tools), timeout) for name in listed]
 
 
 # ------------------------------------------------------------------------------------------------ one job
@@ -179,14 +203,39 @@ def _first_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text.splitlines()[0][:300]}" if text else type(exc).__name__
 
 
-def _spec(job: SweepJob):
-    if job.registry == "hf":
+_SPEC_PREFIX = re.compile(r"^(UserError: )?model (spec )?'[^']*'(: | )")
+
+
+def short_reason(text: str) -> str:
+    """A failure without the spec text it repeats (the row names the spec)."""
+    return _SPEC_PREFIX.sub("", text.strip().splitlines()[0] if text.strip() else "")[:300]
+
+
+def _spec(text: str):
+    if text.startswith("hf:"):
         from .hf_specs import from_transformers
 
-        return from_transformers(job.spec_text, probe_here=True)
+        return from_transformers(text, probe_here=True)
     from .zoo_specs import from_zoo
 
-    return from_zoo(job.spec_text, probe_here=True)
+    return from_zoo(text, probe_here=True)
+
+
+def _extra_inputs(name: str) -> tuple[str, ...]:
+    """The inputs besides the main one that the base model's forward takes and the configuration can size."""
+    import inspect
+
+    from transformers import AutoConfig
+
+    from .hf_specs import EXTRA_INPUTS, model_class
+
+    try:
+        cls = model_class(name, "base", AutoConfig.for_model(name))
+        accepted = inspect.signature(cls.forward).parameters
+    except Exception:  # noqa: BLE001 (no class: the attempt itself says why)
+        return ()
+    main = getattr(cls, "main_input_name", "input_ids")
+    return tuple(n for n in EXTRA_INPUTS if n in accepted and n != main and n != "attention_mask")
 
 
 def flop_counter_macc(module, example) -> tuple[int, dict[str, int]]:
@@ -254,13 +303,13 @@ def _measure(job: SweepJob, spec, row: dict[str, Any]) -> list[dict[str, Any]]:
     try:
         module = models.torch_module(spec)
     except Exception as exc:  # noqa: BLE001 (a row of the table)
-        row.update(status=BUILD_FAILED, reason=_first_line(exc))
+        row.update(status=BUILD_FAILED, reason=short_reason(_first_line(exc)))
         return [row]
     row["model_class"] = type(module).__name__
     try:
         models.check_forward(module, spec)
     except Exception as exc:  # noqa: BLE001
-        row.update(status=FORWARD_FAILED, reason=_first_line(exc))
+        row.update(status=FORWARD_FAILED, reason=short_reason(_first_line(exc)))
         return [row]
     try:
         graph = torch_ir.from_module(module, spec.input_shape, spec.name, input_dtype=models.input_dtype(spec))
@@ -361,16 +410,42 @@ def _tool_rows(job: SweepJob, spec) -> list[dict[str, Any]]:
 def run_job(job: SweepJob) -> list[dict[str, Any]]:
     """One model: build it, trace it, check the laws and the oracles (module docstring). Runs user code: call it
     in a job process (the executors do). Never raises: every failure is the model row's status and reason."""
-    row = blank_row(job)
     try:
-        spec = _spec(job)
-    except Exception as exc:  # noqa: BLE001
-        row.update(status=BUILD_FAILED, reason=str(exc) if isinstance(exc, UserError) else _first_line(exc))
-        return [row]
-    row["input_shape"] = "x".join(map(str, spec.input_shape))
-    rows = _measure(job, spec, row)
-    if job.tools and rows[0]["status"] == TRACED:
-        rows += _tool_rows(job, spec)
+        _zoo_first()
+    except Exception:  # noqa: BLE001 (a broken torchvision: the models that need it say so)
+        pass
+    earlier: list[str] = []
+    extras: Optional[tuple[str, ...]] = None
+    rows: list[dict[str, Any]] = []
+    tried = set()
+    for sizes, inputs in job.attempts():
+        if inputs == EXTRA:
+            extras = _extra_inputs(job.name) if extras is None else extras
+            inputs = extras
+        text = job.attempt_text(sizes, inputs)
+        if text in tried:
+            continue
+        tried.add(text)
+        row = blank_row(job)
+        row["spec"] = text
+        try:
+            spec = _spec(text)
+        except Exception as exc:  # noqa: BLE001
+            row.update(status=BUILD_FAILED,
+                       reason=short_reason(str(exc) if isinstance(exc, UserError) else _first_line(exc)))
+            rows = [row]
+        else:
+            row["input_shape"] = "x".join(map(str, spec.input_shape))
+            rows = _measure(job, spec, row)
+            if job.tools and rows[0]["status"] == TRACED:
+                rows += _tool_rows(job, spec)
+        if rows[0]["status"] not in (BUILD_FAILED, FORWARD_FAILED):
+            break
+        earlier.append(f"{text.partition('?')[2]}: {rows[0]['reason'][:160]}")
+    if earlier and rows[0]["status"] == TRACED:
+        rows[0]["fallback"] = " / ".join(earlier)
+    elif earlier:
+        rows[0]["fallback"] = " / ".join(earlier[:-1])
     return rows
 
 
@@ -382,9 +457,21 @@ _WARM = {"hf": ("torch", "transformers", "reconcile.frontends.torch_ir", "torch.
          "torchvision": ("torch", "reconcile.frontends.torch_ir", "torch.utils.flop_counter")}
 
 
+def _zoo_first() -> None:
+    """torchvision (with its meta registrations stubbed where they fail: reconcile/zoo_specs.py) imported before
+    transformers, where it is installed: transformers' timm backbones (DETR, ...) then find timm importable."""
+    from .factories import locate_module
+
+    if locate_module("torchvision") is not None:
+        from .zoo_specs import import_torchvision
+
+        import_torchvision()
+
+
 def _warm(registries: set[str]) -> None:
     import importlib
 
+    _zoo_first()
     for registry in sorted(registries):
         for name in _WARM[registry]:
             importlib.import_module(name)

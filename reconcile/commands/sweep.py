@@ -44,6 +44,7 @@ def command(registry: str, tools: Optional[str], sizes: str, names: Optional[str
 
         for tool in tool_ids:
             adapters.get(tool)  # an unknown tool is a UserError with the close names
+    engine.check_options(registry, sizes)
     out = prepare_out_dir(out_dir, ("sweep.csv", "summary.md", "timings.csv"))
     jobs = engine.enumerate_jobs(registry, sizes, tool_ids, timeout, _split(names) if names else None)
     started = time.monotonic()
