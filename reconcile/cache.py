@@ -460,3 +460,36 @@ def _write_atomic(path: Path, data: bytes) -> bool:
         if not isinstance(exc, OSError):
             raise
         return False
+
+
+# ------------------------------------------------------------------------------------------------ sweep rows
+def _sweep_place(job_key: str, versions: str, root: Optional[Path]) -> Optional[tuple[Path, str]]:
+    """(entry path, key) of one `reconcile sweep` job's rows: keyed by the job's key (registry, model, sizes,
+    tools), the versions of the registry's libraries and the project's code (reconcile/sweep.py included)."""
+    key = hashlib.sha256(" ".join(("sweep", job_key, versions, project_fingerprint())).encode()).hexdigest()
+    try:
+        return identity.inside(Path(root or cache_root()), "sweep", f"{identity.stem(job_key)}-{key[:24]}.json"), key
+    except ValueError:
+        return None
+
+
+def sweep_rows(job_key: str, versions: str, root: Optional[Path] = None) -> Optional[list[dict]]:
+    """A sweep job's cached rows (plain dicts), or None."""
+    place = _sweep_place(job_key, versions, root)
+    if place is None:
+        return None
+    try:
+        payload = _read(Path(root or cache_root()), *place)
+        rows = payload["data"] if payload is not None else None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+        return None
+    return rows
+
+
+def store_sweep_rows(job_key: str, versions: str, rows: list[dict], root: Optional[Path] = None) -> bool:
+    place = _sweep_place(job_key, versions, root)
+    if place is None:
+        return False
+    return _write(Path(root or cache_root()), *place, rows, (), {"sweep": job_key})

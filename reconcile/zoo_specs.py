@@ -1,0 +1,163 @@
+"""tv:NAME and timm:NAME[?k=v&...]: torchvision and timm builders, weights never loaded (README "Model specs").
+
+Both libraries are optional: they are used wherever they import (installed in the environment, or a folder on
+PYTHONPATH). torchvision's own `import` registers fake (meta) kernels for its C++ ops in
+`torchvision._meta_registrations`; a torchvision wheel built for another torch variant (a CUDA build beside
+torch+cpu) has no such ops and that import fails with "operator torchvision::nms does not exist". The
+classification builders use none of those ops, so when (and only when) that import fails, the module is replaced
+by an empty one and the import retried (`import_torchvision`); the spec's note says so.
+
+The input: torchvision's weights' own evaluation transform (`crop_size`, e.g. 299 for inception_v3, 384 for
+vit_b_16's SWAG weights are separate entries: the builder's DEFAULT weights), timm's `pretrained_cfg`
+`input_size`. The expected counts come from the same metadata: torchvision's `num_params` and `_ops` (read by the
+sweep, reconcile/sweep.py).
+"""
+from __future__ import annotations
+
+import sys
+import types
+from typing import Any, Optional
+
+from .errors import UserError
+from .spec import ModelSpec, _split_query
+
+TV = "tv"
+TIMM = "timm"
+FORMS = (TV, TIMM)
+_STUBBED = "torchvision._meta_registrations"
+STUB_NOTE = (f"{_STUBBED} replaced by an empty module: this torchvision build's C++ ops are not registered for "
+             "the installed torch; the classification builders do not use them")
+
+
+def is_zoo_spec(text: str) -> bool:
+    return text.partition(":")[0] in FORMS and ":" in text
+
+
+def import_torchvision():
+    """`import torchvision`, with the meta-registration module stubbed only if its own import fails (above)."""
+    try:
+        import torchvision
+
+        return torchvision
+    except (RuntimeError, ImportError, AttributeError) as exc:
+        if "torchvision::" not in str(exc) and "_meta_registrations" not in str(exc):
+            raise
+    for name in [n for n in sys.modules if n == "torchvision" or n.startswith("torchvision.")]:
+        del sys.modules[name]
+    sys.modules[_STUBBED] = types.ModuleType(_STUBBED)
+    import torchvision
+
+    return torchvision
+
+
+def stubbed() -> bool:
+    module = sys.modules.get(_STUBBED)
+    return module is not None and getattr(module, "__file__", None) is None
+
+
+def import_timm():
+    import_torchvision()  # timm imports torchvision
+    import timm
+
+    return timm
+
+
+def _available(form: str) -> Optional[str]:
+    """Why the form's library cannot be used here (located without importing it), or None."""
+    from .factories import locate_module
+
+    module = "torchvision" if form == TV else "timm"
+    if locate_module(module) is None:
+        return (f"{form}: specs need {module}, which is not installed here (pip install {module}, or put a folder "
+                "holding it on PYTHONPATH)")
+    return None
+
+
+# ------------------------------------------------------------------------------------------------ factories
+def tv_weights(name: str):
+    """The builder's DEFAULT weights entry (metadata only: nothing is downloaded), or None."""
+    tv = import_torchvision()
+    try:
+        return tv.models.get_model_weights(name).DEFAULT
+    except (ValueError, AttributeError, KeyError):
+        return None
+
+
+def tv_model(name: str, **kwargs):
+    """torchvision.models.get_model(name, weights=None, **kwargs): random init, no download."""
+    import torch
+
+    tv = import_torchvision()
+    torch.manual_seed(0)
+    return tv.models.get_model(name, weights=None, **kwargs)
+
+
+def timm_model(name: str, **kwargs):
+    """timm.create_model(name, pretrained=False, **kwargs): random init, no download."""
+    import torch
+
+    timm = import_timm()
+    torch.manual_seed(0)
+    return timm.create_model(name, pretrained=False, **kwargs)
+
+
+def _probe(form: str, name: str, kwargs: dict[str, Any]) -> dict:
+    """In a job: does the builder exist, and what input size does it take."""
+    if form == TV:
+        tv = import_torchvision()
+        if name not in tv.models.list_models():
+            from . import names
+
+            raise UserError(f"tv:{name}: torchvision {tv.__version__} has no model {name!r}"
+                            f"{names.suggestion(names.close(name, tv.models.list_models()))}")
+        weights = tv_weights(name)
+        crop = None
+        if weights is not None:
+            crop = getattr(weights.transforms, "keywords", {}).get("crop_size")
+        size = int(crop[0] if isinstance(crop, (list, tuple)) else crop) if crop else 224
+        return {"input_tail": (3, size, size), "version": tv.__version__, "stubbed": stubbed()}
+    timm = import_timm()
+    if not timm.is_model(name):
+        from . import names
+
+        raise UserError(f"timm:{name}: timm {timm.__version__} has no model {name!r}"
+                        f"{names.suggestion(names.close(name, timm.list_models()))}")
+    cfg = timm.models.get_pretrained_cfg(name)
+    tail = tuple(int(v) for v in getattr(cfg, "input_size", None) or (3, 224, 224)) if cfg else (3, 224, 224)
+    size = kwargs.get("img_size")
+    if isinstance(size, int):
+        tail = (tail[0], size, size)
+    return {"input_tail": tail, "version": timm.__version__, "stubbed": stubbed()}
+
+
+def from_zoo(text: str, batch: Optional[int] = None, input_shape: Optional[str] = None,
+             probe_here: bool = False) -> ModelSpec:
+    """tv:NAME / timm:NAME[?k=v&...] -> a ModelSpec (the builder's keyword arguments from the query)."""
+    from .jobs import call_in_job
+    from .spec import parse_shape
+
+    form, _, rest = text.partition(":")
+    base, query = _split_query(rest)
+    name = base.strip()
+    if not name:
+        raise UserError(f"model spec {text!r}: expected {form}:NAME")
+    given = query.pop("input_shape", None)
+    if form == TV and query:
+        raise UserError(f"model spec {text!r}: tv: specs take no settings (the builder's defaults)")
+    missing = _available(form)
+    if missing:
+        raise UserError(missing)
+    facts = _probe(form, name, query) if probe_here else \
+        call_in_job(_probe, (form, name, query), f"model spec {text[:200]!r}")
+    if input_shape is not None or given is not None:
+        shape_text = input_shape if input_shape is not None else (
+            ",".join(map(str, given)) if isinstance(given, tuple) else str(given))
+        shape = parse_shape(shape_text)
+    else:
+        shape = (batch or 1,) + tuple(facts["input_tail"])
+    factory = f"{__name__}:{'tv_model' if form == TV else 'timm_model'}"
+    library = "torchvision" if form == TV else "timm"
+    note = f"{library} {facts['version']}, weights not loaded" + (f"; {STUB_NOTE}" if facts.get("stubbed") else "")
+    return ModelSpec(text, shape, torch_factory=factory,
+                     factory_kwargs=tuple(sorted({"name": name, **query}.items())),
+                     config={"library": library, "library_version": facts["version"]}, note=note)
