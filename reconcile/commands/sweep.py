@@ -8,6 +8,7 @@ from typing import Optional
 import click
 
 from ..options import memory_option, names_once, timeout_seconds
+from .atlas import engine_options
 
 
 @click.command("sweep")
@@ -25,9 +26,10 @@ from ..options import memory_option, names_once, timeout_seconds
               help="Seconds per model (finite, above 0, at most 86400).")
 @click.option("--fresh", is_flag=True, help="Run every model again even if its rows are in the cache.")
 @click.option("--quiet", is_flag=True, help="No progress lines.")
+@engine_options
 @memory_option
 def command(registry: str, tools: Optional[str], sizes: str, names: Optional[str], out_dir: str, timeout: float,
-            fresh: bool, quiet: bool) -> None:
+            fresh: bool, quiet: bool, engine_name: str, address: Optional[str]) -> None:
     """Build, trace and check every model of REGISTRY (hf, timm, torchvision): built or why not, the params and
     MACC laws, the oracles (sum(p.numel()); FlopCounterMode / 2 with eager attention; torchvision's weights
     metadata), the gap and what explains it, per-tool totals with --tools. One job per model with the timeout;
@@ -45,6 +47,9 @@ def command(registry: str, tools: Optional[str], sizes: str, names: Optional[str
         for tool in tool_ids:
             adapters.get(tool)  # an unknown tool is a UserError with the close names
     engine.check_options(registry, sizes)
+    from ..engines.sweep_executor import executor
+
+    run_on = executor(engine_name, address)  # None: the sweep's own LocalExecutor
     out = prepare_out_dir(out_dir, ("sweep.csv", "summary.md", "timings.csv"))
     jobs = engine.enumerate_jobs(registry, sizes, tool_ids, timeout, _split(names) if names else None)
     started = time.monotonic()
@@ -60,7 +65,7 @@ def command(registry: str, tools: Optional[str], sizes: str, names: Optional[str
         elapsed = time.monotonic() - started
         say(f"[{done}/{total}] {job.name:<36} {status:<14} {verdict:<11} {took}  ({elapsed:.0f} s)")
 
-    rows, seconds = engine.sweep(jobs, progress=progress, fresh=fresh)
+    rows, seconds = engine.sweep(jobs, run_on, progress=progress, fresh=fresh)
     paths = engine.write(out, registry, sizes, jobs, rows, seconds)
     traced = sum(1 for r in rows if r["tool"] == "" and r["status"] == engine.TRACED)
     say(f"done in {time.monotonic() - started:.1f} s ({counts['cached']} of {len(jobs)} from the cache): "
