@@ -369,18 +369,14 @@ def test_two_node_cluster_loses_a_raylet_and_a_driver_and_does_every_job_once(tm
 
 @needs_ray
 @pytest.mark.slow  # one hf model swept twice, a local Ray cluster started
-def test_reconcile_sweep_on_ray_writes_what_the_builtin_engine_writes(tmp_path):
+def test_reconcile_sweep_on_ray_writes_what_the_builtin_engine_writes(tmp_path, monkeypatch):
     from conftest import run_cli
 
-    env_keys = {"RAY_AUTH_MODE": "disabled"}
-    os.environ.update(env_keys)
-    try:
-        builtin = run_cli("sweep", "hf", "--models", "gpt2", "--out", str(tmp_path / "b"), "--quiet", "--fresh")
-        ray = run_cli("sweep", "hf", "--models", "gpt2", "--out", str(tmp_path / "r"), "--quiet", "--fresh",
-                      "--engine", "ray")
-    finally:
-        for key in env_keys:
-            os.environ.pop(key, None)
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    builtin = run_cli("sweep", "hf", "--models", "gpt2", "--out", str(tmp_path / "b"), "--quiet", "--fresh")
+    ray = run_cli("sweep", "hf", "--models", "gpt2", "--out", str(tmp_path / "r"), "--quiet", "--fresh",
+                  "--engine", "ray")
     assert builtin.returncode == 0 and ray.returncode == 0, (builtin.stderr[-1500:], ray.stderr[-1500:])
     assert (tmp_path / "b" / "sweep.csv").read_bytes() == (tmp_path / "r" / "sweep.csv").read_bytes()
     assert "1/1 traced" in ray.stdout
