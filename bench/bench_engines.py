@@ -41,6 +41,7 @@ def _sweep(name: str, jobs, failed, scratch: Path) -> dict:
     started = time.monotonic()
     engine = engines.make(name)
     ready = time.monotonic()
+    described = engine.describe()
     try:
         t0 = time.monotonic()
         summary = atlas.sweep(jobs, scratch / name, engine, failed)
@@ -52,7 +53,8 @@ def _sweep(name: str, jobs, failed, scratch: Path) -> dict:
         engine.close()
     job_wall = store.query(scratch / name, "SELECT sum(wall_s) AS s, count(*) AS n FROM jobs WHERE engine <> ''")
     export = store.export_csv(scratch / name)
-    return {"engine": engine.describe(), "workers": engine.workers, "start_s": ready - started, "wall_s": wall,
+    print(f"{name}: {summary.ran} jobs in {wall:.1f} s", flush=True)
+    return {"engine": described, "workers": engine.workers, "start_s": ready - started, "wall_s": wall,
             "ran": summary.ran, "rate": summary.ran / wall, "noop_s": noop_wall,
             "job_s": float(job_wall.s.item() or 0.0), "export": export}
 
