@@ -121,14 +121,23 @@ def test_builtin_engine_runs_a_killed_workers_job_once_more_then_reports_it(tmp_
     assert results["job3"][0].reason.count("killed by SIGKILL") == 2
 
 
-@pytest.fixture()
-def ray_local(monkeypatch):
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]))
-    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
-    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+@pytest.fixture(scope="module")
+def ray_local():
+    """One local Ray cluster for the module's tests (its workers find tests/engine_jobs.py on PYTHONPATH)."""
+    saved = {k: os.environ.get(k) for k in ("PYTHONPATH", "RAY_AUTH_MODE", "RAY_ADDRESS")}
+    os.environ["PYTHONPATH"] = os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])
+    os.environ["RAY_AUTH_MODE"] = "disabled"
+    os.environ.pop("RAY_ADDRESS", None)
     engine = engines.make("ray", workers=2)
-    yield engine
-    engine.close()
+    try:
+        yield engine
+    finally:
+        engine.close()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 @needs_ray
