@@ -46,7 +46,8 @@ bench: $(STAMP)
 	$(PY) bench/bench_training.py time || status=1; $(PY) bench/bench_engines.py || status=1; exit $$status
 
 # The discrepancy atlas: the sweep (every atlas model x counter x release, on this machine's builtin engine; add
-# ENGINE=ray for a local Ray cluster, RAY_ADDRESS for a running one) into .cache/atlas-sweep, rendered into reports/atlas/.
+# ENGINE=ray for a local Ray cluster, RAY_ADDRESS for a running one) into .cache/atlas-sweep, rendered into
+# reports/atlas/ (a rerun adds only the jobs the store lacks).
 ENGINE ?= builtin
 atlas: $(STAMP)
 	$(VENV)/bin/reconcile atlas sweep --out .cache/atlas-sweep --engine $(ENGINE)

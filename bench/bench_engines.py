@@ -1,6 +1,6 @@
 """Benchmark: the same sweep on the builtin engine and on a local Ray cluster (reconcile/engines).
 
-The sweep is the atlas's (reconcile/atlas.py: its models x every counter x the releases it sweeps, >= 300 jobs;
+The sweep is the atlas's (reconcile/atlas.py: its CORE_MODELS x every counter x the releases it sweeps, 348 jobs;
 release installs happen before the clock starts). Each engine gets a fresh store and a fresh cache folder (the
 layer IRs the first job of a model keeps there would otherwise favour the engine that runs second). Measured:
   - each engine's sweep wall time and throughput (jobs/s), from the first job submitted to the last result written
@@ -74,7 +74,7 @@ def main() -> int:
 
     scratch = Path(tempfile.mkdtemp(prefix="reconcile-bench-engines-"))
     try:
-        specs = atlas.resolve_models(args.models.split(",") if args.models else None)
+        specs = atlas.resolve_models(args.models.split(",") if args.models else list(atlas.CORE_MODELS))
         plan = atlas.plan(specs, atlas.tool_list(), {} if args.venv_only else dict(atlas.RELEASES), 120.0,
                           memory_cap())
         jobs = len(plan.jobs)
@@ -83,8 +83,9 @@ def main() -> int:
         shutil.rmtree(scratch, ignore_errors=True)
     for r in results.values():
         per_job_ms = 1000 * (r["wall_s"] * r["workers"] - r["job_s"]) / max(r["ran"], 1)
+        noop_ms = 1000 * r["noop_s"] * r["workers"] / NOOP_JOBS
         print(f"{r['engine']}: {r['ran']} jobs in {r['wall_s']:.1f} s = {r['rate']:.2f} jobs/s "
-              f"(start-up {r['start_s']:.1f} s apart); scheduling overhead {1000 * r['noop_s'] * r['workers'] / NOOP_JOBS:.1f} ms "
+              f"(start-up {r['start_s']:.1f} s apart); scheduling overhead {noop_ms:.1f} ms "
               f"per no-op job ({NOOP_JOBS} in {r['noop_s']:.2f} s), {per_job_ms:.0f} ms per sweep job outside the job")
     ratio = results["ray"]["rate"] / results["builtin"]["rate"]
     same = results["ray"]["export"] == results["builtin"]["export"]

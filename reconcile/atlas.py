@@ -41,11 +41,15 @@ RELEASES = {
 # The atlas's models: the reference CNNs and attention blocks, and transformers architectures at small configs
 # (two layers, width 64: the conventions a counter applies do not depend on the size, and the jobs stay short).
 _SMALL_TEXT = "num_hidden_layers=2&hidden_size=64&num_attention_heads=2&intermediate_size=128"
-MODELS = ("lenet", "lenet_relu_module", "sepnet", "gconv", "mha", "block", "resblock", "mobilenet_v2",
+CORE_MODELS = ("lenet", "lenet_relu_module", "sepnet", "gconv", "mha", "block", "resblock", "mobilenet_v2",
           "hf:gpt2?n_layer=2&n_embd=64&n_head=2&vocab_size=512&n_positions=64&bos_token_id=0&eos_token_id=0",
           f"hf:bert?{_SMALL_TEXT}&vocab_size=512&max_position_embeddings=64",
           f"hf:llama?{_SMALL_TEXT}&num_key_value_heads=1&vocab_size=512&max_position_embeddings=64",
           f"hf:vit?{_SMALL_TEXT}&image_size=32&patch_size=8")
+# More transformers architectures at the small-config rule of `reconcile sweep hf` (reconcile/hf_specs.py).
+MORE_HF = tuple(f"hf:{t}?sizes=small&attn_implementation=eager"
+                for t in ("t5", "roberta", "mistral", "qwen2", "mixtral", "gpt_neox", "swin", "convnext"))
+MODELS = CORE_MODELS + MORE_HF
 # Architecture family of the reference models (an hf: spec's family is its model type).
 FAMILIES = {"lenet": "cnn (LeNet)", "lenet_relu_module": "cnn (LeNet)", "sepnet": "cnn (separable)",
             "gconv": "cnn (grouped conv)", "resblock": "cnn (residual)", "mobilenet_v2": "cnn (separable)",

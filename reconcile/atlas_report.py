@@ -30,7 +30,8 @@ MAX_MD_BYTES = 150_000
 MAX_KINDS = 5  # layer kinds named in a `counts` cell
 REFERENCE_METRIC = {COMPUTE: "macc", PARAMS: "params"}
 ATLAS_COLUMNS = ["family", "model", "tool", "release", "metric", "quantity", "value", "reference", "ratio",
-                 "counts", "source", "zero_layers", "status", "message"]
+                 "verdict", "counts", "source", "zero_layers", "status", "message"]
+EXACT_WITHIN = 0.005  # a ratio this close to 1 (or 2) reads as the reference's count (or twice it)
 # full-atlas arithmetic: transformers 5.24.0 has 622 model types with a base-model class (reconcile sweep hf)
 FULL_MODELS = 622
 WORKER_COUNTS = (2, 16, 64, 256)
@@ -118,6 +119,20 @@ def _counts(rows: pd.DataFrame, layers: dict) -> tuple[str, str, int]:
         ", ".join(s for s, _ in sources.most_common(3)), zeros
 
 
+def verdict(ratio, status: str, zeros: int = 0) -> str:
+    """The row in a few words: how the total stands to the reference (or twice it, a FLOPs count)."""
+    if status != OK:
+        return f"did not count ({status})"
+    if ratio is None:
+        return "no reference"
+    if ratio == 0:
+        return "0: counts nothing here"
+    base, words = (2, "twice the reference") if ratio >= 1.5 else (1, "the reference")
+    off = ratio / base - 1
+    text = words if abs(off) <= EXACT_WITHIN else f"{abs(off):.1%} {'below' if off < 0 else 'above'} {words}"
+    return text + (f"; {zeros} layer(s) at 0" if zeros else "")
+
+
 def atlas_rows(records: pd.DataFrame, irs: dict) -> pd.DataFrame:
     from .changes import ir_layer_terms
 
@@ -130,8 +145,8 @@ def atlas_rows(records: pd.DataFrame, irs: dict) -> pd.DataFrame:
         base = {"family": atlas.family(model), "model": short(model), "tool": tool, "release": release}
         if len(failed) and not len(totals[totals["status"] == OK]):
             rec = failed.iloc[0]
-            rows.append({**base, "metric": "", "quantity": "", "status": rec.status,
-                         "message": rec.message[:300]})
+            rows.append({**base, "metric": "", "quantity": "", "verdict": verdict(None, rec.status),
+                         "status": rec.status, "message": rec.message[:300]})
             continue
         for rec in totals.itertuples(index=False):
             ref = refs.get((model, REFERENCE_METRIC[rec.quantity]))
@@ -141,6 +156,7 @@ def atlas_rows(records: pd.DataFrame, irs: dict) -> pd.DataFrame:
             ratio = rec.value / ref if ref and rec.value is not None else None
             rows.append({**base, "metric": rec.metric, "quantity": rec.quantity, "value": rec.value,
                          "reference": ref, "ratio": None if ratio is None else float(f"{ratio:.4g}"),
+                         "verdict": verdict(ratio, rec.status, zeros),
                          "counts": counts, "source": source, "zero_layers": zeros, "status": rec.status,
                          "message": (rec.message or "")[:200]})
     frame = pd.DataFrame(rows, columns=ATLAS_COLUMNS)
@@ -189,7 +205,8 @@ def release_changes(records: pd.DataFrame, irs: dict) -> pd.DataFrame:
                 continue
             if r.from_status not in (OK, UNSUPPORTED) or r.to_status not in (OK, UNSUPPORTED):
                 continue  # a job that failed: said once, as a change of status, below
-            out.append({"tool": tool, "from_release": r.from_version, "to_release": r.to_version, "model": short(r.model),
+            out.append({"tool": tool, "from_release": r.from_version, "to_release": r.to_version,
+                        "model": short(r.model),
                         "metric": r.metric, "from_value": r.from_value, "to_value": r.to_value, "delta": r.delta,
                         "why": (r.change or f"{r.from_status} -> {r.to_status}")[:400]})
         status = _job_status(df)
@@ -224,11 +241,13 @@ def family_table(rows: pd.DataFrame) -> pd.DataFrame:
         for metric, g in group[group["status"] == OK].groupby("metric", sort=True):
             out.append({"family": family, "tool": tool, "release": newest[tool], "metric": metric,
                         "models": g["model"].nunique(), "ratio": _range(list(g["ratio"])),
+                        "verdict": Counter(g["verdict"]).most_common(1)[0][0],
                         "counts": Counter(g["counts"]).most_common(1)[0][0],
                         "zero_layers": int(g["zero_layers"].fillna(0).sum()), "crashed": len(crashed)})
         if group[group["status"] == OK].empty:
             out.append({"family": family, "tool": tool, "release": newest[tool], "metric": "", "models": 0,
-                        "ratio": "", "counts": "", "zero_layers": 0,
+                        "ratio": "", "verdict": Counter(crashed["verdict"]).most_common(1)[0][0], "counts": "",
+                        "zero_layers": 0,
                         "crashed": len(crashed)})
     return pd.DataFrame(out)
 

@@ -12,8 +12,8 @@ import pytest
 
 from test_report_browser import browse
 
-pytestmark = pytest.mark.skipif(importlib.util.find_spec("duckdb") is None or importlib.util.find_spec("pyarrow") is None,
-                                reason="duckdb/pyarrow are not installed (the .[cluster] extra)")
+NO_STORE = importlib.util.find_spec("duckdb") is None or importlib.util.find_spec("pyarrow") is None
+pytestmark = pytest.mark.skipif(NO_STORE, reason="duckdb/pyarrow are not installed (the .[cluster] extra)")
 
 # LeNet by hand (docs/document.md): MACC and params of conv1, conv2, ip1, ip2
 LENET_MACC = 20 * 24 * 24 * 25 + 50 * 8 * 8 * 500 + 800 * 500 + 500 * 10
@@ -58,6 +58,18 @@ def test_atlas_rows_against_hand_arithmetic(rendered):
     flops = 2 * LENET_MACC + LENET_CONV_BIAS_ADDS + 500 + 10 + 20 * 24 * 24 + 50 * 8 * 8
     assert int(doc.loc["flops", "value"]) == flops, (doc.loc["flops", "value"], flops)
     assert "| cnn (LeNet) | thop |" in md and "| cnn (grouped conv) | thop |" in md
+
+
+def test_verdicts_read_the_ratio_to_the_reference():
+    from reconcile.atlas_report import verdict
+
+    assert verdict(LENET_MACC / LENET_MACC, "ok") == "the reference"
+    # thop 0.0.31 on LeNet: the conv bias adds on top of the multiply-accumulates, 14,720 / 2,293,000 = 0.64% more
+    assert verdict((LENET_MACC + LENET_CONV_BIAS_ADDS) / LENET_MACC, "ok") == "0.6% above the reference"
+    assert verdict(2 * LENET_MACC / LENET_MACC, "ok") == "twice the reference"
+    assert verdict(0.8, "ok", 3) == "20.0% below the reference; 3 layer(s) at 0"
+    assert verdict(0, "ok") == "0: counts nothing here"
+    assert verdict(None, "error") == "did not count (error)"
 
 
 PROBE = """<script>

@@ -5,9 +5,9 @@
     cluster at --address / $RAY_ADDRESS.
 
 What an engine runs is a top-level function `fn(item) -> result` over picklable items with stable string keys. The
-function does its own isolation (reconcile.engines.tooljob forks a fresh process per job, with its timeout, memory cap and
-process group), so a job runs the same code, and gives the same records, on every engine. The engine only decides
-where `fn` runs and what happens when the process running it dies: the job is run once more; if that process dies
+function does its own isolation (reconcile.engines.tooljob forks a fresh process per job, with its timeout, memory
+cap and process group), so a job runs the same code, and gives the same records, on every engine. The engine only
+decides where `fn` runs and what happens when the process running it dies: the job is run once more; if that dies
 too, the result is a `Failed` with the reason, which the caller turns into an error row. Results are handed to
 `on_result` in the driver (this process), as they arrive, so the store writes each job once, from one place.
 """
