@@ -273,9 +273,10 @@ def cost_table(jobs: pd.DataFrame, jobs_per_model: int) -> tuple[pd.DataFrame, p
     for col in ("cpu_s_mean", "cpu_s_max", "wall_s_mean"):
         per_tool[col] = [round(float(v), 3) for v in per_tool[col]]
     wall = float(ran["wall_s"].mean()) if len(ran) else 0.0
+    cpu = float(ran["cpu_s"].mean()) if len(ran) else 0.0
     full_jobs = FULL_MODELS * jobs_per_model
-    paper = pd.DataFrame([{"workers": n, "jobs": full_jobs, "hours": round(full_jobs * wall / n / 3600, 2)}
-                          for n in WORKER_COUNTS])
+    paper = pd.DataFrame([{"workers": n, "jobs": full_jobs, "hours_at_wall_s": round(full_jobs * wall / n / 3600, 2),
+                           "hours_at_cpu_s": round(full_jobs * cpu / n / 3600, 2)} for n in WORKER_COUNTS])
     return per_tool, paper
 
 
@@ -293,6 +294,9 @@ def blocks(rows: pd.DataFrame, changes: pd.DataFrame, jobs: pd.DataFrame, store_
                 "(MACC multiply-accumulates, BIAS bias adds, OUT output elements, ...) with the catalogue entry of "
                 "that release; `zero_layers`: layers with multiply-accumulates the tool counted as 0 or has no "
                 "rule for. Every row, every release: atlas.csv and atlas.html (sortable, filterable).")]
+    swept = [f"{tool} " + ", ".join(_release_order(rows, tool)) for tool in tools]
+    out.append(Para("Releases swept (upgrade order; the newest is each tool's pin in constraints.txt): "
+                    + "; ".join(swept) + "."))
     out.append(Heading("Per architecture family and tool metric (newest release swept)", 2))
     out.append(Table(family_table(rows), "family x tool metric"))
     out.append(Heading("What changed between releases", 2))
@@ -318,10 +322,13 @@ def blocks(rows: pd.DataFrame, changes: pd.DataFrame, jobs: pd.DataFrame, store_
     per_tool, paper = cost_table(jobs, jobs_per_model)
     out.append(Heading("Cost: measured CPU seconds per job, and the full atlas on paper", 2))
     out.append(Table(per_tool, "cost per tool"))
-    wall = float(jobs.loc[jobs["engine"].fillna("") != "", "wall_s"].mean() or 0.0)
+    ran = jobs[jobs["engine"].fillna("") != ""]
+    wall, cpu = float(ran["wall_s"].mean() or 0.0), float(ran["cpu_s"].mean() or 0.0)
     out.append(Para(f"The full atlas, every transformers model type with a base-model class ({FULL_MODELS}) x the "
-                    f"{jobs_per_model} (tool, release) pairs here, at the mean measured {wall:.2f} s of wall time "
-                    "per job (fork, model build, the tool, the records; small configurations), on N workers:"))
+                    f"{jobs_per_model} (tool, release) pairs here, on N workers: at the mean measured {wall:.2f} s of "
+                    "wall time per job (fork, model build, the tool, the records; small configurations; this sweep "
+                    f"shared its 2 cores with other work), and at the mean {cpu:.2f} CPU seconds per job (a worker "
+                    "per idle core):"))
     out.append(Table(paper, "full atlas on paper"))
     newest = {tool: _newest(rows, tool) for tool in tools}
     shown = rows[[newest[t] == r for t, r in zip(rows["tool"], rows["release"])]]
@@ -329,7 +336,9 @@ def blocks(rows: pd.DataFrame, changes: pd.DataFrame, jobs: pd.DataFrame, store_
     out.append(Para("At each tool's newest release swept; every release: atlas.csv, and atlas.html's last table."))
     out.append(Table(shown.drop(columns=["message"]).reset_index(drop=True), "totals"))
     out.append(Heading("Every release", 2))
-    out.append(Table(rows, "every release"))
+    every = rows.drop(columns=["source"]).assign(message=[m[:120] if isinstance(m, str) else m
+                                                          for m in rows["message"]])
+    out.append(Table(every, "every release"))
     return out
 
 
