@@ -96,15 +96,16 @@ class SweepJob:
                 sizes, where = "default", "&device=meta"
             return (f"hf:{self.name}?head=base&sizes={sizes}&attn_implementation=eager"
                     f"&experts_implementation=eager{extra}{where}")
-        return f"{'tv' if self.registry == 'torchvision' else 'timm'}:{self.name}"
+        form = f"{'tv' if self.registry == 'torchvision' else 'timm'}:{self.name}"
+        return form + ("?device=meta" if sizes == META_DEFAULT else "")
 
     def attempts(self) -> list[tuple[str, tuple[str, ...]]]:
         """(sizes, extra inputs) to try in order: an hf model the small-config rule cannot build (or whose
         forward refuses the main input alone) is tried with the inputs its forward takes from the configuration,
         then with the rule's depth only (sizes=layers: widths as configured), then as configured on the meta
         device (no memory for weights; FlopCounterMode and the reference count from shapes)."""
-        if self.registry != "hf":
-            return [(self.sizes, ())]
+        if self.registry != "hf":  # built on the meta device (their largest take minutes on a CPU), else on it
+            return [(META_DEFAULT, ()), ("default", ())]
         order = {"small": ("small", "layers", META_DEFAULT)}.get(self.sizes, (self.sizes,))
         return [(sizes, inputs) for sizes in order for inputs in ((), EXTRA)]
 
@@ -686,7 +687,7 @@ def summary(registry: str, sizes: str, rows: list[dict[str, Any]], versions: str
     params_oracle = [r for r in traced if str(r["params_reference"]) == str(r["params_oracle"])]
     explained = [r for r in traced if r["gap_verdict"] == EXPLAINED]
     unexplained = [r for r in traced if r["gap_verdict"] == UNEXPLAINED]
-    lines = [f"# reconcile sweep {registry} (--sizes {sizes})", "",
+    lines = [f"# reconcile sweep {registry}" + (f" (--sizes {sizes})" if registry == "hf" else ""), "",
              f"{versions}. One row per model in [sweep.csv](sweep.csv); seconds per model in timings.csv.", "",
              "| | models | share |", "|---|---:|---:|",
              f"| models | {n} | |",
