@@ -8,6 +8,7 @@ import re
 from typing import Any, Optional
 
 from .errors import UserError
+from .zoo_specs import torchvision_first
 from .spec import ModelSpec, parse_shape, probe_in_job, _split_query
 
 HEADS = ("causal-lm", "masked-lm", "image-classification", "base")
@@ -54,6 +55,7 @@ _TOP_K_KEYS = ("num_experts_per_tok", "moe_topk", "num_experts_per_token", "top_
 
 def default_head(model_type: str) -> str:
     """Causal LM for decoder models, image classification for vision models, the bare model for encoders."""
+    torchvision_first()
     from transformers.models.auto.modeling_auto import (MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
                                                         MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES)
 
@@ -68,6 +70,7 @@ def default_head(model_type: str) -> str:
 
 
 def _auto_class(head: str):
+    torchvision_first()
     import transformers
 
     return {"causal-lm": transformers.AutoModelForCausalLM, "masked-lm": transformers.AutoModelForMaskedLM,
@@ -166,6 +169,7 @@ def hf_config(model_type: str, config_kwargs: dict[str, Any], spec_text: str = "
     would otherwise become a silent extra attribute; a key is known through the configuration's attribute_map
     too). `sizes="small"` applies the small-config rule first; the query's own keys win over it. An
     image-classification head gets IMAGE_CLASSES classes unless the query sets num_labels."""
+    torchvision_first()
     from transformers import AutoConfig
     from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
@@ -345,6 +349,7 @@ def position_offset(model) -> int:
 
 
 AUDIO_SAMPLES = 16_000  # input_values: one second at 16 kHz
+CODEC_SAMPLES = 2 ** 14  # a codec's waveform: a multiple of every hop (DAC's 512)
 FEATURE_FRAMES = 100  # input_features without a fixed length: one second of 10 ms frames
 
 
@@ -367,6 +372,14 @@ def input_tail(main: str, config) -> Optional[tuple[int, ...]]:
         channels = getattr(vision, "num_channels", None) or getattr(config, "num_channels", None) or 3
         return (int(channels),) + size
     if main == "input_values":
+        channels = getattr(config, "audio_channels", None)
+        if isinstance(channels, int) and not isinstance(channels, bool):  # a codec's waveform: (channels, samples)
+            return (channels, CODEC_SAMPLES)
+        if getattr(config, "downsampling_ratios", None) or getattr(config, "hop_length", None):
+            return (1, CODEC_SAMPLES)
+        mel, frames = getattr(config, "num_mel_bins", None), getattr(config, "max_length", None)
+        if isinstance(mel, int) and isinstance(frames, int):  # a spectrogram (AST): (frames, mel bins)
+            return (frames, mel)
         return (AUDIO_SAMPLES,)
     if main == "input_features":
         features = next((int(v) for k in ("num_mel_bins", "feature_size", "input_feat_per_channel", "n_mels")

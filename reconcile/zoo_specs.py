@@ -51,6 +51,24 @@ def import_torchvision():
     return torchvision
 
 
+def torchvision_first() -> None:
+    """Where torchvision is installed, import it (stubbed as above if need be) before transformers is: transformers
+    imports torchvision itself when it finds it, and a failing import there breaks every model class."""
+    if "torchvision" in sys.modules or _CHECKED:
+        return
+    _CHECKED.append(True)
+    from .factories import locate_module
+
+    if locate_module("torchvision") is not None:
+        try:
+            import_torchvision()
+        except Exception:  # noqa: BLE001 (broken otherwise: the models that need it say so)
+            pass
+
+
+_CHECKED: list = []  # torchvision_first ran in this process
+
+
 def stubbed() -> bool:
     module = sys.modules.get(_STUBBED)
     return module is not None and getattr(module, "__file__", None) is None
