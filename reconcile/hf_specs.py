@@ -38,12 +38,14 @@ SMALL_MIN_WIDTH = 4
 SMALL_EXPERTS = 4
 SMALL_TOP_K = 2
 SMALL_SEQ = 32
-_DEPTH_KEYS = re.compile(r"^(num_hidden_layers|num_layers|n_layers?|num_(encoder|decoder)_layers|(encoder|decoder)_layers"
+_DEPTH_KEYS = re.compile(r"^(num_hidden_layers|num_layers|n_layers?|num_(encoder|decoder)_layers"
+                         r"|(encoder|decoder)_layers"
                          r"|num_(text|vision|audio|speech|cross|self|global|local|backbone|transformer|block)_?layers"
                          r"|(text|vision|audio)_layers|depth|num_blocks)$")
 _WIDTH_KEYS = re.compile(r"^(d_model|d_ff|d_kv|d_inner|dim|n_embd|n_inner|hidden_sizes?|embed_dims?|embedding_size"
-                         r"|(\w+_)?(hidden|intermediate|ffn|ff|embed|embd|inner|head|kv|proj|projection|lora|mlp|rank|rotary|rope"
-                         r"|model|qk|nope_head|rope_head|v_head|q_lora|kv_lora)_(size|dim|dims|sizes|rank))$")
+                         r"|(\w+_)?(hidden|intermediate|ffn|ff|embed|embd|inner|head|kv|proj|projection|lora|mlp"
+                         r"|rank|rotary|rope|model|qk|nope_head|rope_head|v_head|q_lora|kv_lora)"
+                         r"_(size|dim|dims|sizes|rank))$")
 _NOT_WIDTH = re.compile(r"(vocab|image|patch|max_|window|kernel|batch|chunk|pool|position|num_|seq|length|stride|"
                         r"bucket|mel|sampling|codebook|feature|conv_|label|time|freq|frame|audio_chunk|spatial)")
 _MODEL_WIDTHS = re.compile(r"^(hidden_sizes?|d_model|n_embd|embed_dims?|dim|hidden_dim|(\w+_)?hidden_size)$")
