@@ -456,7 +456,8 @@ def _write_atomic(path: Path, data: bytes) -> bool:
 
 
 # ------------------------------------------------------------------------------------------------ sweep rows
-SWEEP_CODE = RECORD_CODE + ("reconcile/sweep.py", "reconcile/zoo_specs.py")  # what a sweep row depends on
+# what a sweep row depends on
+SWEEP_CODE = RECORD_CODE + ("reconcile/sweep.py", "reconcile/zoo_specs.py", "reconcile/zoo_import.py")
 
 
 @functools.lru_cache(maxsize=None)

@@ -8,7 +8,7 @@ import re
 from typing import Any, Optional
 
 from .errors import UserError
-from .zoo_specs import torchvision_first
+from .zoo_import import torchvision_first
 from .spec import ModelSpec, parse_shape, probe_in_job, _split_query
 
 HEADS = ("causal-lm", "masked-lm", "image-classification", "base")

@@ -15,63 +15,21 @@ sweep, reconcile/sweep.py).
 """
 from __future__ import annotations
 
-import sys
-import types
 from typing import Any, Optional
 
 from .errors import UserError
 from .spec import ModelSpec, _split_query
+from .zoo_import import _STUBBED, import_torchvision, stubbed, torchvision_first  # noqa: F401
 
 TV = "tv"
 TIMM = "timm"
 FORMS = (TV, TIMM)
-_STUBBED = "torchvision._meta_registrations"
 STUB_NOTE = (f"{_STUBBED} replaced by an empty module: this torchvision build's C++ ops are not registered for "
              "the installed torch; the classification builders do not use them")
 
 
 def is_zoo_spec(text: str) -> bool:
     return text.partition(":")[0] in FORMS and ":" in text
-
-
-def import_torchvision():
-    """`import torchvision`, with the meta-registration module stubbed only if its own import fails (above)."""
-    try:
-        import torchvision
-
-        return torchvision
-    except (RuntimeError, ImportError, AttributeError) as exc:
-        if "torchvision::" not in str(exc) and "_meta_registrations" not in str(exc):
-            raise
-    for name in [n for n in sys.modules if n == "torchvision" or n.startswith("torchvision.")]:
-        del sys.modules[name]
-    sys.modules[_STUBBED] = types.ModuleType(_STUBBED)
-    import torchvision
-
-    return torchvision
-
-
-def torchvision_first() -> None:
-    """Where torchvision is installed, import it (stubbed as above if need be) before transformers is: transformers
-    imports torchvision itself when it finds it, and a failing import there breaks every model class."""
-    if "torchvision" in sys.modules or _CHECKED:
-        return
-    _CHECKED.append(True)
-    from .factories import locate_module
-
-    if locate_module("torchvision") is not None:
-        try:
-            import_torchvision()
-        except Exception:  # noqa: BLE001 (broken otherwise: the models that need it say so)
-            pass
-
-
-_CHECKED: list = []  # torchvision_first ran in this process
-
-
-def stubbed() -> bool:
-    module = sys.modules.get(_STUBBED)
-    return module is not None and getattr(module, "__file__", None) is None
 
 
 def import_timm():
