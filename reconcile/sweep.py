@@ -237,7 +237,12 @@ def _extra_inputs(name: str) -> tuple[str, ...]:
     except Exception:  # noqa: BLE001 (no class: the attempt itself says why)
         return ()
     main = getattr(cls, "main_input_name", "input_ids")
-    return tuple(n for n in EXTRA_INPUTS if n in accepted and n != main and n != "attention_mask")
+    names = [p for p in accepted if p != "self"]
+    main = main if main in names or not names else names[0]
+    required = {n for n, p in accepted.items() if p.default is inspect.Parameter.empty}
+    # input_ids only where the forward needs it besides another main input (BLIP-2: pixel_values first)
+    return tuple(n for n in EXTRA_INPUTS if n in accepted and n != main and n != "attention_mask"
+                 and (n not in ("input_ids", "grid_thw") or n in required))
 
 
 def flop_counter_macc(module, example, grad: bool = False) -> tuple[int, dict[str, int]]:
