@@ -463,10 +463,21 @@ def _write_atomic(path: Path, data: bytes) -> bool:
 
 
 # ------------------------------------------------------------------------------------------------ sweep rows
+# what a sweep row depends on
+SWEEP_CODE = RECORD_CODE + ("reconcile/sweep.py", "reconcile/zoo_specs.py", "reconcile/zoo_import.py")
+
+
+@functools.lru_cache(maxsize=None)
+def sweep_fingerprint() -> str:
+    digest = _hash_code(SWEEP_CODE)
+    digest.update(code_fingerprint().encode())
+    return digest.hexdigest()[:16]
+
+
 def _sweep_place(job_key: str, versions: str, root: Optional[Path]) -> Optional[tuple[Path, str]]:
     """(entry path, key) of one `reconcile sweep` job's rows: keyed by the job's key (registry, model, sizes,
-    tools), the versions of the registry's libraries and the project's code (reconcile/sweep.py included)."""
-    key = hashlib.sha256(" ".join(("sweep", job_key, versions, project_fingerprint())).encode()).hexdigest()
+    tools), the versions of the registry's libraries and the code a row depends on (SWEEP_CODE)."""
+    key = hashlib.sha256(" ".join(("sweep", job_key, versions, sweep_fingerprint())).encode()).hexdigest()
     try:
         return identity.inside(Path(root or cache_root()), "sweep", f"{identity.stem(job_key)}-{key[:24]}.json"), key
     except ValueError:

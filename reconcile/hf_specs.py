@@ -8,6 +8,7 @@ import re
 from typing import Any, Optional
 
 from .errors import UserError
+from .zoo_import import torchvision_first
 from .spec import ModelSpec, parse_shape, probe_in_job, _split_query
 
 HEADS = ("causal-lm", "masked-lm", "image-classification", "base")
@@ -37,23 +38,26 @@ SMALL_MIN_WIDTH = 4
 SMALL_EXPERTS = 4
 SMALL_TOP_K = 2
 SMALL_SEQ = 32
-_DEPTH_KEYS = re.compile(r"^(num_hidden_layers|num_layers|n_layers?|num_(encoder|decoder)_layers|(encoder|decoder)_layers"
+_DEPTH_KEYS = re.compile(r"^(num_hidden_layers|num_layers|n_layers?|num_(encoder|decoder)_layers"
+                         r"|(encoder|decoder)_layers"
                          r"|num_(text|vision|audio|speech|cross|self|global|local|backbone|transformer|block)_?layers"
                          r"|(text|vision|audio)_layers|depth|num_blocks)$")
 _WIDTH_KEYS = re.compile(r"^(d_model|d_ff|d_kv|d_inner|dim|n_embd|n_inner|hidden_sizes?|embed_dims?|embedding_size"
-                         r"|(\w+_)?(hidden|intermediate|ffn|ff|embed|embd|inner|head|kv|proj|projection|lora|mlp|rank|rotary|rope"
-                         r"|model|qk|nope_head|rope_head|v_head|q_lora|kv_lora)_(size|dim|dims|sizes|rank))$")
+                         r"|(\w+_)?(hidden|intermediate|ffn|ff|embed|embd|inner|head|kv|proj|projection|lora|mlp"
+                         r"|rank|rotary|rope|model|qk|nope_head|rope_head|v_head|q_lora|kv_lora)"
+                         r"_(size|dim|dims|sizes|rank))$")
 _NOT_WIDTH = re.compile(r"(vocab|image|patch|max_|window|kernel|batch|chunk|pool|position|num_|seq|length|stride|"
                         r"bucket|mel|sampling|codebook|feature|conv_|label|time|freq|frame|audio_chunk|spatial)")
 _MODEL_WIDTHS = re.compile(r"^(hidden_sizes?|d_model|n_embd|embed_dims?|dim|hidden_dim|(\w+_)?hidden_size)$")
 _COUNT_KEYS = re.compile(r"^(num_attention_heads|num_heads|n_heads?|(encoder|decoder)_attention_heads|num_groups"
                          r"|num_key_value_heads|num_kv_heads|(\w+_)?num_attention_heads)$")
 _EXPERT_KEYS = ("num_experts", "num_local_experts", "n_routed_experts", "moe_num_experts")
-_TOP_K_KEYS = ("num_experts_per_tok", "moe_topk", "num_experts_per_token", "top_k", "moe_top_k")
+_TOP_K_KEYS = ("num_experts_per_tok", "moe_topk", "num_experts_per_token", "top_k", "moe_top_k", "moe_k")
 
 
 def default_head(model_type: str) -> str:
     """Causal LM for decoder models, image classification for vision models, the bare model for encoders."""
+    torchvision_first()
     from transformers.models.auto.modeling_auto import (MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
                                                         MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES)
 
@@ -68,6 +72,7 @@ def default_head(model_type: str) -> str:
 
 
 def _auto_class(head: str):
+    torchvision_first()
     import transformers
 
     return {"causal-lm": transformers.AutoModelForCausalLM, "masked-lm": transformers.AutoModelForMaskedLM,
@@ -121,10 +126,13 @@ def small_overrides(config, scale_widths: bool = True) -> dict[str, Any]:
             out[key] = [SMALL_STAGE_DEPTH] * len(value)
     if isinstance(data.get("depths"), (list, tuple)) and all(isinstance(v, int) for v in data["depths"]):
         out["depths"] = [SMALL_STAGE_DEPTH] * len(data["depths"])
-    if depth:  # per-layer lists (layer_types, ...) follow the new depth
+    if depth:  # per-layer lists (layer_types, ...) and settings keyed by layer index follow the new depth
         for key, value in data.items():
             if isinstance(value, list) and len(value) == depth and key not in out:
                 out[key] = value[:SMALL_LAYERS]
+            elif isinstance(value, dict) and value and key not in out and \
+                    all(str(k).isdigit() for k in value) and any(int(k) >= SMALL_LAYERS for k in value):
+                out[key] = {k: v for k, v in value.items() if int(k) < SMALL_LAYERS}
     if not scale_widths:
         widths: dict[str, Any] = {}
     else:
@@ -166,6 +174,7 @@ def hf_config(model_type: str, config_kwargs: dict[str, Any], spec_text: str = "
     would otherwise become a silent extra attribute; a key is known through the configuration's attribute_map
     too). `sizes="small"` applies the small-config rule first; the query's own keys win over it. An
     image-classification head gets IMAGE_CLASSES classes unless the query sets num_labels."""
+    torchvision_first()
     from transformers import AutoConfig
     from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
@@ -201,7 +210,11 @@ def model_class(model_type: str, head: str, config):
     return _get_model_class(config, auto._model_mapping)
 
 
-EXTRA_INPUTS = ("pixel_values", "input_features", "input_values", "attention_mask", "bbox")
+EXTRA_INPUTS = ("pixel_values", "input_features", "input_values", "attention_mask", "bbox", "input_ids",
+                "grid_thw")
+# Qwen2-VL-style vision towers take flattened patches, (t x h x w patches, channels x temporal_patch_size x
+# patch_size^2), and grid_thw [[t, h, w]]: PATCH_GRID is h = w (a multiple of every spatial_merge_size), t = 1.
+PATCH_GRID = 8
 
 
 def hf_model(model_type: str, head: str, device: str = "cpu", attn_implementation: Optional[str] = None,
@@ -234,11 +247,38 @@ def extra_input(name: str, config, given):
     import torch
 
     batch, device = given.shape[0], given.device
+    if name == "grid_thw":
+        return torch.tensor([[1, PATCH_GRID, PATCH_GRID]], dtype=torch.long, device=device)
+    if name == "input_ids":
+        return torch.zeros(batch, SMALL_SEQ, dtype=torch.long, device=device)
     if name == "attention_mask":
         return torch.ones(given.shape[:2], dtype=torch.long, device=device)
     if name == "bbox":
         return torch.zeros(*given.shape[:2], 4, dtype=torch.long, device=device)
     return torch.zeros(batch, *input_tail(name, config), device=device)
+
+
+def main_input(model) -> str:
+    """The input reconcile's one tensor stands for: the model's main_input_name, or the forward's first parameter
+    where that is not one of its parameters (a vision tower whose forward takes hidden_states)."""
+    import inspect
+
+    main = getattr(model, "main_input_name", "input_ids")
+    try:
+        accepted = [p for p in inspect.signature(model.forward).parameters if p != "self"]
+    except (TypeError, ValueError):
+        return main
+    return main if main in accepted or not accepted else accepted[0]
+
+
+def patch_tail(config) -> Optional[tuple[int, ...]]:
+    """The flattened patches a grid_thw vision tower takes (PATCH_GRID), or None without a patch size."""
+    patch = getattr(config, "patch_size", None)
+    if not isinstance(patch, int):
+        return None
+    channels = getattr(config, "in_channels", None) or getattr(config, "num_channels", None) or 3
+    temporal = getattr(config, "temporal_patch_size", None) or 1
+    return (PATCH_GRID * PATCH_GRID, int(channels) * int(temporal) * patch * patch)
 
 
 def _decoder_length(config, given: int) -> int:
@@ -255,7 +295,7 @@ def complete_inputs(model, args: tuple, kwargs: dict):
 
     import torch
 
-    main = getattr(model, "main_input_name", "input_ids")
+    main = main_input(model)
     if args and isinstance(args[0], torch.Tensor) and main not in kwargs:
         kwargs = {**kwargs, main: args[0]}
         args = args[1:]
@@ -345,6 +385,7 @@ def position_offset(model) -> int:
 
 
 AUDIO_SAMPLES = 16_000  # input_values: one second at 16 kHz
+CODEC_SAMPLES = 2 ** 14  # a codec's waveform: a multiple of every hop (DAC's 512)
 FEATURE_FRAMES = 100  # input_features without a fixed length: one second of 10 ms frames
 
 
@@ -367,6 +408,14 @@ def input_tail(main: str, config) -> Optional[tuple[int, ...]]:
         channels = getattr(vision, "num_channels", None) or getattr(config, "num_channels", None) or 3
         return (int(channels),) + size
     if main == "input_values":
+        channels = getattr(config, "audio_channels", None)
+        if isinstance(channels, int) and not isinstance(channels, bool):  # a codec's waveform: (channels, samples)
+            return (channels, CODEC_SAMPLES)
+        if getattr(config, "downsampling_ratios", None) or getattr(config, "hop_length", None):
+            return (1, CODEC_SAMPLES)
+        mel, frames = getattr(config, "num_mel_bins", None), getattr(config, "max_length", None)
+        if isinstance(mel, int) and isinstance(frames, int):  # a spectrogram (AST): (frames, mel bins)
+            return (frames, mel)
         return (AUDIO_SAMPLES,)
     if main == "input_features":
         features = next((int(v) for k in ("num_mel_bins", "feature_size", "input_feat_per_channel", "n_mels")
@@ -398,7 +447,11 @@ def probe(model_type: str, head: str, build: dict[str, Any], config_kwargs: dict
             from None
     from conventions.llm import parameter_groups
 
-    main = getattr(model, "main_input_name", "input_ids")
+    import inspect
+
+    main = main_input(model)
+    grid = "grid_thw" in inspect.signature(model.forward).parameters
+    tail = patch_tail(model.config) if grid and main in ("hidden_states", "pixel_values") else None
     try:
         non_embedding = model.num_parameters(exclude_embeddings=True)
     except Exception:  # noqa: BLE001 (a model without input embeddings to exclude)
@@ -406,7 +459,8 @@ def probe(model_type: str, head: str, build: dict[str, Any], config_kwargs: dict
     return {"n_params": sum(p.numel() for p in model.parameters()),
             "token_model": main == "input_ids",
             "main_input": main,
-            "input_tail": input_tail(main, model.config),
+            "input_tail": tail or input_tail(main, model.config),
+            "unbatched": tail is not None,  # the patches of every image in one sequence: no batch dimension
             "position_offset": position_offset(model),
             "model_class": type(model).__name__,
             "hf_non_embedding": non_embedding,
@@ -483,7 +537,7 @@ def from_transformers(text: str, batch: Optional[int] = None, seq_len: Optional[
         if not tail:
             raise UserError(f"model spec {text!r}: {facts['model_class']} takes {facts.get('main_input')!r}, an "
                             "input reconcile cannot make from the configuration; give --input-shape")
-        shape = (batch or 1,) + tuple(tail)
+        shape = tuple(tail) if facts.get("unbatched") else (batch or 1,) + tuple(tail)
     if not meta and "use_cache" not in config_kwargs and hasattr(config, "use_cache"):
         # One forward over T tokens needs no key/value cache, and its DynamicCache output stops torch.jit tracing
         # (fvcore). On the meta device the cache stays: without it transformers checks position_ids for packed

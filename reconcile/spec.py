@@ -109,6 +109,9 @@ def probe_in_job(probe, model_type: str, head: str, build: dict[str, Any], confi
 
 def _refuse_negative_counts(model_type: str, config_kwargs: dict[str, Any], text: str) -> None:
     """Settings whose default is a count (an int of 0 or more) take no negative value."""
+    from .zoo_import import torchvision_first
+
+    torchvision_first()
     from transformers import AutoConfig
 
     try:

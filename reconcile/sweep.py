@@ -29,7 +29,7 @@ Resumable: each finished job's rows are kept in the one cache (reconcile/cache.p
 job's key, the library versions and the project's code; a rerun runs only the jobs without an entry (a timeout or
 a dead process is not kept). The outputs (`write`): DIR/sweep.csv (one row per model, plus tool rows), DIR/
 summary.md (counts, failures with their reasons, every remaining difference), both deterministic, and
-DIR/timings.csv (seconds per job: not deterministic, kept apart).
+DIR/timings.csv (seconds per job: not deterministic, kept apart): reconcile/sweep_report.py.
 """
 from __future__ import annotations
 
@@ -96,15 +96,16 @@ class SweepJob:
                 sizes, where = "default", "&device=meta"
             return (f"hf:{self.name}?head=base&sizes={sizes}&attn_implementation=eager"
                     f"&experts_implementation=eager{extra}{where}")
-        return f"{'tv' if self.registry == 'torchvision' else 'timm'}:{self.name}"
+        form = f"{'tv' if self.registry == 'torchvision' else 'timm'}:{self.name}"
+        return form + ("?device=meta" if sizes == META_DEFAULT else "")
 
     def attempts(self) -> list[tuple[str, tuple[str, ...]]]:
         """(sizes, extra inputs) to try in order: an hf model the small-config rule cannot build (or whose
         forward refuses the main input alone) is tried with the inputs its forward takes from the configuration,
         then with the rule's depth only (sizes=layers: widths as configured), then as configured on the meta
         device (no memory for weights; FlopCounterMode and the reference count from shapes)."""
-        if self.registry != "hf":
-            return [(self.sizes, ())]
+        if self.registry != "hf":  # built on the meta device (their largest take minutes on a CPU), else on it
+            return [(META_DEFAULT, ()), ("default", ())]
         order = {"small": ("small", "layers", META_DEFAULT)}.get(self.sizes, (self.sizes,))
         return [(sizes, inputs) for sizes in order for inputs in ((), EXTRA)]
 
@@ -173,7 +174,8 @@ def enumerate_jobs(registry: str, sizes: str = "small", tools: Iterable[str] = (
     listed = procs.call_in_job(_LISTERS[registry], (), f"listing the {registry} models")
     if names is not None:
         wanted = list(dict.fromkeys(names))
-        unknown = [n for n in wanted if n not in listed]
+        # timm: any model name (the sweep's list is one per architecture module; the job says if there is none)
+        unknown = [n for n in wanted if n not in listed] if registry != "timm" else []
         if unknown:
             raise UserError(f"{registry} has no model {', '.join(map(repr, unknown[:5]))}")
         listed = wanted
@@ -235,16 +237,21 @@ def _extra_inputs(name: str) -> tuple[str, ...]:
     except Exception:  # noqa: BLE001 (no class: the attempt itself says why)
         return ()
     main = getattr(cls, "main_input_name", "input_ids")
-    return tuple(n for n in EXTRA_INPUTS if n in accepted and n != main and n != "attention_mask")
+    names = [p for p in accepted if p != "self"]
+    main = main if main in names or not names else names[0]
+    required = {n for n, p in accepted.items() if p.default is inspect.Parameter.empty}
+    # input_ids only where the forward needs it besides another main input (BLIP-2: pixel_values first)
+    return tuple(n for n in EXTRA_INPUTS if n in accepted and n != main and n != "attention_mask"
+                 and (n not in ("input_ids", "grid_thw") or n in required))
 
 
-def flop_counter_macc(module, example) -> tuple[int, dict[str, int]]:
+def flop_counter_macc(module, example, grad: bool = False) -> tuple[int, dict[str, int]]:
     """FlopCounterMode's total / 2 (torch/utils/flop_counter.py counts 2 FLOPs per multiply-accumulate) under
-    no_grad, and its FLOPs per op packet."""
+    no_grad (or with grad enabled), and its FLOPs per op packet."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+    with torch.set_grad_enabled(grad), FlopCounterMode(display=False) as counter:
         module(example)
     per_op: Counter = Counter()
     for ops in counter.get_flop_counts().get("Global", {}).items():
@@ -331,9 +338,13 @@ def _measure(job: SweepJob, spec, row: dict[str, Any]) -> list[dict[str, Any]]:
     example = models.example_input(spec, module, dispatch_level=True)
     try:
         oracle, oracle_ops = flop_counter_macc(module, example)
-    except Exception as exc:  # noqa: BLE001 (the oracle itself failed: said, the reference stands)
-        row.update(gap_verdict=UNEXPLAINED, gap_kind=f"FlopCounterMode failed: {_first_line(exc)}")
-        return [row]
+    except Exception as exc:  # noqa: BLE001 (a custom autograd Function may need grad: the other mode)
+        try:
+            oracle, oracle_ops = flop_counter_macc(module, example, grad=True)
+            row["fallback"] = f"FlopCounterMode under no_grad failed ({_first_line(exc)[:120]}): counted with grad"
+        except Exception as again:  # noqa: BLE001 (the oracle itself failed: said, the reference stands)
+            row.update(gap_verdict=UNEXPLAINED, gap_kind=f"FlopCounterMode failed: {_first_line(again)}")
+            return [row]
     row.update(macc_oracle=oracle, macc_gap=total.macc - oracle)
     if total.macc == oracle:
         row["gap_verdict"] = EXACT
@@ -359,23 +370,19 @@ def _torchvision_metadata(name: str, row: dict[str, Any]) -> None:
     row["metadata_macc"] = f"{float(weights.meta['_ops']):.3f}e9"
 
 
-def metadata_matches(row: dict[str, Any]) -> tuple[Optional[bool], Optional[bool]]:
-    """(params == num_params, MACC rounds to _ops at its 3 decimals of GMAC) for a torchvision row."""
-    if row.get("metadata_params") in ("", None) or row.get("params_reference") in ("", None):
-        return None, None
-    params = int(row["params_reference"]) == int(row["metadata_params"])
-    gmacc = float(str(row["metadata_macc"]).removesuffix("e9"))
-    macc = round(int(row["macc_reference"]) / 1e9, 3) == round(gmacc, 3)
-    return params, macc
-
-
 def _tool_rows(job: SweepJob, spec) -> list[dict[str, Any]]:
     """Each tool's total on the model, in its own forked child (tools patch modules), with the residual of its
     explanation in the reference's terms."""
-    from . import api
-    from .records import OK, TOTAL
-    from .runner import Job, Outcome, _run_forked
+    import multiprocessing
 
+    from . import api, models
+    from .diff import explain
+    from .records import OK, TOTAL
+    from .runner import Job, Outcome, _run_forked, stamp
+
+    # this job's own process is a daemon (jobs.fork_call), and daemons may not start processes: each tool's child
+    # is killed with this process's group all the same
+    multiprocessing.current_process()._config["daemon"] = False
     rows = []
     records = []
     for tool in job.tools:
@@ -392,10 +399,8 @@ def _tool_rows(job: SweepJob, spec) -> list[dict[str, Any]]:
             rows.append(row)
     if records:
         try:
-            import pandas as pd
-
-            frame = pd.DataFrame([r.__dict__ for r in records])
-            explained = api.explain(frame)
+            frame = api.frame(stamp(records, spec))
+            explained = explain(frame, {spec.name: spec}, {spec.name: models.cached_ir(spec, "torch")})
             residuals = {(r["tool"], r["metric"]): r["residual"] for _, r in explained.iterrows()
                          if r["layer"] == TOTAL}
             for row in rows:
@@ -407,6 +412,13 @@ def _tool_rows(job: SweepJob, spec) -> list[dict[str, Any]]:
     return rows
 
 
+def _attempt_name(text: str) -> str:
+    """An attempt's spec query without the keys every attempt shares."""
+    keys = [part for part in text.partition("?")[2].split("&")
+            if part not in ("head=base", "attn_implementation=eager", "experts_implementation=eager")]
+    return "&".join(keys) or text
+
+
 def run_job(job: SweepJob) -> list[dict[str, Any]]:
     """One model: build it, trace it, check the laws and the oracles (module docstring). Runs user code: call it
     in a job process (the executors do). Never raises: every failure is the model row's status and reason."""
@@ -415,6 +427,7 @@ def run_job(job: SweepJob) -> list[dict[str, Any]]:
     except Exception:  # noqa: BLE001 (a broken torchvision: the models that need it say so)
         pass
     earlier: list[str] = []
+    first: Optional[dict[str, Any]] = None
     extras: Optional[tuple[str, ...]] = None
     rows: list[dict[str, Any]] = []
     tried = set()
@@ -441,11 +454,13 @@ def run_job(job: SweepJob) -> list[dict[str, Any]]:
                 rows += _tool_rows(job, spec)
         if rows[0]["status"] not in (BUILD_FAILED, FORWARD_FAILED):
             break
-        earlier.append(f"{text.partition('?')[2]}: {rows[0]['reason'][:160]}")
-    if earlier and rows[0]["status"] == TRACED:
-        rows[0]["fallback"] = " / ".join(earlier)
-    elif earlier:
-        rows[0]["fallback"] = " / ".join(earlier[:-1])
+        earlier.append(f"{_attempt_name(text)}: {rows[0]['reason'][:160]}")
+        first = first or rows[0]
+    if rows[0]["status"] in (BUILD_FAILED, FORWARD_FAILED) and first is not None:
+        # the rule's own failure is the reason (a later attempt's, on meta tensors, says less); the rest follow
+        rows = [first] + rows[1:]
+        earlier = earlier[1:]
+    rows[0]["fallback"] = " / ".join(filter(None, earlier + [rows[0]["fallback"]]))
     return rows
 
 
@@ -605,7 +620,7 @@ class LocalExecutor:
 
 
 # ------------------------------------------------------------------------------------------------ the driver
-def _versions(registry: str) -> str:
+def versions_of(registry: str) -> str:
     from .cache import _versions as versions
 
     libraries = {"hf": ("transformers",), "timm": ("timm", "torchvision"), "torchvision": ("torchvision",)}
@@ -623,7 +638,7 @@ def sweep(jobs: list[SweepJob], executor: Optional[Executor] = None, progress: O
     from . import cache
 
     executor = executor or LocalExecutor()
-    versions = {registry: _versions(registry) for registry in {job.registry for job in jobs}}
+    versions = {registry: versions_of(registry) for registry in {job.registry for job in jobs}}
     results: dict[str, list[dict[str, Any]]] = {}
     seconds: dict[str, float] = {}
     todo = []
@@ -645,116 +660,3 @@ def sweep(jobs: list[SweepJob], executor: Optional[Executor] = None, progress: O
         if progress:
             progress(done, len(jobs), job, rows, took, False)
     return [row for job in jobs for row in results.get(job.key, [])], seconds
-
-
-# ------------------------------------------------------------------------------------------------ outputs
-def _cell(value: Any) -> str:
-    return "" if value is None else str(value)
-
-
-def to_csv(rows: list[dict[str, Any]]) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(ROW_COLUMNS)
-    for row in rows:
-        writer.writerow([_cell(row.get(c)) for c in ROW_COLUMNS])
-    return out.getvalue()
-
-
-def timings_csv(jobs: list[SweepJob], seconds: dict[str, float]) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(("registry", "model", "seconds", "cached"))
-    for job in jobs:
-        took = seconds.get(job.key)
-        if took is not None:
-            writer.writerow((job.registry, job.name, f"{took:.2f}", "yes" if took == 0.0 else "no"))
-    return out.getvalue()
-
-
-def _pct(part: int, whole: int) -> str:
-    return f"{100 * part / whole:.1f}%" if whole else "-"
-
-
-def summary(registry: str, sizes: str, rows: list[dict[str, Any]], versions: str) -> str:
-    """The page: how many built and traced, how many conserve, every failure and every remaining difference."""
-    models = [r for r in rows if r["tool"] == MODEL_ROW]
-    traced = [r for r in models if r["status"] == TRACED]
-    n = len(models)
-    both = [r for r in traced if r["params_law"] == EXACT and r["macc_law"] == EXACT]
-    exact_oracle = [r for r in traced if r["gap_verdict"] == EXACT]
-    params_oracle = [r for r in traced if str(r["params_reference"]) == str(r["params_oracle"])]
-    explained = [r for r in traced if r["gap_verdict"] == EXPLAINED]
-    unexplained = [r for r in traced if r["gap_verdict"] == UNEXPLAINED]
-    lines = [f"# reconcile sweep {registry} (--sizes {sizes})", "",
-             f"{versions}. One row per model in [sweep.csv](sweep.csv); seconds per model in timings.csv.", "",
-             "| | models | share |", "|---|---:|---:|",
-             f"| models | {n} | |",
-             f"| built and traced | {len(traced)} | {_pct(len(traced), n)} of models |",
-             f"| params law exact (layer rows == sum(p.numel())) | "
-             f"{sum(r['params_law'] == EXACT for r in traced)} | {_pct(sum(r['params_law'] == EXACT for r in traced), len(traced))} of traced |",
-             f"| MACC law exact (layer rows == op table over the executed ops) | "
-             f"{sum(r['macc_law'] == EXACT for r in traced)} | {_pct(sum(r['macc_law'] == EXACT for r in traced), len(traced))} of traced |",
-             f"| both laws exact | {len(both)} | {_pct(len(both), len(traced))} of traced |",
-             f"| params == sum(p.numel()) (printed total) | {len(params_oracle)} | "
-             f"{_pct(len(params_oracle), len(traced))} of traced |",
-             f"| MACC == FlopCounterMode / 2 | {len(exact_oracle)} | {_pct(len(exact_oracle), len(traced))} of traced |",
-             f"| MACC differs, explained by op | {len(explained)} | {_pct(len(explained), len(traced))} of traced |",
-             f"| MACC differs, not explained | {len(unexplained)} | {_pct(len(unexplained), len(traced))} of traced |"]
-    if registry == "torchvision":
-        matches = [metadata_matches(r) for r in traced]
-        lines.append(f"| params == weights meta num_params | {sum(m[0] is True for m in matches)} | "
-                     f"{_pct(sum(m[0] is True for m in matches), len(traced))} of traced |")
-        lines.append(f"| MACC == weights meta _ops (GMAC, 3 decimals) | {sum(m[1] is True for m in matches)} | "
-                     f"{_pct(sum(m[1] is True for m in matches), len(traced))} of traced |")
-    statuses = Counter(r["status"] for r in models if r["status"] != TRACED)
-    if statuses:
-        lines += ["", "## Not built or not traced", "",
-                  ", ".join(f"{status}: {count}" for status, count in sorted(statuses.items())), "",
-                  "| model | status | reason |", "|---|---|---|"]
-        lines += [f"| {r['model']} | {r['status']} | {_md(r['reason'])} |" for r in models if r["status"] != TRACED]
-    laws = [r for r in traced if r["params_law"] != EXACT or r["macc_law"] != EXACT]
-    if laws:
-        lines += ["", "## Conservation gaps", "", "| model | params gap | MACC gap | unsupported ops |",
-                  "|---|---:|---:|---|"]
-        lines += [f"| {r['model']} | {r['params_gap']} | {r['macc_law_gap']} | {r['unsupported_ops']} |"
-                  for r in laws]
-    differ = [r for r in traced if r["gap_verdict"] != EXACT]
-    if differ:
-        lines += ["", "## MACC against FlopCounterMode / 2", "",
-                  "| model | reference | FlopCounterMode / 2 | gap | verdict | by op |", "|---|---:|---:|---:|---|---|"]
-        lines += [f"| {r['model']} | {_num(r['macc_reference'])} | {_num(r['macc_oracle'])} | {_num(r['macc_gap'])} "
-                  f"| {r['gap_verdict']} | {_md(r['gap_kind'])} |" for r in differ]
-    if registry == "torchvision":
-        lines += ["", "## Weights metadata", "", "| model | params | num_params | MACC | _ops (GMAC) |",
-                  "|---|---:|---:|---:|---:|"]
-        lines += [f"| {r['model']} | {_num(r['params_reference'])} | {_num(r['metadata_params'])} | "
-                  f"{_num(r['macc_reference'])} | {r['metadata_macc']} |" for r in traced]
-    tools = [r for r in rows if r["tool"] != MODEL_ROW]
-    if tools:
-        lines += ["", "## Tools", "", "| model | tool | version | metric | total | residual | status |",
-                  "|---|---|---|---|---:|---|---|"]
-        lines += [f"| {r['model']} | {r['tool']} | {r['tool_version']} | {r['tool_metric']} | {_num(r['tool_value'])} "
-                  f"| {r['tool_residual']} | {r['status']} |" for r in tools]
-    return "\n".join(lines) + "\n"
-
-
-def _num(value: Any) -> str:
-    try:
-        return f"{int(value):,}"
-    except (TypeError, ValueError):
-        return _cell(value)
-
-
-def _md(text: Any) -> str:
-    return _cell(text).replace("|", "\\|").replace("\n", " ")
-
-
-def write(out_dir, registry: str, sizes: str, jobs: list[SweepJob], rows: list[dict[str, Any]],
-          seconds: dict[str, float]) -> dict:
-    from .api import write_set
-
-    versions = "; ".join(_versions(registry).split("; "))
-    files = {"sweep.csv": to_csv(rows), "summary.md": summary(registry, sizes, rows, versions),
-             "timings.csv": timings_csv(jobs, seconds)}
-    return write_set(out_dir, files)

@@ -1,4 +1,5 @@
-"""tv:NAME and timm:NAME[?k=v&...]: torchvision and timm builders, weights never loaded (README "Model specs").
+"""tv:NAME[?device=meta] and timm:NAME[?k=v&...]: torchvision and timm builders, weights never loaded (README
+"Model specs"); `device=meta` builds without memory for weights (the formulas and FlopCounterMode count shapes).
 
 Both libraries are optional: they are used wherever they import (installed in the environment, or a folder on
 PYTHONPATH). torchvision's own `import` registers fake (meta) kernels for its C++ ops in
@@ -14,45 +15,21 @@ sweep, reconcile/sweep.py).
 """
 from __future__ import annotations
 
-import sys
-import types
 from typing import Any, Optional
 
 from .errors import UserError
 from .spec import ModelSpec, _split_query
+from .zoo_import import _STUBBED, import_torchvision, stubbed, torchvision_first  # noqa: F401
 
 TV = "tv"
 TIMM = "timm"
 FORMS = (TV, TIMM)
-_STUBBED = "torchvision._meta_registrations"
 STUB_NOTE = (f"{_STUBBED} replaced by an empty module: this torchvision build's C++ ops are not registered for "
              "the installed torch; the classification builders do not use them")
 
 
 def is_zoo_spec(text: str) -> bool:
     return text.partition(":")[0] in FORMS and ":" in text
-
-
-def import_torchvision():
-    """`import torchvision`, with the meta-registration module stubbed only if its own import fails (above)."""
-    try:
-        import torchvision
-
-        return torchvision
-    except (RuntimeError, ImportError, AttributeError) as exc:
-        if "torchvision::" not in str(exc) and "_meta_registrations" not in str(exc):
-            raise
-    for name in [n for n in sys.modules if n == "torchvision" or n.startswith("torchvision.")]:
-        del sys.modules[name]
-    sys.modules[_STUBBED] = types.ModuleType(_STUBBED)
-    import torchvision
-
-    return torchvision
-
-
-def stubbed() -> bool:
-    module = sys.modules.get(_STUBBED)
-    return module is not None and getattr(module, "__file__", None) is None
 
 
 def import_timm():
@@ -83,22 +60,43 @@ def tv_weights(name: str):
         return None
 
 
-def tv_model(name: str, **kwargs):
-    """torchvision.models.get_model(name, weights=None, **kwargs): random init, no download."""
+def _on(device: str, build):
     import torch
 
+    if device == "meta":  # shapes only: no memory for weights, no time initialising them
+        with torch.device("meta"):
+            return build()
+    torch.manual_seed(0)
+    return build()
+
+
+# Builder arguments torchvision sets from the weights' metadata when weights are given (and so not when they are
+# not): a ViT's image_size (torchvision/models/vision_transformer.py _vision_transformer), MaxViT's input_size
+# (maxvit.py _maxvit), both from meta["min_size"]. Set here from the DEFAULT weights so that the model built
+# without them is the one the metadata describes (vit_h_14's DEFAULT weights are SWAG at 518 x 518).
+_SIZE_FROM_WEIGHTS = (("vit_", "image_size", 0), ("maxvit_", "input_size", None))
+
+
+def weights_builder_kwargs(name: str, weights) -> dict[str, Any]:
+    if weights is None or "min_size" not in weights.meta:
+        return {}
+    for prefix, key, index in _SIZE_FROM_WEIGHTS:
+        if name.startswith(prefix):
+            size = weights.meta["min_size"]
+            return {key: int(size[index]) if index is not None else tuple(int(v) for v in size)}
+    return {}
+
+
+def tv_model(name: str, device: str = "cpu", **kwargs):
+    """torchvision.models.get_model(name, weights=None, **kwargs): random init (none on meta), no download."""
     tv = import_torchvision()
-    torch.manual_seed(0)
-    return tv.models.get_model(name, weights=None, **kwargs)
+    return _on(device, lambda: tv.models.get_model(name, weights=None, **kwargs))
 
 
-def timm_model(name: str, **kwargs):
-    """timm.create_model(name, pretrained=False, **kwargs): random init, no download."""
-    import torch
-
+def timm_model(name: str, device: str = "cpu", **kwargs):
+    """timm.create_model(name, pretrained=False, **kwargs): random init (none on meta), no download."""
     timm = import_timm()
-    torch.manual_seed(0)
-    return timm.create_model(name, pretrained=False, **kwargs)
+    return _on(device, lambda: timm.create_model(name, pretrained=False, **kwargs))
 
 
 def _probe(form: str, name: str, kwargs: dict[str, Any]) -> dict:
@@ -115,7 +113,8 @@ def _probe(form: str, name: str, kwargs: dict[str, Any]) -> dict:
         if weights is not None:
             crop = getattr(weights.transforms, "keywords", {}).get("crop_size")
         size = int(crop[0] if isinstance(crop, (list, tuple)) else crop) if crop else 224
-        return {"input_tail": (3, size, size), "version": tv.__version__, "stubbed": stubbed()}
+        return {"input_tail": (3, size, size), "version": tv.__version__, "stubbed": stubbed(),
+                "builder": weights_builder_kwargs(name, weights)}
     timm = import_timm()
     if not timm.is_model(name):
         from . import names
@@ -142,8 +141,11 @@ def from_zoo(text: str, batch: Optional[int] = None, input_shape: Optional[str] 
     if not name:
         raise UserError(f"model spec {text!r}: expected {form}:NAME")
     given = query.pop("input_shape", None)
+    device = query.pop("device", "cpu")
+    if device not in ("cpu", "meta"):
+        raise UserError(f"model spec {text!r}: device must be meta or cpu, not {device!r}")
     if form == TV and query:
-        raise UserError(f"model spec {text!r}: tv: specs take no settings (the builder's defaults)")
+        raise UserError(f"model spec {text!r}: tv: specs take no settings but device (the builder's defaults)")
     missing = _available(form)
     if missing:
         raise UserError(missing)
@@ -158,6 +160,7 @@ def from_zoo(text: str, batch: Optional[int] = None, input_shape: Optional[str] 
     factory = f"{__name__}:{'tv_model' if form == TV else 'timm_model'}"
     library = "torchvision" if form == TV else "timm"
     note = f"{library} {facts['version']}, weights not loaded" + (f"; {STUB_NOTE}" if facts.get("stubbed") else "")
-    return ModelSpec(text, shape, torch_factory=factory,
-                     factory_kwargs=tuple(sorted({"name": name, **query}.items())),
-                     config={"library": library, "library_version": facts["version"]}, note=note)
+    kwargs = {"name": name, **facts.get("builder", {}), **query, **({"device": device} if device != "cpu" else {})}
+    return ModelSpec(text, shape, torch_factory=factory, factory_kwargs=tuple(sorted(kwargs.items())),
+                     config={"library": library, "library_version": facts["version"]}, note=note,
+                     meta=device == "meta")

@@ -10,6 +10,11 @@ from torch.utils.flop_counter import FlopCounterMode
 from reconcile import hf_specs, models, sweep
 from reconcile.errors import UserError
 
+if importlib.util.find_spec("torchvision") is not None:  # installed beside the venv: a CUDA build whose meta
+    from reconcile.zoo_specs import import_torchvision  # registrations fail beside torch+cpu; transformers
+
+    import_torchvision()  # imports torchvision too, so it is imported (stubbed where needed) first
+
 
 def test_the_small_config_rule_by_hand():
     from transformers import LlamaConfig
@@ -30,9 +35,10 @@ def test_stage_depths_and_the_stage_count():
 
     changed = hf_specs.small_overrides(SwinConfig())
     # depths [2, 2, 6, 2] -> one block per stage; num_layers (the stage count, len(depths)) and the per-stage head
-    # counts [3, 6, 12, 24] are kept; embed_dim 96 / 16 = 6 (3 heads of 2)
+    # counts [3, 6, 12, 24] are kept; the model widths embed_dim 96 and hidden_size 768 must stay multiples of
+    # 2 x 24 = 48 (whole, even heads): 96 / 2 = 48 and 768 / 2 = 384, so the divisor is 2
     assert changed["depths"] == [1, 1, 1, 1] and "num_layers" not in changed and "num_heads" not in changed
-    assert changed["embed_dim"] == 6
+    assert changed["embed_dim"] == 48 and changed["hidden_size"] == 384
 
 
 def test_list_values_in_queries():

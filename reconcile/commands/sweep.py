@@ -35,6 +35,7 @@ def command(registry: str, tools: Optional[str], sizes: str, names: Optional[str
     metadata), the gap and what explains it, per-tool totals with --tools. One job per model with the timeout;
     a rerun runs only the models not yet in the cache."""
     from .. import sweep as engine
+    from .. import sweep_report
     from ..api import _split, prepare_out_dir
     from ..errors import UserError
 
@@ -66,7 +67,7 @@ def command(registry: str, tools: Optional[str], sizes: str, names: Optional[str
         say(f"[{done}/{total}] {job.name:<36} {status:<14} {verdict:<11} {took}  ({elapsed:.0f} s)")
 
     rows, seconds = engine.sweep(jobs, run_on, progress=progress, fresh=fresh)
-    paths = engine.write(out, registry, sizes, jobs, rows, seconds)
+    paths = sweep_report.write(out, registry, sizes, jobs, rows, seconds)
     traced = sum(1 for r in rows if r["tool"] == "" and r["status"] == engine.TRACED)
     say(f"done in {time.monotonic() - started:.1f} s ({counts['cached']} of {len(jobs)} from the cache): "
         f"{traced} of {len(jobs)} built and traced; {out / 'summary.md'}")
