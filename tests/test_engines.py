@@ -306,11 +306,13 @@ def two_nodes():
         shutil.rmtree(node, ignore_errors=True)
 
 
-MODELS_60 = "lenet,lenet_relu_module,sepnet,gconv,mha"  # x the 12 torch-side tools at the venv's versions
+# x the 12 torch-side tools at the venv's versions: 84 jobs, enough that the second node is warm and busy before
+# the sweep ends
+SWEPT_MODELS = "lenet,lenet_relu_module,sepnet,gconv,mha,block,resblock"
 
 
 def _sweep(out: Path, address: str, env: dict, stderr) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "reconcile", "atlas", "sweep", "--models", MODELS_60,
+    return subprocess.Popen([sys.executable, "-m", "reconcile", "atlas", "sweep", "--models", SWEPT_MODELS,
                              "--venv-only", "--out", str(out), "--engine", "ray", "--address", address,
                              "--batch-jobs", "3"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=stderr,
                             text=True)
@@ -335,12 +337,14 @@ def _once_each(out: Path) -> tuple[int, int, list]:
 
 @needs_ray
 @needs_store
-@pytest.mark.slow  # a two-node cluster, two sweeps of 60 jobs, a node and a driver killed
+@pytest.mark.slow  # a two-node cluster, two sweeps of 84 jobs, a node and a driver killed
 def test_two_node_cluster_loses_a_raylet_and_a_driver_and_does_every_job_once(tmp_path, two_nodes):
     import psutil
 
     address, node_folder, env = two_nodes
-    total = len(MODELS_60.split(",")) * 12
+    from reconcile import atlas
+
+    total = len(SWEPT_MODELS.split(",")) * len(atlas.tool_list())  # --venv-only: one release per tool
     # 1. the second node's raylet killed mid-sweep: its jobs are rescheduled on the head
     with open(tmp_path / "first.err", "w") as err:
         first = _sweep(tmp_path / "a", address, env, err)
