@@ -376,6 +376,8 @@ def test_two_node_cluster_loses_a_raylet_and_a_driver_and_does_every_job_once(tm
         out, _ = third.communicate(timeout=600)
     assert third.returncode == 0, (tmp_path / "third.err").read_text()[-2000:]
     assert out.startswith(f"{total - kept} jobs run, {kept} already in the store"), out
+    print(f"two nodes: raylet killed after {done_at_kill} of {total} jobs; driver killed with {kept} of {total} "
+          f"written, the rerun ran {total - kept}")
     assert _once_each(tmp_path / "b")[:2] == (total, 0)
     assert store.export_csv(tmp_path / "b") == store.export_csv(tmp_path / "a")
 
