@@ -262,12 +262,15 @@ def _ray_bin() -> str:
 
 
 def _processes_under(folder: str) -> list[int]:
+    """Processes of a node started with --temp-dir=folder: named in their command line, or (Ray's agents rename
+    themselves, ray::DashboardAgent) holding a file under it open (their logs)."""
     import psutil
 
     out = []
     for proc in psutil.process_iter(["pid", "cmdline"]):
         try:
-            if any(folder in part for part in proc.info["cmdline"] or ()):
+            if any(folder in part for part in proc.info["cmdline"] or ()) or \
+                    any(f.path.startswith(folder) for f in proc.open_files()):
                 out.append(proc.info["pid"])
         except (psutil.Error, TypeError):
             continue
