@@ -7,16 +7,17 @@ STAMP := $(VENV)/.installed
 ULTRA_THOP := .cache/tools/ultralytics-thop-$(shell sed -n 's/^ultralytics-thop==//p' constraints.txt)
 PIP_INSTALL := $(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt
 
-.PHONY: install reconcile test test-fast bench clean
+.PHONY: install reconcile test test-fast bench atlas clean
 
 install: $(STAMP) $(ULTRA_THOP)/thop/__init__.py
 
-# Re-install only when the pins or the package metadata change.
+# Re-install only when the pins or the package metadata change. The `cluster` extra (Ray, DuckDB, pyarrow: the sweep
+# store and --engine ray) is installed too, so CI runs the engine tests (tests/test_engines.py) instead of skipping them.
 # DeepSpeed: sdist whose setup.py imports torch; without build isolation it builds against the venv's pinned torch
 # (isolation would fetch another torch), with its C++/CUDA ops switched off (DS_BUILD_OPS=0, CPU accelerator).
 $(STAMP): constraints.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[tools,test]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[tools,test,cluster]'
 	DS_BUILD_OPS=0 DS_ACCELERATOR=cpu $(PIP_INSTALL) --no-build-isolation deepspeed
 	test -f $(ULTRA_THOP)/thop/__init__.py || $(PIP_INSTALL) --no-deps --upgrade --target $(ULTRA_THOP) ultralytics-thop
 	touch $(STAMP)
@@ -42,7 +43,15 @@ test-fast: $(STAMP)
 # prototxt fuzzer's slowest case (no test asserts a time: they are measured here).
 bench: $(STAMP)
 	status=0; $(PY) bench/bench_run.py $(ARGS) || status=1; $(PY) bench/bench_overhead.py || status=1; \
-	$(PY) bench/bench_training.py time || status=1; exit $$status
+	$(PY) bench/bench_training.py time || status=1; $(PY) bench/bench_engines.py || status=1; exit $$status
+
+# The discrepancy atlas: the sweep (every atlas model x counter x release, on this machine's builtin engine; add
+# ENGINE=ray for a local Ray cluster, RAY_ADDRESS for a running one) into .cache/atlas-sweep, rendered into
+# reports/atlas/ (a rerun adds only the jobs the store lacks).
+ENGINE ?= builtin
+atlas: $(STAMP)
+	$(VENV)/bin/reconcile atlas sweep --out .cache/atlas-sweep --engine $(ENGINE)
+	$(VENV)/bin/reconcile atlas .cache/atlas-sweep --out reports/atlas
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -153,6 +153,13 @@ def _place(root: Optional[Path], spec, kind: str, folder: str, *parts: str) -> O
         return None
 
 
+def result_key(spec, tool: str, version: str) -> Optional[str]:
+    """The key a (tool, version, model) job's records are kept under: the sweep store keys its jobs by it too
+    (reconcile/store.py). None when the model cannot be keyed (an in-memory module, unreadable sources)."""
+    place = _place(Path("/"), spec, "results", tool, version)
+    return place[1] if place else None
+
+
 def _records_place(job, root: Optional[Path]) -> Optional[tuple[Path, str]]:
     if job.extra_path or job.shims:  # a matrix job brings its own install
         return None
@@ -453,3 +460,47 @@ def _write_atomic(path: Path, data: bytes) -> bool:
         if not isinstance(exc, OSError):
             raise
         return False
+
+
+# ------------------------------------------------------------------------------------------------ sweep rows
+# what a sweep row depends on
+SWEEP_CODE = RECORD_CODE + ("reconcile/sweep.py", "reconcile/zoo_specs.py", "reconcile/zoo_import.py")
+
+
+@functools.lru_cache(maxsize=None)
+def sweep_fingerprint() -> str:
+    digest = _hash_code(SWEEP_CODE)
+    digest.update(code_fingerprint().encode())
+    return digest.hexdigest()[:16]
+
+
+def _sweep_place(job_key: str, versions: str, root: Optional[Path]) -> Optional[tuple[Path, str]]:
+    """(entry path, key) of one `reconcile sweep` job's rows: keyed by the job's key (registry, model, sizes,
+    tools), the versions of the registry's libraries and the code a row depends on (SWEEP_CODE)."""
+    key = hashlib.sha256(" ".join(("sweep", job_key, versions, sweep_fingerprint())).encode()).hexdigest()
+    try:
+        return identity.inside(Path(root or cache_root()), "sweep", f"{identity.stem(job_key)}-{key[:24]}.json"), key
+    except ValueError:
+        return None
+
+
+def sweep_rows(job_key: str, versions: str, root: Optional[Path] = None) -> Optional[list[dict]]:
+    """A sweep job's cached rows (plain dicts), or None."""
+    place = _sweep_place(job_key, versions, root)
+    if place is None:
+        return None
+    try:
+        payload = _read(Path(root or cache_root()), *place)
+        rows = payload["data"] if payload is not None else None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+        return None
+    return rows
+
+
+def store_sweep_rows(job_key: str, versions: str, rows: list[dict], root: Optional[Path] = None) -> bool:
+    place = _sweep_place(job_key, versions, root)
+    if place is None:
+        return False
+    return _write(Path(root or cache_root()), *place, rows, (), {"sweep": job_key})

@@ -4,9 +4,11 @@ above META_ABOVE_PARAMS parameters. `hf_model` is the factory job processes call
 spec text into a ModelSpec (README "Model specs")."""
 from __future__ import annotations
 
+import re
 from typing import Any, Optional
 
 from .errors import UserError
+from .zoo_import import torchvision_first
 from .spec import ModelSpec, parse_shape, probe_in_job, _split_query
 
 HEADS = ("causal-lm", "masked-lm", "image-classification", "base")
@@ -14,11 +16,48 @@ DEFAULT_SEQ_CAP = 1024  # default seq_len: the configuration's maximum positions
 META_ABOVE_PARAMS = 1_000_000_000  # larger models are built on the meta device
 _ENCODERS = {"bert", "roberta", "distilbert", "albert", "electra", "deberta", "deberta-v2", "xlm-roberta", "camembert",
              "mpnet", "ernie", "big_bird", "longformer", "megatron-bert", "funnel", "layoutlm", "squeezebert"}
-_RESERVED = ("head", "attn_implementation", "device")
+_RESERVED = ("head", "attn_implementation", "experts_implementation", "device", "sizes", "inputs")
+SIZES = ("default", "small", "layers")  # layers: the small-config rule's depth and experts, widths as configured
+IMAGE_CLASSES = 1000  # image-classification heads: ImageNet-1k, the class count papers' numbers assume
+
+# The small-config rule (`sizes=small`, `reconcile sweep --sizes small`; README "Model specs"): every model type
+# built in seconds with its structure kept. Depth: every layer count above SMALL_LAYERS becomes SMALL_LAYERS and a
+# list of stage depths becomes SMALL_STAGE_DEPTH per stage (per-layer lists are cut to the new depth). Width: every
+# width (a hidden, intermediate, head, embedding or projection size, scalar or per stage) is divided by one power of
+# two, the largest (at most SMALL_MAX_DIVISOR) that divides every width exactly and leaves each at least
+# SMALL_MIN_WIDTH, and every model width (hidden_size, d_model, embed_dim) a multiple of twice each head and group
+# count: head counts are kept, so hidden = heads x head_dim, rotary dimensions stay even, and every other ratio
+# between widths still holds. Routed experts: at most SMALL_EXPERTS, top-k at most SMALL_TOP_K (also where the
+# configuration leaves them unset, None: the model needs a number). DETR-style timm backbones become transformers'
+# own (use_timm_backbone). Vocabulary, positions, image and patch sizes, channels and labels are kept. Token inputs
+# are SMALL_SEQ tokens. `sizes=layers`: the depth and expert parts alone (widths as configured).
+SMALL_LAYERS = 2
+SMALL_STAGE_DEPTH = 1
+SMALL_MAX_DIVISOR = 16
+SMALL_MIN_WIDTH = 4
+SMALL_EXPERTS = 4
+SMALL_TOP_K = 2
+SMALL_SEQ = 32
+_DEPTH_KEYS = re.compile(r"^(num_hidden_layers|num_layers|n_layers?|num_(encoder|decoder)_layers"
+                         r"|(encoder|decoder)_layers"
+                         r"|num_(text|vision|audio|speech|cross|self|global|local|backbone|transformer|block)_?layers"
+                         r"|(text|vision|audio)_layers|depth|num_blocks)$")
+_WIDTH_KEYS = re.compile(r"^(d_model|d_ff|d_kv|d_inner|dim|n_embd|n_inner|hidden_sizes?|embed_dims?|embedding_size"
+                         r"|(\w+_)?(hidden|intermediate|ffn|ff|embed|embd|inner|head|kv|proj|projection|lora|mlp"
+                         r"|rank|rotary|rope|model|qk|nope_head|rope_head|v_head|q_lora|kv_lora)"
+                         r"_(size|dim|dims|sizes|rank))$")
+_NOT_WIDTH = re.compile(r"(vocab|image|patch|max_|window|kernel|batch|chunk|pool|position|num_|seq|length|stride|"
+                        r"bucket|mel|sampling|codebook|feature|conv_|label|time|freq|frame|audio_chunk|spatial)")
+_MODEL_WIDTHS = re.compile(r"^(hidden_sizes?|d_model|n_embd|embed_dims?|dim|hidden_dim|(\w+_)?hidden_size)$")
+_COUNT_KEYS = re.compile(r"^(num_attention_heads|num_heads|n_heads?|(encoder|decoder)_attention_heads|num_groups"
+                         r"|num_key_value_heads|num_kv_heads|(\w+_)?num_attention_heads)$")
+_EXPERT_KEYS = ("num_experts", "num_local_experts", "n_routed_experts", "moe_num_experts")
+_TOP_K_KEYS = ("num_experts_per_tok", "moe_topk", "num_experts_per_token", "top_k", "moe_top_k", "moe_k")
 
 
 def default_head(model_type: str) -> str:
     """Causal LM for decoder models, image classification for vision models, the bare model for encoders."""
+    torchvision_first()
     from transformers.models.auto.modeling_auto import (MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
                                                         MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES)
 
@@ -33,6 +72,7 @@ def default_head(model_type: str) -> str:
 
 
 def _auto_class(head: str):
+    torchvision_first()
     import transformers
 
     return {"causal-lm": transformers.AutoModelForCausalLM, "masked-lm": transformers.AutoModelForMaskedLM,
@@ -40,9 +80,101 @@ def _auto_class(head: str):
             "base": transformers.AutoModel}[head]
 
 
-def hf_config(model_type: str, config_kwargs: dict[str, Any], spec_text: str = ""):
+# ------------------------------------------------------------------------------------------ the small-config rule
+def _is_config(value) -> bool:
+    from transformers import PretrainedConfig
+
+    return isinstance(value, PretrainedConfig)
+
+
+def _power_of_two_divisor(widths: list[int], model_widths: list[int], counts: list[int]) -> int:
+    """The largest power of two up to SMALL_MAX_DIVISOR dividing every width, leaving each at least
+    SMALL_MIN_WIDTH, and leaving every model width (hidden_size, d_model, embed_dim, ...) a multiple of twice each
+    head or group count (whole heads, an even rotary dimension, whole norm groups)."""
+    divisor = SMALL_MAX_DIVISOR
+    while divisor > 1 and not (all(w % divisor == 0 and w // divisor >= SMALL_MIN_WIDTH for w in widths)
+                               and all((w // divisor) % (2 * c) == 0 for w in model_widths for c in counts)):
+        divisor //= 2
+    return divisor
+
+
+def _is_width(key: str, value) -> bool:
+    if not _WIDTH_KEYS.match(key) or _NOT_WIDTH.search(key):
+        return False
+    values = value if isinstance(value, (list, tuple)) else [value]
+    return bool(values) and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in values)
+
+
+def small_overrides(config, scale_widths: bool = True) -> dict[str, Any]:
+    """The small-config rule (module constants) as configuration keyword arguments: only the keys it changes, a
+    sub-configuration (text_config, vision_config, encoder, ...) as its whole dict with its own changes.
+    `scale_widths=False`: depth and experts only (sizes=layers)."""
+    data = config.to_dict()
+    out: dict[str, Any] = {}
+    if data.get("use_timm_backbone") is True:  # DETR-style backbones from transformers' own classes, not timm's
+        out["use_timm_backbone"] = False
+    depth = None
+    stages = data.get("depths") if isinstance(data.get("depths"), (list, tuple)) else None
+    for key, value in data.items():
+        if isinstance(value, bool) or not _DEPTH_KEYS.match(key):
+            continue
+        if stages is not None and value == len(stages):  # the stage count (Swin's num_layers), not a depth
+            continue
+        if isinstance(value, int) and value > SMALL_LAYERS:
+            out[key], depth = SMALL_LAYERS, (depth or value)
+        elif key in ("depths", "depth") and isinstance(value, (list, tuple)) and value:
+            out[key] = [SMALL_STAGE_DEPTH] * len(value)
+    if isinstance(data.get("depths"), (list, tuple)) and all(isinstance(v, int) for v in data["depths"]):
+        out["depths"] = [SMALL_STAGE_DEPTH] * len(data["depths"])
+    if depth:  # per-layer lists (layer_types, ...) and settings keyed by layer index follow the new depth
+        for key, value in data.items():
+            if isinstance(value, list) and len(value) == depth and key not in out:
+                out[key] = value[:SMALL_LAYERS]
+            elif isinstance(value, dict) and value and key not in out and \
+                    all(str(k).isdigit() for k in value) and any(int(k) >= SMALL_LAYERS for k in value):
+                out[key] = {k: v for k, v in value.items() if int(k) < SMALL_LAYERS}
+    if not scale_widths:
+        widths: dict[str, Any] = {}
+    else:
+        widths = {k: v for k, v in data.items() if _is_width(k, v)}
+    flat = [w for v in widths.values() for w in (v if isinstance(v, (list, tuple)) else [v])]
+    model = [w for k, v in widths.items() if _MODEL_WIDTHS.match(k)
+             for w in (v if isinstance(v, (list, tuple)) else [v])]
+    counts = sorted({int(c) for k, v in data.items() if _COUNT_KEYS.match(k)
+                     for c in (v if isinstance(v, (list, tuple)) else [v])
+                     if isinstance(c, int) and not isinstance(c, bool) and c > 0})
+    divisor = _power_of_two_divisor(flat, model, counts) if flat else 1
+    if divisor > 1:
+        for key, value in widths.items():
+            out[key] = [v // divisor for v in value] if isinstance(value, (list, tuple)) else value // divisor
+    routed = any(key in data for key in _EXPERT_KEYS)
+    for key in _EXPERT_KEYS:
+        value = data.get(key)
+        if (isinstance(value, int) and not isinstance(value, bool) and value > SMALL_EXPERTS) or \
+                (key in data and value is None):  # left unset by the configuration: the model needs a number
+            out[key] = SMALL_EXPERTS
+    for key in _TOP_K_KEYS:
+        value = data.get(key)
+        if (isinstance(value, int) and not isinstance(value, bool) and value > SMALL_TOP_K) or \
+                (routed and key in data and value is None):
+            out[key] = SMALL_TOP_K
+    for key in getattr(config, "sub_configs", {}) or {}:
+        sub = getattr(config, key, None)
+        if _is_config(sub):
+            changed = small_overrides(sub, scale_widths)
+            if changed:
+                out[key] = {**sub.to_dict(), **changed}
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ building
+def hf_config(model_type: str, config_kwargs: dict[str, Any], spec_text: str = "", sizes: str = "default",
+              head: Optional[str] = None):
     """AutoConfig.for_model(model_type, **kw), refusing keys the configuration class does not define (a typo
-    would otherwise become a silent extra attribute)."""
+    would otherwise become a silent extra attribute; a key is known through the configuration's attribute_map
+    too). `sizes="small"` applies the small-config rule first; the query's own keys win over it. An
+    image-classification head gets IMAGE_CLASSES classes unless the query sets num_labels."""
+    torchvision_first()
     from transformers import AutoConfig
     from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
@@ -51,49 +183,262 @@ def hf_config(model_type: str, config_kwargs: dict[str, Any], spec_text: str = "
         close = sorted(t for t in CONFIG_MAPPING.keys() if t.startswith(model_type[:3]))[:8]
         raise UserError(f"{where}unknown transformers model type {model_type!r}"
                         + (f" (similar: {', '.join(close)})" if close else ""))
+    if sizes not in SIZES:
+        raise UserError(f"{where}sizes must be one of {', '.join(SIZES)}, not {sizes!r}")
     default = AutoConfig.for_model(model_type)
     unknown = [k for k in config_kwargs if not hasattr(default, k) and k not in getattr(default, "attribute_map", {})]
     if unknown:
         raise UserError(f"{where}{type(default).__name__} has no setting {', '.join(map(repr, unknown))}")
+    given = {k: list(v) if isinstance(v, tuple) else v for k, v in config_kwargs.items()}
+    rule = small_overrides(default, sizes == "small") if sizes in ("small", "layers") else {}
+    kwargs = {**rule, **given}
+    if head == "image-classification" and "num_labels" not in given and "id2label" not in given:
+        kwargs["num_labels"] = IMAGE_CLASSES
     try:
-        return AutoConfig.for_model(model_type, **config_kwargs)
+        return AutoConfig.for_model(model_type, **kwargs)
     except Exception as exc:
-        raise UserError(f"{where}{type(default).__name__}({config_kwargs}) refused: {type(exc).__name__}: {exc}") \
+        raise UserError(f"{where}{type(default).__name__}({given}) refused: {type(exc).__name__}: {exc}") \
             from None
 
 
+def model_class(model_type: str, head: str, config):
+    """The class transformers maps the configuration to for `head`; a tuple of classes is read as
+    transformers' own _get_model_class reads it (the configuration's `architectures`, else the first)."""
+    from transformers.models.auto.auto_factory import _get_model_class
+
+    auto = _auto_class(head)
+    return _get_model_class(config, auto._model_mapping)
+
+
+EXTRA_INPUTS = ("pixel_values", "input_features", "input_values", "attention_mask", "bbox", "input_ids",
+                "grid_thw")
+# Qwen2-VL-style vision towers take flattened patches, (t x h x w patches, channels x temporal_patch_size x
+# patch_size^2), and grid_thw [[t, h, w]]: PATCH_GRID is h = w (a multiple of every spatial_merge_size), t = 1.
+PATCH_GRID = 8
+
+
 def hf_model(model_type: str, head: str, device: str = "cpu", attn_implementation: Optional[str] = None,
+             experts_implementation: Optional[str] = None, sizes: str = "default", inputs: str = "",
              **config_kwargs):
-    """A `transformers` model from its configuration class only: random init (or none, on meta), no download."""
+    """A `transformers` model from its configuration class only: random init (or none, on meta), no download.
+    Its forward is completed by `complete_inputs`: one positional input (what reconcile feeds every model) is the
+    model's main input, and an encoder-decoder gets decoder ids."""
     import torch
 
-    config = hf_config(model_type, config_kwargs)
-    extra = {"attn_implementation": attn_implementation} if attn_implementation else {}
+    config = hf_config(model_type, config_kwargs, sizes=sizes, head=head)
+    if head == "causal-lm" and not config.is_encoder_decoder and hasattr(config, "is_decoder"):
+        config.is_decoder = True  # encoder types (BERT, RoBERTa...) as causal LMs refuse to build without it
+    extra = {k: v for k, v in (("attn_implementation", attn_implementation),
+                               ("experts_implementation", experts_implementation)) if v}
+    cls = model_class(model_type, head, config)
     if device == "meta":
         with torch.device("meta"):
-            return _auto_class(head).from_config(config, **extra)
-    torch.manual_seed(0)  # values do not change counts; a fixed seed keeps any value-dependent path repeatable
-    return _auto_class(head).from_config(config, **extra)
+            model = cls._from_config(config, **extra)
+    else:
+        torch.manual_seed(0)  # values do not change counts; a fixed seed keeps any value-dependent path repeatable
+        model = cls._from_config(config, **extra)
+    model._reconcile_extra_inputs = tuple(n for n in inputs.split(",") if n)  # complete_inputs reads it
+    model.register_forward_pre_hook(complete_inputs, with_kwargs=True)
+    return model
+
+
+def extra_input(name: str, config, given):
+    """Zeros (ones for a mask) of what `name` takes, sized from the configuration and the main input."""
+    import torch
+
+    batch, device = given.shape[0], given.device
+    if name == "grid_thw":
+        return torch.tensor([[1, PATCH_GRID, PATCH_GRID]], dtype=torch.long, device=device)
+    if name == "input_ids":
+        return torch.zeros(batch, SMALL_SEQ, dtype=torch.long, device=device)
+    if name == "attention_mask":
+        return torch.ones(given.shape[:2], dtype=torch.long, device=device)
+    if name == "bbox":
+        return torch.zeros(*given.shape[:2], 4, dtype=torch.long, device=device)
+    return torch.zeros(batch, *input_tail(name, config), device=device)
+
+
+def main_input(model) -> str:
+    """The input reconcile's one tensor stands for: the model's main_input_name, or the forward's first parameter
+    where that is not one of its parameters (a vision tower whose forward takes hidden_states)."""
+    import inspect
+
+    main = getattr(model, "main_input_name", "input_ids")
+    try:
+        accepted = [p for p in inspect.signature(model.forward).parameters if p != "self"]
+    except (TypeError, ValueError):
+        return main
+    return main if main in accepted or not accepted else accepted[0]
+
+
+def patch_tail(config) -> Optional[tuple[int, ...]]:
+    """The flattened patches a grid_thw vision tower takes (PATCH_GRID), or None without a patch size."""
+    patch = getattr(config, "patch_size", None)
+    if not isinstance(patch, int):
+        return None
+    channels = getattr(config, "in_channels", None) or getattr(config, "num_channels", None) or 3
+    temporal = getattr(config, "temporal_patch_size", None) or 1
+    return (PATCH_GRID * PATCH_GRID, int(channels) * int(temporal) * patch * patch)
+
+
+def _decoder_length(config, given: int) -> int:
+    cap = max_positions(config, decoder=True)
+    return min(given, cap) if cap else given
+
+
+def complete_inputs(model, args: tuple, kwargs: dict):
+    """Forward pre-hook: reconcile calls every model with one tensor; a transformers model takes it as its
+    `main_input_name` (input_ids, pixel_values, input_values, input_features), and an encoder-decoder also gets
+    decoder ids (zeros: counts do not depend on values) of the input's length for a token model, SMALL_SEQ
+    otherwise (at most the decoder's positions)."""
+    import inspect
+
+    import torch
+
+    main = main_input(model)
+    if args and isinstance(args[0], torch.Tensor) and main not in kwargs:
+        kwargs = {**kwargs, main: args[0]}
+        args = args[1:]
+    config = getattr(model, "config", None)
+    given = kwargs.get(main)
+    if config is None or not isinstance(given, torch.Tensor):
+        return args, kwargs
+    for name in getattr(model, "_reconcile_extra_inputs", ()):
+        if kwargs.get(name) is None:
+            kwargs = {**kwargs, name: extra_input(name, config, given)}
+    if not getattr(config, "is_encoder_decoder", False):
+        return args, kwargs
+    accepted = inspect.signature(model.forward).parameters
+    if "decoder_input_ids" in accepted and kwargs.get("decoder_input_ids") is None \
+            and kwargs.get("decoder_inputs_embeds") is None:
+        length = given.shape[-1] if main == "input_ids" else SMALL_SEQ
+        kwargs = {**kwargs, "decoder_input_ids": torch.zeros(given.shape[0], _decoder_length(config, length),
+                                                             dtype=torch.long, device=given.device)}
+    return args, kwargs
+
+
+STANDARD_KEYS = ("hidden_size", "num_attention_heads", "num_hidden_layers", "intermediate_size", "vocab_size",
+                 "num_key_value_heads", "head_dim", "max_position_embeddings")
 
 
 def _config_dict(config) -> dict[str, Any]:
+    """The configuration's own scalar settings, plus the standard names (STANDARD_KEYS) read through its
+    attribute_map (GPT-2's n_embd is hidden_size) or, for a composite model, its text configuration."""
     keep = (int, float, str, bool, type(None))
-    return {k: v for k, v in sorted(config.to_dict().items()) if isinstance(v, keep)}
+    out = {k: v for k, v in config.to_dict().items() if isinstance(v, keep)}
+    sources = [config]
+    getter = getattr(config, "get_text_config", None)
+    if callable(getter):
+        try:
+            sources.append(getter())
+        except Exception:  # noqa: BLE001 (no text part)
+            pass
+    for key in STANDARD_KEYS:
+        if out.get(key) is not None:
+            continue
+        for source in sources:
+            try:
+                value = getattr(source, key, None)
+            except Exception:  # noqa: BLE001 (a getter that needs settings this configuration lacks)
+                value = None
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                out[key] = value
+                break
+    return dict(sorted(out.items()))
 
 
-def max_positions(config) -> Optional[int]:
-    for key in ("max_position_embeddings", "n_positions", "n_ctx", "max_seq_len", "seq_length"):
-        value = getattr(config, key, None)
-        if isinstance(value, int) and value > 0:
-            return value
+_POSITION_KEYS = ("max_position_embeddings", "n_positions", "n_ctx", "max_seq_len", "seq_length",
+                  "max_text_positions", "max_source_positions")
+_DECODER_POSITION_KEYS = ("max_target_positions", "max_decoder_position_embeddings", "max_position_embeddings",
+                          "n_positions")
+
+
+def max_positions(config, decoder: bool = False) -> Optional[int]:
+    """The most positions the model's (decoder's) token input may hold, read through the configuration's own
+    attribute_map and its text configuration (a composite model's positions are its text model's)."""
+    texts = [config]
+    getter = getattr(config, "get_text_config", None)
+    if callable(getter):
+        try:
+            texts.append(getter(decoder=decoder) if decoder else getter())
+        except Exception:  # noqa: BLE001 (a configuration without a text part)
+            pass
+    for candidate in texts:
+        for key in (_DECODER_POSITION_KEYS if decoder else _POSITION_KEYS):
+            value = getattr(candidate, key, None)
+            if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+                return value
     return None
 
 
-def probe(model_type: str, head: str, attn: Optional[str], config_kwargs: dict[str, Any], text: str) -> dict:
+def position_offset(model) -> int:
+    """Positions a model's learned position table spends before the first token: RoBERTa-style embeddings number
+    positions from padding_idx + 1 (transformers' create_position_ids_from_input_ids), so 514 positions hold
+    512 tokens."""
+    import torch.nn as nn
+
+    for name, module in model.named_modules():
+        if isinstance(module, nn.Embedding) and name.rpartition(".")[2] in ("position_embeddings", "embed_positions") \
+                and module.padding_idx is not None:
+            return int(module.padding_idx) + 1
+    return 0
+
+
+AUDIO_SAMPLES = 16_000  # input_values: one second at 16 kHz
+CODEC_SAMPLES = 2 ** 14  # a codec's waveform: a multiple of every hop (DAC's 512)
+FEATURE_FRAMES = 100  # input_features without a fixed length: one second of 10 ms frames
+
+
+def _vision_config(config):
+    for key in ("vision_config", "backbone_config", "encoder"):
+        sub = getattr(config, key, None)
+        if _is_config(sub) and hasattr(sub, "image_size"):
+            return sub
+    return config
+
+
+def input_tail(main: str, config) -> Optional[tuple[int, ...]]:
+    """The shape of one example of a non-token input, from the configuration: pixel_values (channels, height,
+    width), input_values (samples), input_features (features, frames; a Whisper-style encoder wants exactly twice
+    its max_source_positions)."""
+    if main == "pixel_values":
+        vision = _vision_config(config)
+        size = getattr(vision, "image_size", None) or getattr(config, "image_size", None) or 224
+        size = tuple(int(v) for v in size)[-2:] if isinstance(size, (list, tuple)) else (int(size), int(size))
+        channels = getattr(vision, "num_channels", None) or getattr(config, "num_channels", None) or 3
+        return (int(channels),) + size
+    if main == "input_values":
+        channels = getattr(config, "audio_channels", None)
+        if isinstance(channels, int) and not isinstance(channels, bool):  # a codec's waveform: (channels, samples)
+            return (channels, CODEC_SAMPLES)
+        if getattr(config, "downsampling_ratios", None) or getattr(config, "hop_length", None):
+            return (1, CODEC_SAMPLES)
+        mel, frames = getattr(config, "num_mel_bins", None), getattr(config, "max_length", None)
+        if isinstance(mel, int) and isinstance(frames, int):  # a spectrogram (AST): (frames, mel bins)
+            return (frames, mel)
+        return (AUDIO_SAMPLES,)
+    if main == "input_features":
+        features = next((int(v) for k in ("num_mel_bins", "feature_size", "input_feat_per_channel", "n_mels")
+                         if isinstance(v := getattr(config, k, None), int) and not isinstance(v, bool)), 80)
+        channels = getattr(config, "input_channels", 1) if hasattr(config, "input_feat_per_channel") else 1
+        sources = getattr(config, "max_source_positions", None)
+        frames = 2 * sources if isinstance(sources, int) and model_wants_fixed_frames(config) else FEATURE_FRAMES
+        return (features * int(channels or 1), frames)
+    return None
+
+
+def model_wants_fixed_frames(config) -> bool:
+    # Whisper-style encoders check input_features' length against 2 x max_source_positions
+    return getattr(config, "model_type", "") in ("whisper", "qwen2_audio_encoder", "qwen2_audio", "voxtral",
+                                                 "voxtral_encoder", "kyutai_speech_to_text")
+
+
+def probe(model_type: str, head: str, build: dict[str, Any], config_kwargs: dict[str, Any], text: str) -> dict:
     """What resolving a spec needs to know of the built model: built once on the meta device (no memory, ~1 s for
-    billions of parameters), the parameter count decides the device and the model class says what its input is."""
+    billions of parameters), the parameter count decides the device and the model class says what its input is.
+    `build`: hf_model's keyword arguments besides the configuration (implementations, sizes)."""
     try:
-        model = hf_model(model_type, head, "meta", attn, **config_kwargs)
+        model = hf_model(model_type, head, "meta", **build, **config_kwargs)
     except UserError:
         raise
     except Exception as exc:
@@ -102,16 +447,33 @@ def probe(model_type: str, head: str, attn: Optional[str], config_kwargs: dict[s
             from None
     from conventions.llm import parameter_groups
 
+    import inspect
+
+    main = main_input(model)
+    grid = "grid_thw" in inspect.signature(model.forward).parameters
+    tail = patch_tail(model.config) if grid and main in ("hidden_states", "pixel_values") else None
+    try:
+        non_embedding = model.num_parameters(exclude_embeddings=True)
+    except Exception:  # noqa: BLE001 (a model without input embeddings to exclude)
+        non_embedding = sum(p.numel() for p in model.parameters())
     return {"n_params": sum(p.numel() for p in model.parameters()),
-            "token_model": getattr(model, "main_input_name", "input_ids") == "input_ids",
+            "token_model": main == "input_ids",
+            "main_input": main,
+            "input_tail": tail or input_tail(main, model.config),
+            "unbatched": tail is not None,  # the patches of every image in one sequence: no batch dimension
+            "position_offset": position_offset(model),
             "model_class": type(model).__name__,
-            "hf_non_embedding": model.num_parameters(exclude_embeddings=True),
+            "hf_non_embedding": non_embedding,
             **parameter_groups(model, model.config)}
 
 
+_EXPERTS = ("eager", "grouped_mm", "batched_mm")
+
+
 def from_transformers(text: str, batch: Optional[int] = None, seq_len: Optional[int] = None,
-                      input_shape: Optional[str] = None) -> ModelSpec:
-    """hf:MODEL_TYPE[?k=v] and preset:NAME[?k=v] -> a ModelSpec whose factory builds the model from config."""
+                      input_shape: Optional[str] = None, probe_here: bool = False) -> ModelSpec:
+    """hf:MODEL_TYPE[?k=v] and preset:NAME[?k=v] -> a ModelSpec whose factory builds the model from config.
+    `probe_here`: the caller is itself a job process (reconcile sweep): the size probe runs in it."""
     kind, _, rest = text.partition(":")
     base, query = _split_query(rest)
     note = ""
@@ -131,11 +493,28 @@ def from_transformers(text: str, batch: Optional[int] = None, seq_len: Optional[
     attn = options.get("attn_implementation")
     if attn is not None and attn not in ("eager", "sdpa"):
         raise UserError(f"model spec {text!r}: attn_implementation must be eager or sdpa, not {attn!r}")
+    experts = options.get("experts_implementation")
+    if experts is not None and experts not in _EXPERTS:
+        raise UserError(f"model spec {text!r}: experts_implementation must be one of {', '.join(_EXPERTS)}, "
+                        f"not {experts!r}")
+    sizes = options.get("sizes", "default")
+    extras = options.get("inputs", "")
+    unknown = [n for n in str(extras).split(",") if n and n not in EXTRA_INPUTS]
+    if unknown:
+        raise UserError(f"model spec {text!r}: inputs may name {', '.join(EXTRA_INPUTS)}, not {', '.join(unknown)}")
     device = options.get("device")
     if device not in (None, "meta", "cpu"):
         raise UserError(f"model spec {text!r}: device must be meta or cpu, not {device!r}")
-    config = hf_config(model_type, config_kwargs, text)
-    facts = probe_in_job(probe, model_type, head, attn, config_kwargs, text)  # a job: bounded in time and memory
+    config = hf_config(model_type, config_kwargs, text, sizes, head)
+    build = {k: v for k, v in (("attn_implementation", attn), ("experts_implementation", experts),
+                               ("sizes", sizes if sizes != "default" else None), ("inputs", extras)) if v}
+    if probe_here:
+        from .spec import _refuse_negative_counts
+
+        _refuse_negative_counts(model_type, config_kwargs, text)
+        facts = probe(model_type, head, build, config_kwargs, text)
+    else:
+        facts = probe_in_job(probe, model_type, head, build, config_kwargs, text)  # bounded in time and memory
     n_params = facts["n_params"]
     meta = device == "meta" or (device is None and n_params > META_ABOVE_PARAMS)
     token_model = facts["token_model"]
@@ -145,29 +524,32 @@ def from_transformers(text: str, batch: Optional[int] = None, seq_len: Optional[
             raise UserError(f"{text!r} takes token ids: --input-shape B,T (batch, sequence length), not {input_shape}")
     elif token_model:
         cap = max_positions(config)
-        seq = seq_len or min(cap or DEFAULT_SEQ_CAP, DEFAULT_SEQ_CAP)
+        cap = cap - facts.get("position_offset", 0) if cap else cap
+        wanted = SMALL_SEQ if sizes in ("small", "layers") else DEFAULT_SEQ_CAP
+        seq = seq_len or min(cap or wanted, wanted)
         if cap is not None and seq > cap:
             raise UserError(f"--seq-len {seq} exceeds {text!r}'s {cap} positions")
         shape = (batch or 1, seq)
     else:
         if seq_len is not None:
-            raise UserError(f"--seq-len applies to token models; {text!r} takes images")
-        size = getattr(config, "image_size", 224)
-        size = size if isinstance(size, int) else int(size[0])
-        shape = (batch or 1, getattr(config, "num_channels", 3), size, size)
+            raise UserError(f"--seq-len applies to token models; {text!r} takes {facts.get('main_input')}")
+        tail = facts.get("input_tail")
+        if not tail:
+            raise UserError(f"model spec {text!r}: {facts['model_class']} takes {facts.get('main_input')!r}, an "
+                            "input reconcile cannot make from the configuration; give --input-shape")
+        shape = tuple(tail) if facts.get("unbatched") else (batch or 1,) + tuple(tail)
     if not meta and "use_cache" not in config_kwargs and hasattr(config, "use_cache"):
         # One forward over T tokens needs no key/value cache, and its DynamicCache output stops torch.jit tracing
         # (fvcore). On the meta device the cache stays: without it transformers checks position_ids for packed
         # sequences with a .item() that meta tensors refuse (masking_utils.find_packed_sequence_indices).
         config_kwargs["use_cache"] = False
-        config = hf_config(model_type, config_kwargs, text)
-    kwargs = dict(model_type=model_type, head=head, device="meta" if meta else "cpu", **config_kwargs)
-    if attn:
-        kwargs["attn_implementation"] = attn
+        config = hf_config(model_type, config_kwargs, text, sizes, head)
+    kwargs = dict(model_type=model_type, head=head, device="meta" if meta else "cpu", **build, **config_kwargs)
     info = dict(_config_dict(config), head=head, model_class=facts["model_class"], n_params=n_params,
-                hf_non_embedding=facts["hf_non_embedding"],
+                hf_non_embedding=facts["hf_non_embedding"], main_input=facts.get("main_input", "input_ids"),
                 **{k: v for k, v in facts.items() if k.startswith("p_")})  # parameter groups (conventions/llm.py)
-    if attn:
-        info["attn_implementation"] = attn
-    return ModelSpec(text, shape, torch_factory=f"{__name__}:hf_model", factory_kwargs=tuple(sorted(kwargs.items())),
+    info.update({k: v for k, v in build.items()})
+    return ModelSpec(text, shape, torch_factory=f"{__name__}:hf_model",
+                     factory_kwargs=tuple(sorted((k, tuple(v) if isinstance(v, list) else v)
+                                                 for k, v in kwargs.items())),
                      token_model=token_model, config=info, meta=meta, note=note)

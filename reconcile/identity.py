@@ -232,6 +232,8 @@ def code_versions(spec) -> list[str]:
         if top in ("reconcile", "reference_models", "conventions"):
             if module == "reconcile.hf_specs":
                 out.append(_distribution_of("transformers") or "transformers==-")
+            if module == "reconcile.zoo_specs":  # tv:, timm: (timm builds on torchvision)
+                out += [_distribution_of("torchvision") or "torchvision==-", _distribution_of("timm") or "timm==-"]
             continue
         out.append(_distribution_of(top))
     return out

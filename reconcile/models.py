@@ -7,13 +7,17 @@
     hf:MODEL_TYPE[?k=v&...]                 a `transformers` configuration class (AutoConfig.for_model) built
                                             with from_config: no weights, no download
     preset:NAME[?k=v&...]                   a published architecture (reference_models/presets.py)
+    tv:NAME                                 a torchvision builder (weights not loaded), where torchvision imports
+    timm:NAME[?k=v&...]                     a timm model (pretrained=False), the query as create_model arguments
 
-Query values are read as int, float, true/false, else text. Reserved keys: `head` (hf/preset: causal-lm,
-masked-lm, image-classification, base), `attn_implementation` (eager, sdpa), `device` (meta or cpu; default meta
-above ~1e9 parameters), `input_shape` (module/file specs: 1,3,224,224 or 1x3x224x224). A spec that is not a
-reference model is named after its text in every output (`--model-file nets/lenet.py:build` is the model
-`nets/lenet.py:build`, never the reference `lenet`); its files are named by reconcile.identity. All bad input
-becomes a UserError here, before any tool runs, so the CLI can print one line and exit 2.
+Query values are read as int, float, true/false, a comma-separated list of numbers (`depths=2,2,18,2`), else
+text. Reserved keys: `head` (hf/preset: causal-lm, masked-lm, image-classification, base), `attn_implementation`
+(eager, sdpa), `experts_implementation` (eager, grouped_mm, batched_mm), `sizes` (default, or small: the
+small-config rule of reconcile/hf_specs.py), `device` (meta or cpu; default meta above ~1e9 parameters),
+`input_shape` (module/file/tv/timm specs: 1,3,224,224 or 1x3x224x224). A spec that is not a reference model is
+named after its text in every output (`--model-file nets/lenet.py:build` is the model `nets/lenet.py:build`, never
+the reference `lenet`); its files are named by reconcile.identity. All bad input becomes a UserError here, before
+any tool runs, so the CLI can print one line and exit 2.
 
 A user's file is checked statically here (it parses, it defines FACTORY at top level; read as a regular file of
 bounded size): its code, import-time code included, runs only in job processes (reconcile.runner), never in the
@@ -51,7 +55,7 @@ def is_path_spec(text: str) -> bool:
 
 
 def reference(name: str, batch: Optional[int] = None) -> ModelSpec:
-    if name.startswith(("hf:", "preset:", "module:")) or is_path_spec(name):
+    if name.startswith(("hf:", "preset:", "module:", "tv:", "timm:")) or is_path_spec(name):
         return resolve(name, batch=batch)  # callers that size reference models by batch accept every spec
     try:
         ref = reference_models.get(name)
@@ -165,6 +169,12 @@ def resolve(model: Optional[str], model_file: Optional[str] = None, input_shape:
     text = model.strip()
     if text.startswith(("hf:", "preset:")):
         return from_transformers(text, batch, seq_len, input_shape)
+    if text.startswith(("tv:", "timm:")):
+        if seq_len is not None:
+            raise UserError(f"--seq-len applies to token models (hf:, preset:), not {text!r}")
+        from .zoo_specs import from_zoo
+
+        return from_zoo(text, batch, input_shape)
     if seq_len is not None:
         raise UserError(f"--seq-len applies to token models (hf:, preset:), not {text!r}")
     if text.startswith("module:"):

@@ -39,14 +39,20 @@ class ModelSpec:
 
 # ------------------------------------------------------------------------------------------ spec grammar helpers
 def parse_query(text: str, spec_text: str) -> dict[str, Any]:
-    """'a=1&b=0.5&c=true&d=gelu' -> {'a': 1, 'b': 0.5, 'c': True, 'd': 'gelu'}."""
+    """'a=1&b=0.5&c=true&d=gelu&e=2,2,18,2' -> {'a': 1, 'b': 0.5, 'c': True, 'd': 'gelu', 'e': (2, 2, 18, 2)}:
+    a comma-separated list of numbers is a tuple (a configuration's per-stage depths or widths)."""
     out: dict[str, Any] = {}
     for part in filter(None, text.split("&")):
         key, sep, raw = part.partition("=")
         if not sep or not key.strip():
             raise UserError(f"model spec {spec_text!r}: expected key=value after '?', got {part!r}")
         value = _query_value(raw.strip())
-        if isinstance(value, float) and not math.isfinite(value):
+        if "," in raw:
+            items = tuple(_query_value(v.strip()) for v in raw.split(","))
+            if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in items):
+                value = items
+        numbers = value if isinstance(value, tuple) else (value,)
+        if any(isinstance(v, float) and not math.isfinite(v) for v in numbers):
             raise UserError(f"model spec {spec_text[:120]!r}: {key.strip()}={raw.strip()} is not a finite number")
         out[key.strip()] = value
     return out
@@ -74,6 +80,8 @@ def _shape_option(query: dict[str, Any], input_shape: Optional[str], spec_text: 
     given = query.pop("input_shape", None)
     if input_shape is None and given is None:
         raise UserError(f"{spec_text!r} needs an input shape: --input-shape N,C,H,W or ?input_shape=N,C,H,W")
+    if isinstance(given, tuple):  # ?input_shape=1,3,8,8 reads as a list of numbers
+        given = ",".join(map(str, given))
     text = input_shape if input_shape is not None else str(given)
     shape = parse_shape(text, "--input-shape" if input_shape is not None else "input_shape")
     if len(shape) < 2:
@@ -87,7 +95,7 @@ def _with_batch(shape: tuple[int, ...], batch: Optional[int]) -> tuple[int, ...]
 
 
 # ------------------------------------------------------------------------------------------ checks run as jobs
-def probe_in_job(probe, model_type: str, head: str, attn: Optional[str], config_kwargs: dict[str, Any],
+def probe_in_job(probe, model_type: str, head: str, build: dict[str, Any], config_kwargs: dict[str, Any],
                  text: str) -> dict:
     """`probe` (hf_specs.probe: the model built once on the meta device: its size and input) in a job process,
     with the command's timeout and memory cap (jobs.call_in_job): a configuration that builds for minutes or fills
@@ -96,11 +104,14 @@ def probe_in_job(probe, model_type: str, head: str, attn: Optional[str], config_
     from .jobs import call_in_job
 
     _refuse_negative_counts(model_type, config_kwargs, text)
-    return call_in_job(probe, (model_type, head, attn, config_kwargs, text), f"model spec {text[:200]!r}")
+    return call_in_job(probe, (model_type, head, build, config_kwargs, text), f"model spec {text[:200]!r}")
 
 
 def _refuse_negative_counts(model_type: str, config_kwargs: dict[str, Any], text: str) -> None:
     """Settings whose default is a count (an int of 0 or more) take no negative value."""
+    from .zoo_import import torchvision_first
+
+    torchvision_first()
     from transformers import AutoConfig
 
     try:

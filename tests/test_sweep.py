@@ -1,0 +1,175 @@
+"""`reconcile sweep` (reconcile/sweep.py) and the spec forms it needs (hf: small-config rule, inputs, positions,
+list values; tv:/timm:). Numbers are derived here: hand arithmetic, `sum(p.numel())` and FlopCounterMode on a model
+this test builds itself, torchvision's own weights metadata."""
+import importlib.util
+
+import pytest
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from reconcile import hf_specs, models, sweep
+from reconcile.errors import UserError
+
+if importlib.util.find_spec("torchvision") is not None:  # installed beside the venv: a CUDA build whose meta
+    from reconcile.zoo_specs import import_torchvision  # registrations fail beside torch+cpu; transformers
+
+    import_torchvision()  # imports torchvision too, so it is imported (stubbed where needed) first
+
+
+def test_the_small_config_rule_by_hand():
+    from transformers import LlamaConfig
+
+    changed = hf_specs.small_overrides(LlamaConfig())
+    # widths 4096, 11008 and head_dim 128 are all divisible by 16 and stay >= 4: divided by 16; heads (32) kept
+    assert changed["num_hidden_layers"] == 2 and changed["hidden_size"] == 4096 // 16 == 256
+    assert changed["intermediate_size"] == 11008 // 16 == 688 and "num_attention_heads" not in changed
+    model = hf_specs.hf_model("llama", "base", sizes="small")
+    # embed 32,000 x 256; per layer q, k, v, o 4 x 256 x 256 (32 KV heads of 8) + gate, up, down 3 x 256 x 688 +
+    # two RMSNorms 2 x 256; the final norm 256
+    per_layer = 4 * 256 * 256 + 3 * 256 * 688 + 2 * 256
+    assert sum(p.numel() for p in model.parameters()) == 32_000 * 256 + 2 * per_layer + 256 == 9_774_336
+
+
+def test_stage_depths_and_the_stage_count():
+    from transformers import SwinConfig
+
+    changed = hf_specs.small_overrides(SwinConfig())
+    # depths [2, 2, 6, 2] -> one block per stage; num_layers (the stage count, len(depths)) and the per-stage head
+    # counts [3, 6, 12, 24] are kept; the model widths embed_dim 96 and hidden_size 768 must stay multiples of
+    # 2 x 24 = 48 (whole, even heads): 96 / 2 = 48 and 768 / 2 = 384, so the divisor is 2
+    assert changed["depths"] == [1, 1, 1, 1] and "num_layers" not in changed and "num_heads" not in changed
+    assert changed["embed_dim"] == 48 and changed["hidden_size"] == 384
+
+
+def test_list_values_in_queries():
+    assert models.parse_query("depths=2,2,18,2&act=gelu", "x") == {"depths": (2, 2, 18, 2), "act": "gelu"}
+    spec = models.resolve("hf:swin?depths=1,1,3,1&embed_dim=32&num_heads=1,2,4,8")
+    assert spec.config["model_class"] == "SwinForImageClassification"
+    with pytest.raises(UserError, match="not a finite number"):
+        models.parse_query("a=1,inf", "x")
+
+
+def test_image_classification_heads_default_to_imagenet_classes():
+    spec = models.resolve("hf:vit?num_hidden_layers=1")
+    # ViT-Base classifier: 768 x 1000 + 1000 (ImageNet-1k), not the configuration's 2 labels
+    two = models.resolve("hf:vit?num_hidden_layers=1&num_labels=2")
+    assert spec.config["n_params"] - two.config["n_params"] == (768 * 1000 + 1000) - (768 * 2 + 2)
+
+
+def test_encoder_decoder_gets_decoder_ids_and_audio_its_features():
+    t5 = hf_specs.hf_model("t5", "base", sizes="small")
+    out = t5(torch.zeros(1, 8, dtype=torch.long))  # one tensor, as reconcile feeds every model
+    assert out.last_hidden_state.shape[:2] == (1, 8)
+    whisper = models.resolve("hf:whisper?head=base&sizes=small")
+    # input_features: 80 mel bins x 2 x max_source_positions (1500) frames, as WhisperEncoder checks
+    assert whisper.input_shape == (1, 80, 3000) and not whisper.token_model
+
+
+def test_positions_after_a_padding_index():
+    # RoBERTa numbers positions from padding_idx + 1 = 2: 512 positions hold 510 tokens
+    spec = models.resolve("hf:roberta?num_hidden_layers=1")
+    assert spec.input_shape == (1, 512 - 2)
+
+
+def _fake_executor(seen):
+    def run(jobs):
+        for job in jobs:
+            seen.append(job.key)
+            row = sweep.blank_row(job)
+            row.update(status=sweep.TIMEOUT if job.name == "b" else sweep.TRACED, params_oracle=len(job.name))
+            yield job, [row], 0.5
+    return run
+
+
+def test_the_driver_takes_an_executor_and_resumes(monkeypatch, tmp_path):
+    monkeypatch.setenv("RECONCILE_CACHE_DIR", str(tmp_path))
+    jobs = [sweep.SweepJob("hf", name) for name in ("a", "b", "cc")]
+    seen = []
+    rows, seconds = sweep.sweep(jobs, executor=_fake_executor(seen))
+    assert [r["model"] for r in rows] == ["a", "b", "cc"] and seen == [j.key for j in jobs]
+    assert rows[2]["params_oracle"] == 2
+    again = []
+    rows2, seconds2 = sweep.sweep(jobs, executor=_fake_executor(again))
+    assert again == [jobs[1].key]  # a timed-out job is not kept; the others come from the cache
+    assert rows2 == rows and seconds2[jobs[0].key] == 0.0
+
+
+def test_jobs_are_small_picklable_and_keyed():
+    import pickle
+
+    job = sweep.SweepJob("hf", "gpt2", "small", ("thop",))
+    assert pickle.loads(pickle.dumps(job)) == job
+    assert job.key == "hf/gpt2?sizes=small&tools=thop"
+
+
+@pytest.mark.slow
+def test_sweep_rows_against_oracles_measured_here(monkeypatch, tmp_path):
+    monkeypatch.setenv("RECONCILE_CACHE_DIR", str(tmp_path / "cache"))
+    jobs = sweep.enumerate_jobs("hf", names=["gpt2", "mixtral"])
+    rows, _ = sweep.sweep(jobs, executor=sweep.LocalExecutor(lanes=1))
+    by_model = {r["model"]: r for r in rows}
+    for name in ("gpt2", "mixtral"):
+        model = hf_specs.hf_model(name, "base", sizes="small", attn_implementation="eager",
+                                  experts_implementation="eager").eval()
+        ids = torch.zeros(1, hf_specs.SMALL_SEQ, dtype=torch.long)
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            model(ids)
+        row = by_model[name]
+        assert row["status"] == sweep.TRACED, row["reason"]
+        assert row["params_oracle"] == row["params_reference"] == sum(p.numel() for p in model.parameters())
+        assert row["macc_oracle"] == counter.get_total_flops() // 2 == row["macc_reference"]
+        assert row["params_law"] == row["macc_law"] == sweep.EXACT
+
+
+def test_unknown_registry_is_one_line(cli, tmp_path):
+    result = cli("sweep", "hff", "--out", str(tmp_path / "o"))
+    assert result.returncode == 2 and "unknown registry 'hff'" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+# ------------------------------------------------------------------------------------------------ tv: and timm:
+def _zoo_importable(name: str) -> bool:
+    return importlib.util.find_spec(name) is not None
+
+
+needs_torchvision = pytest.mark.skipif(not _zoo_importable("torchvision"),
+                                       reason="torchvision not importable (install it beside the venv: pip install "
+                                              "--target DIR --no-deps torchvision==0.28.0, DIR on PYTHONPATH)")
+needs_timm = pytest.mark.skipif(not (_zoo_importable("timm") and _zoo_importable("torchvision")),
+                                reason="timm not importable (pip install --target DIR --no-deps timm==1.0.31 "
+                                       "torchvision==0.28.0, DIR on PYTHONPATH)")
+
+
+@pytest.mark.slow
+@needs_torchvision
+def test_torchvision_resnet18_meets_its_weights_metadata(monkeypatch, tmp_path):
+    monkeypatch.setenv("RECONCILE_CACHE_DIR", str(tmp_path / "cache"))
+    from reconcile.zoo_specs import tv_weights
+
+    rows, _ = sweep.sweep(sweep.enumerate_jobs("torchvision", names=["resnet18"]),
+                          executor=sweep.LocalExecutor(lanes=1))
+    meta = tv_weights("resnet18").meta  # torchvision's own numbers: 11,689,512 params, 1.814 GFLOPS (MACC)
+    row = rows[0]
+    assert row["params_reference"] == meta["num_params"] == row["params_oracle"]
+    assert round(row["macc_reference"] / 1e9, 3) == meta["_ops"]
+
+
+@pytest.mark.slow
+@needs_timm
+def test_timm_spec_counts_its_parameters():
+    spec = models.resolve("timm:resnet18")
+    assert spec.input_shape == (1, 3, 224, 224)
+    from reconcile.runner import trace_ir
+
+    traced = trace_ir(spec, "torch")
+    from conventions.formulas import model_counts
+
+    assert model_counts(traced.model)[-1][1].params == 11_689_512  # resnet18: torchvision's num_params too
+
+
+def test_zoo_specs_without_the_library_are_one_line(monkeypatch):
+    from reconcile import zoo_specs
+
+    monkeypatch.setattr(zoo_specs, "_available", lambda form: f"{form}: specs need it, which is not installed here")
+    with pytest.raises(UserError, match="not installed here"):
+        models.resolve("timm:resnet18")
