@@ -463,13 +463,14 @@ def _write_atomic(path: Path, data: bytes) -> bool:
 
 
 # ------------------------------------------------------------------------------------------------ sweep rows
-# what a sweep row depends on
-SWEEP_CODE = RECORD_CODE + ("reconcile/sweep.py", "reconcile/zoo_specs.py", "reconcile/zoo_import.py")
+# what a sweep row depends on: the record code, the sweep's own and, for torchvision and timm, their spec module
+SWEEP_CODE = RECORD_CODE + ("reconcile/sweep.py", "reconcile/zoo_import.py")
+ZOO_CODE = ("reconcile/zoo_specs.py",)
 
 
 @functools.lru_cache(maxsize=None)
-def sweep_fingerprint() -> str:
-    digest = _hash_code(SWEEP_CODE)
+def sweep_fingerprint(zoo: bool = True) -> str:
+    digest = _hash_code(SWEEP_CODE + (ZOO_CODE if zoo else ()))
     digest.update(code_fingerprint().encode())
     return digest.hexdigest()[:16]
 
@@ -477,7 +478,8 @@ def sweep_fingerprint() -> str:
 def _sweep_place(job_key: str, versions: str, root: Optional[Path]) -> Optional[tuple[Path, str]]:
     """(entry path, key) of one `reconcile sweep` job's rows: keyed by the job's key (registry, model, sizes,
     tools), the versions of the registry's libraries and the code a row depends on (SWEEP_CODE)."""
-    key = hashlib.sha256(" ".join(("sweep", job_key, versions, sweep_fingerprint())).encode()).hexdigest()
+    zoo = not job_key.startswith("hf/")
+    key = hashlib.sha256(" ".join(("sweep", job_key, versions, sweep_fingerprint(zoo))).encode()).hexdigest()
     try:
         return identity.inside(Path(root or cache_root()), "sweep", f"{identity.stem(job_key)}-{key[:24]}.json"), key
     except ValueError:

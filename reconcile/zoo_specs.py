@@ -77,7 +77,15 @@ def _on(device: str, build):
 _SIZE_FROM_WEIGHTS = (("vit_", "image_size", 0), ("maxvit_", "input_size", None))
 
 
+# GoogLeNet with weights is built with its auxiliary classifiers and, the weights loaded, drops them unless the
+# caller asked for them (googlenet.py googlenet(): `original_aux_logits = kwargs.get("aux_logits", False)`); built
+# without weights it keeps GoogLeNet's own default, aux_logits=True. The metadata's num_params is the model without.
+_AS_LOADED = {"googlenet": {"aux_logits": False}}
+
+
 def weights_builder_kwargs(name: str, weights) -> dict[str, Any]:
+    if weights is not None and name in _AS_LOADED:
+        return dict(_AS_LOADED[name])
     if weights is None or "min_size" not in weights.meta:
         return {}
     for prefix, key, index in _SIZE_FROM_WEIGHTS:

@@ -173,3 +173,21 @@ def test_zoo_specs_without_the_library_are_one_line(monkeypatch):
     monkeypatch.setattr(zoo_specs, "_available", lambda form: f"{form}: specs need it, which is not installed here")
     with pytest.raises(UserError, match="not installed here"):
         models.resolve("timm:resnet18")
+
+
+def test_patch_inputs_of_grid_thw_vision_towers_by_hand():
+    from transformers import AutoConfig
+
+    spec = models.resolve("hf:qwen2_5_vl_vision?sizes=small&inputs=grid_thw")
+    # 8 x 8 patches of 3 channels x 2 frames x 14 x 14 pixels, all images in one sequence (no batch dimension)
+    assert spec.input_shape == (hf_specs.PATCH_GRID ** 2, 3 * 2 * 14 * 14) == (64, 1176)
+    assert hf_specs.patch_tail(AutoConfig.for_model("qwen2_5_vl_vision")) == (64, 1176)
+
+
+def test_settings_keyed_by_layer_follow_the_new_depth():
+    from transformers import AutoConfig
+
+    text = AutoConfig.for_model("gemma4").text_config  # 30 layers; per_layer_config keys '05', '11', ...
+    changed = hf_specs.small_overrides(text)
+    assert changed["num_hidden_layers"] == 2 and changed["per_layer_config"] == {}
+    assert len(changed["layer_types"]) == 2
