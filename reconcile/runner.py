@@ -385,14 +385,16 @@ def _not_run_rows(job: Job, reason: str) -> list[Record]:
 
 def run_jobs(jobs: list[Job], timeout: float = DEFAULT_TIMEOUT_S, progress: Optional[Progress] = None,
              irs: Optional[dict[str, IRResult]] = None,
-             imports: Optional[dict[int, tuple]] = None) -> list[Record]:
+             imports: Optional[dict[int, tuple]] = None, spread: bool = False) -> list[Record]:
     """Run every job; return all records in job order (deterministic whatever the completion order), each
     labelled with its model's identity (`stamp`).
 
     Each model is first traced to its layer IR by an IR job in the torch worker (which keeps it for the tool
     jobs it forks afterwards); `irs`, when given, receives model name -> IRResult. A model whose tracing failed
     fatally is not run by any tool: its remaining jobs become error rows. `imports`, when given, receives job
-    index -> the user files the job's process imported (identity.user_files), for the jobs that reported them."""
+    index -> the user files the job's process imported (identity.user_files), for the jobs that reported them.
+    `spread`: torch jobs go round the TORCH_LANES workers whatever their model, each lane tracing (or loading from
+    the cache) the IR of the models it runs first: one model's tools in parallel (`which --confirm`)."""
     from . import models
 
     timeout = check_timeout(timeout)
@@ -417,25 +419,33 @@ def run_jobs(jobs: list[Job], timeout: float = DEFAULT_TIMEOUT_S, progress: Opti
     # Torch jobs run on TORCH_LANES workers, each model's jobs on one of them (its IR job first, so the worker keeps
     # the IR for the tool jobs it forks): the TF worker finishes early and both cores keep counting.
     model_names = list(dict.fromkeys(job.spec.name for job in jobs))
-    lanes = max(1, min(TORCH_LANES, len(model_names)))
+    early_rows = {index: precheck(job) for index, job in enumerate(jobs)}
+    torch_jobs = [i for i, job in enumerate(jobs) if early_rows[i] is None and adapters.get(job.tool).WORKER == "torch"]
+    lanes = max(1, min(TORCH_LANES, len(torch_jobs) if spread else len(model_names)))
     lane_of = {name: f"torch#{i % lanes}" for i, name in enumerate(model_names)}
+    spread_lane = {index: f"torch#{n % lanes}" for n, index in enumerate(torch_jobs)} if spread else {}
 
-    def lane(group: str, job) -> str:
-        return lane_of[job.spec.name] if group == "torch" else group
+    def lane(group: str, job, index: int = -1) -> str:
+        if group != "torch":
+            return group
+        return spread_lane.get(index) or lane_of[job.spec.name]
 
-    # one IR job per model, queued in its torch worker ahead of that model's torch jobs
-    ir_queued: set[str] = set()
+    # one IR job per model and lane, queued in that torch worker ahead of the model's torch jobs there
+    ir_queued: set[tuple[str, str]] = set()
     for index, job in enumerate(jobs):
-        if job.spec.name not in ir_queued:
-            ir_queued.add(job.spec.name)
+        group = adapters.get(job.tool).WORKER
+        where = lane("torch", job, index if group == "torch" else -1)
+        if (job.spec.name, where) not in ir_queued and (not spread or group == "torch"
+                                                       or job.spec.name not in {n for n, _ in ir_queued}):
+            ir_queued.add((job.spec.name, where))
             framework = models.canonical_framework(job.spec)
             if framework is not None:
-                pending.setdefault(lane("torch", job), []).append((-1, IRJob(job.spec, framework)))
-        early = precheck(job)
+                pending.setdefault(where, []).append((-1, IRJob(job.spec, framework)))
+        early = early_rows[index]
         if early is not None:
             finish(index, job, Outcome(early), 0.0)  # nothing ran: no user file to check
         else:
-            pending.setdefault(lane(adapters.get(job.tool).WORKER, job), []).append((index, job))
+            pending.setdefault(lane(group, job, index), []).append((index, job))
 
     def drop_model(name: str, reason: str) -> None:
         for group, queue in pending.items():
