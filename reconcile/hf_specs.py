@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from .errors import UserError
-from .spec import ModelSpec, parse_shape, probe_in_job, _split_query
+from .spec import ModelSpec, parse_shape, _split_query
 
 HEADS = ("causal-lm", "masked-lm", "image-classification", "base")
 DEFAULT_SEQ_CAP = 1024  # default seq_len: the configuration's maximum positions, at most this
@@ -76,6 +76,23 @@ def hf_model(model_type: str, head: str, device: str = "cpu", attn_implementatio
     return _auto_class(head).from_config(config, **extra)
 
 
+def on_meta(spec: ModelSpec) -> ModelSpec:
+    """The same configuration-built model on the meta device (shapes only: no weights initialised, no arithmetic),
+    whose layer IR has the same products at a fraction of the time (`which` answers from it); the spec itself when
+    it is built on meta already, asks for the CPU (`?device=cpu`) or is not built from a configuration. The key/value
+    cache stays on meta (from_transformers turns it off on the CPU only)."""
+    import dataclasses
+
+    kwargs = dict(spec.factory_kwargs)
+    if spec.meta or spec.torch_factory != f"{__name__}:hf_model" or kwargs.get("device") != "cpu" \
+            or "device=cpu" in spec.name:
+        return spec
+    kwargs["device"] = "meta"
+    if kwargs.get("use_cache") is False:
+        kwargs.pop("use_cache")
+    return dataclasses.replace(spec, factory_kwargs=tuple(sorted(kwargs.items())), meta=True)
+
+
 def _config_dict(config) -> dict[str, Any]:
     keep = (int, float, str, bool, type(None))
     return {k: v for k, v in sorted(config.to_dict().items()) if isinstance(v, keep)}
@@ -110,8 +127,15 @@ def probe(model_type: str, head: str, attn: Optional[str], config_kwargs: dict[s
 
 
 def from_transformers(text: str, batch: Optional[int] = None, seq_len: Optional[int] = None,
-                      input_shape: Optional[str] = None) -> ModelSpec:
-    """hf:MODEL_TYPE[?k=v] and preset:NAME[?k=v] -> a ModelSpec whose factory builds the model from config."""
+                      input_shape: Optional[str] = None, trace: bool = False) -> ModelSpec:
+    """hf:MODEL_TYPE[?k=v] and preset:NAME[?k=v] -> a ModelSpec whose factory builds the model from config.
+
+    Everything that needs `transformers` (the configuration checked, the model built once on the meta device, its
+    input decided) happens in one job process (jobs.call_in_job: bounded in time and memory), so this process
+    imports neither transformers nor torch for it. `trace`: that job also traces the model's layer IR on the meta
+    device (on_meta; kept in the one cache and in models' IR cache here), which `which` answers from."""
+    from .jobs import call_in_job
+
     kind, _, rest = text.partition(":")
     base, query = _split_query(rest)
     note = ""
@@ -125,8 +149,8 @@ def from_transformers(text: str, batch: Optional[int] = None, seq_len: Optional[
         model_type, config_kwargs, head = base.strip(), {}, None
     options = {k: query.pop(k) for k in _RESERVED if k in query}
     config_kwargs.update(query)
-    head = options.get("head") or head or default_head(model_type)
-    if head not in HEADS:
+    head = options.get("head") or head
+    if head is not None and head not in HEADS:
         raise UserError(f"model spec {text!r}: head must be one of {', '.join(HEADS)}, not {head!r}")
     attn = options.get("attn_implementation")
     if attn is not None and attn not in ("eager", "sdpa"):
@@ -134,8 +158,47 @@ def from_transformers(text: str, batch: Optional[int] = None, seq_len: Optional[
     device = options.get("device")
     if device not in (None, "meta", "cpu"):
         raise UserError(f"model spec {text!r}: device must be meta or cpu, not {device!r}")
+    if input_shape is not None:
+        parse_shape(input_shape)  # a malformed shape is refused before any job runs
+    state, value, ir = call_in_job(_resolve, (text, model_type, config_kwargs, head, attn, device, note, batch,
+                                              seq_len, input_shape, trace), f"model spec {text[:200]!r}")
+    if state == "error":
+        raise UserError(value)
+    if ir is not None:
+        from .models import remember_ir
+
+        remember_ir(on_meta(value), "torch", ir)
+    return value
+
+
+def _resolve(text: str, model_type: str, config_kwargs: dict[str, Any], head: Optional[str], attn: Optional[str],
+             device: Optional[str], note: str, batch: Optional[int], seq_len: Optional[int],
+             input_shape: Optional[str], trace: bool) -> tuple[str, Any, Any]:
+    """In a job process: ("ok", ModelSpec, layer IR or None) or ("error", the one line, None)."""
+    try:
+        spec = _spec(text, model_type, config_kwargs, head, attn, device, note, batch, seq_len, input_shape)
+    except UserError as exc:
+        return "error", str(exc), None
+    ir = None
+    if trace:
+        from . import cache
+
+        try:
+            ir = cache.layer_ir(on_meta(spec), "torch")
+        except Exception:  # noqa: BLE001 (traced again, and its failure said, by the caller's own trace)
+            ir = None
+    return "ok", spec, ir
+
+
+def _spec(text: str, model_type: str, config_kwargs: dict[str, Any], head: Optional[str], attn: Optional[str],
+          device: Optional[str], note: str, batch: Optional[int], seq_len: Optional[int],
+          input_shape: Optional[str]) -> ModelSpec:
+    from .spec import refuse_negative_counts
+
     config = hf_config(model_type, config_kwargs, text)
-    facts = probe_in_job(probe, model_type, head, attn, config_kwargs, text)  # a job: bounded in time and memory
+    head = head or default_head(model_type)
+    refuse_negative_counts(model_type, config_kwargs, text)
+    facts = probe(model_type, head, attn, config_kwargs, text)
     n_params = facts["n_params"]
     meta = device == "meta" or (device is None and n_params > META_ABOVE_PARAMS)
     token_model = facts["token_model"]

@@ -152,10 +152,11 @@ def from_prototxt(path_text: str) -> ModelSpec:
 
 
 def resolve(model: Optional[str], model_file: Optional[str] = None, input_shape: Optional[str] = None,
-            batch: Optional[int] = None, seq_len: Optional[int] = None) -> ModelSpec:
+            batch: Optional[int] = None, seq_len: Optional[int] = None, trace: bool = False) -> ModelSpec:
     """Any model spec (module docstring) -> ModelSpec. `batch` and `seq_len` size a token model's input
     (defaults: 1 and the configuration's maximum positions capped at DEFAULT_SEQ_CAP); `input_shape` overrides
-    the whole input shape (B,T for token models)."""
+    the whole input shape (B,T for token models). `trace`: an hf:/preset: model's layer IR is traced on the meta
+    device by the job that resolves it (hf_specs.from_transformers), for the caller to find in cached_ir."""
     if model_file:
         return from_model_file(model_file, input_shape)
     if model is None:
@@ -164,7 +165,7 @@ def resolve(model: Optional[str], model_file: Optional[str] = None, input_shape:
     batch, seq_len = optional_count(batch, "--batch"), optional_count(seq_len, "--seq-len")
     text = model.strip()
     if text.startswith(("hf:", "preset:")):
-        return from_transformers(text, batch, seq_len, input_shape)
+        return from_transformers(text, batch, seq_len, input_shape, trace)
     if seq_len is not None:
         raise UserError(f"--seq-len applies to token models (hf:, preset:), not {text!r}")
     if text.startswith("module:"):

@@ -1180,11 +1180,22 @@ def resolve_quantity(quantity: Optional[str], printed: Printed, tokens: Optional
 
 
 def _trace(spec) -> Model:
-    """The model's layer IR (diff.canonical_ir: traced in a job process), or one line saying why there is none."""
+    """The model's layer IR (diff.canonical_ir: traced in a job process), or one line saying why there is none. A
+    configuration-built model (hf:, preset:) is traced on the meta device (hf_specs.on_meta: the same products in
+    a fraction of the time), on its own device if that fails."""
+    from .cache import stored_ir
     from .diff import canonical_ir
-    from .models import IR_FAILURES, canonical_framework, ir_key
+    from .hf_specs import on_meta
+    from .models import IR_FAILURES, cached_ir, canonical_framework, ir_key
 
-    ir = canonical_ir(spec.name, {spec.name: spec})
+    light = on_meta(spec)
+    ir = None
+    if light is not spec:  # traced by the job that resolved it (models.resolve(trace=True)), kept, or traced now
+        ir = cached_ir(light, "torch") or stored_ir(light, "torch") or canonical_ir(light.name, {light.name: light})
+    else:
+        framework = canonical_framework(spec)
+        ir = stored_ir(spec, framework) if framework else None  # kept on disk: no worker to start
+    ir = ir or canonical_ir(spec.name, {spec.name: spec})
     if ir is None:
         why = IR_FAILURES.get(ir_key(spec, canonical_framework(spec) or ""), ("",))[0]
         raise UserError(f"cannot read model {spec.name!r}" + (f": {why}" if why else
@@ -1223,7 +1234,8 @@ def which(model: str, value: str, quantity: Optional[str] = None, tolerance: flo
     quantity = resolve_quantity(quantity, printed, tokens)
     for tool in tools or ():
         adapters.get(tool)  # unknown tool: a UserError before anything runs
-    spec = models.resolve(model, model_file, input_shape, seq_len=seq_len)
+    spec = models.resolve(model, model_file, input_shape, seq_len=seq_len,
+                          trace=quantity == COMPUTE and batch is None)
     if batch is not None:
         spec = dataclasses.replace(spec, input_shape=(batch,) + tuple(spec.input_shape[1:]))
     shapes = _token_shapes(spec)
