@@ -325,8 +325,9 @@ def test_which_train_compute_ranks_the_measured_figure_beside_the_formulas(tmp_p
     lines = done.stdout.splitlines()
     relative = (six_nd - measured) / measured
     assert lines[0].startswith(f"{spec} {six_nd * 1000:.6e}: 6ND, N = all parameters (")
-    assert lines[0].endswith(f"; which here is {abs(relative):.2%} {'above' if relative > 0 else 'below'} the "
-                             "measured forward+backward")
+    # the verdict's further clauses are indented lines below its first (render.headline)
+    assert lines[1] == f"  which here is {abs(relative):.2%} {'above' if relative > 0 else 'below'} the measured " \
+                       "forward+backward"
     # the measured figure is one of the ranked families, at its own value
     assert any(". measured forward + backward" in line and f"{measured * 1000:.8g}" in line for line in lines)
 
