@@ -132,8 +132,9 @@ def from_transformers(text: str, batch: Optional[int] = None, seq_len: Optional[
 
     Everything that needs `transformers` (the configuration checked, the model built once on the meta device, its
     input decided) happens in one job process (jobs.call_in_job: bounded in time and memory), so this process
-    imports neither transformers nor torch for it. `trace`: that job also traces the model's layer IR on the meta
-    device (on_meta; kept in the one cache and in models' IR cache here), which `which` answers from."""
+    imports neither transformers nor torch for it; the resolved spec is kept in the one cache (reconcile/cache.py:
+    a second call runs no job). `trace`: that job also traces the model's layer IR on the meta device (on_meta;
+    kept in the one cache and in models' IR cache here), which `which` answers from."""
     from .jobs import call_in_job
 
     kind, _, rest = text.partition(":")
@@ -160,10 +161,17 @@ def from_transformers(text: str, batch: Optional[int] = None, seq_len: Optional[
         raise UserError(f"model spec {text!r}: device must be meta or cpu, not {device!r}")
     if input_shape is not None:
         parse_shape(input_shape)  # a malformed shape is refused before any job runs
+    from . import cache
+
+    request = (text, batch, seq_len, input_shape)
+    kept = cache.stored_spec(request)  # resolved before: no job (its IR, if traced, is kept on disk too)
+    if kept is not None:
+        return kept
     state, value, ir = call_in_job(_resolve, (text, model_type, config_kwargs, head, attn, device, note, batch,
                                               seq_len, input_shape, trace), f"model spec {text[:200]!r}")
     if state == "error":
         raise UserError(value)
+    cache.store_spec(request, value)
     if ir is not None:
         from .models import remember_ir
 

@@ -100,6 +100,24 @@ def test_training_compute_measures_only_when_asked(monkeypatch):
     assert any("--confirm (or --measure)" in n for n in result.notes)
 
 
+def test_a_resolved_preset_is_kept_in_the_cache(empty_cache, monkeypatch):
+    from reconcile import jobs, models
+
+    first = models.resolve("preset:gpt3-125m")
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a job ran to resolve a spec the cache has")
+
+    monkeypatch.setattr(jobs, "call_in_job", refuse)
+    again = models.resolve("preset:gpt3-125m")
+    assert again == first and again is not first
+    # GPT-3 Small as built: 125,226,240 parameters (tests/test_which.py test_train_compute_is_json_too)
+    assert again.config["n_params"] == 125_226_240 and again.input_shape == (1, 1024)
+    # another request (a sequence length) is another entry: resolved by a job
+    with pytest.raises(AssertionError, match="a job ran"):
+        models.resolve("preset:gpt3-125m", seq_len=128)
+
+
 @pytest.mark.slow  # runs thop on LeNet (a few seconds)
 def test_cached_tool_runs_are_used_and_printed_as_they_land(empty_cache, monkeypatch):
     class Notes:
