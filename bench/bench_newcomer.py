@@ -65,7 +65,8 @@ def ask(python: str, code_root: Path, model: str, value: str, extra: list[str],
     finally:
         shutil.rmtree(work, ignore_errors=True)
     first = (result.stdout.splitlines() or [""])[0]
-    error = "" if result.returncode == 0 else (result.stderr.strip().splitlines() or ["exit %d" % result.returncode])[-1]
+    error = "" if result.returncode == 0 else \
+        (result.stderr.strip().splitlines() or [f"exit {result.returncode}"])[-1]
     return seconds, cpu, first, error
 
 

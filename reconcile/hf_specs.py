@@ -4,7 +4,7 @@ above META_ABOVE_PARAMS parameters. `hf_model` is the factory job processes call
 spec text into a ModelSpec (README "Model specs")."""
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from .errors import UserError
 from .spec import ModelSpec, parse_shape, _split_query
@@ -127,14 +127,14 @@ def probe(model_type: str, head: str, attn: Optional[str], config_kwargs: dict[s
 
 
 def from_transformers(text: str, batch: Optional[int] = None, seq_len: Optional[int] = None,
-                      input_shape: Optional[str] = None, trace: bool = False) -> ModelSpec:
+                      input_shape: Optional[str] = None, trace_with: Optional[Callable] = None,
+                      traced: Optional[dict] = None) -> ModelSpec:
     """hf:MODEL_TYPE[?k=v] and preset:NAME[?k=v] -> a ModelSpec whose factory builds the model from config.
 
     Everything that needs `transformers` (the configuration checked, the model built once on the meta device, its
     input decided) happens in one job process (jobs.call_in_job: bounded in time and memory), so this process
-    imports neither transformers nor torch for it; the resolved spec is kept in the one cache (reconcile/cache.py:
-    a second call runs no job). `trace`: that job also traces the model's layer IR on the meta device (on_meta;
-    kept in the one cache and in models' IR cache here), which `which` answers from."""
+    imports neither transformers nor torch for it. `trace_with(spec, framework)` (models.layer_ir): that job also
+    traces the model on the meta device (on_meta), the layer IR put in `traced["ir"]` (None if it failed)."""
     from .jobs import call_in_job
 
     kind, _, rest = text.partition(":")
@@ -161,38 +161,27 @@ def from_transformers(text: str, batch: Optional[int] = None, seq_len: Optional[
         raise UserError(f"model spec {text!r}: device must be meta or cpu, not {device!r}")
     if input_shape is not None:
         parse_shape(input_shape)  # a malformed shape is refused before any job runs
-    from . import cache
-
-    request = (text, batch, seq_len, input_shape)
-    kept = cache.stored_spec(request)  # resolved before: no job (its IR, if traced, is kept on disk too)
-    if kept is not None:
-        return kept
     state, value, ir = call_in_job(_resolve, (text, model_type, config_kwargs, head, attn, device, note, batch,
-                                              seq_len, input_shape, trace), f"model spec {text[:200]!r}")
+                                              seq_len, input_shape, trace_with), f"model spec {text[:200]!r}")
     if state == "error":
         raise UserError(value)
-    cache.store_spec(request, value)
-    if ir is not None:
-        from .models import remember_ir
-
-        remember_ir(on_meta(value), "torch", ir)
+    if traced is not None:
+        traced["ir"] = ir
     return value
 
 
 def _resolve(text: str, model_type: str, config_kwargs: dict[str, Any], head: Optional[str], attn: Optional[str],
              device: Optional[str], note: str, batch: Optional[int], seq_len: Optional[int],
-             input_shape: Optional[str], trace: bool) -> tuple[str, Any, Any]:
+             input_shape: Optional[str], trace_with: Optional[Callable]) -> tuple[str, Any, Any]:
     """In a job process: ("ok", ModelSpec, layer IR or None) or ("error", the one line, None)."""
     try:
         spec = _spec(text, model_type, config_kwargs, head, attn, device, note, batch, seq_len, input_shape)
     except UserError as exc:
         return "error", str(exc), None
     ir = None
-    if trace:
-        from . import cache
-
+    if trace_with is not None:
         try:
-            ir = cache.layer_ir(on_meta(spec), "torch")
+            ir = trace_with(on_meta(spec), "torch")
         except Exception:  # noqa: BLE001 (traced again, and its failure said, by the caller's own trace)
             ir = None
     return "ok", spec, ir

@@ -86,7 +86,7 @@ def _with_batch(shape: tuple[int, ...], batch: Optional[int]) -> tuple[int, ...]
     return shape if batch is None else (batch,) + shape[1:]
 
 
-# ------------------------------------------------------------------------------------------ checks of hf:/preset: specs (run in their job)
+# --------------------------------------------------------------------------- checks of hf:/preset: specs (in their job)
 def refuse_negative_counts(model_type: str, config_kwargs: dict[str, Any], text: str) -> None:
     """Settings whose default is a count (an int of 0 or more) take no negative value."""
     from transformers import AutoConfig

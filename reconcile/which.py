@@ -1179,6 +1179,30 @@ def resolve_quantity(quantity: Optional[str], printed: Printed, tokens: Optional
     return chosen
 
 
+def _resolve(model: Optional[str], model_file: Optional[str], input_shape: Optional[str], seq_len: Optional[int],
+             trace: bool):
+    """models.resolve, an hf:/preset: spec kept in the one cache once resolved (cache.stored_spec: a second
+    question on the same model runs no job), with its layer IR traced on the meta device by the resolving job when
+    `trace` (kept on disk as well)."""
+    from . import cache, models
+    from .hf_specs import on_meta
+
+    text = (model or "").strip()
+    if model_file or not text.startswith(("hf:", "preset:")):
+        return models.resolve(model, model_file, input_shape, seq_len=seq_len)
+    request = (text, None, seq_len, input_shape)
+    kept = cache.stored_spec(request)
+    if kept is not None:
+        return kept
+    spec = models.resolve(model, model_file, input_shape, seq_len=seq_len, trace=trace)
+    cache.store_spec(request, spec)
+    light = on_meta(spec)
+    ir = models.cached_ir(light, "torch") if trace else None
+    if ir is not None and cache.stored_ir(light, "torch") is None:
+        cache.store_ir(light, "torch", ir, [])  # no user file: transformers is keyed by its version
+    return spec
+
+
 def _trace(spec) -> Model:
     """The model's layer IR (diff.canonical_ir: traced in a job process), or one line saying why there is none. A
     configuration-built model (hf:, preset:) is traced on the meta device (hf_specs.on_meta: the same products in
@@ -1234,8 +1258,7 @@ def which(model: str, value: str, quantity: Optional[str] = None, tolerance: flo
     quantity = resolve_quantity(quantity, printed, tokens)
     for tool in tools or ():
         adapters.get(tool)  # unknown tool: a UserError before anything runs
-    spec = models.resolve(model, model_file, input_shape, seq_len=seq_len,
-                          trace=quantity == COMPUTE and batch is None)
+    spec = _resolve(model, model_file, input_shape, seq_len, trace=quantity == COMPUTE and batch is None)
     if batch is not None:
         spec = dataclasses.replace(spec, input_shape=(batch,) + tuple(spec.input_shape[1:]))
     shapes = _token_shapes(spec)

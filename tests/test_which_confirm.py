@@ -49,7 +49,8 @@ def test_the_default_answer_runs_no_tool(empty_cache, monkeypatch):
 def test_the_command_runs_no_tool_by_default(empty_cache, cli):
     done = cli("which", "lenet", str(LENET_MACC), "--records", "")
     assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines()[0] == f"lenet {LENET_MACC}: multiply-accumulates of conv+FC layers (2,293,000, exact)"
+    first = done.stdout.splitlines()[0]
+    assert first == f"lenet {LENET_MACC}: multiply-accumulates of conv+FC layers (2,293,000, exact)"
     assert not (empty_cache / "results").exists()
 
 
@@ -101,21 +102,23 @@ def test_training_compute_measures_only_when_asked(monkeypatch):
 
 
 def test_a_resolved_preset_is_kept_in_the_cache(empty_cache, monkeypatch):
-    from reconcile import jobs, models
+    from reconcile import jobs
 
-    first = models.resolve("preset:gpt3-125m")
+    first = which._resolve("preset:gpt3-125m", None, None, None, trace=False)
 
     def refuse(*args, **kwargs):
         raise AssertionError("a job ran to resolve a spec the cache has")
 
     monkeypatch.setattr(jobs, "call_in_job", refuse)
-    again = models.resolve("preset:gpt3-125m")
+    again = which._resolve("preset:gpt3-125m", None, None, None, trace=False)
     assert again == first and again is not first
     # GPT-3 Small as built: 125,226,240 parameters (tests/test_which.py test_train_compute_is_json_too)
     assert again.config["n_params"] == 125_226_240 and again.input_shape == (1, 1024)
+    # the whole answer runs no job either
+    assert which.which("preset:gpt3-125m", "125M params", report_records=None).top.id == "all"
     # another request (a sequence length) is another entry: resolved by a job
     with pytest.raises(AssertionError, match="a job ran"):
-        models.resolve("preset:gpt3-125m", seq_len=128)
+        which._resolve("preset:gpt3-125m", None, None, 128, trace=False)
 
 
 @pytest.mark.slow  # runs thop on LeNet (a few seconds)
