@@ -220,3 +220,25 @@ def test_active_parameters_of_a_mixture_of_experts_are_a_family(tmp_path):
     result = which.which(None, str(active), **spec)
     assert result.top.id == "active" and result.top.best.match == which.EXACT
     assert which.which(None, str(every), **spec).top.id == "all"
+
+
+def test_confirming_tools_of_one_model_run_in_parallel():
+    from reconcile import adapters
+    from reconcile.models import reference
+    from reconcile.runner import TORCH_LANES, Job, plan_lanes
+
+    tools = ("thop", "torchstat", "fvcore", "tf_profiler")
+    assert [adapters.get(t).WORKER for t in tools] == ["torch", "torch", "torch", "tf"]
+    jobs = [Job(tool, reference("lenet")) for tool in tools]
+    spread = plan_lanes(jobs, [True] * len(jobs), spread=True)
+    lanes = {jobs[i].tool: lane for lane, i, ir in spread if not ir}
+    # the three torch tools go round both torch workers; TensorFlow's runs on its own
+    assert TORCH_LANES == 2 and lanes == {"thop": "torch#0", "torchstat": "torch#1", "fvcore": "torch#0",
+                                          "tf_profiler": "tf"}
+    # each torch worker traces the model first (the second finds its IR in the disk cache), before its tools
+    assert [(lane, ir) for lane, _, ir in spread] == [("torch#0", True), ("torch#0", False), ("torch#1", True),
+                                                     ("torch#1", False), ("torch#0", False), ("tf", False)]
+    # a run's default: one model's torch jobs in one worker, its IR job once
+    default = plan_lanes(jobs, [True] * len(jobs))
+    assert {lane for lane, i, ir in default if not ir and jobs[i].tool != "tf_profiler"} == {"torch#0"}
+    assert sum(ir for _, _, ir in default) == 1
