@@ -88,6 +88,7 @@ def test_explicit_tools_are_the_ones_asked_for(empty_cache, monkeypatch):
     assert asked == ["torch_flop_counter"]  # named by the user: run even though it cannot land here
 
 
+@pytest.mark.slow  # resolves a preset in a job (seconds)
 def test_training_compute_measures_only_when_asked(monkeypatch):
     from reconcile import which_training
 
@@ -101,6 +102,7 @@ def test_training_compute_measures_only_when_asked(monkeypatch):
     assert any("--confirm (or --measure)" in n for n in result.notes)
 
 
+@pytest.mark.slow  # resolves a preset in a job (seconds)
 def test_a_resolved_preset_is_kept_in_the_cache(empty_cache, monkeypatch):
     from reconcile import jobs
 
