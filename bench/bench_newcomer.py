@@ -51,9 +51,11 @@ def _cpu() -> float:
 
 def ask(python: str, code_root: Path, model: str, value: str, extra: list[str],
         confirm: bool) -> tuple[float, float, str, str]:
-    """One `which` from an empty cache, in a folder of its own: (wall seconds, CPU seconds of the command and its
-    job processes, first line of stdout, error). On a busy machine the wall time grows; the CPU time is what the
-    command itself costs (about its wall time on an idle machine, where its processes run one after another)."""
+    """One `which` from an empty cache, in a folder of its own: (wall seconds, CPU seconds of the command and the
+    job processes it waited for, first line of stdout, error). On a busy machine the wall time grows; the CPU time
+    is what the command costs (about its wall time on an idle machine, where its processes run one after another).
+    A worker the command leaves to die with it (the tracer of a reference model, the tool workers) is not
+    waited for, so its CPU is not counted."""
     work = Path(tempfile.mkdtemp(prefix="reconcile-newcomer-"))
     env = dict(os.environ, RECONCILE_CACHE_DIR=str(work / "cache"), PYTHONPATH=str(code_root))
     args = [python, "-m", "reconcile", "which", model, value, *extra] + (["--confirm"] if confirm else [])
@@ -103,6 +105,8 @@ def main() -> int:
     widths = [max(len(r[i]) for r in rows + [header]) for i in range(len(header))]
     for row in [header] + rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+    print("CPU: the command and the job processes it waited for; the workers that die with it (a reference model's "
+          "tracer, the tool workers) are not counted")
     return 1 if missed else 0
 
 
