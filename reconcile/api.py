@@ -192,11 +192,13 @@ def run(models: "str | Sequence[str] | None" = None, tools: "str | Sequence[str]
 
 # ------------------------------------------------------------------------------------ the result cache hook
 def run_cached(jobs: list[Job], timeout: float = DEFAULT_TIMEOUT_S, progress: Optional[Callable] = None,
-               fresh: bool = False, irs: Optional[dict] = None, root: "str | Path | None" = None) -> list[Record]:
+               fresh: bool = False, irs: Optional[dict] = None, root: "str | Path | None" = None,
+               spread: bool = False) -> list[Record]:
     """`run_jobs` through the cache (reconcile/cache.py; `root`: another cache folder than cache.cache_root()): a
     job whose records are cached is not run; the others run and their records are stored with the user files
     their process imported. `fresh`: run every job and overwrite its cache entry. Same records, same order as
-    `run_jobs`. `progress(done, total, job, records, seconds, cached=bool)`: hits come first."""
+    `run_jobs`. `progress(done, total, job, records, seconds, cached=bool)`: hits come first. `spread`: one model's
+    torch jobs over every torch lane (run_jobs), for a single model's tools in parallel."""
     from . import cache
     from .runner import check_timeout
 
@@ -221,7 +223,7 @@ def run_cached(jobs: list[Job], timeout: float = DEFAULT_TIMEOUT_S, progress: Op
 
     imports: dict[int, tuple] = {}
     if missing:
-        run_jobs([jobs[index] for index in missing], timeout, ran, irs=irs, imports=imports)
+        run_jobs([jobs[index] for index in missing], timeout, ran, irs=irs, imports=imports, spread=spread)
     for position, index in enumerate(missing):
         results[index] = produced[id(jobs[index])].pop(0)
         cache.store(jobs[index], results[index], imports.get(position), root)

@@ -3,8 +3,9 @@ explanation of one model's records, kept on disk so a rerun with nothing changed
 
 Where: $RECONCILE_CACHE_DIR, else $XDG_CACHE_HOME/reconcile, else ~/.cache/reconcile (`cache_root`); never the
 working directory. Layout: results/<tool>/<stem>-<key>.json, layer_ir/<framework>/<stem>-<key>.json,
-explanations/<stem>-<key>.json, where <stem> is the model's safe file stem (reconcile.identity) and <key> hashes
-everything the entry depends on:
+explanations/<stem>-<key>.json, specs/hf/<stem>-<key>.json (an hf:/preset: spec as resolved: its built model's
+facts), where <stem> is the model's safe file stem (reconcile.identity) and <key> hashes everything the entry
+depends on:
   - the tool id and version (a new pin re-runs exactly that tool's jobs);
   - the model's identity: the spec (text, input shape with its batch, factory, keyword arguments) with the
     content of the files it names and the version of the installed code defining it (transformers for hf:);
@@ -404,6 +405,55 @@ def layer_ir(spec, framework: str):
     ir = trace(spec, framework)
     store_ir(spec, framework, ir, identity.user_files())
     return ir
+
+
+# ------------------------------------------------------------------------------------------------ resolved hf specs
+_SPEC_FIELDS = ("name", "input_shape", "torch_factory", "factory_kwargs", "token_model", "config", "meta", "note")
+PRESETS = "reference_models/presets.py"  # what a preset: name stands for
+
+
+def _spec_place(root: Optional[Path], request: tuple) -> Optional[tuple[Path, str]]:
+    """An hf:/preset: spec as resolved (hf_specs.from_transformers): keyed by the request (spec text, batch,
+    sequence length, input shape), the presets' table and code_fingerprint() (the resolving code and the
+    transformers and torch versions)."""
+    try:
+        presets = hashlib.sha256((ROOT / PRESETS).read_bytes()).hexdigest()
+        text = json.dumps(encode(request), sort_keys=True)
+    except (OSError, TypeError, ValueError):
+        return None
+    key = hashlib.sha256(" ".join(("spec", text, presets, code_fingerprint())).encode()).hexdigest()
+    stem = identity.stem(str(request[0]))
+    try:
+        return identity.inside(Path(root or cache_root()), "specs", "hf", f"{stem}-{key[:24]}.json"), key
+    except ValueError:
+        return None
+
+
+def stored_spec(request: tuple, root: Optional[Path] = None):
+    """The ModelSpec an hf:/preset: request resolved to, kept on disk (no job needed), or None."""
+    from .spec import ModelSpec
+
+    place = _spec_place(root, request)
+    if place is None:
+        return None
+    try:
+        payload = _read(Path(root or cache_root()), *place)
+        if payload is None:
+            return None
+        fields_ = decode(payload["data"])
+        if not isinstance(fields_, dict) or set(fields_) != set(_SPEC_FIELDS):
+            return None
+        return ModelSpec(**fields_)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def store_spec(request: tuple, spec, root: Optional[Path] = None) -> bool:
+    place = _spec_place(root, request)
+    encoded = _round_trip({name: getattr(spec, name) for name in _SPEC_FIELDS}) if place is not None else None
+    if encoded is None:
+        return False
+    return _write(Path(root or cache_root()), *place, encoded, [], {"model": spec.name})
 
 
 # ------------------------------------------------------------------------------------------------ explanations

@@ -5,11 +5,11 @@ spec text into a ModelSpec (README "Model specs")."""
 from __future__ import annotations
 
 import re
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from .errors import UserError
 from .zoo_import import torchvision_first
-from .spec import ModelSpec, parse_shape, probe_in_job, _split_query
+from .spec import ModelSpec, parse_shape, _split_query
 
 HEADS = ("causal-lm", "masked-lm", "image-classification", "base")
 DEFAULT_SEQ_CAP = 1024  # default seq_len: the configuration's maximum positions, at most this
@@ -321,6 +321,23 @@ STANDARD_KEYS = ("hidden_size", "num_attention_heads", "num_hidden_layers", "int
                  "num_key_value_heads", "head_dim", "max_position_embeddings")
 
 
+def on_meta(spec: ModelSpec) -> ModelSpec:
+    """The same configuration-built model on the meta device (shapes only: no weights initialised, no arithmetic),
+    whose layer IR has the same products at a fraction of the time (`which` answers from it); the spec itself when
+    it is built on meta already, asks for the CPU (`?device=cpu`) or is not built from a configuration. The key/value
+    cache stays on meta (from_transformers turns it off on the CPU only)."""
+    import dataclasses
+
+    kwargs = dict(spec.factory_kwargs)
+    if spec.meta or spec.torch_factory != f"{__name__}:hf_model" or kwargs.get("device") != "cpu" \
+            or "device=cpu" in spec.name:
+        return spec
+    kwargs["device"] = "meta"
+    if kwargs.get("use_cache") is False:
+        kwargs.pop("use_cache")
+    return dataclasses.replace(spec, factory_kwargs=tuple(sorted(kwargs.items())), meta=True)
+
+
 def _config_dict(config) -> dict[str, Any]:
     """The configuration's own scalar settings, plus the standard names (STANDARD_KEYS) read through its
     attribute_map (GPT-2's n_embd is hidden_size) or, for a composite model, its text configuration."""
@@ -471,9 +488,15 @@ _EXPERTS = ("eager", "grouped_mm", "batched_mm")
 
 
 def from_transformers(text: str, batch: Optional[int] = None, seq_len: Optional[int] = None,
-                      input_shape: Optional[str] = None, probe_here: bool = False) -> ModelSpec:
+                      input_shape: Optional[str] = None, trace_with: Optional[Callable] = None,
+                      traced: Optional[dict] = None, probe_here: bool = False) -> ModelSpec:
     """hf:MODEL_TYPE[?k=v] and preset:NAME[?k=v] -> a ModelSpec whose factory builds the model from config.
-    `probe_here`: the caller is itself a job process (reconcile sweep): the size probe runs in it."""
+
+    Everything that needs `transformers` (the configuration checked, the model built once on the meta device, its
+    input decided) happens in one job process (jobs.call_in_job: bounded in time and memory), so this process
+    imports neither transformers nor torch for it. `trace_with(spec, framework)` (models.layer_ir): that job also
+    traces the model on the meta device (on_meta), the layer IR put in `traced["ir"]` (None if it failed).
+    `probe_here`: the caller is itself a job process (reconcile sweep): everything runs in it."""
     kind, _, rest = text.partition(":")
     base, query = _split_query(rest)
     note = ""
@@ -487,8 +510,8 @@ def from_transformers(text: str, batch: Optional[int] = None, seq_len: Optional[
         model_type, config_kwargs, head = base.strip(), {}, None
     options = {k: query.pop(k) for k in _RESERVED if k in query}
     config_kwargs.update(query)
-    head = options.get("head") or head or default_head(model_type)
-    if head not in HEADS:
+    head = options.get("head") or head
+    if head is not None and head not in HEADS:
         raise UserError(f"model spec {text!r}: head must be one of {', '.join(HEADS)}, not {head!r}")
     attn = options.get("attn_implementation")
     if attn is not None and attn not in ("eager", "sdpa"):
@@ -498,6 +521,8 @@ def from_transformers(text: str, batch: Optional[int] = None, seq_len: Optional[
         raise UserError(f"model spec {text!r}: experts_implementation must be one of {', '.join(_EXPERTS)}, "
                         f"not {experts!r}")
     sizes = options.get("sizes", "default")
+    if sizes not in SIZES:
+        raise UserError(f"model spec {text!r}: sizes must be one of {', '.join(SIZES)}, not {sizes!r}")
     extras = options.get("inputs", "")
     unknown = [n for n in str(extras).split(",") if n and n not in EXTRA_INPUTS]
     if unknown:
@@ -505,16 +530,51 @@ def from_transformers(text: str, batch: Optional[int] = None, seq_len: Optional[
     device = options.get("device")
     if device not in (None, "meta", "cpu"):
         raise UserError(f"model spec {text!r}: device must be meta or cpu, not {device!r}")
-    config = hf_config(model_type, config_kwargs, text, sizes, head)
+    if input_shape is not None:
+        parse_shape(input_shape)  # a malformed shape is refused before any job runs
     build = {k: v for k, v in (("attn_implementation", attn), ("experts_implementation", experts),
                                ("sizes", sizes if sizes != "default" else None), ("inputs", extras)) if v}
+    request = (text, model_type, config_kwargs, head, build, device, note, batch, seq_len, input_shape, trace_with)
     if probe_here:
-        from .spec import _refuse_negative_counts
-
-        _refuse_negative_counts(model_type, config_kwargs, text)
-        facts = probe(model_type, head, build, config_kwargs, text)
+        state, value, ir = _resolve(*request)
     else:
-        facts = probe_in_job(probe, model_type, head, build, config_kwargs, text)  # bounded in time and memory
+        from .jobs import call_in_job
+
+        state, value, ir = call_in_job(_resolve, request, f"model spec {text[:200]!r}")
+    if state == "error":
+        raise UserError(value)
+    if traced is not None:
+        traced["ir"] = ir
+    return value
+
+
+def _resolve(text: str, model_type: str, config_kwargs: dict[str, Any], head: Optional[str], build: dict[str, Any],
+             device: Optional[str], note: str, batch: Optional[int], seq_len: Optional[int],
+             input_shape: Optional[str], trace_with: Optional[Callable]) -> tuple[str, Any, Any]:
+    """In a job process: ("ok", ModelSpec, layer IR or None) or ("error", the one line, None)."""
+    try:
+        spec = _spec(text, model_type, config_kwargs, head, build, device, note, batch, seq_len, input_shape)
+    except UserError as exc:
+        return "error", str(exc), None
+    ir = None
+    if trace_with is not None:
+        try:
+            ir = trace_with(on_meta(spec), "torch")
+        except Exception:  # noqa: BLE001 (traced again, and its failure said, by the caller's own trace)
+            ir = None
+    return "ok", spec, ir
+
+
+def _spec(text: str, model_type: str, config_kwargs: dict[str, Any], head: Optional[str], build: dict[str, Any],
+          device: Optional[str], note: str, batch: Optional[int], seq_len: Optional[int],
+          input_shape: Optional[str]) -> ModelSpec:
+    from .spec import refuse_negative_counts
+
+    sizes = build.get("sizes") or "default"
+    head = head or default_head(model_type)
+    config = hf_config(model_type, config_kwargs, text, sizes, head)
+    refuse_negative_counts(model_type, config_kwargs, text)
+    facts = probe(model_type, head, build, config_kwargs, text)
     n_params = facts["n_params"]
     meta = device == "meta" or (device is None and n_params > META_ABOVE_PARAMS)
     token_model = facts["token_model"]

@@ -41,7 +41,7 @@ from conventions.ir import Model
 from . import names
 from .errors import OutOfMemory, UserError
 from .factories import load_factory, locate_module  # noqa: F401  (apart so front ends need not import this module)
-from .hf_specs import from_transformers
+from .hf_specs import from_transformers, on_meta
 from .memory import is_out_of_memory, out_of_memory_text
 from .spec import (INPUT_SHAPE_RULES, MAX_INPUT_ELEMENTS, ModelSpec, _shape_option, _split_query,  # noqa: F401
                    _with_batch, check_shape, parse_query, parse_shape)
@@ -156,10 +156,12 @@ def from_prototxt(path_text: str) -> ModelSpec:
 
 
 def resolve(model: Optional[str], model_file: Optional[str] = None, input_shape: Optional[str] = None,
-            batch: Optional[int] = None, seq_len: Optional[int] = None) -> ModelSpec:
+            batch: Optional[int] = None, seq_len: Optional[int] = None, trace: bool = False) -> ModelSpec:
     """Any model spec (module docstring) -> ModelSpec. `batch` and `seq_len` size a token model's input
     (defaults: 1 and the configuration's maximum positions capped at DEFAULT_SEQ_CAP); `input_shape` overrides
-    the whole input shape (B,T for token models)."""
+    the whole input shape (B,T for token models). `trace`: an hf:/preset: model's layer IR is traced on the meta
+    device by the job that resolves it (hf_specs.from_transformers), for the caller to find in
+    cached_ir(hf_specs.on_meta(spec), "torch")."""
     if model_file:
         return from_model_file(model_file, input_shape)
     if model is None:
@@ -168,7 +170,11 @@ def resolve(model: Optional[str], model_file: Optional[str] = None, input_shape:
     batch, seq_len = optional_count(batch, "--batch"), optional_count(seq_len, "--seq-len")
     text = model.strip()
     if text.startswith(("hf:", "preset:")):
-        return from_transformers(text, batch, seq_len, input_shape)
+        traced: dict = {}
+        spec = from_transformers(text, batch, seq_len, input_shape, layer_ir if trace else None, traced)
+        if traced.get("ir") is not None:
+            remember_ir(on_meta(spec), "torch", traced["ir"])
+        return spec
     if text.startswith(("tv:", "timm:")):
         if seq_len is not None:
             raise UserError(f"--seq-len applies to token models (hf:, preset:), not {text!r}")

@@ -383,16 +383,42 @@ def _not_run_rows(job: Job, reason: str) -> list[Record]:
     return [emit.status(ERROR, f"not run: {reason}")]
 
 
+def plan_lanes(jobs: list[Job], runnable: list[bool], spread: bool = False) -> list[tuple[str, int, bool]]:
+    """The queue of a run, in order: (worker lane, job index, is the model's IR job). Torch jobs run on
+    TORCH_LANES workers: each model's jobs on one of them, or with `spread` every runnable torch job round the
+    lanes whatever its model (one model's tools in parallel); the TF and pure jobs on their own worker. A model's
+    IR job goes first in each torch lane that runs its torch jobs (that worker keeps the IR for the tool jobs it
+    forks; a second lane finds it in the disk cache), and in the model's own lane when it has no torch job there."""
+    model_names = list(dict.fromkeys(job.spec.name for job in jobs))
+    groups = [adapters.get(job.tool).WORKER for job in jobs]
+    spreading = [i for i, job in enumerate(jobs) if runnable[i] and groups[i] == "torch"] if spread else []
+    lanes = max(1, min(TORCH_LANES, len(spreading) if spread else len(model_names)))
+    lane_of = {name: f"torch#{i % lanes}" for i, name in enumerate(model_names)}
+    spread_lane = {index: f"torch#{n % lanes}" for n, index in enumerate(spreading)}
+    out: list[tuple[str, int, bool]] = []
+    with_ir: set[tuple[str, str]] = set()
+    for index, job in enumerate(jobs):
+        torch_lane = spread_lane.get(index) or lane_of[job.spec.name]
+        first_of_model = job.spec.name not in {name for name, _ in with_ir}
+        if (job.spec.name, torch_lane) not in with_ir and (index in spread_lane or first_of_model):
+            with_ir.add((job.spec.name, torch_lane))
+            out.append((torch_lane, index, True))
+        out.append((torch_lane if groups[index] == "torch" else groups[index], index, False))
+    return out
+
+
 def run_jobs(jobs: list[Job], timeout: float = DEFAULT_TIMEOUT_S, progress: Optional[Progress] = None,
              irs: Optional[dict[str, IRResult]] = None,
-             imports: Optional[dict[int, tuple]] = None) -> list[Record]:
+             imports: Optional[dict[int, tuple]] = None, spread: bool = False) -> list[Record]:
     """Run every job; return all records in job order (deterministic whatever the completion order), each
     labelled with its model's identity (`stamp`).
 
     Each model is first traced to its layer IR by an IR job in the torch worker (which keeps it for the tool
     jobs it forks afterwards); `irs`, when given, receives model name -> IRResult. A model whose tracing failed
     fatally is not run by any tool: its remaining jobs become error rows. `imports`, when given, receives job
-    index -> the user files the job's process imported (identity.user_files), for the jobs that reported them."""
+    index -> the user files the job's process imported (identity.user_files), for the jobs that reported them.
+    `spread`: torch jobs go round the TORCH_LANES workers whatever their model, each lane tracing (or loading from
+    the cache) the IR of the models it runs first: one model's tools in parallel (`which --confirm`)."""
     from . import models
 
     timeout = check_timeout(timeout)
@@ -416,26 +442,17 @@ def run_jobs(jobs: list[Job], timeout: float = DEFAULT_TIMEOUT_S, progress: Opti
 
     # Torch jobs run on TORCH_LANES workers, each model's jobs on one of them (its IR job first, so the worker keeps
     # the IR for the tool jobs it forks): the TF worker finishes early and both cores keep counting.
-    model_names = list(dict.fromkeys(job.spec.name for job in jobs))
-    lanes = max(1, min(TORCH_LANES, len(model_names)))
-    lane_of = {name: f"torch#{i % lanes}" for i, name in enumerate(model_names)}
-
-    def lane(group: str, job) -> str:
-        return lane_of[job.spec.name] if group == "torch" else group
-
-    # one IR job per model, queued in its torch worker ahead of that model's torch jobs
-    ir_queued: set[str] = set()
-    for index, job in enumerate(jobs):
-        if job.spec.name not in ir_queued:
-            ir_queued.add(job.spec.name)
+    early_rows = {index: precheck(job) for index, job in enumerate(jobs)}
+    for lane, index, is_ir in plan_lanes(jobs, [early_rows[i] is None for i in range(len(jobs))], spread):
+        job = jobs[index]
+        if is_ir:
             framework = models.canonical_framework(job.spec)
             if framework is not None:
-                pending.setdefault(lane("torch", job), []).append((-1, IRJob(job.spec, framework)))
-        early = precheck(job)
-        if early is not None:
-            finish(index, job, Outcome(early), 0.0)  # nothing ran: no user file to check
+                pending.setdefault(lane, []).append((-1, IRJob(job.spec, framework)))
+        elif early_rows[index] is not None:
+            finish(index, job, Outcome(early_rows[index]), 0.0)  # nothing ran: no user file to check
         else:
-            pending.setdefault(lane(adapters.get(job.tool).WORKER, job), []).append((index, job))
+            pending.setdefault(lane, []).append((index, job))
 
     def drop_model(name: str, reason: str) -> None:
         for group, queue in pending.items():

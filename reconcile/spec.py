@@ -94,20 +94,8 @@ def _with_batch(shape: tuple[int, ...], batch: Optional[int]) -> tuple[int, ...]
     return shape if batch is None else (batch,) + shape[1:]
 
 
-# ------------------------------------------------------------------------------------------ checks run as jobs
-def probe_in_job(probe, model_type: str, head: str, build: dict[str, Any], config_kwargs: dict[str, Any],
-                 text: str) -> dict:
-    """`probe` (hf_specs.probe: the model built once on the meta device: its size and input) in a job process,
-    with the command's timeout and memory cap (jobs.call_in_job): a configuration that builds for minutes or fills
-    the memory (num_hidden_layers=100000) costs a one-line error, not the parent. A count set below zero is refused
-    first (a negative n_layer would build an empty stack)."""
-    from .jobs import call_in_job
-
-    _refuse_negative_counts(model_type, config_kwargs, text)
-    return call_in_job(probe, (model_type, head, build, config_kwargs, text), f"model spec {text[:200]!r}")
-
-
-def _refuse_negative_counts(model_type: str, config_kwargs: dict[str, Any], text: str) -> None:
+# --------------------------------------------------------------------------- checks of hf:/preset: specs (in their job)
+def refuse_negative_counts(model_type: str, config_kwargs: dict[str, Any], text: str) -> None:
     """Settings whose default is a count (an int of 0 or more) take no negative value."""
     from .zoo_import import torchvision_first
 

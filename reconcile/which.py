@@ -46,7 +46,7 @@ from conventions import catalogue, llm
 from conventions import terms as T
 from conventions.catalogue.base import kind_key
 from conventions.ir import (ACT, ADD, ATTENTION, BN, CONV, EINSUM, EMBEDDING, LAYER_NORM, LINEAR, MATMUL, MUL, NORM,
-                            POOL_AVG, POOL_MAX, SDPA, SOFTMAX, Model)
+                            POOL_AVG, POOL_MAX, RNN, SDPA, SOFTMAX, Model)
 
 from .errors import UserError
 from .printed import (COMPUTE, FLOPS, MACS, PARAMETERS, PARAMS, TRAIN_COMPUTE, Printed, parse_unit,  # noqa: F401
@@ -103,6 +103,7 @@ class ModelTerms:
     by_kind: dict[str, dict[str, int]]
     batch: int
     extra_params: dict[str, int] = field(default_factory=dict)  # BN running statistics (buffers, not terms)
+    active_params: Optional[int] = None  # a mixture of experts: the parameters one token multiplies (ir.Model)
 
     @property
     def kinds(self) -> list[str]:
@@ -128,14 +129,16 @@ def model_terms(ir: Model) -> ModelTerms:
             stats += int(layer.attr("buffers", 2 * layer.input_shape[1]))  # trainable weights; not basis terms
             stat_layers += 1
     batch = ir.layers[0].batch if ir.layers else 1
-    return ModelTerms(ir.name, by_kind, batch, {"stats": stats, "count": stat_layers})
+    return ModelTerms(ir.name, by_kind, batch, {"stats": stats, "count": stat_layers}, ir.active_params)
 
 
-# Layers whose multiply-accumulates are against a weight, and layers holding attention's activation-by-activation
-# products (QK^T and AV: the ATTN term of an nn.MultiheadAttention, an SDPA call, an einsum or a plain matmul).
-WEIGHTED_KINDS = (CONV, LINEAR, ATTENTION, MATMUL, EINSUM)
+# Layers whose multiply-accumulates are against a weight (a recurrent layer's gate products against W_ih and W_hh
+# included), and layers holding attention's activation-by-activation products (QK^T and AV: the ATTN term of an
+# nn.MultiheadAttention, an SDPA call, an einsum or a plain matmul).
+WEIGHTED_KINDS = (CONV, LINEAR, ATTENTION, MATMUL, EINSUM, RNN)
 ATTN_KINDS = (ATTENTION, MATMUL, EINSUM, SDPA)
-_KIND_WORDS = {CONV: "conv", LINEAR: "FC", ATTENTION: "attention projection", MATMUL: "matmul", EINSUM: "einsum"}
+_KIND_WORDS = {CONV: "conv", LINEAR: "FC", ATTENTION: "attention projection", MATMUL: "matmul", EINSUM: "einsum",
+               RNN: "recurrent"}
 _EXTRA_WORDS = {POOL_MAX: "pooling", POOL_AVG: "pooling", BN: "BN", LAYER_NORM: "norms", NORM: "norms",
                 ACT: "activations", ADD: "element-wise adds", MUL: "element-wise products", SOFTMAX: "softmax",
                 EMBEDDING: "embedding lookups"}
@@ -468,6 +471,11 @@ def parameter_variants(ctx: Context) -> list[Candidate]:
                                          + ("" if norm else " [no norm]"), value, text, complexity, None,
                                          family=F_WITH_BUFFERS if stat else llm.F_ALL, departure=departure,
                                          citation="torch.nn.Module.parameters / state_dict; Keras Model.summary"))
+    if mt.active_params is not None:  # routed experts: a token multiplies k of E (the front end counted them)
+        active = next(e for e in llm.CONVENTIONS if e.family == llm.F_ACTIVE and e.quantity == llm.PARAMS)
+        out.append(Candidate(CONVENTION, "", active.name, active.formula, float(mt.active_params),
+                             f"{active.name}: {active.formula}, as the layer IR counts the routed experts "
+                             f"({active.citation})", 0, None, family=llm.F_ACTIVE, citation=active.citation))
     return out
 
 
@@ -628,15 +636,19 @@ class Family:
     def id(self) -> str:
         """A model-independent name: 'macs', 'flops', '2k-1' (+'-per-sample') for a way of counting
         multiply-accumulates, the conventions.llm key ('non-embedding', '6nd', ...) for the other families."""
-        rule, per_sample = self.key
-        if rule in _FAMILY_LABELS or rule == "?":
-            return rule
-        base = _RULE_IDS.get(rule, f"{rule}-per-mac" if rule else "no-macs")
-        return base + ("-per-sample" if per_sample else "")
+        return _family_id(self.key)
 
     @property
     def citation(self) -> str:
         return next((m.candidate.citation for m in self.members if m.candidate.citation), "")
+
+
+def _family_id(key: tuple) -> str:
+    rule, per_sample = key
+    if rule in _FAMILY_LABELS or rule == "?":
+        return rule
+    base = _RULE_IDS.get(rule, f"{rule}-per-mac" if rule else "no-macs")
+    return base + ("-per-sample" if per_sample else "")
 
 
 def classify(value: float, printed: Printed, tolerance: float) -> tuple[str, float]:
@@ -841,10 +853,11 @@ def _report_records(path: Path, spec, tools: Sequence[str], versions: dict[str, 
 
 def tool_records(spec, tools: Sequence[str], run: bool = True, cache_dir: Optional[str] = None,
                  report_records: Optional[Path] = DEFAULT_RECORDS, timeout: float = 120.0,
-                 progress: Optional[Callable] = None) -> tuple[pd.DataFrame, list[str]]:
+                 progress: Optional[Callable] = None, quiet_missing: bool = False) -> tuple[pd.DataFrame, list[str]]:
     """The records of `tools` on `spec`: from a run's records.csv when it has them for this very model, else from
     the cache `run` and `check` use (reconcile/cache.py; `cache_dir`: another cache folder), running the missing
-    tools if `run` (and keeping their records there)."""
+    tools if `run` (in parallel, the model's torch jobs spread over the runner's lanes, and keeping their records
+    there). `quiet_missing`: no note for the tools neither found nor run (the caller says how to run them)."""
     from . import adapters, cache
     from .api import frame, run_cached
     from .runner import Job
@@ -861,16 +874,26 @@ def tool_records(spec, tools: Sequence[str], run: bool = True, cache_dir: Option
     hits = {job.tool: cache.load(job, root) for job in jobs}
     missing = [tool for tool, records in hits.items() if records is None]
     if missing and run:
-        records = run_cached(jobs, timeout, progress, root=root)
+        if progress is not None:
+            for done, job in enumerate((j for j in jobs if hits[j.tool] is not None), 1):
+                progress(done, len(jobs), job, hits[job.tool], 0.0, cached=True)
+        offset = len(jobs) - len(missing)
+        ran = None if progress is None else \
+            (lambda done, total, job, records, seconds, cached=False:
+             progress(offset + done, len(jobs), job, records, seconds, cached=cached))
+        fresh = run_cached([job for job in jobs if job.tool in missing], timeout, ran, root=root, spread=True)
+        by_tool: dict[str, list] = {}
+        for record in fresh:
+            by_tool.setdefault(record.tool, []).append(record)
+        records = [record for tool in tools for record in (hits[tool] or by_tool.get(tool, []))]
         notes.append(f"ran {', '.join(missing)}; cached in {where}")
     else:
         records = [record for tool in tools for record in hits[tool] or []]
-        if missing:
+        if missing and not quiet_missing:
             notes.append(f"no cached run of {', '.join(missing)} (run without --no-run to count them)")
     if len(missing) < len(tools):
         notes.append(f"cached runs from {where}")
     return frame(records), notes
-
 
 
 # ------------------------------------------------------------------------------------------------ the command's core
@@ -1156,12 +1179,47 @@ def resolve_quantity(quantity: Optional[str], printed: Printed, tokens: Optional
     return chosen
 
 
-def _trace(spec) -> Model:
-    """The model's layer IR (diff.canonical_ir: traced in a job process), or one line saying why there is none."""
-    from .diff import canonical_ir
-    from .models import IR_FAILURES, canonical_framework, ir_key
+def _resolve(model: Optional[str], model_file: Optional[str], input_shape: Optional[str], seq_len: Optional[int],
+             trace: bool):
+    """models.resolve, an hf:/preset: spec kept in the one cache once resolved (cache.stored_spec: a second
+    question on the same model runs no job), with its layer IR traced on the meta device by the resolving job when
+    `trace` (kept on disk as well)."""
+    from . import cache, models
+    from .hf_specs import on_meta
 
-    ir = canonical_ir(spec.name, {spec.name: spec})
+    text = (model or "").strip()
+    if model_file or not text.startswith(("hf:", "preset:")):
+        return models.resolve(model, model_file, input_shape, seq_len=seq_len)
+    request = (text, None, seq_len, input_shape)
+    kept = cache.stored_spec(request)
+    if kept is not None:
+        return kept
+    spec = models.resolve(model, model_file, input_shape, seq_len=seq_len, trace=trace)
+    cache.store_spec(request, spec)
+    light = on_meta(spec)
+    ir = models.cached_ir(light, "torch") if trace else None
+    if ir is not None and cache.stored_ir(light, "torch") is None:
+        cache.store_ir(light, "torch", ir, [])  # no user file: transformers is keyed by its version
+    return spec
+
+
+def _trace(spec) -> Model:
+    """The model's layer IR (diff.canonical_ir: traced in a job process), or one line saying why there is none. A
+    configuration-built model (hf:, preset:) is traced on the meta device (hf_specs.on_meta: the same products in
+    a fraction of the time), on its own device if that fails."""
+    from .cache import stored_ir
+    from .diff import canonical_ir
+    from .hf_specs import on_meta
+    from .models import IR_FAILURES, cached_ir, canonical_framework, ir_key
+
+    light = on_meta(spec)
+    ir = None
+    if light is not spec:  # traced by the job that resolved it (models.resolve(trace=True)), kept, or traced now
+        ir = cached_ir(light, "torch") or stored_ir(light, "torch") or canonical_ir(light.name, {light.name: light})
+    else:
+        framework = canonical_framework(spec)
+        ir = stored_ir(spec, framework) if framework else None  # kept on disk: no worker to start
+    ir = ir or canonical_ir(spec.name, {spec.name: spec})
     if ir is None:
         why = IR_FAILURES.get(ir_key(spec, canonical_framework(spec) or ""), ("",))[0]
         raise UserError(f"cannot read model {spec.name!r}" + (f": {why}" if why else
@@ -1175,11 +1233,19 @@ def which(model: str, value: str, quantity: Optional[str] = None, tolerance: flo
           progress: Optional[Callable] = None, records: Optional[pd.DataFrame] = None,
           model_file: Optional[str] = None, input_shape: Optional[str] = None,
           options: Optional[dict] = None, unit: Optional[str] = None, tokens: Optional[float] = None,
-          seq_len: Optional[int] = None, measure: bool = False) -> Result:
+          seq_len: Optional[int] = None, measure: Optional[bool] = None, confirm: bool = False) -> Result:
     """Rank every candidate for `value` printed for `model` (any model spec: a reference name, a .prototxt,
     `model_file` PATH.py:FACTORY with `input_shape`, hf:, preset:, module:). `unit`: the column header of a bare
     VALUE. `quantity`: compute, params or train-compute (default: what the unit says, else compute); `tokens`: the
-    training tokens D of train-compute; `measure`: rank beside its formulas one training step of the model, traced
+    training tokens D of train-compute.
+
+    The answer comes from the conventions first: the model's terms (its layer IR, or a token model's shapes and
+    counted parameter groups), no counting tool run. Tools confirm it:
+    - `tools` None: the tools whose catalogued convention can land in the candidate families (`confirming_tools`)
+      are consulted where their records are already cached (the one cache, or a run's `report_records` covering
+      this very model); with `confirm` the missing ones run (unless `run` is False), in parallel;
+    - `tools` a list: exactly those tools (cached, else run unless `run` is False); [] for the conventions only.
+    `measure` (default: `confirm`): train-compute ranks beside its formulas one training step of the model, traced
     in a job process and scaled to D. `records`: tool records to use instead of running or reading caches."""
     from . import adapters, models
 
@@ -1190,7 +1256,9 @@ def which(model: str, value: str, quantity: Optional[str] = None, tolerance: flo
         raise UserError(f"--tokens must be a positive number like 300e9, not {tokens!r}")
     printed = parse_value(value, unit)
     quantity = resolve_quantity(quantity, printed, tokens)
-    spec = models.resolve(model, model_file, input_shape, seq_len=seq_len)
+    for tool in tools or ():
+        adapters.get(tool)  # unknown tool: a UserError before anything runs
+    spec = _resolve(model, model_file, input_shape, seq_len, trace=quantity == COMPUTE and batch is None)
     if batch is not None:
         spec = dataclasses.replace(spec, input_shape=(batch,) + tuple(spec.input_shape[1:]))
     shapes = _token_shapes(spec)
@@ -1199,25 +1267,16 @@ def which(model: str, value: str, quantity: Optional[str] = None, tolerance: flo
             "it takes no token ids"
         raise UserError(f"--quantity train-compute needs a token model (hf:, preset:), whose N and D its "
                         f"conventions count; {spec.name!r} is not one ({why})")
-    notes: list[str] = []
-    if records is None and quantity != TRAIN_COMPUTE:
-        names = list(tools) if tools is not None else list(adapters.TOOLS)
-        for tool in names:
-            adapters.get(tool)  # unknown tool: a UserError before anything runs
-        # Tools run before the IR is built: the runner forks its TensorFlow worker from this process, which must
-        # not have initialised TensorFlow (a Keras-only model's IR would) or the worker hangs.
-        # (a records.csv is used only where it has this very model: its input shape, batch and sources)
-        records, notes = tool_records(spec, names, run, cache_dir, report_records, progress=progress) \
-            if names else (pd.DataFrame(), [])
-    # a token model's parameters and training compute come from its shapes and counted parameter groups, another
-    # configuration-built model's parameters from the probe's count: no trace
+    # the answer from the conventions: a token model's parameters and training compute come from its shapes and
+    # counted parameter groups, another configuration-built model's parameters from the probe's count (no trace)
     counted = spec.config.get("n_params") if spec.config else None
     needs_ir = quantity == COMPUTE or (quantity == PARAMS and shapes is None and not counted)
     ir = _trace(spec) if needs_ir else None
     options = {**(options or {}), **({"tokens": tokens} if tokens is not None else {}),
                **({"n_params": counted} if counted and not needs_ir else {})}
+    notes: list[str] = []
     measured = None
-    if quantity == TRAIN_COMPUTE and measure:
+    if quantity == TRAIN_COMPUTE and (confirm if measure is None else measure):
         from .which_training import measured_candidate
 
         try:
@@ -1225,10 +1284,106 @@ def which(model: str, value: str, quantity: Optional[str] = None, tolerance: flo
             options["measured"] = measured
         except UserError as exc:
             notes.append(f"no measured training step: {exc}")
+    elif quantity == TRAIN_COMPUTE and measure is None:
+        notes.append("formulas only; --confirm (or --measure) ranks one measured training step beside them")
     result = explain_number(ir, printed, quantity, tolerance, records, options, shapes, spec.name)
+    if records is None and quantity != TRAIN_COMPUTE and (tools is None or tools):
+        ctx = Context(spec.name, ir, model_terms(ir) if ir is not None else None, quantity, None, options, shapes)
+        running = run and (confirm or tools is not None)
+        # (which tools can read this model at all is asked only before running them: it imports their packages)
+        names = list(tools) if tools is not None else confirming_tools(result, ctx, spec if running else None)
+        found, tool_notes = tool_records(spec, names, running, cache_dir, report_records,
+                                         progress=_landing_printer(progress, ctx, printed, tolerance),
+                                         quiet_missing=tools is None) if names else (pd.DataFrame(), [])
+        if tools is None and not confirm:
+            missing = [n for n in names if found.empty or n not in set(found["tool"])]
+            if missing and run:
+                tool_notes.append(f"conventions only; --confirm runs the tools that can land here: "
+                                  f"{', '.join(missing)}")
+        if not found.empty:
+            result = explain_number(ir, printed, quantity, tolerance, found, options, shapes, spec.name)
+        notes += tool_notes
     result.notes = notes + result.notes
     result.measured = measured
     return result
+
+
+def confirming_tools(result: Result, ctx: Context, spec=None) -> list[str]:
+    """The tools whose catalogued convention (conventions/catalogue, the table the diff engine explains their
+    records with) can land in the candidate families: the families within the tolerance of the number, or the
+    nearest one when none is. A compute convention lands in a family by how it counts the weighted layers (its
+    Core on this model's terms); a parameter convention by the analytic count it equals on them. Without the
+    terms (a token model answered from its shapes) a parameter convention cannot be evaluated: every tool with a
+    catalogued parameter count may land. A tool that cannot read this model at all (no form of it, not
+    installed: runner.precheck) is left out; so is every tool for training compute (tools count one forward)."""
+    from . import adapters
+    from .runner import Job, precheck
+
+    if ctx.quantity == TRAIN_COMPUTE or not result.families:
+        return []
+    near = [f for f in result.families if f.best.match != OUTSIDE] or result.families[:1]
+    keys = {f.key for f in near}
+    analytic = [m.candidate for f in result.families for m in f.members if m.candidate.source in ANALYTIC]
+    out = []
+    for tool in adapters.TOOLS:
+        if spec is not None and precheck(Job(tool, spec)) is not None:
+            continue
+        if _can_land(tool, adapters.get(tool).version(), ctx, keys, analytic):
+            out.append(tool)
+    return out
+
+
+def _can_land(tool: str, version: str, ctx: Context, keys: set, analytic: list[Candidate]) -> bool:
+    if ctx.terms is None:  # parameters from a token model's shapes: no per-kind terms to evaluate a convention on
+        return ctx.quantity == PARAMS and any(e.tool == tool and _entry_quantity(e) == PARAMS
+                                              for e in catalogue.CATALOGUE)
+    for name, _, versions, counting, _ in catalogued_countings(ctx.quantity, ctx.terms.kinds):
+        if name != tool or (versions and not catalogue.in_range(version, _bounds(versions))):
+            continue
+        if ctx.quantity == COMPUTE:
+            core = core_of(counting, ctx.terms)
+            if core.rule and core.family_key in keys:
+                return True
+        else:
+            value = ctx.terms.value(counting)
+            if any(c.value == value and (c.family, False) in keys for c in analytic):
+                return True
+    return False
+
+
+def _landing_printer(progress: Optional[Callable], ctx: Context, printed: Printed, tolerance: float) \
+        -> Optional[Callable]:
+    """The runner's progress callback for confirming tools: as each tool finishes (or comes from the cache), one
+    line with its totals and the family each lands in (`progress.note`; a plain callable gets the runner's call)."""
+    if progress is None or not hasattr(progress, "note"):
+        return progress
+
+    def report(done: int, total: int, job, records, seconds: float, cached: bool = False) -> None:
+        frame_ = _records_frame(records)
+        cands = tool_totals(dataclasses.replace(ctx, records=frame_))
+        if ctx.quantity == PARAMS:
+            cands = _parameter_family(candidates(ctx) + cands)
+            cands = [c for c in cands if c.source == TOOL]
+        landed = []
+        for c in cands:
+            match, error = classify(c.value, printed, tolerance)
+            closeness = match if match in (EXACT, AS_PRINTED) else f"{error:+.1%}"
+            landed.append(f"{c.metric} {printed.show(c.value)} {closeness} [{_family_id(c.family_key)}]")
+        took = "cached" if cached else f"{seconds:.1f} s"
+        text = "; ".join(landed) if landed else f"no {ctx.quantity} total"
+        progress.note(_clip(f"[{done}/{total}] {job.tool}, {took}: {text}"))
+
+    return report
+
+
+def _records_frame(records) -> pd.DataFrame:
+    from .api import frame
+
+    return frame(records)
+
+
+def _clip(line: str, width: int = 119) -> str:
+    return line if len(line) <= width else line[:width - 3] + "..."
 
 
 class _CallableModule(type(os)):

@@ -105,8 +105,12 @@ def _usable_records(path):
 @click.option("--tokens", default=None, help="Training tokens D for --quantity train-compute (e.g. 300e9).")
 @click.option("--seq-len", type=int, default=None, help="Sequence length of a token model (default: its maximum "
                                                        "positions, at most 1024).")
-@click.option("--no-measure", is_flag=True, help="train-compute: rank the formulas only, without measuring one "
-                                                 "training step (forward + backward traced in a job) beside them.")
+@click.option("--confirm", is_flag=True, help="Confirm the answer with the tools: run (in parallel, each printed as "
+                                              "it finishes) the tools whose catalogued convention can land in the "
+                                              "candidate families; train-compute: measure one training step.")
+@click.option("--measure/--no-measure", default=None,
+              help="train-compute: rank beside the formulas one training step measured in a job (forward + "
+                   "backward traced; default: with --confirm).")
 @click.option("--table", "table", default=None, metavar="FILE.csv",
               help="A paper's table instead of MODEL VALUE: columns model, printed and optionally unit, quantity, "
                    "tokens, seq_len, input_shape, label. A verdict per row and one for the table. Conventions "
@@ -115,7 +119,8 @@ def _usable_records(path):
               help="Largest relative error listed (exact and as-printed matches are always listed).")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
 @click.option("--all", "show_all", is_flag=True, help="The flat list of every candidate instead of the families.")
-@click.option("--tools", help="Comma-separated tool ids to include (default: all; '' for conventions only).")
+@click.option("--tools", help="Comma-separated tool ids to confirm with (cached, else run); '' for the conventions "
+                              "only. Default: the tools that can land, from the cache (run with --confirm).")
 @click.option("--no-run", is_flag=True, help="Never run a tool: use cached runs and reports/records.csv only.")
 @click.option("--batch", type=int, default=None, help="Batch size (default: the model's own); adds per-sample "
                                                      "conventions when above 1.")
@@ -129,14 +134,17 @@ def _usable_records(path):
 def command(args: tuple[str, ...], model_file: Optional[str], input_shape: Optional[str], unit: Optional[str],
             quantity: Optional[str], tokens: Optional[str], seq_len: Optional[int], table: Optional[str],
             tolerance: float, fmt: str, show_all: bool, tools: Optional[str], no_run: bool, batch: Optional[int],
-            limit: int, cache_dir: Optional[str], records_path: str, no_measure: bool = False) -> None:
+            limit: int, cache_dir: Optional[str], records_path: str, confirm: bool = False,
+            measure: Optional[bool] = None) -> None:
     """Which convention (or tool) could have produced VALUE for MODEL?
 
     VALUE as printed, with its unit if any: 4.1G, "4.1 GFLOPs", "300M MAdds", "3.8 billion FLOPs",
     "15300 Million Mult-Adds", 1.8x10^9, 3.8e9, "25.6M params", "Total Parameters=110M", "3.64E+03 PF-days";
     a bare number with --unit "FLOPs (B)". The printed digits set the tolerance of a match; the unit says what
     is counted. The first line is the verdict: the family of conventions that matches, what decided it, and the
-    tools whose own printed total lands there. `--table FILE.csv` reads a whole table of a paper."""
+    tools whose own printed total lands there. The answer comes from the conventions (the model's layer IR or a
+    token model's shapes: no counting tool runs); tool runs already in the cache are used, and --confirm runs
+    the tools that can land. `--table FILE.csv` reads a whole table of a paper."""
     from pathlib import Path
 
     from .. import which as which_mod
@@ -166,7 +174,7 @@ def command(args: tuple[str, ...], model_file: Optional[str], input_shape: Optio
                              cache_dir=cache_dir, report_records=report_records,
                              progress=printer(quiet=fmt != "table"), model_file=model_file,
                              input_shape=input_shape, unit=unit, tokens=_parse_tokens(tokens), seq_len=seq_len,
-                             measure=not no_measure)
+                             measure=measure, confirm=confirm)
     full = result.frame()
     if fmt == "csv":
         if not show_all:

@@ -114,6 +114,13 @@ class Recorder(TorchDispatchMode):
     products from the op table (conventions/aten_ops.py), the parameters it read and, for mixture-of-experts
     routing, how much of each parameter one token multiplies."""
 
+    @classmethod
+    def _should_skip_dynamo(cls) -> bool:
+        # The recorder never runs under torch.compile: without torch's guard (torch/utils/_python_dispatch.py
+        # TorchDispatchMode.__init_subclass__ wraps __torch_dispatch__ in torch._disable_dynamo) its first op does
+        # not import torch._dynamo, 1-2 s of every trace.
+        return False
+
     def __init__(self, root: Call, model: torch.nn.Module, inputs: tuple = ()):
         super().__init__()
         self.stack: list[Call] = [root]
