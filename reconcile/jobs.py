@@ -187,6 +187,20 @@ def stop_worker(signum, frame) -> None:
     os._exit(128 + signum)
 
 
+def become_worker(memory: Optional[int] = None) -> None:
+    """A warm worker process (runner, sweep, builtin engine): its own process group, no inherited descriptors, stops
+    (its current job's group first) on a signal or when its parent dies, quiet; `memory`: the cap of the jobs it
+    forks."""
+    global WORKER_MEMORY
+    own_group(0)
+    close_inherited()
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, stop_worker)
+    die_with_parent(signal.SIGTERM)
+    silence()
+    WORKER_MEMORY = memory
+
+
 def _job_main(send: Connection, receive: Connection, inherited: tuple, fn: Callable, args: tuple,
               memory: Optional[int] = None) -> None:
     """First code of a job child: its own process group, dies with its worker, holds no foreign pipe ends, runs

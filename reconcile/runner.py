@@ -263,14 +263,8 @@ def _warm(group: str, tools: frozenset = frozenset()) -> None:
 
 def _serve(conn: Connection, group: str, timeout: float, tools: frozenset = frozenset(),
            memory: Optional[int] = None) -> None:
-    procs.own_group(0)
-    procs.close_inherited()
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(sig, procs.stop_worker)
-    procs.die_with_parent(signal.SIGTERM)
-    procs.silence()
+    procs.become_worker(memory)
     procs.single_threaded()
-    procs.WORKER_MEMORY = memory
     if group == "tf":  # its jobs run in this process
         procs.cap_memory(memory)
     _warm(group, tools)

@@ -36,7 +36,6 @@ from __future__ import annotations
 import csv
 import io
 import re
-import signal
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -513,14 +512,8 @@ def _run_in_child(job: SweepJob, timeout: float) -> list[dict[str, Any]]:
 
 def _serve(conn, registries: set[str], memory: Optional[int]) -> None:
     """A warm worker: imports once, then forks one child per job it is sent."""
-    procs.own_group(0)
-    procs.close_inherited()
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(sig, procs.stop_worker)
-    procs.die_with_parent(signal.SIGTERM)
-    procs.silence()
+    procs.become_worker(memory)
     procs.single_threaded()
-    procs.WORKER_MEMORY = memory
     try:
         _warm(registries)
     except Exception:  # noqa: BLE001 (each job imports again and says why it cannot)

@@ -21,12 +21,7 @@ DEFAULT_WORKERS = 2  # the machines have 2 cores (reconcile.runner.TORCH_LANES)
 
 
 def _serve(conn: Connection, fn: Callable[[Any], Any], warm: Optional[Callable[[], None]]) -> None:
-    procs.own_group(0)
-    procs.close_inherited()
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(sig, procs.stop_worker)
-    procs.die_with_parent(signal.SIGTERM)
-    procs.silence()
+    procs.become_worker()
     if warm is not None:
         warm()
     procs.single_threaded()
