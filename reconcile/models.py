@@ -13,7 +13,8 @@
 Query values are read as int, float, true/false, a comma-separated list of numbers (`depths=2,2,18,2`), else
 text. Reserved keys: `head` (hf/preset: causal-lm, masked-lm, image-classification, base), `attn_implementation`
 (eager, sdpa), `experts_implementation` (eager, grouped_mm, batched_mm), `sizes` (default, or small: the
-small-config rule of reconcile/hf_specs.py), `device` (meta or cpu; default meta above ~1e9 parameters),
+small-config rule of reconcile/hf_specs.py; layers: its depth part), `inputs` (more inputs made from the
+configuration: pixel_values, input_ids, grid_thw, ...), `device` (meta or cpu; default meta above ~1e9 parameters),
 `input_shape` (module/file/tv/timm specs: 1,3,224,224 or 1x3x224x224). A spec that is not a reference model is
 named after its text in every output (`--model-file nets/lenet.py:build` is the model `nets/lenet.py:build`, never
 the reference `lenet`); its files are named by reconcile.identity. All bad input becomes a UserError here, before

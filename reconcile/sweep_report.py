@@ -26,13 +26,21 @@ def _cell(value: Any) -> str:
     return "" if value is None else str(value)
 
 
+CELL_CHARS = 160  # a cell's text at most (the attempts before a fallback can run long): the table stays small
+
+
 def to_csv(rows: list[dict[str, Any]]) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(ROW_COLUMNS)
     for row in rows:
-        writer.writerow([_cell(row.get(c)) for c in ROW_COLUMNS])
+        writer.writerow([_cell(row.get(c))[:CELL_CHARS] for c in ROW_COLUMNS])
     return out.getvalue()
+
+
+def from_csv(text: str) -> list[dict[str, Any]]:
+    """Rows read back from a sweep.csv (values as text): `summary` and `to_csv` give the same pages again."""
+    return list(csv.DictReader(io.StringIO(text)))
 
 
 def timings_csv(jobs: list[SweepJob], seconds: dict[str, float]) -> str:
