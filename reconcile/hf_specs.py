@@ -53,6 +53,15 @@ _COUNT_KEYS = re.compile(r"^(num_attention_heads|num_heads|n_heads?|(encoder|dec
                          r"|num_key_value_heads|num_kv_heads|(\w+_)?num_attention_heads)$")
 _EXPERT_KEYS = ("num_experts", "num_local_experts", "n_routed_experts", "moe_num_experts")
 _TOP_K_KEYS = ("num_experts_per_tok", "moe_topk", "num_experts_per_token", "top_k", "moe_top_k", "moe_k")
+_ROPE_KEYS = ("rope_parameters", "rope_scaling")
+MROPE_SECTION = "mrope_section"  # multimodal RoPE: rotary frequencies per (temporal, height, width) axis
+# Multimodal RoPE sections must sum to the rotary frequency count, head_dim x partial_rotary_factor / 2, where the
+# rotary embedding splits the frequencies by them. The small-config rule sets them in the same proportions to that
+# count at the new head width (the divisor is halved until they are whole). Model types below split by a default
+# the configuration leaves out (transformers models/glm4v/modeling_glm4v.py Glm4vTextRotaryEmbedding.__init__ and
+# recomposition_frequencies; glm_image/modeling_glm_image.py GlmImageTextRotaryEmbedding.__init__); their default
+# configuration (head_dim 128, no partial factor: 64 frequencies) does not match it (sum 32) either.
+MROPE_SPLIT_DEFAULTS = {"glm4v_text": (8, 12, 12), "glm_image_text": (8, 12, 12)}
 
 
 def default_head(model_type: str) -> str:
@@ -87,13 +96,16 @@ def _is_config(value) -> bool:
     return isinstance(value, PretrainedConfig)
 
 
-def _power_of_two_divisor(widths: list[int], model_widths: list[int], counts: list[int]) -> int:
+def _power_of_two_divisor(widths: list[int], model_widths: list[int], counts: list[int],
+                          sections: tuple[int, ...] = (), frequencies: int = 0) -> int:
     """The largest power of two up to SMALL_MAX_DIVISOR dividing every width, leaving each at least
-    SMALL_MIN_WIDTH, and leaving every model width (hidden_size, d_model, embed_dim, ...) a multiple of twice each
-    head or group count (whole heads, an even rotary dimension, whole norm groups)."""
+    SMALL_MIN_WIDTH, leaving every model width (hidden_size, d_model, embed_dim, ...) a multiple of twice each
+    head or group count (whole heads, an even rotary dimension, whole norm groups), and leaving whole multimodal
+    RoPE sections in their proportions summing to the `frequencies` rotary frequencies divided by it."""
     divisor = SMALL_MAX_DIVISOR
     while divisor > 1 and not (all(w % divisor == 0 and w // divisor >= SMALL_MIN_WIDTH for w in widths)
-                               and all((w // divisor) % (2 * c) == 0 for w in model_widths for c in counts)):
+                               and all((w // divisor) % (2 * c) == 0 for w in model_widths for c in counts)
+                               and _sections_at(sections, frequencies, divisor) is not None):
         divisor //= 2
     return divisor
 
@@ -103,6 +115,40 @@ def _is_width(key: str, value) -> bool:
         return False
     values = value if isinstance(value, (list, tuple)) else [value]
     return bool(values) and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in values)
+
+
+def _mrope_sections(data: dict[str, Any]) -> tuple[Optional[str], tuple[int, ...]]:
+    """The configuration's RoPE settings key and its multimodal RoPE sections (the configuration's own, else
+    MROPE_SPLIT_DEFAULTS), or (None, ())."""
+    for key in _ROPE_KEYS:
+        rope = data.get(key)
+        if isinstance(rope, dict) and isinstance(rope.get(MROPE_SECTION), (list, tuple)):
+            return key, tuple(int(v) for v in rope[MROPE_SECTION])
+    default = MROPE_SPLIT_DEFAULTS.get(data.get("model_type", ""))
+    if default:
+        key = next((k for k in _ROPE_KEYS if isinstance(data.get(k), dict)), _ROPE_KEYS[0])
+        return key, default
+    return None, ()
+
+
+def _rotary_frequencies(data: dict[str, Any]) -> int:
+    """head_dim x partial_rotary_factor / 2 (head_dim: the configuration's, else hidden_size / heads), 0 unknown."""
+    heads, hidden = data.get("num_attention_heads"), data.get("hidden_size")
+    head_dim = data.get("head_dim") or (hidden // heads if isinstance(hidden, int) and isinstance(heads, int)
+                                        and heads > 0 else 0)
+    rope = next((data[k] for k in _ROPE_KEYS if isinstance(data.get(k), dict)), {})
+    partial = rope.get("partial_rotary_factor") or data.get("partial_rotary_factor") or 1
+    return int(head_dim * partial) // 2
+
+
+def _sections_at(sections: tuple[int, ...], frequencies: int, divisor: int) -> Optional[tuple[int, ...]]:
+    """The sections in their proportions summing to frequencies / divisor, or None if not whole."""
+    if not sections:
+        return ()
+    total, whole = sum(sections), frequencies // divisor
+    if frequencies % divisor or not total or any(s * whole % total for s in sections):
+        return None
+    return tuple(s * whole // total for s in sections)
 
 
 def small_overrides(config, scale_widths: bool = True) -> dict[str, Any]:
@@ -143,10 +189,24 @@ def small_overrides(config, scale_widths: bool = True) -> dict[str, Any]:
     counts = sorted({int(c) for k, v in data.items() if _COUNT_KEYS.match(k)
                      for c in (v if isinstance(v, (list, tuple)) else [v])
                      if isinstance(c, int) and not isinstance(c, bool) and c > 0})
-    divisor = _power_of_two_divisor(flat, model, counts) if flat else 1
+    rope_key, sections = _mrope_sections(data) if widths else (None, ())
+    frequencies = _rotary_frequencies(data) if sections else 0
+    divisor = _power_of_two_divisor(flat, model, counts, sections, frequencies) if flat else 1
     if divisor > 1:
         for key, value in widths.items():
             out[key] = [v // divisor for v in value] if isinstance(value, (list, tuple)) else value // divisor
+        if rope_key:
+            out[rope_key] = {**(data.get(rope_key) or {}),
+                             MROPE_SECTION: list(_sections_at(sections, frequencies, divisor))}
+    heads, hidden = data.get("num_attention_heads"), out.get("hidden_size", data.get("hidden_size"))
+    if isinstance(heads, int) and not isinstance(heads, bool) and heads > 0 and isinstance(hidden, int):
+        # left unset (None) by the configuration, read without a fallback by the model (Ministral, HunYuan,
+        # Nemotron attention): Llama's defaults, head_dim = hidden / heads and one key/value head per query head
+        # (transformers models/llama/configuration_llama.py LlamaConfig.__post_init__)
+        if "head_dim" in data and data["head_dim"] is None and hidden % heads == 0:
+            out["head_dim"] = hidden // heads
+        if "num_key_value_heads" in data and data["num_key_value_heads"] is None:
+            out["num_key_value_heads"] = heads
     routed = any(key in data for key in _EXPERT_KEYS)
     for key in _EXPERT_KEYS:
         value = data.get(key)
@@ -211,7 +271,11 @@ def model_class(model_type: str, head: str, config):
 
 
 EXTRA_INPUTS = ("pixel_values", "input_features", "input_values", "attention_mask", "bbox", "input_ids",
-                "grid_thw")
+                "grid_thw", "qformer_input_ids", "input_features_mask")
+# the extra inputs given only where the forward requires them (optional ones would add work the model does not
+# do by default): token ids beside another main input (BLIP-2's input_ids, InstructBLIP's qformer_input_ids), a
+# grid, a feature mask (Qwen3-ASR, Fun-ASR: (batch, frames))
+REQUIRED_ONLY_INPUTS = ("input_ids", "grid_thw", "qformer_input_ids", "input_features_mask")
 # Qwen2-VL-style vision towers take flattened patches, (t x h x w patches, channels x temporal_patch_size x
 # patch_size^2), and grid_thw [[t, h, w]]: PATCH_GRID is h = w (a multiple of every spatial_merge_size), t = 1.
 PATCH_GRID = 8
@@ -249,8 +313,11 @@ def extra_input(name: str, config, given):
     batch, device = given.shape[0], given.device
     if name == "grid_thw":
         return torch.tensor([[1, PATCH_GRID, PATCH_GRID]], dtype=torch.long, device=device)
-    if name == "input_ids":
+    if name in ("input_ids", "qformer_input_ids"):
         return torch.zeros(batch, SMALL_SEQ, dtype=torch.long, device=device)
+    if name == "input_features_mask":  # every frame of the main input_features
+        frames = given.shape[1] if _setting(config, FRAMES_FIRST_KEYS) else given.shape[-1]
+        return torch.ones(batch, frames, dtype=torch.long, device=device)
     if name == "attention_mask":
         return torch.ones(given.shape[:2], dtype=torch.long, device=device)
     if name == "bbox":
@@ -404,6 +471,16 @@ def position_offset(model) -> int:
 AUDIO_SAMPLES = 16_000  # input_values: one second at 16 kHz
 CODEC_SAMPLES = 2 ** 14  # a codec's waveform: a multiple of every hop (DAC's 512)
 FEATURE_FRAMES = 100  # input_features without a fixed length: one second of 10 ms frames
+DEFAULT_FEATURES = 80  # input_features' feature count where the configuration names none: 80 mel bins
+FEATURE_KEYS = ("num_mel_bins", "feature_size", "input_feat_per_channel", "n_mels", "feature_projection_input_dim")
+# input_features is (features, frames) (Whisper's conv1 takes the mel bins as channels), or (frames, features)
+# where the configuration (or a sub-configuration) has one of these settings: the FastConformer 2-D subsampling
+# convolves (frames, mel bins) (models/parakeet/modeling_parakeet.py ParakeetEncoderSubsamplingConv2D.forward; its
+# settings subsampling_conv_channels, subsampling_factor), Speech2Text transposes (frames, features)
+# (speech_to_text/modeling_speech_to_text.py Conv1dSubsampler.forward), Wav2Vec2-BERT normalises the features last
+# (wav2vec2_bert/modeling_wav2vec2_bert.py Wav2Vec2BertFeatureProjection.forward).
+FRAMES_FIRST_KEYS = ("subsampling_conv_channels", "subsampling_factor", "input_feat_per_channel",
+                     "feature_projection_input_dim")
 
 
 def _vision_config(config):
@@ -435,12 +512,29 @@ def input_tail(main: str, config) -> Optional[tuple[int, ...]]:
             return (frames, mel)
         return (AUDIO_SAMPLES,)
     if main == "input_features":
-        features = next((int(v) for k in ("num_mel_bins", "feature_size", "input_feat_per_channel", "n_mels")
-                         if isinstance(v := getattr(config, k, None), int) and not isinstance(v, bool)), 80)
+        features = _setting(config, FEATURE_KEYS) or DEFAULT_FEATURES
         channels = getattr(config, "input_channels", 1) if hasattr(config, "input_feat_per_channel") else 1
         sources = getattr(config, "max_source_positions", None)
         frames = 2 * sources if isinstance(sources, int) and model_wants_fixed_frames(config) else FEATURE_FRAMES
+        if _setting(config, FRAMES_FIRST_KEYS):
+            factor = _setting(config, ("subsampling_factor",)) or 1  # some refuse a ragged last subsampled frame
+            return (-(-frames // factor) * factor, features * int(channels or 1))
         return (features * int(channels or 1), frames)
+    return None
+
+
+def _setting(config, keys: tuple[str, ...]) -> Optional[int]:
+    """The first positive integer setting of `keys` in the configuration, else in its sub-configurations (an
+    encoder_config, audio_config...), depth first; None if none has one."""
+    for key in keys:
+        value = getattr(config, key, None)
+        values = value if isinstance(value, (list, tuple)) else [value]
+        if values and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in values):
+            return int(values[0])
+    for key in getattr(config, "sub_configs", {}) or {}:
+        sub = getattr(config, key, None)
+        if _is_config(sub) and (found := _setting(sub, keys)) is not None:
+            return found
     return None
 
 

@@ -191,3 +191,66 @@ def test_settings_keyed_by_layer_follow_the_new_depth():
     changed = hf_specs.small_overrides(text)
     assert changed["num_hidden_layers"] == 2 and changed["per_layer_config"] == {}
     assert len(changed["layer_types"]) == 2
+
+
+def test_multimodal_rope_sections_follow_the_head_width():
+    from transformers import AutoConfig
+
+    changed = hf_specs.small_overrides(AutoConfig.for_model("glm4v_text"))
+    # head_dim 4096 / 32 = 128: 64 rotary frequencies; the model's default sections [8, 12, 12] (1 : 1.5 : 1.5).
+    # Divisor 16 leaves 128 / 16 / 2 = 4 frequencies: [1, 1.5, 1.5] is not whole; 8 leaves 8: [2, 3, 3]
+    assert changed["hidden_size"] == 4096 // 8 == 512
+    assert changed["rope_parameters"]["mrope_section"] == [2, 3, 3]
+    # a configuration's own sections: Qwen2-VL-style [16, 24, 24] for head_dim 128 (64 frequencies) at divisor 16
+    # (4 frequencies): [1, 1.5, 1.5] not whole, at 8: [2, 3, 3]
+    assert hf_specs._sections_at((16, 24, 24), 64, 16) is None
+    assert hf_specs._sections_at((16, 24, 24), 64, 8) == (2, 3, 3)
+
+
+def test_glm4v_text_small_runs_with_its_sections():
+    model = hf_specs.hf_model("glm4v_text", "base", sizes="small")
+    # the rotary embedding's own frequency count equals the sections' sum: head_dim 512 / 32 = 16, 8 frequencies
+    assert model.rotary_emb.inv_freq.shape[0] == 2 + 3 + 3
+    assert model(torch.zeros(1, 8, dtype=torch.long)).last_hidden_state.shape == (1, 8, 512)
+
+
+def test_frames_first_features_and_their_mask():
+    from transformers import AutoConfig
+
+    parakeet = AutoConfig.for_model("parakeet_encoder")  # FastConformer: (frames, mel bins)
+    # 100 frames rounded up to a multiple of subsampling_factor 8: 104; num_mel_bins 80
+    assert hf_specs.input_tail("input_features", parakeet) == (104, 80)
+    canary = AutoConfig.for_model("canary")  # the mel bins of its encoder_config: 128
+    assert hf_specs.input_tail("input_features", canary) == (104, 128)
+    whisper = AutoConfig.for_model("whisper")  # (mel bins, frames): 80 x 2 x max_source_positions 1500
+    assert hf_specs.input_tail("input_features", whisper) == (80, 3000)
+    mask = hf_specs.extra_input("input_features_mask", parakeet, torch.zeros(1, 104, 80))
+    assert mask.shape == (1, 104) and int(mask.sum()) == 104
+    qwen3_asr = AutoConfig.for_model("qwen3_asr_encoder")  # (mel bins, frames): the mask covers the last dim
+    assert hf_specs.extra_input("input_features_mask", qwen3_asr, torch.zeros(1, 128, 100)).shape == (1, 100)
+    # a required mask is made, an optional one is not (Whisper's forward takes none)
+    assert sweep._extra_inputs("qwen3_asr_encoder") == ("input_features_mask",)
+    assert sweep._extra_inputs("whisper") == ()
+
+
+def test_parakeet_encoder_subsamples_the_frames_first_input():
+    spec = models.resolve("hf:parakeet_encoder?head=base&sizes=small")
+    model = hf_specs.hf_model("parakeet_encoder", "base", sizes="small")
+    out = model(torch.zeros(spec.input_shape))
+    # three stride-2 convolutions (kernel 3, padding 1) over 104 frames: 52, 26, 13
+    assert spec.input_shape == (1, 104, 80) and out.last_hidden_state.shape[1] == 13
+
+
+def test_unset_head_dim_and_key_value_heads_take_llama_defaults():
+    from transformers import AutoConfig
+
+    changed = hf_specs.small_overrides(AutoConfig.for_model("nemotron"))  # num_key_value_heads None
+    assert changed["num_key_value_heads"] == 48
+    changed = hf_specs.small_overrides(AutoConfig.for_model("ministral"))  # head_dim None
+    # 4096 / 16 = 256 over 32 heads
+    assert changed["hidden_size"] == 256 and changed["head_dim"] == 256 // 32 == 8
+    model = hf_specs.hf_model("ministral", "base", sizes="small")
+    # embed 32,000 x 256; per layer q, o 2 x 256 x 256, k, v (8 KV heads of 8) 2 x 256 x 64, gate, up, down
+    # 3 x 256 x 896, two RMSNorms 2 x 256; the final norm 256
+    per_layer = 2 * 256 * 256 + 2 * 256 * 64 + 3 * 256 * 896 + 2 * 256
+    assert sum(p.numel() for p in model.parameters()) == 32_000 * 256 + 2 * per_layer + 256
