@@ -471,6 +471,7 @@ def position_offset(model) -> int:
 AUDIO_SAMPLES = 16_000  # input_values: one second at 16 kHz
 CODEC_SAMPLES = 2 ** 14  # a codec's waveform: a multiple of every hop (DAC's 512)
 FEATURE_FRAMES = 100  # input_features without a fixed length: one second of 10 ms frames
+VIDEO_FRAME_KEYS = ("num_frames",)  # the clip length a video model's configuration sets
 DEFAULT_FEATURES = 80  # input_features' feature count where the configuration names none: 80 mel bins
 FEATURE_KEYS = ("num_mel_bins", "feature_size", "input_feat_per_channel", "n_mels", "feature_projection_input_dim")
 # input_features is (features, frames) (Whisper's conv1 takes the mel bins as channels), or (frames, features)
@@ -495,11 +496,16 @@ def input_tail(main: str, config) -> Optional[tuple[int, ...]]:
     """The shape of one example of a non-token input, from the configuration: pixel_values (channels, height,
     width), input_values (samples), input_features (features, frames; a Whisper-style encoder wants exactly twice
     its max_source_positions)."""
-    if main == "pixel_values":
+    if main in ("pixel_values", "pixel_values_videos"):
         vision = _vision_config(config)
         size = getattr(vision, "image_size", None) or getattr(config, "image_size", None) or 224
         size = tuple(int(v) for v in size)[-2:] if isinstance(size, (list, tuple)) else (int(size), int(size))
         channels = getattr(vision, "num_channels", None) or getattr(config, "num_channels", None) or 3
+        frames = _setting(config, VIDEO_FRAME_KEYS)
+        if frames:  # a video: (frames, channels, height, width) (VideoMAE, TimeSformer, ViViT, VideoPrism)
+            return (frames, int(channels)) + size
+        if main == "pixel_values_videos":
+            return None
         return (int(channels),) + size
     if main == "input_values":
         channels = getattr(config, "audio_channels", None)

@@ -254,3 +254,20 @@ def test_unset_head_dim_and_key_value_heads_take_llama_defaults():
     # 3 x 256 x 896, two RMSNorms 2 x 256; the final norm 256
     per_layer = 2 * 256 * 256 + 2 * 256 * 64 + 3 * 256 * 896 + 2 * 256
     assert sum(p.numel() for p in model.parameters()) == 32_000 * 256 + 2 * per_layer + 256
+
+
+def test_video_models_take_their_clip_length():
+    from transformers import AutoConfig
+
+    # VideoMAE: num_frames 16 of 3 x 224 x 224; VideoPrism's vision tower: num_frames 16 of 3 x 288 x 288
+    assert hf_specs.input_tail("pixel_values", AutoConfig.for_model("videomae")) == (16, 3, 224, 224)
+    assert hf_specs.input_tail("pixel_values_videos", AutoConfig.for_model("videoprism_vision_model")) == \
+        (16, 3, 288, 288)
+    assert hf_specs.input_tail("pixel_values", AutoConfig.for_model("vit")) == (3, 224, 224)
+
+
+@pytest.mark.slow
+def test_videomae_small_runs_on_its_clip():
+    model = hf_specs.hf_model("videomae", "base", sizes="small")
+    # 16 frames / tubelet 2 x (224 / 16)^2 patches = 8 x 196 = 1,568 tokens
+    assert model(torch.zeros(1, 16, 3, 224, 224)).last_hidden_state.shape[1] == 8 * 196 == 1568
