@@ -121,9 +121,10 @@ def test_builtin_engine_runs_a_killed_workers_job_once_more_then_reports_it(tmp_
     assert results["job3"][0].reason.count("killed by SIGKILL") == 2
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture()
 def ray_local():
-    """One local Ray cluster for the module's tests (its workers find tests/engine_jobs.py on PYTHONPATH)."""
+    """A local Ray cluster for one test (its workers find tests/engine_jobs.py on PYTHONPATH): a test that kills
+    Ray workers on purpose leaves no half-recovered cluster to the next one."""
     saved = {k: os.environ.get(k) for k in ("PYTHONPATH", "RAY_AUTH_MODE", "RAY_ADDRESS")}
     os.environ["PYTHONPATH"] = os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])
     os.environ["RAY_AUTH_MODE"] = "disabled"

@@ -29,6 +29,8 @@ from . import RETRIES, Failed, Item, OnResult
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 _WARMED: set[str] = set()  # the warm functions already run in this (Ray worker) process
+POLL_S = 10.0  # how often the driver looks for a sweep that stopped moving
+STALL_MARGIN_S = 300.0  # beyond the longest job timeout: no task result for this long means a task was lost
 
 
 def _task(fn: Callable[[Any], Any], job: Any, warm: Optional[Callable[[], None]]) -> Any:
@@ -98,13 +100,38 @@ class RayEngine:
 
     def results(self, fn: Callable[[Any], Any], items: Iterable[Item],
                 warm: Optional[Callable[[], None]] = None) -> Iterator[tuple[str, Any]]:
+        """Each job's result as it lands. A task the cluster holds without a result for longer than any job may
+        take (its timeout plus STALL_MARGIN_S, with nothing else landing meanwhile) is cancelled and submitted
+        once more; lost again, it is a `Failed` saying so (a wedged worker or a lost task never hangs the sweep)."""
+        import time
+
         ray = self.ray
         remote = ray.remote(_task).options(num_cpus=1, max_retries=RETRIES, retry_exceptions=False)
         fn_ref, warm_ref = ray.put(fn), ray.put(warm)
-        pending = {remote.remote(fn_ref, job, warm_ref): key for key, job in items}
+        jobs = dict(items)
+        pending = {remote.remote(fn_ref, job, warm_ref): key for key, job in jobs.items()}
+        resubmitted: set[str] = set()
+        stall_s = max((float(getattr(job, "timeout", 0) or 0) for job in jobs.values()), default=0.0) \
+            + STALL_MARGIN_S
+        last = time.monotonic()
         try:
             while pending:
-                ready, _ = ray.wait(list(pending), num_returns=1)
+                ready, _ = ray.wait(list(pending), num_returns=1, timeout=POLL_S)
+                if not ready:
+                    if time.monotonic() - last < stall_s:
+                        continue
+                    last = time.monotonic()
+                    for ref, key in list(pending.items()):
+                        ray.cancel(ref, force=True)
+                        del pending[ref]
+                        if key in resubmitted:
+                            yield key, Failed(f"ray: no result after {stall_s:g} s, twice (the task was lost or its "
+                                              "worker stopped answering)")
+                        else:
+                            resubmitted.add(key)
+                            pending[remote.remote(fn_ref, jobs[key], warm_ref)] = key
+                    continue
+                last = time.monotonic()
                 for ref in ready:
                     key = pending.pop(ref)
                     try:
