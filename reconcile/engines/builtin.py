@@ -22,9 +22,10 @@ DEFAULT_WORKERS = 2  # the machines have 2 cores (reconcile.runner.TORCH_LANES)
 
 def _serve(conn: Connection, fn: Callable[[Any], Any], warm: Optional[Callable[[], None]]) -> None:
     procs.become_worker()
+    procs.single_threaded()  # before warm: a torch inherited from the parent must not enter its used OpenMP pool
     if warm is not None:
         warm()
-    procs.single_threaded()
+    procs.single_threaded()  # and a torch warm imported
     while True:
         try:
             job = conn.recv()
