@@ -205,11 +205,15 @@ def _first_line(exc: BaseException) -> str:
 
 
 _SPEC_PREFIX = re.compile(r"^(UserError: )?model (spec )?'[^']*'(: | )")
+# where this machine installed a library ('/home/u/.venv/lib/python3.11/site-packages/'): a reason names the module
+# file from its package on ('transformers/models/...'), the same on every machine
+_INSTALL_PREFIX = re.compile(r"(?:/[^\s'\"<>]*)?/(?:site|dist)-packages/")
 
 
 def short_reason(text: str) -> str:
-    """A failure without the spec text it repeats (the row names the spec)."""
-    return _SPEC_PREFIX.sub("", text.strip().splitlines()[0] if text.strip() else "")[:300]
+    """A failure without the spec text it repeats (the row names the spec) and without install paths."""
+    first = text.strip().splitlines()[0] if text.strip() else ""
+    return _INSTALL_PREFIX.sub("", _SPEC_PREFIX.sub("", first))[:300]
 
 
 def _spec(text: str):

@@ -271,3 +271,15 @@ def test_videomae_small_runs_on_its_clip():
     model = hf_specs.hf_model("videomae", "base", sizes="small")
     # 16 frames / tubelet 2 x (224 / 16)^2 patches = 8 x 196 = 1,568 tokens
     assert model(torch.zeros(1, 16, 3, 224, 224)).last_hidden_state.shape[1] == 8 * 196 == 1568
+
+
+def test_a_reason_names_no_install_path():
+    """A failure quoting a module's file keeps the path from its package on, whatever the machine's venv."""
+    from reconcile.sweep import short_reason
+
+    venv = "/home/u/.venv/lib/python3.11/site-packages/"
+    text = (f"UserError: model spec 'hf:x': building x failed: ValueError: Could not find X neither in "
+            f"<module 'transformers.models.x' from '{venv}transformers/models/x/__init__.py'>")
+    assert short_reason(text) == ("building x failed: ValueError: Could not find X neither in <module "
+                                  "'transformers.models.x' from 'transformers/models/x/__init__.py'>")
+    assert short_reason("a /usr/lib/python3/dist-packages/torch/nn.py b") == "a torch/nn.py b"
