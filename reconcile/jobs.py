@@ -201,6 +201,18 @@ def become_worker(memory: Optional[int] = None) -> None:
     WORKER_MEMORY = memory
 
 
+def jobs_from(conn: Connection):
+    """A worker's jobs as its parent sends them, until it sends None or closes the pipe."""
+    while True:
+        try:
+            job = conn.recv()
+        except EOFError:
+            return
+        if job is None:
+            return
+        yield job
+
+
 def _job_main(send: Connection, receive: Connection, inherited: tuple, fn: Callable, args: tuple,
               memory: Optional[int] = None) -> None:
     """First code of a job child: its own process group, dies with its worker, holds no foreign pipe ends, runs

@@ -268,13 +268,7 @@ def _serve(conn: Connection, group: str, timeout: float, tools: frozenset = froz
     if group == "tf":  # its jobs run in this process
         procs.cap_memory(memory)
     _warm(group, tools)
-    while True:
-        try:
-            job = conn.recv()
-        except EOFError:
-            return
-        if job is None:
-            return
+    for job in procs.jobs_from(conn):
         if isinstance(job, IRJob):
             result: Union[Outcome, list[Record], IRResult] = _run_ir(job, timeout, (conn,))
         elif group == "tf":

@@ -522,13 +522,7 @@ def _serve(conn, registries: set[str], memory: Optional[int]) -> None:
         _warm(registries)
     except Exception:  # noqa: BLE001 (each job imports again and says why it cannot)
         pass
-    while True:
-        try:
-            job = conn.recv()
-        except EOFError:
-            return
-        if job is None:
-            return
+    for job in procs.jobs_from(conn):
         started = time.monotonic()
         rows = _run_in_child(job, job.timeout)
         conn.send((rows, time.monotonic() - started))

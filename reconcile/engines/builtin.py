@@ -26,13 +26,7 @@ def _serve(conn: Connection, fn: Callable[[Any], Any], warm: Optional[Callable[[
     if warm is not None:
         warm()
     procs.single_threaded()  # and a torch warm imported
-    while True:
-        try:
-            job = conn.recv()
-        except EOFError:
-            return
-        if job is None:
-            return
+    for job in procs.jobs_from(conn):
         try:
             result = fn(job)
         except Exception as exc:  # noqa: BLE001 (fn isolates user code itself; this is a bug of ours, one row)
