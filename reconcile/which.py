@@ -1494,10 +1494,11 @@ def _row_number(text: str, what: str, row: int, cast=float):
 def which_table(path: str, tolerance: float = DEFAULT_TOLERANCE, tools: Optional[Sequence[str]] = (),
                 run: bool = True, cache_dir: Optional[str] = None,
                 report_records: Optional[Path] = DEFAULT_RECORDS, progress: Optional[Callable] = None,
-                on_row: Optional[Callable[[TableRow], None]] = None) -> TableResult:
+                on_row: Optional[Callable[[TableRow], None]] = None, confirm: bool = False) -> TableResult:
     """A verdict per row of a paper's table and one for the table: the single family that explains the most rows
     at their printed precision (a paper uses one convention for a table), with the rows that disagree named.
-    A row that cannot be read is named with its error and left out of the count."""
+    A row that cannot be read is named with its error and left out of the count. `tools` and `confirm` act per
+    row as in `which`."""
     rows = []
     for i, raw in enumerate(read_table(path), 1):
         text = raw.get("printed", "") + (f" [{raw['unit']}]" if raw.get("unit") else "")
@@ -1509,7 +1510,7 @@ def which_table(path: str, tolerance: float = DEFAULT_TOLERANCE, tools: Optional
                                cache_dir=cache_dir, report_records=report_records, progress=progress,
                                input_shape=raw.get("input_shape") or None, unit=raw.get("unit") or None,
                                tokens=_row_number(raw.get("tokens", ""), "tokens", i),
-                               seq_len=_row_number(raw.get("seq_len", ""), "seq_len", i, int))
+                               seq_len=_row_number(raw.get("seq_len", ""), "seq_len", i, int), confirm=confirm)
         except UserError as exc:
             row.error = f"error: {exc}"
         rows.append(row)

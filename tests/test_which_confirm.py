@@ -88,6 +88,21 @@ def test_explicit_tools_are_the_ones_asked_for(empty_cache, monkeypatch):
     assert asked == ["torch_flop_counter"]  # named by the user: run even though it cannot land here
 
 
+def test_a_table_is_confirmed_row_by_row(empty_cache, monkeypatch, tmp_path):
+    # a table of LeNet's MACC and 2 x MACC: by default no tool runs; --confirm asks, per row, the tools that can land
+    table = tmp_path / "table.csv"
+    table.write_text(f"model,printed\nlenet,{LENET_MACC}\nlenet,{2 * LENET_MACC}\n")
+    calls = _no_tool_runs(monkeypatch)
+    which.which_table(str(table), report_records=None)
+    assert calls == []
+    asked = []
+    monkeypatch.setattr(api, "run_cached", lambda jobs, *a, **k: asked.append([j.tool for j in jobs]) or [])
+    result = which.which_table(str(table), report_records=None, tools=None, confirm=True)
+    assert len(asked) == 2 and "thop" in asked[0] and "torch_flop_counter" not in asked[0]
+    assert "torch_flop_counter" in asked[1] and "thop" not in asked[1]
+    assert [row.result.top.id for row in result.rows] == ["macs", "flops"]
+
+
 @pytest.mark.slow  # resolves a preset in a job (seconds)
 def test_training_compute_measures_only_when_asked(monkeypatch):
     from reconcile import which_training

@@ -113,8 +113,8 @@ def _usable_records(path):
                    "backward traced; default: with --confirm).")
 @click.option("--table", "table", default=None, metavar="FILE.csv",
               help="A paper's table instead of MODEL VALUE: columns model, printed and optionally unit, quantity, "
-                   "tokens, seq_len, input_shape, label. A verdict per row and one for the table. Conventions "
-                   "only unless --tools is given.")
+                   "tokens, seq_len, input_shape, label. A verdict per row and one for the table; --confirm and "
+                   "--tools confirm each row as they do one number.")
 @click.option("--tolerance", type=float, default=0.1, show_default=True, callback=tolerance_fraction,
               help="Largest relative error listed (exact and as-printed matches are always listed).")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
@@ -162,8 +162,7 @@ def command(args: tuple[str, ...], model_file: Optional[str], input_shape: Optio
     if table is not None:
         if args or model_file:
             raise UserError("--table FILE.csv replaces MODEL VALUE: give one or the other")
-        _table(which_mod, table, tolerance, names if names is not None else [], not no_run, cache_dir,
-               report_records, fmt)
+        _table(which_mod, table, tolerance, names, not no_run, cache_dir, report_records, fmt, confirm)
         return
     if len(args) not in (1, 2) or (len(args) == 1) != bool(model_file):
         raise UserError("usage: reconcile which MODEL VALUE, reconcile which --model-file PATH.py:FACTORY "
@@ -217,8 +216,10 @@ def _print_table(result, full, show_all: bool, limit: int) -> None:
     click.echo("\n".join(lines))
 
 
-def _table(which_mod, path: str, tolerance: float, tools: list, run: bool, cache_dir, report_records, fmt: str) -> None:
-    """`which --table FILE.csv`: each row's verdict as it is found (stderr), then the table's."""
+def _table(which_mod, path: str, tolerance: float, tools: Optional[list], run: bool, cache_dir, report_records,
+           fmt: str, confirm: bool) -> None:
+    """`which --table FILE.csv`: each row's verdict as it is found (stderr), then the table's; --confirm and
+    --tools confirm each row as they do one number."""
     import csv
     import io
 
@@ -227,7 +228,8 @@ def _table(which_mod, path: str, tolerance: float, tools: list, run: bool, cache
             click.echo(f"[row {row.index}] {row.label + ': ' if row.label else ''}"
                        f"{row.result.verdict() if row.result is not None else row.error}", err=True)
 
-    result = which_mod.which_table(path, tolerance, tools, run, cache_dir, report_records, on_row=progress)
+    result = which_mod.which_table(path, tolerance, tools, run, cache_dir, report_records, on_row=progress,
+                                   confirm=confirm)
     if fmt == "json":
         click.echo(json.dumps(result.to_json(), indent=2))
         return
