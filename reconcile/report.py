@@ -254,7 +254,8 @@ def published_section(records: pd.DataFrame, specs: Optional[dict] = None) -> tu
     rows, lines = [], []
     for pub in reference_models.published_numbers():
         model = pub["model"]
-        if model not in ran or not _per_image(model, specs):
+        printed_batch = pub.get("input_shape", "").split(",")[0]  # the 3 crops of a video clip: not batch 1
+        if model not in ran or not _per_image(model, specs) or printed_batch not in ("", "1"):
             continue
         ir = layer_ir(records, model, specs)
         if ir is None:

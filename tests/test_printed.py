@@ -14,7 +14,8 @@ from reconcile.errors import UserError
     ("4.1", "FLOPs (B)", "4.1e9", "5e7", P.FLOPS, P.COMPUTE),
     ("25.6", "params (M)", "2.56e7", "5e4", P.PARAMETERS, P.PARAMS),
     ("1.7", "Parameters (billions)", "1.7e9", "5e7", P.PARAMETERS, P.PARAMS),
-    ("1.7", "Number of parameters (billion)", "1.7e9", "5e7", P.PARAMETERS, P.PARAMS),
+    ("1.7", "Number of parameters (billion)", "1.7e9", "5e7", P.PARAMETERS, P.PARAMS),  # Megatron-LM Table 1
+    ("540.35", "# of Parameters (in billions)", "5.4035e11", "5e6", P.PARAMETERS, P.PARAMS),  # PaLM Table 1
     ("0.4", "flops (B)", "4e8", "5e7", P.FLOPS, P.COMPUTE),
     ("219", "MAdds (M)", "2.19e8", "5e5", P.MACS, P.COMPUTE),
     ("1.8", "FLOPs (x10^9)", "1.8e9", "5e7", P.FLOPS, P.COMPUTE),
@@ -29,6 +30,7 @@ from reconcile.errors import UserError
     ("300", "MFLOPs", "3e8", "5e7", P.FLOPS, P.COMPUTE),
     ("4.5", "GMACs", "4.5e9", "5e7", P.MACS, P.COMPUTE),
     ("1.2", "TFLOPs", "1.2e12", "5e10", P.FLOPS, P.COMPUTE),
+    ("0.59", "Inference TFLOPs", "5.9e11", "5e9", P.FLOPS, P.COMPUTE),  # TimeSformer Table 2
     ("2.5", "PFLOPs", "2.5e15", "5e13", P.FLOPS, P.COMPUTE),
     ("3.6", "billion multiply-adds", "3.6e9", "5e7", P.MACS, P.COMPUTE),
     ("3.6", "billion FLOPs (multiply-adds)", "3.6e9", "5e7", P.MACS, P.COMPUTE),  # He et al. 2015 §3.3

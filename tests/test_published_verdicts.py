@@ -35,7 +35,8 @@ def test_published_numbers_get_the_family_their_paper_defines():
     for row in rows:
         text = f"{row['printed']} {row['unit']}".strip()
         result = which.which(row["model"], text, row["quantity"], tools=[],
-                             tokens=float(row["tokens"]) if row["tokens"] else None)
+                             tokens=float(row["tokens"]) if row["tokens"] else None,
+                             input_shape=row["input_shape"] or None)
         got = result.top.id if result.top else ""
         lines.append(f"{row['model']} {text}: {got} ({result.top.best.match if result.top else ''})")
         if got == row["expected"]:
