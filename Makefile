@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 ULTRA_THOP := .cache/tools/ultralytics-thop-$(shell sed -n 's/^ultralytics-thop==//p' constraints.txt)
 PIP_INSTALL := $(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt
 
-.PHONY: install reconcile test test-fast bench atlas clean
+.PHONY: install reconcile test test-all test-fast bench atlas which-verdicts clean
 
 install: $(STAMP) $(ULTRA_THOP)/thop/__init__.py
 
@@ -30,11 +30,15 @@ $(ULTRA_THOP)/thop/__init__.py:
 reconcile: $(STAMP)
 	$(VENV)/bin/reconcile run --out reports
 
-# Everything (CI runs this). Target: under 2 minutes on a 2-core machine.
+# Every test but the system tier (pyproject.toml markers). Target: under 2 minutes on an idle 2-core machine.
 test: $(STAMP)
+	$(PY) -m pytest -q -m "not system"
+
+# Every test, the system tier included: what CI runs (.ci/run).
+test-all: $(STAMP)
 	$(PY) -m pytest -q
 
-# Tests not marked slow or registry (tests/conftest.py marks the rest `fast`). Target: under 30 s.
+# Tests not marked system, slow or registry (tests/conftest.py marks the rest `fast`). Target: under 30 s.
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m fast
 
@@ -54,6 +58,11 @@ ENGINE ?= builtin
 atlas: $(STAMP)
 	$(VENV)/bin/reconcile atlas sweep --out .cache/atlas-sweep --engine $(ENGINE)
 	$(VENV)/bin/reconcile atlas .cache/atlas-sweep --out reports/atlas
+
+# which-verdicts: `which` on every row of reference_models/published.csv (conventions only), rendered into
+# reports/which/published_verdicts.md.
+which-verdicts: $(STAMP)
+	$(PY) -m reconcile.published_verdicts
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -20,15 +20,21 @@ os.environ["RECONCILE_CACHE_DIR"] = str(SESSION_CACHE)
 os.environ.setdefault("RECONCILE_TOOL_CACHE", str(ROOT / ".cache" / "tools"))
 
 
+# Fixtures whose tests are system tests: the default suite end to end (every tool on every default model), local
+# Ray clusters.
+SYSTEM_FIXTURES = ("default_run", "ray_local", "two_nodes")
+
+
 def pytest_collection_modifyitems(config, items):
-    """Every test not marked `slow` or `registry` is `fast` (`make test-fast` selects them; the markers are
-    registered in pyproject.toml). A test using the session's default run is slow, and runs last: the default
-    run starts in the background when collection ends (pytest_collection_finish) and runs on the second core
-    while the other tests run."""
+    """Three tiers (markers registered in pyproject.toml): `system` (end to end: the default suite over every tool,
+    Ray clusters, killed and faulty processes; `make test-all` and CI), `slow` and `registry`, and `fast` (every
+    other test: `make test-fast`). `make test` runs all but the system tier. A test using a system fixture is a
+    system test; those using the session's default run go last: the default run starts in the background when
+    collection ends (pytest_collection_finish) and runs on the second core while the other tests run."""
     for item in items:
-        if "default_run" in getattr(item, "fixturenames", ()):
-            item.add_marker(pytest.mark.slow)
-        if not any(item.get_closest_marker(name) for name in ("slow", "registry")):
+        if any(name in getattr(item, "fixturenames", ()) for name in SYSTEM_FIXTURES):
+            item.add_marker(pytest.mark.system)
+        if not any(item.get_closest_marker(name) for name in ("slow", "registry", "system")):
             item.add_marker(pytest.mark.fast)
     items.sort(key=lambda item: "default_run" in getattr(item, "fixturenames", ()))  # stable: order kept otherwise
 
