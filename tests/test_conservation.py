@@ -129,6 +129,29 @@ def test_a_layer_that_does_more_than_its_type_leaves_a_gap_row():
     assert "conservation gap" in graph.notes[-1] and "executed 128" in graph.notes[-1].replace(",", "")
 
 
+def test_a_conv_subclass_that_transposes_its_input_counts_the_channels_it_convolves():
+    """transformers' LasrEncoderCTCHead: an nn.Conv1d whose forward takes (batch, frames, channels) and transposes
+    it. 12 input channels, 5 output channels, kernel 1, 7 frames: MACC = 7 x 5 x 12 x 1 = 420; params =
+    5 x 12 x 1 + 5 = 65. Read from the module call's shape, 7 frames would be taken as input channels."""
+    class FramesFirstConv(nn.Conv1d):
+        def forward(self, x):
+            return super().forward(x.transpose(1, 2)).transpose(1, 2)
+
+    class Head(nn.Module):  # data-dependent control flow: read through module calls, not torch.fx
+        def __init__(self):
+            super().__init__()
+            self.head = FramesFirstConv(12, 5, kernel_size=1)
+
+        def forward(self, x):
+            return self.head(x) if x.sum() >= 0 else x
+
+    graph, total = reference(Head(), (1, 7, 12))
+    assert graph.layer("head").kind == ir.CONV
+    assert not [layer for layer in graph.layers if layer.kind == ir.GAP]
+    assert T.terms(graph.layer("head"))[T.MACC] == 7 * 5 * 12 * 1 == total.macc
+    assert total.params == 5 * 12 * 1 + 5
+
+
 def test_tied_weights_count_once():
     graph, total = reference(hf_zoo.build("gpt2", meta=True, n_layer=1), (1, 8), torch.long)
     model = hf_zoo.build("gpt2", meta=True, n_layer=1)
