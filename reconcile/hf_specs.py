@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from typing import Any, Callable, Optional
 
-from .errors import UserError
+from .errors import NEEDS_LIBRARY, UserError, missing_library
 from .zoo_import import torchvision_first
 from .spec import ModelSpec, parse_shape, _split_query
 
@@ -51,6 +51,9 @@ _NOT_WIDTH = re.compile(r"(vocab|image|patch|max_|window|kernel|batch|chunk|pool
 _MODEL_WIDTHS = re.compile(r"^(hidden_sizes?|d_model|n_embd|embed_dims?|dim|hidden_dim|(\w+_)?hidden_size)$")
 _COUNT_KEYS = re.compile(r"^(num_attention_heads|num_heads|n_heads?|(encoder|decoder)_attention_heads|num_groups"
                          r"|num_key_value_heads|num_kv_heads|(\w+_)?num_attention_heads)$")
+# A group count equal to a model width (one group per channel: a depthwise convolution, mimi/modeling_mimi.py
+# MimiDecoder's upsample with groups=config.upsample_groups, 512 = hidden_size) is divided with the widths.
+_GROUP_KEYS = re.compile(r"^(\w+_)?groups$")
 _EXPERT_KEYS = ("num_experts", "num_local_experts", "n_routed_experts", "moe_num_experts")
 _TOP_K_KEYS = ("num_experts_per_tok", "moe_topk", "num_experts_per_token", "top_k", "moe_top_k", "moe_k",
                "top_k_experts")
@@ -88,7 +91,16 @@ MROPE_SPLIT_DEFAULTS = {"glm4v_text": (8, 12, 12), "glm_image_text": (8, 12, 12)
 # Settings a model type's default configuration leaves out or unset (None) that its model reads, so the default
 # does not build; completed before any other rule, for every size ("section.key": a sub-configuration's key; a
 # callable takes the default configuration). Sorted by model type; each entry cites what requires it.
+def whole_heads(config) -> int:
+    """The largest head count not above the configuration's that divides its hidden_size."""
+    heads = config.num_attention_heads
+    return max(d for d in range(1, heads + 1) if config.hidden_size % d == 0)
+
+
 CONFIG_COMPLETIONS: dict[str, dict[str, Any]] = {
+    # the vision tower's default, 1152 wide with 14 heads, is refused by siglip/modeling_siglip.py
+    # SiglipAttention.__init__ (embed_dim must be divisible by num_heads): the largest count that divides it
+    "aya_vision": {"vision_config.num_attention_heads": lambda c: whole_heads(c.vision_config)},
     # per-layer-type RoPE read as rope_parameters[layer_type], None for a layer without RoPE
     # (cohere_compass/modeling_cohere_compass.py CohereCompassRotaryEmbedding.__init__); the configuration names
     # no RoPE parameters at all (configuration_cohere_compass.py CohereCompassTextConfig: no rope_theta)
@@ -110,9 +122,30 @@ CONFIG_COMPLETIONS: dict[str, dict[str, Any]] = {
     # num_key_value_heads, which MoonshineStreamingConfig does not define: multi-head attention, Moonshine's own
     # default (moonshine/configuration_moonshine.py decoder_num_key_value_heads)
     "moonshine_streaming": {"num_key_value_heads": lambda c: c.num_attention_heads},
+    # pp_ocrv6_medium_det/modeling_pp_ocrv6_medium_det.py reads three settings its configuration leaves None:
+    # PPOCRV6MediumDetHead.__init__ kernel_list (the docstring's default [3, 2, 2]); PPOCRV6MediumDetIntraclassBlock
+    # (docstring: 7x7, 5x5, 3x3 and 7x1 / 1x7 kernels) Conv2d(c, c, kernel, stride, padding) arguments whose outputs
+    # forward adds to each other and to the input, so stride 1 and the padding that keeps the size; the neck's
+    # scale_factor_list, by which PPOCRV6MediumDetNeck.forward brings its four stride-4/8/16/32 outputs to one size
+    # before concatenating them
+    "pp_ocrv6_medium_det": {"kernel_list": [3, 2, 2], "scale_factor_list": [1, 2, 4, 8],
+                            "intraclass_block_config": {
+                                "reduce_channel": [1, 1, 0], "return_channel": [1, 1, 0],
+                                "symmetric_conv_long_longratio": [7, 1, 3],
+                                "symmetric_conv_long_midratio": [5, 1, 2],
+                                "symmetric_conv_long_shortratio": [3, 1, 1],
+                                "vertical_long_to_small_conv_longratio": [[7, 1], 1, [3, 0]],
+                                "vertical_long_to_small_conv_midratio": [[5, 1], 1, [2, 0]],
+                                "vertical_long_to_small_conv_shortratio": [[3, 1], 1, [1, 0]],
+                                "horizontal_small_to_long_conv_longratio": [[1, 7], 1, [0, 3]],
+                                "horizontal_small_to_long_conv_midratio": [[1, 5], 1, [0, 2]],
+                                "horizontal_small_to_long_conv_shortratio": [[1, 3], 1, [0, 1]]}},
     # t5gemma2/modeling_t5gemma2.py T5Gemma2MLP.__init__ reads dropout_rate, which T5Gemma2Config.__post_init__
     # copies into the encoder's text_config and T5Gemma2EncoderConfig alone does not (T5Gemma2Config default 0.0)
     "t5gemma2_encoder": {"text_config.dropout_rate": 0.0},
+    # timm_backbone/modeling_timm_backbone.py TimmBackbone.__init__ refuses an unset backbone name: its
+    # configuration docstring's example, TimmBackboneConfig("resnet50")
+    "timm_backbone": {"backbone": "resnet50"},
 }
 
 
@@ -262,6 +295,10 @@ def small_overrides(config, scale_widths: bool = True) -> dict[str, Any]:
     if divisor > 1:
         for key, value in widths.items():
             out[key] = [v // divisor for v in value] if isinstance(value, (list, tuple)) else value // divisor
+        for key, value in data.items():
+            if _GROUP_KEYS.match(key) and not _COUNT_KEYS.match(key) and isinstance(value, int) \
+                    and not isinstance(value, bool) and value in model:
+                out[key] = value // divisor
         if rope_key:
             out[rope_key] = {**(data.get(rope_key) or {}),
                              MROPE_SECTION: list(_sections_at(sections, frequencies, divisor))}
@@ -693,6 +730,10 @@ def probe(model_type: str, head: str, build: dict[str, Any], config_kwargs: dict
     except UserError:
         raise
     except Exception as exc:
+        library = missing_library(exc)
+        if library:
+            raise UserError(f"model spec {text!r}: {NEEDS_LIBRARY} {library} (not installed): building {model_type} "
+                            f"with head {head} imports it") from None
         raise UserError(f"model spec {text!r}: building {model_type} with head {head} failed: "
                         f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}") \
             from None
