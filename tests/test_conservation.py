@@ -152,6 +152,25 @@ def test_a_conv_subclass_that_transposes_its_input_counts_the_channels_it_convol
     assert total.params == 5 * 12 * 1 + 5
 
 
+def test_multihead_attention_called_with_keywords_is_read_through_its_ops():
+    """mask2former calls nn.MultiheadAttention(query=, key=, value=): no positional input to type it by. 5 tokens,
+    width 8, 2 heads: in_proj 3 x 5 x 8 x 8 = 960, QK^T 5 x 5 x 8 = 200, AV 200, out_proj 5 x 8 x 8 = 320; 1,680
+    multiply-accumulates. Params: in_proj 3 x 8 x 8 + 24, out_proj 8 x 8 + 8 = 288."""
+    class KeywordAttention(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.attn = nn.MultiheadAttention(8, 2, batch_first=True)
+
+        def forward(self, x):
+            return self.attn(query=x, key=x, value=x, need_weights=False)[0] if x.sum() >= 0 else x
+
+    graph, total = reference(KeywordAttention(), (1, 5, 8))
+    assert not [layer for layer in graph.layers if layer.kind in (ir.GAP, ir.UNKNOWN)]
+    products = sum(T.terms(layer)[T.MACC] + T.terms(layer)[T.ATTN] for layer in graph.layers)
+    assert products == 960 + 200 + 200 + 320
+    assert total.params == 3 * 8 * 8 + 24 + 8 * 8 + 8
+
+
 def test_tied_weights_count_once():
     graph, total = reference(hf_zoo.build("gpt2", meta=True, n_layer=1), (1, 8), torch.long)
     model = hf_zoo.build("gpt2", meta=True, n_layer=1)

@@ -119,6 +119,11 @@ def _module_layer(name: str, module: nn.Module, inputs: tuple[tuple[int, ...], .
         return Layer(kind=ir.ACT, **{**common, "op": op.lower()})
     if isinstance(module, nn.Softmax):
         return Layer(kind=ir.SOFTMAX, **common)
+    if isinstance(module, nn.MultiheadAttention) and not inputs:
+        # called with keyword arguments only (mask2former's query=, key=, value=), which the global forward
+        # pre-hook does not see (torch.nn.modules.module.register_module_forward_pre_hook: positional args):
+        # no shapes to type it by, so it is read through the ops it executed
+        return Layer(kind=ir.UNKNOWN, **common)
     if isinstance(module, nn.MultiheadAttention):
         query, key = inputs[0], inputs[1] if len(inputs) > 1 else inputs[0]
         seq_axis = 1 if module.batch_first else 0
