@@ -107,14 +107,17 @@ CONFIG_COMPLETIONS: dict[str, dict[str, Any]] = {
     "cohere_compass": {"text_config.rope_parameters": lambda c: dict.fromkeys(c.text_config.layer_types)},
     "cohere_compass_text": {"rope_parameters": lambda c: dict.fromkeys(c.layer_types)},
     # dbrx/modeling_dbrx.py DbrxAttention.__init__ reads attn_config.rope_theta, which DbrxAttentionConfig does not
-    # define: the model's own rope_theta
-    "dbrx": {"attn_config.rope_theta": lambda c: c.rope_parameters["rope_theta"]},
+    # define: the model's own rope_theta; DbrxAttention.forward clamps by clip_qkv with no guard for None (MPT's
+    # does: mpt/modeling_mpt.py MptAttention.forward): the released DBRX's 8 (dbrx-instruct attn_config.clip_qkv)
+    "dbrx": {"attn_config.rope_theta": lambda c: c.rope_parameters["rope_theta"], "attn_config.clip_qkv": 8},
     # deepseek_ocr2/modeling_deepseek_ocr2.py DeepseekOcr2TextDecoderLayer.__init__ indexes mlp_layer_types; the
     # schedule of the configuration's docstring (DeepseekOcr2TextConfig: ["dense", "sparse", "sparse", ...])
     "deepseek_ocr2": {"text_config.mlp_layer_types":
                       lambda c: ["dense"] + ["sparse"] * (c.text_config.num_hidden_layers - 1)},
-    # esm/configuration_esm.py EsmConfig leaves vocab_size None; its docstring example builds EsmConfig(vocab_size=33)
-    "esm": {"vocab_size": 33},
+    # esm/configuration_esm.py EsmConfig leaves vocab_size None (its docstring example builds
+    # EsmConfig(vocab_size=33)) and pad_token_id None, which esm/modeling_esm.py EsmEmbeddings.forward compares ids
+    # with (create_position_ids_from_input_ids): ESM-2's alphabet, 33 tokens, <pad> 1 (facebook/esm2 config.json)
+    "esm": {"pad_token_id": 1, "vocab_size": 33},
     # lfm2_moe/modeling_lfm2_moe.py Lfm2MoeDecoderLayer.__init__ indexes layer_types; Lfm2Config.__post_init__'s
     # rule for unset layer types (lfm2/configuration_lfm2.py: full attention at every full_attn_idxs, default all)
     "lfm2_moe": {"layer_types": lambda c: ["full_attention"] * c.num_hidden_layers},

@@ -171,6 +171,25 @@ def test_multihead_attention_called_with_keywords_is_read_through_its_ops():
     assert total.params == 3 * 8 * 8 + 24 + 8 * 8 + 8
 
 
+def test_sequence_first_multihead_attention_counts_each_batch_once():
+    """nn.MultiheadAttention's default layout is (seq, batch, embed) (bridgetower's vision tower). 5 tokens, batch
+    2, width 8: per sample in_proj 3 x 5 x 8 x 8 = 960, QK^T and AV 5 x 5 x 8 = 200 each, out_proj 5 x 8 x 8 = 320;
+    x 2 samples = 3,360 (the sequence axis taken as the batch: 5 x 1,680 = 8,400)."""
+    class SeqFirst(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.attn = nn.MultiheadAttention(8, 2)
+
+        def forward(self, x):
+            return self.attn(x, x, x, need_weights=False)[0]
+
+    graph, total = reference(SeqFirst(), (5, 2, 8))
+    assert not [layer for layer in graph.layers if layer.kind in (ir.GAP, ir.UNKNOWN)]
+    assert graph.layer("attn").kind == ir.ATTENTION
+    terms = T.terms(graph.layer("attn"))
+    assert terms[T.MACC] + terms[T.ATTN] == 2 * (960 + 200 + 200 + 320)
+
+
 def test_tied_weights_count_once():
     graph, total = reference(hf_zoo.build("gpt2", meta=True, n_layer=1), (1, 8), torch.long)
     model = hf_zoo.build("gpt2", meta=True, n_layer=1)

@@ -126,9 +126,12 @@ def _module_layer(name: str, module: nn.Module, inputs: tuple[tuple[int, ...], .
         return Layer(kind=ir.UNKNOWN, **common)
     if isinstance(module, nn.MultiheadAttention):
         query, key = inputs[0], inputs[1] if len(inputs) > 1 else inputs[0]
-        seq_axis = 1 if module.batch_first else 0
+        # (batch, seq, embed) with batch_first, else (seq, batch, embed) (bridgetower's CLIP-style vision
+        # tower); (seq, embed) unbatched
+        seq_axis = 0 if len(query) == 2 or not module.batch_first else 1
+        batch = 1 if len(query) == 2 else query[1 - seq_axis]
         attrs = (("embed_dim", module.embed_dim), ("num_heads", module.num_heads), ("kdim", module.kdim),
-                 ("vdim", module.vdim), ("q_len", query[seq_axis]), ("kv_len", key[seq_axis]))
+                 ("vdim", module.vdim), ("q_len", query[seq_axis]), ("kv_len", key[seq_axis]), ("batch", batch))
         return Layer(kind=ir.ATTENTION, bias=module.in_proj_bias is not None, attrs=attrs, **common)
     return Layer(kind=ir.UNKNOWN, **common)
 
