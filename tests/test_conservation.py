@@ -190,6 +190,26 @@ def test_sequence_first_multihead_attention_counts_each_batch_once():
     assert terms[T.MACC] + terms[T.ATTN] == 2 * (960 + 200 + 200 + 320)
 
 
+def test_a_functional_conv_with_a_buffer_filter_holds_no_parameters():
+    """timm's anti-aliasing downsample (tresnet): F.conv2d with a fixed blur kernel registered as a buffer. A 1x1
+    conv 3 -> 4 (12 weights + 4 biases = 16 parameters, 8 x 8 x 4 x 3 = 768 MACC), then the 3x3 depthwise blur
+    over 4 channels at 8 x 8: 8 x 8 x 4 x 9 = 2,304 MACC and no parameters."""
+    class Blur(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 4, 1)
+            self.register_buffer("filt", torch.ones(4, 1, 3, 3) / 9)
+
+        def forward(self, x):
+            return F.conv2d(self.conv(x), self.filt, padding=1, groups=4)
+
+    model = Blur()
+    graph, total = reference(model, (1, 3, 8, 8))
+    assert not [layer for layer in graph.layers if layer.kind == ir.GAP]
+    assert total.params == sum(p.numel() for p in model.parameters()) == 3 * 4 + 4
+    assert total.macc == 8 * 8 * 4 * 3 + 8 * 8 * 4 * 9
+
+
 def test_tied_weights_count_once():
     graph, total = reference(hf_zoo.build("gpt2", meta=True, n_layer=1), (1, 8), torch.long)
     model = hf_zoo.build("gpt2", meta=True, n_layer=1)

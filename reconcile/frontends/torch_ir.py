@@ -491,7 +491,10 @@ class _Builder:
             fn = _function_name(node)
             if fn == "einsum" and single.kind == ir.MATMUL:
                 single = Layer(**{**single.__dict__, "kind": ir.EINSUM, "op": "einsum"})
-            self.add(single, observed=observed)
+            # a functional conv / linear owns the parameters its op read: none for a fixed filter held as a buffer
+            # (timm's anti-aliasing downsample, F.conv2d with a registered blur kernel)
+            reads = [p for op in ops for p in op.params] if single.kind in (ir.LINEAR, ir.CONV) else None
+            self.add(single, reads, observed=observed)
         elif any(_op_kind(op) for op in ops):
             self.split(name, call)
 
