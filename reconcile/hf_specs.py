@@ -118,6 +118,10 @@ CONFIG_COMPLETIONS: dict[str, dict[str, Any]] = {
     # EsmConfig(vocab_size=33)) and pad_token_id None, which esm/modeling_esm.py EsmEmbeddings.forward compares ids
     # with (create_position_ids_from_input_ids): ESM-2's alphabet, 33 tokens, <pad> 1 (facebook/esm2 config.json)
     "esm": {"pad_token_id": 1, "vocab_size": 33},
+    # granite4_vision/modeling_granite4_vision.py Granite4VisionModel.__init__ takes len(deepstack_layer_map) and
+    # its Window Q-Former splits downsample_rate "q/k", both left None by Granite4VisionConfig: no deepstack
+    # injections, and the docstring's first example rate, "1/4"
+    "granite4_vision": {"deepstack_layer_map": [], "downsample_rate": "1/4"},
     # lfm2_moe/modeling_lfm2_moe.py Lfm2MoeDecoderLayer.__init__ indexes layer_types; Lfm2Config.__post_init__'s
     # rule for unset layer types (lfm2/configuration_lfm2.py: full attention at every full_attn_idxs, default all)
     "lfm2_moe": {"layer_types": lambda c: ["full_attention"] * c.num_hidden_layers},
