@@ -68,9 +68,10 @@ _EXPERT_WIDTH_KEYS = ("moe_intermediate_size",)
 # out_features, whose last entry must equal hidden_size: efficientloftr/configuration_efficientloftr.py
 # validate_architecture): widths. A backbone's out_features are names (strings), never widths.
 _CHANNEL_LIST_KEYS = ("out_features",)
-# Backbone outputs by stage (out_indices: stage numbers, out_features: "stage{i}", stage_names: "stem" and one
-# per layer; utils/backbone_utils.py: out_features must be a subset of stage_names): when the depth is cut below
-# the deepest stage read, the depth becomes max(SMALL_LAYERS, number of outputs) and the outputs the last stages.
+# Backbone outputs by stage in a configuration that names its stages (out_indices: stage numbers, out_features:
+# "stage{i}", stage_names: "stem" and one per layer; utils/backbone_utils.py: out_features must be a subset of
+# stage_names): when the depth is cut below the deepest stage read, the depth becomes max(SMALL_LAYERS, number of
+# outputs) and the outputs the last stages.
 _STAGE = "stage"
 _STEM = "stem"
 # A token vocabulary's name -> id mapping (tokenizer data, not architecture), left None by the configuration and
@@ -353,7 +354,7 @@ def _backbone_stages(data: dict[str, Any], out: dict[str, Any]) -> dict[str, Any
     """The backbone outputs (out_indices, out_features, stage_names) at the depth `out` gives, where the
     configuration's outputs name stages beyond it (module constants _STAGE, _STEM)."""
     indices, depth_key = data.get("out_indices"), "num_hidden_layers"
-    if depth_key not in out or not isinstance(indices, (list, tuple)) or not indices \
+    if depth_key not in out or "stage_names" not in data or not isinstance(indices, (list, tuple)) or not indices \
             or not all(isinstance(i, int) and not isinstance(i, bool) for i in indices):
         return {}
     if max(indices) <= out[depth_key]:
