@@ -89,15 +89,15 @@ MROPE_SECTION = "mrope_section"  # multimodal RoPE: rotary frequencies per (temp
 MROPE_SPLIT_DEFAULTS = {"glm4v_text": (8, 12, 12), "glm_image_text": (8, 12, 12)}
 
 
-# Settings a model type's default configuration leaves out or unset (None) that its model reads, so the default
-# does not build; completed before any other rule, for every size ("section.key": a sub-configuration's key; a
-# callable takes the default configuration). Sorted by model type; each entry cites what requires it.
 def whole_heads(config) -> int:
     """The largest head count not above the configuration's that divides its hidden_size."""
     heads = config.num_attention_heads
     return max(d for d in range(1, heads + 1) if config.hidden_size % d == 0)
 
 
+# Settings a model type's default configuration leaves out or unset (None) that its model reads, so the default
+# does not build; completed before any other rule, for every size ("section.key": a sub-configuration's key; a
+# callable takes the default configuration). Sorted by model type; each entry cites what requires it.
 CONFIG_COMPLETIONS: dict[str, dict[str, Any]] = {
     # the vision tower's default, 1152 wide with 14 heads, is refused by siglip/modeling_siglip.py
     # SiglipAttention.__init__ (embed_dim must be divisible by num_heads): the largest count that divides it
