@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from typing import Any, Callable, Optional
 
-from .errors import UserError
+from .errors import NEEDS_LIBRARY, UserError, missing_library
 from .zoo_import import torchvision_first
 from .spec import ModelSpec, parse_shape, _split_query
 
@@ -51,8 +51,33 @@ _NOT_WIDTH = re.compile(r"(vocab|image|patch|max_|window|kernel|batch|chunk|pool
 _MODEL_WIDTHS = re.compile(r"^(hidden_sizes?|d_model|n_embd|embed_dims?|dim|hidden_dim|(\w+_)?hidden_size)$")
 _COUNT_KEYS = re.compile(r"^(num_attention_heads|num_heads|n_heads?|(encoder|decoder)_attention_heads|num_groups"
                          r"|num_key_value_heads|num_kv_heads|(\w+_)?num_attention_heads)$")
+# A group count equal to a model width (one group per channel: a depthwise convolution, mimi/modeling_mimi.py
+# MimiDecoder's upsample with groups=config.upsample_groups, 512 = hidden_size) is divided with the widths.
+_GROUP_KEYS = re.compile(r"^(\w+_)?groups$")
 _EXPERT_KEYS = ("num_experts", "num_local_experts", "n_routed_experts", "moe_num_experts")
-_TOP_K_KEYS = ("num_experts_per_tok", "moe_topk", "num_experts_per_token", "top_k", "moe_top_k", "moe_k")
+_TOP_K_KEYS = ("num_experts_per_tok", "moe_topk", "num_experts_per_token", "top_k", "moe_top_k", "moe_k",
+               "top_k_experts")
+# Routed-expert settings a configuration may leave unset (None) that the model multiplies by: shared experts
+# (models/dots1/modeling_dots1.py Dots1MoE.__init__: moe_intermediate_size * n_shared_experts) become
+# SMALL_SHARED_EXPERTS, an expert's width (diffusion_gemma/modeling_diffusion_gemma.py
+# DiffusionGemmaTextExperts.__init__) the dense intermediate_size.
+_SHARED_EXPERT_KEYS = ("n_shared_experts", "num_shared_experts")
+SMALL_SHARED_EXPERTS = 1
+_EXPERT_WIDTH_KEYS = ("moe_intermediate_size",)
+# Integer lists of per-stage channels under a name that elsewhere holds stage names (EfficientLoFTR's
+# out_features, whose last entry must equal hidden_size: efficientloftr/configuration_efficientloftr.py
+# validate_architecture): widths. A backbone's out_features are names (strings), never widths.
+_CHANNEL_LIST_KEYS = ("out_features",)
+# Backbone outputs by stage in a configuration that names its stages (out_indices: stage numbers, out_features:
+# "stage{i}", stage_names: "stem" and one per layer; utils/backbone_utils.py: out_features must be a subset of
+# stage_names): when the depth is cut below the deepest stage read, the depth becomes max(SMALL_LAYERS, number of
+# outputs) and the outputs the last stages.
+_STAGE = "stage"
+_STEM = "stem"
+# A token vocabulary's name -> id mapping (tokenizer data, not architecture), left None by the configuration and
+# read with .get by the model (chameleon/modeling_chameleon.py ChameleonImageVocabularyMapping.__init__,
+# emu3/modeling_emu3.py Emu3ImageVocabularyMapping.__init__): an empty mapping (no image tokens in a text input).
+_VOCABULARY_MAP_KEYS = ("vocabulary_map",)
 _ROPE_KEYS = ("rope_parameters", "rope_scaling")
 MROPE_SECTION = "mrope_section"  # multimodal RoPE: rotary frequencies per (temporal, height, width) axis
 # Multimodal RoPE sections must sum to the rotary frequency count, head_dim x partial_rotary_factor / 2, where the
@@ -62,6 +87,88 @@ MROPE_SECTION = "mrope_section"  # multimodal RoPE: rotary frequencies per (temp
 # recomposition_frequencies; glm_image/modeling_glm_image.py GlmImageTextRotaryEmbedding.__init__); their default
 # configuration (head_dim 128, no partial factor: 64 frequencies) does not match it (sum 32) either.
 MROPE_SPLIT_DEFAULTS = {"glm4v_text": (8, 12, 12), "glm_image_text": (8, 12, 12)}
+
+
+def whole_heads(config) -> int:
+    """The largest head count not above the configuration's that divides its hidden_size."""
+    heads = config.num_attention_heads
+    return max(d for d in range(1, heads + 1) if config.hidden_size % d == 0)
+
+
+# Settings a model type's default configuration leaves out or unset (None) that its model reads, so the default
+# does not build; completed before any other rule, for every size ("section.key": a sub-configuration's key; a
+# callable takes the default configuration). Sorted by model type; each entry cites what requires it.
+CONFIG_COMPLETIONS: dict[str, dict[str, Any]] = {
+    # the vision tower's default, 1152 wide with 14 heads, is refused by siglip/modeling_siglip.py
+    # SiglipAttention.__init__ (embed_dim must be divisible by num_heads): the largest count that divides it
+    "aya_vision": {"vision_config.num_attention_heads": lambda c: whole_heads(c.vision_config)},
+    # per-layer-type RoPE read as rope_parameters[layer_type], None for a layer without RoPE
+    # (cohere_compass/modeling_cohere_compass.py CohereCompassRotaryEmbedding.__init__); the configuration names
+    # no RoPE parameters at all (configuration_cohere_compass.py CohereCompassTextConfig: no rope_theta)
+    "cohere_compass": {"text_config.rope_parameters": lambda c: dict.fromkeys(c.text_config.layer_types)},
+    "cohere_compass_text": {"rope_parameters": lambda c: dict.fromkeys(c.layer_types)},
+    # dbrx/modeling_dbrx.py DbrxAttention.__init__ reads attn_config.rope_theta, which DbrxAttentionConfig does not
+    # define: the model's own rope_theta; DbrxAttention.forward clamps by clip_qkv with no guard for None (MPT's
+    # does: mpt/modeling_mpt.py MptAttention.forward): the released DBRX's 8 (dbrx-instruct attn_config.clip_qkv)
+    "dbrx": {"attn_config.rope_theta": lambda c: c.rope_parameters["rope_theta"], "attn_config.clip_qkv": 8},
+    # deepseek_ocr2/modeling_deepseek_ocr2.py DeepseekOcr2TextDecoderLayer.__init__ indexes mlp_layer_types; the
+    # schedule of the configuration's docstring (DeepseekOcr2TextConfig: ["dense", "sparse", "sparse", ...])
+    "deepseek_ocr2": {"text_config.mlp_layer_types":
+                      lambda c: ["dense"] + ["sparse"] * (c.text_config.num_hidden_layers - 1)},
+    # esm/configuration_esm.py EsmConfig leaves vocab_size None (its docstring example builds
+    # EsmConfig(vocab_size=33)) and pad_token_id None, which esm/modeling_esm.py EsmEmbeddings.forward compares ids
+    # with (create_position_ids_from_input_ids): ESM-2's alphabet, 33 tokens, <pad> 1 (facebook/esm2 config.json)
+    "esm": {"pad_token_id": 1, "vocab_size": 33},
+    # granite4_vision/modeling_granite4_vision.py Granite4VisionModel.__init__ takes len(deepstack_layer_map) and
+    # its Window Q-Former splits downsample_rate "q/k", both left None by Granite4VisionConfig: no deepstack
+    # injections, and the docstring's first example rate, "1/4"
+    "granite4_vision": {"deepstack_layer_map": [], "downsample_rate": "1/4"},
+    # lfm2_moe/modeling_lfm2_moe.py Lfm2MoeDecoderLayer.__init__ indexes layer_types; Lfm2Config.__post_init__'s
+    # rule for unset layer types (lfm2/configuration_lfm2.py: full attention at every full_attn_idxs, default all)
+    "lfm2_moe": {"layer_types": lambda c: ["full_attention"] * c.num_hidden_layers},
+    # moonshine_streaming/modeling_moonshine_streaming.py MoonshineStreamingDecoderLayer.__init__ reads
+    # num_key_value_heads, which MoonshineStreamingConfig does not define: multi-head attention, Moonshine's own
+    # default (moonshine/configuration_moonshine.py decoder_num_key_value_heads)
+    "moonshine_streaming": {"num_key_value_heads": lambda c: c.num_attention_heads},
+    # pp_ocrv6_medium_det/modeling_pp_ocrv6_medium_det.py reads three settings its configuration leaves None:
+    # PPOCRV6MediumDetHead.__init__ kernel_list (the docstring's default [3, 2, 2]); PPOCRV6MediumDetIntraclassBlock
+    # (docstring: 7x7, 5x5, 3x3 and 7x1 / 1x7 kernels) Conv2d(c, c, kernel, stride, padding) arguments whose outputs
+    # forward adds to each other and to the input, so stride 1 and the padding that keeps the size; the neck's
+    # scale_factor_list, by which PPOCRV6MediumDetNeck.forward brings its four stride-4/8/16/32 outputs to one size
+    # before concatenating them
+    "pp_ocrv6_medium_det": {"kernel_list": [3, 2, 2], "scale_factor_list": [1, 2, 4, 8],
+                            "intraclass_block_config": {
+                                "reduce_channel": [1, 1, 0], "return_channel": [1, 1, 0],
+                                "symmetric_conv_long_longratio": [7, 1, 3],
+                                "symmetric_conv_long_midratio": [5, 1, 2],
+                                "symmetric_conv_long_shortratio": [3, 1, 1],
+                                "vertical_long_to_small_conv_longratio": [[7, 1], 1, [3, 0]],
+                                "vertical_long_to_small_conv_midratio": [[5, 1], 1, [2, 0]],
+                                "vertical_long_to_small_conv_shortratio": [[3, 1], 1, [1, 0]],
+                                "horizontal_small_to_long_conv_longratio": [[1, 7], 1, [0, 3]],
+                                "horizontal_small_to_long_conv_midratio": [[1, 5], 1, [0, 2]],
+                                "horizontal_small_to_long_conv_shortratio": [[1, 3], 1, [0, 1]]}},
+    # t5gemma2/modeling_t5gemma2.py T5Gemma2MLP.__init__ reads dropout_rate, which T5Gemma2Config.__post_init__
+    # copies into the encoder's text_config and T5Gemma2EncoderConfig alone does not (T5Gemma2Config default 0.0)
+    "t5gemma2_encoder": {"text_config.dropout_rate": 0.0},
+    # timm_backbone/modeling_timm_backbone.py TimmBackbone.__init__ refuses an unset backbone name: its
+    # configuration docstring's example, TimmBackboneConfig("resnet50")
+    "timm_backbone": {"backbone": "resnet50"},
+}
+
+
+def config_completions(model_type: str, config) -> dict[str, Any]:
+    """CONFIG_COMPLETIONS[model_type] as configuration keyword arguments (a sub-configuration as its whole dict)."""
+    out: dict[str, Any] = {}
+    for dotted, value in CONFIG_COMPLETIONS.get(model_type, {}).items():
+        section, _, key = dotted.rpartition(".")
+        target = getattr(config, section) if section else config
+        value = value(config) if callable(value) else value
+        if section:
+            out[section] = {**out.get(section, target.to_dict()), key: value}
+        else:
+            out[key] = value
+    return out
 
 
 def default_head(model_type: str) -> str:
@@ -111,7 +218,7 @@ def _power_of_two_divisor(widths: list[int], model_widths: list[int], counts: li
 
 
 def _is_width(key: str, value) -> bool:
-    if not _WIDTH_KEYS.match(key) or _NOT_WIDTH.search(key):
+    if key not in _CHANNEL_LIST_KEYS and (not _WIDTH_KEYS.match(key) or _NOT_WIDTH.search(key)):
         return False
     values = value if isinstance(value, (list, tuple)) else [value]
     return bool(values) and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in values)
@@ -172,6 +279,7 @@ def small_overrides(config, scale_widths: bool = True) -> dict[str, Any]:
             out[key] = [SMALL_STAGE_DEPTH] * len(value)
     if isinstance(data.get("depths"), (list, tuple)) and all(isinstance(v, int) for v in data["depths"]):
         out["depths"] = [SMALL_STAGE_DEPTH] * len(data["depths"])
+    out.update(_backbone_stages(data, out))
     if depth:  # per-layer lists (layer_types, ...) and settings keyed by layer index follow the new depth
         for key, value in data.items():
             if isinstance(value, list) and len(value) == depth and key not in out:
@@ -195,6 +303,10 @@ def small_overrides(config, scale_widths: bool = True) -> dict[str, Any]:
     if divisor > 1:
         for key, value in widths.items():
             out[key] = [v // divisor for v in value] if isinstance(value, (list, tuple)) else value // divisor
+        for key, value in data.items():
+            if _GROUP_KEYS.match(key) and not _COUNT_KEYS.match(key) and isinstance(value, int) \
+                    and not isinstance(value, bool) and value in model:
+                out[key] = value // divisor
         if rope_key:
             out[rope_key] = {**(data.get(rope_key) or {}),
                              MROPE_SECTION: list(_sections_at(sections, frequencies, divisor))}
@@ -208,6 +320,17 @@ def small_overrides(config, scale_widths: bool = True) -> dict[str, Any]:
         if "num_key_value_heads" in data and data["num_key_value_heads"] is None:
             out["num_key_value_heads"] = heads
     routed = any(key in data for key in _EXPERT_KEYS)
+    if routed:
+        for key in _SHARED_EXPERT_KEYS:
+            if key in data and data[key] is None:
+                out[key] = SMALL_SHARED_EXPERTS
+        width = out.get("intermediate_size", data.get("intermediate_size"))
+        for key in _EXPERT_WIDTH_KEYS:
+            if key in data and data[key] is None and isinstance(width, int):
+                out[key] = width
+    for key in _VOCABULARY_MAP_KEYS:
+        if key in data and data[key] is None:
+            out[key] = {}
     for key in _EXPERT_KEYS:
         value = data.get(key)
         if (isinstance(value, int) and not isinstance(value, bool) and value > SMALL_EXPERTS) or \
@@ -225,6 +348,21 @@ def small_overrides(config, scale_widths: bool = True) -> dict[str, Any]:
             if changed:
                 out[key] = {**sub.to_dict(), **changed}
     return out
+
+
+def _backbone_stages(data: dict[str, Any], out: dict[str, Any]) -> dict[str, Any]:
+    """The backbone outputs (out_indices, out_features, stage_names) at the depth `out` gives, where the
+    configuration's outputs name stages beyond it (module constants _STAGE, _STEM)."""
+    indices, depth_key = data.get("out_indices"), "num_hidden_layers"
+    if depth_key not in out or "stage_names" not in data or not isinstance(indices, (list, tuple)) or not indices \
+            or not all(isinstance(i, int) and not isinstance(i, bool) for i in indices):
+        return {}
+    if max(indices) <= out[depth_key]:
+        return {}
+    depth = max(SMALL_LAYERS, len(indices))
+    stages = list(range(depth - len(indices) + 1, depth + 1))
+    return {depth_key: depth, "out_indices": stages, "out_features": [f"{_STAGE}{i}" for i in stages],
+            "stage_names": [_STEM] + [f"{_STAGE}{i}" for i in range(1, depth + 1)]}
 
 
 # ------------------------------------------------------------------------------------------------ building
@@ -249,9 +387,12 @@ def hf_config(model_type: str, config_kwargs: dict[str, Any], spec_text: str = "
     unknown = [k for k in config_kwargs if not hasattr(default, k) and k not in getattr(default, "attribute_map", {})]
     if unknown:
         raise UserError(f"{where}{type(default).__name__} has no setting {', '.join(map(repr, unknown))}")
+    completed = config_completions(model_type, default)
+    if completed:
+        default = AutoConfig.for_model(model_type, **completed)
     given = {k: list(v) if isinstance(v, tuple) else v for k, v in config_kwargs.items()}
     rule = small_overrides(default, sizes == "small") if sizes in ("small", "layers") else {}
-    kwargs = {**rule, **given}
+    kwargs = {**completed, **rule, **given}
     if head == "image-classification" and "num_labels" not in given and "id2label" not in given:
         kwargs["num_labels"] = IMAGE_CLASSES
     try:
@@ -263,11 +404,44 @@ def hf_config(model_type: str, config_kwargs: dict[str, Any], spec_text: str = "
 
 def model_class(model_type: str, head: str, config):
     """The class transformers maps the configuration to for `head`; a tuple of classes is read as
-    transformers' own _get_model_class reads it (the configuration's `architectures`, else the first)."""
+    transformers' own _get_model_class reads it (the configuration's `architectures`, else the first: a
+    configuration whose `architectures` is None, which _get_model_class would iterate, gets the first). A class the
+    mapping names but the model's package does not export (not in its __all__) is taken from the package's modeling
+    module, where transformers defines it."""
     from transformers.models.auto.auto_factory import _get_model_class
 
-    auto = _auto_class(head)
-    return _get_model_class(config, auto._model_mapping)
+    mapping = _auto_class(head)._model_mapping
+    try:
+        supported = mapping[type(config)]
+    except ValueError:  # auto_factory.getattribute_from_module: the name is not exported
+        return _unexported_class(model_type, mapping)
+    if isinstance(supported, (list, tuple)) and not getattr(config, "architectures", None):
+        return supported[0]
+    return _get_model_class(config, mapping)
+
+
+def _unexported_class(model_type: str, mapping):
+    import importlib
+
+    from transformers.models.auto.configuration_auto import model_type_to_module_name
+
+    name = mapping._model_mapping[model_type]
+    module = model_type_to_module_name(model_type)
+    return getattr(importlib.import_module(f"transformers.models.{module}.modeling_{module.split('.')[-1]}"), name)
+
+
+def model_config(cls, config):
+    """The configuration `cls` is built from: the given one, or the sub-configuration of the class's own
+    `config_class` where transformers maps a composite type to a model of one part (musicgen -> MusicgenModel,
+    which takes the decoder's configuration: models/musicgen/modeling_musicgen.py MusicgenModel.__init__)."""
+    wanted = getattr(cls, "config_class", None)
+    if not isinstance(wanted, type) or isinstance(config, wanted):
+        return config
+    for key in getattr(config, "sub_configs", {}) or {}:
+        sub = getattr(config, key, None)
+        if isinstance(sub, wanted):
+            return sub
+    return config
 
 
 EXTRA_INPUTS = ("pixel_values", "input_features", "input_values", "attention_mask", "bbox", "input_ids",
@@ -276,6 +450,10 @@ EXTRA_INPUTS = ("pixel_values", "input_features", "input_values", "attention_mas
 # do by default): token ids beside another main input (BLIP-2's input_ids, InstructBLIP's qformer_input_ids), a
 # grid, a feature mask (Qwen3-ASR, Fun-ASR: (batch, frames))
 REQUIRED_ONLY_INPUTS = ("input_ids", "grid_thw", "qformer_input_ids", "input_features_mask")
+# Token models whose input_ids are (batch x codebooks, sequence): one row per codebook, the configuration key
+# naming the count (models/musicgen/modeling_musicgen.py MusicgenDecoder.forward: input_ids.reshape(-1,
+# num_codebooks, seq_len); musicgen_melody/modeling_musicgen_melody.py MusicgenMelodyDecoder.forward the same).
+CODEBOOK_ROWS = {"musicgen": "num_codebooks", "musicgen_melody": "num_codebooks"}
 # Qwen2-VL-style vision towers take flattened patches, (t x h x w patches, channels x temporal_patch_size x
 # patch_size^2), and grid_thw [[t, h, w]]: PATCH_GRID is h = w (a multiple of every spatial_merge_size), t = 1.
 PATCH_GRID = 8
@@ -295,6 +473,7 @@ def hf_model(model_type: str, head: str, device: str = "cpu", attn_implementatio
     extra = {k: v for k, v in (("attn_implementation", attn_implementation),
                                ("experts_implementation", experts_implementation)) if v}
     cls = model_class(model_type, head, config)
+    config = model_config(cls, config)
     if device == "meta":
         with torch.device("meta"):
             model = cls._from_config(config, **extra)
@@ -559,6 +738,10 @@ def probe(model_type: str, head: str, build: dict[str, Any], config_kwargs: dict
     except UserError:
         raise
     except Exception as exc:
+        library = missing_library(exc)
+        if library:
+            raise UserError(f"model spec {text!r}: {NEEDS_LIBRARY} {library} (not installed): building {model_type} "
+                            f"with head {head} imports it") from None
         raise UserError(f"model spec {text!r}: building {model_type} with head {head} failed: "
                         f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}") \
             from None
@@ -580,6 +763,7 @@ def probe(model_type: str, head: str, build: dict[str, Any], config_kwargs: dict
             "unbatched": tail is not None,  # the patches of every image in one sequence: no batch dimension
             "position_offset": position_offset(model),
             "model_class": type(model).__name__,
+            "token_rows": getattr(model.config, CODEBOOK_ROWS[model_type]) if model_type in CODEBOOK_ROWS else 1,
             "hf_non_embedding": non_embedding,
             **parameter_groups(model, model.config)}
 
@@ -689,7 +873,7 @@ def _spec(text: str, model_type: str, config_kwargs: dict[str, Any], head: Optio
         seq = seq_len or min(cap or wanted, wanted)
         if cap is not None and seq > cap:
             raise UserError(f"--seq-len {seq} exceeds {text!r}'s {cap} positions")
-        shape = (batch or 1, seq)
+        shape = ((batch or 1) * facts.get("token_rows", 1), seq)
     else:
         if seq_len is not None:
             raise UserError(f"--seq-len applies to token models; {text!r} takes {facts.get('main_input')}")

@@ -43,7 +43,7 @@ from multiprocessing.connection import wait
 from typing import Any, Callable, Iterable, Iterator, Optional
 
 from . import jobs as procs
-from .errors import UserError
+from .errors import NEEDS_LIBRARY, UserError
 
 REGISTRIES = ("hf", "timm", "torchvision")
 SIZES = ("small", "default")
@@ -55,9 +55,10 @@ TRACED = "traced"  # built, ran forward, traced to the layer IR
 BUILD_FAILED = "build_failed"  # the spec or the builder refused (configuration, class, input)
 FORWARD_FAILED = "forward_failed"  # built, but its forward raised on the input
 TRACE_FAILED = "trace_failed"  # the forward ran, the front end failed
+MISSING_LIBRARY = "missing_library"  # the builder imports a library not installed (errors.NEEDS_LIBRARY)
 TIMEOUT = "timeout"
 DIED = "died"
-FAILED = (BUILD_FAILED, FORWARD_FAILED, TRACE_FAILED, TIMEOUT, DIED)
+FAILED = (BUILD_FAILED, FORWARD_FAILED, TRACE_FAILED, MISSING_LIBRARY, TIMEOUT, DIED)
 TRANSIENT = (TIMEOUT, DIED)  # not kept in the cache: another run may finish
 
 EXACT = "exact"
@@ -447,8 +448,8 @@ def run_job(job: SweepJob) -> list[dict[str, Any]]:
         try:
             spec = _spec(text)
         except Exception as exc:  # noqa: BLE001
-            row.update(status=BUILD_FAILED,
-                       reason=short_reason(str(exc) if isinstance(exc, UserError) else _first_line(exc)))
+            reason = short_reason(str(exc) if isinstance(exc, UserError) else _first_line(exc))
+            row.update(status=MISSING_LIBRARY if reason.startswith(NEEDS_LIBRARY) else BUILD_FAILED, reason=reason)
             rows = [row]
         else:
             row["input_shape"] = "x".join(map(str, spec.input_shape))

@@ -129,6 +129,87 @@ def test_a_layer_that_does_more_than_its_type_leaves_a_gap_row():
     assert "conservation gap" in graph.notes[-1] and "executed 128" in graph.notes[-1].replace(",", "")
 
 
+def test_a_conv_subclass_that_transposes_its_input_counts_the_channels_it_convolves():
+    """transformers' LasrEncoderCTCHead: an nn.Conv1d whose forward takes (batch, frames, channels) and transposes
+    it. 12 input channels, 5 output channels, kernel 1, 7 frames: MACC = 7 x 5 x 12 x 1 = 420; params =
+    5 x 12 x 1 + 5 = 65. Read from the module call's shape, 7 frames would be taken as input channels."""
+    class FramesFirstConv(nn.Conv1d):
+        def forward(self, x):
+            return super().forward(x.transpose(1, 2)).transpose(1, 2)
+
+    class Head(nn.Module):  # data-dependent control flow: read through module calls, not torch.fx
+        def __init__(self):
+            super().__init__()
+            self.head = FramesFirstConv(12, 5, kernel_size=1)
+
+        def forward(self, x):
+            return self.head(x) if x.sum() >= 0 else x
+
+    graph, total = reference(Head(), (1, 7, 12))
+    assert graph.layer("head").kind == ir.CONV
+    assert not [layer for layer in graph.layers if layer.kind == ir.GAP]
+    assert T.terms(graph.layer("head"))[T.MACC] == 7 * 5 * 12 * 1 == total.macc
+    assert total.params == 5 * 12 * 1 + 5
+
+
+def test_multihead_attention_called_with_keywords_is_read_through_its_ops():
+    """mask2former calls nn.MultiheadAttention(query=, key=, value=): no positional input to type it by. 5 tokens,
+    width 8, 2 heads: in_proj 3 x 5 x 8 x 8 = 960, QK^T 5 x 5 x 8 = 200, AV 200, out_proj 5 x 8 x 8 = 320; 1,680
+    multiply-accumulates. Params: in_proj 3 x 8 x 8 + 24, out_proj 8 x 8 + 8 = 288."""
+    class KeywordAttention(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.attn = nn.MultiheadAttention(8, 2, batch_first=True)
+
+        def forward(self, x):
+            return self.attn(query=x, key=x, value=x, need_weights=False)[0] if x.sum() >= 0 else x
+
+    graph, total = reference(KeywordAttention(), (1, 5, 8))
+    assert not [layer for layer in graph.layers if layer.kind in (ir.GAP, ir.UNKNOWN)]
+    products = sum(T.terms(layer)[T.MACC] + T.terms(layer)[T.ATTN] for layer in graph.layers)
+    assert products == 960 + 200 + 200 + 320
+    assert total.params == 3 * 8 * 8 + 24 + 8 * 8 + 8
+
+
+def test_sequence_first_multihead_attention_counts_each_batch_once():
+    """nn.MultiheadAttention's default layout is (seq, batch, embed) (bridgetower's vision tower). 5 tokens, batch
+    2, width 8: per sample in_proj 3 x 5 x 8 x 8 = 960, QK^T and AV 5 x 5 x 8 = 200 each, out_proj 5 x 8 x 8 = 320;
+    x 2 samples = 3,360 (the sequence axis taken as the batch: 5 x 1,680 = 8,400)."""
+    class SeqFirst(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.attn = nn.MultiheadAttention(8, 2)
+
+        def forward(self, x):
+            return self.attn(x, x, x, need_weights=False)[0]
+
+    graph, total = reference(SeqFirst(), (5, 2, 8))
+    assert not [layer for layer in graph.layers if layer.kind in (ir.GAP, ir.UNKNOWN)]
+    assert graph.layer("attn").kind == ir.ATTENTION
+    terms = T.terms(graph.layer("attn"))
+    assert terms[T.MACC] + terms[T.ATTN] == 2 * (960 + 200 + 200 + 320)
+
+
+def test_a_functional_conv_with_a_buffer_filter_holds_no_parameters():
+    """timm's anti-aliasing downsample (tresnet): F.conv2d with a fixed blur kernel registered as a buffer. A 1x1
+    conv 3 -> 4 (12 weights + 4 biases = 16 parameters, 8 x 8 x 4 x 3 = 768 MACC), then the 3x3 depthwise blur
+    over 4 channels at 8 x 8: 8 x 8 x 4 x 9 = 2,304 MACC and no parameters."""
+    class Blur(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 4, 1)
+            self.register_buffer("filt", torch.ones(4, 1, 3, 3) / 9)
+
+        def forward(self, x):
+            return F.conv2d(self.conv(x), self.filt, padding=1, groups=4)
+
+    model = Blur()
+    graph, total = reference(model, (1, 3, 8, 8))
+    assert not [layer for layer in graph.layers if layer.kind == ir.GAP]
+    assert total.params == sum(p.numel() for p in model.parameters()) == 3 * 4 + 4
+    assert total.macc == 8 * 8 * 4 * 3 + 8 * 8 * 4 * 9
+
+
 def test_tied_weights_count_once():
     graph, total = reference(hf_zoo.build("gpt2", meta=True, n_layer=1), (1, 8), torch.long)
     model = hf_zoo.build("gpt2", meta=True, n_layer=1)

@@ -283,3 +283,69 @@ def test_a_reason_names_no_install_path():
     assert short_reason(text) == ("building x failed: ValueError: Could not find X neither in <module "
                                   "'transformers.models.x' from 'transformers/models/x/__init__.py'>")
     assert short_reason("a /usr/lib/python3/dist-packages/torch/nn.py b") == "a torch/nn.py b"
+
+
+def test_backbone_outputs_follow_the_cut_depth():
+    from transformers import AutoConfig
+
+    changed = hf_specs.small_overrides(AutoConfig.for_model("rf_detr"))["backbone_config"]
+    # 4 outputs at stages 2, 5, 8, 11 of 12: depth max(2, 4) = 4, the outputs its last 4 stages
+    assert changed["num_hidden_layers"] == 4 and changed["out_indices"] == [1, 2, 3, 4]
+    assert changed["out_features"] == ["stage1", "stage2", "stage3", "stage4"]
+    changed = hf_specs.small_overrides(AutoConfig.for_model("depth_pro"))["image_model_config"]
+    assert changed["num_hidden_layers"] == 2 and changed["out_features"] == ["stage2"]
+    # transformers' own validator (backbone_utils: out_features a subset of stage_names) accepts the result
+    assert hf_specs.hf_config("rf_detr", {}, sizes="small").backbone_config.out_features[-1] == "stage4"
+
+
+def test_integer_out_features_are_widths_and_group_counts_follow_the_width():
+    from transformers import AutoConfig
+
+    changed = hf_specs.small_overrides(AutoConfig.for_model("efficientloftr"))
+    # channels [64, 64, 128, 256] and hidden_size 256 (which must equal the last) divided by the same 16
+    assert changed["out_features"] == [4, 4, 8, 16] and changed["hidden_size"] == 16
+    changed = hf_specs.small_overrides(AutoConfig.for_model("mimi_decoder"))
+    # upsample_groups 512 == hidden_size 512 (a depthwise upsample): both / 16
+    assert changed["hidden_size"] == changed["upsample_groups"] == 32
+
+
+def test_unset_routed_expert_settings_get_numbers():
+    from transformers import AutoConfig
+
+    changed = hf_specs.small_overrides(AutoConfig.for_model("dots1"))
+    assert changed["n_shared_experts"] == hf_specs.SMALL_SHARED_EXPERTS == 1
+    text = hf_specs.small_overrides(AutoConfig.for_model("diffusion_gemma"))["text_config"]
+    assert text["moe_intermediate_size"] == text["intermediate_size"] and text["top_k_experts"] == 2
+
+
+def test_a_missing_library_is_named():
+    from transformers.utils.import_utils import NATTEN_IMPORT_ERROR
+
+    from reconcile.errors import missing_library
+
+    assert missing_library(ImportError(NATTEN_IMPORT_ERROR.format("DinatModel"))) == "natten"
+    assert missing_library(ModuleNotFoundError("No module named 'scipy.special'", name="scipy.special")) == "scipy"
+    assert missing_library(ValueError("scipy")) is None
+    with pytest.raises(UserError, match=r"needs library natten \(not installed\)"):
+        models.resolve("hf:dinat?sizes=small")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model_type", ["dbrx", "esm", "funnel", "t5gemma2_encoder", "voxtral_realtime_text"])
+def test_types_whose_defaults_do_not_build_build_and_conserve(model_type):
+    """Completed settings (CONFIG_COMPLETIONS), a tuple mapping with no architectures (funnel), a class the package
+    does not export (voxtral_realtime_text): built at the small config, and every parameter is a layer row's."""
+    from conventions import ir
+    from conventions.formulas import model_counts
+    from reconcile.frontends.torch_ir import from_module
+
+    from transformers.models.auto.modeling_auto import MODEL_MAPPING_NAMES
+
+    model = hf_specs.hf_model(model_type, "base", sizes="small", attn_implementation="eager")
+    named = MODEL_MAPPING_NAMES[model_type]  # transformers' own base class for the type (a tuple's first)
+    assert type(model).__name__ == (named if isinstance(named, str) else named[0])
+    if model_type == "voxtral_realtime_text":  # its forward needs the audio model's time conditioning
+        return
+    graph = from_module(model, (1, 8), model_type, input_dtype=torch.long)
+    assert model_counts(graph)[-1][1].params == sum(p.numel() for p in model.parameters())
+    assert not [layer for layer in graph.layers if layer.kind == ir.GAP]

@@ -46,6 +46,7 @@ _SHAPE_OPS = {"getitem", "size", "view", "reshape", "flatten", "permute", "trans
               "split", "squeeze", "unsqueeze", "expand", "getattr", "dropout", "float", "to", "type_as",
               "unflatten", "t", "clone", "detach"}
 _SKIPPED_MODULES = (nn.Dropout, nn.Identity, nn.Flatten, nn.Unflatten)
+_CONV_MODULES = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
 
 
 def _tup(value: Any, ndim: int) -> tuple[int, ...]:
@@ -80,8 +81,7 @@ def _module_layer(name: str, module: nn.Module, inputs: tuple[tuple[int, ...], .
     ndim = max(len(inputs[0]) - 2, 1) if inputs else 1
     if isinstance(module, _SKIPPED_MODULES):
         return None
-    if isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d,
-                           nn.ConvTranspose3d)):
+    if isinstance(module, _CONV_MODULES):
         padding = module.padding if not isinstance(module.padding, str) else ()
         transposed = (("transposed", True),) if module.transposed else ()
         return Layer(kind=ir.CONV, kernel=tuple(module.kernel_size), stride=tuple(module.stride),
@@ -119,17 +119,37 @@ def _module_layer(name: str, module: nn.Module, inputs: tuple[tuple[int, ...], .
         return Layer(kind=ir.ACT, **{**common, "op": op.lower()})
     if isinstance(module, nn.Softmax):
         return Layer(kind=ir.SOFTMAX, **common)
+    if isinstance(module, nn.MultiheadAttention) and not inputs:
+        # called with keyword arguments only (mask2former's query=, key=, value=), which the global forward
+        # pre-hook does not see (torch.nn.modules.module.register_module_forward_pre_hook: positional args):
+        # no shapes to type it by, so it is read through the ops it executed
+        return Layer(kind=ir.UNKNOWN, **common)
     if isinstance(module, nn.MultiheadAttention):
         query, key = inputs[0], inputs[1] if len(inputs) > 1 else inputs[0]
-        seq_axis = 1 if module.batch_first else 0
+        # (batch, seq, embed) with batch_first, else (seq, batch, embed) (bridgetower's CLIP-style vision
+        # tower); (seq, embed) unbatched
+        seq_axis = 0 if len(query) == 2 or not module.batch_first else 1
+        batch = 1 if len(query) == 2 else query[1 - seq_axis]
         attrs = (("embed_dim", module.embed_dim), ("num_heads", module.num_heads), ("kdim", module.kdim),
-                 ("vdim", module.vdim), ("q_len", query[seq_axis]), ("kv_len", key[seq_axis]))
+                 ("vdim", module.vdim), ("q_len", query[seq_axis]), ("kv_len", key[seq_axis]), ("batch", batch))
         return Layer(kind=ir.ATTENTION, bias=module.in_proj_bias is not None, attrs=attrs, **common)
     return Layer(kind=ir.UNKNOWN, **common)
 
 
 # nn.RNN / nn.GRU / nn.LSTM (and their cells): gates per step, from the module's mode (torch/nn/modules/rnn.py)
 _GATES = {"LSTM": 4, "GRU": 3, "RNN_TANH": 1, "RNN_RELU": 1}
+
+
+def _conv_shapes(module: nn.Module, ops: list, inputs, output) -> tuple:
+    """A conv module's input and output shapes: its call's, or, where the input it was called with does not have
+    the module's input channels on axis 1 (a subclass that rearranges its input before the convolution:
+    transformers models/lasr/modeling_lasr.py LasrEncoderCTCHead.forward transposes (batch, frames, channels)),
+    the shapes the convolution it executed ran at."""
+    convs = [op for op in ops if _op_kind(op) == ir.CONV]
+    first = inputs[0] if inputs else ()
+    if len(convs) != 1 or not convs[0].input_shapes or (len(first) > 1 and first[1] == module.in_channels):
+        return inputs, output
+    return (convs[0].input_shapes[0],), convs[0].output_shape
 
 
 def _recurrent_layer(module: nn.Module, common: dict) -> Layer:
@@ -352,6 +372,8 @@ class _Builder:
         # not read stays unowned here and becomes a `parameter` row
         read = {pid for op in call.all_ops() for pid in op.params}
         own_ids = [id(p) for p in module.parameters() if id(p) in read]
+        if isinstance(module, _CONV_MODULES):
+            inputs, output = _conv_shapes(module, call.all_ops(), inputs, output)
         layer = _module_layer(display, module, inputs, output)
         api = _first_api(call.all_ops())
         if layer is not None and api:  # the torch function its forward called (F.relu, F.hardtanh, ...)
@@ -469,7 +491,10 @@ class _Builder:
             fn = _function_name(node)
             if fn == "einsum" and single.kind == ir.MATMUL:
                 single = Layer(**{**single.__dict__, "kind": ir.EINSUM, "op": "einsum"})
-            self.add(single, observed=observed)
+            # a functional conv / linear owns the parameters its op read: none for a fixed filter held as a buffer
+            # (timm's anti-aliasing downsample, F.conv2d with a registered blur kernel)
+            reads = [p for op in ops for p in op.params] if single.kind in (ir.LINEAR, ir.CONV) else None
+            self.add(single, reads, observed=observed)
         elif any(_op_kind(op) for op in ops):
             self.split(name, call)
 
