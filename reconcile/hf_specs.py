@@ -251,7 +251,8 @@ def hf_config(model_type: str, config_kwargs: dict[str, Any], spec_text: str = "
         raise UserError(f"{where}{type(default).__name__} has no setting {', '.join(map(repr, unknown))}")
     given = {k: list(v) if isinstance(v, tuple) else v for k, v in config_kwargs.items()}
     rule = small_overrides(default, sizes == "small") if sizes in ("small", "layers") else {}
-    kwargs = {**rule, **given}
+    unset = {k: v for k, v in UNSET_SETTINGS.items() if k in default.to_dict() and getattr(default, k) is None}
+    kwargs = {**unset, **rule, **given}
     if head == "image-classification" and "num_labels" not in given and "id2label" not in given:
         kwargs["num_labels"] = IMAGE_CLASSES
     try:
@@ -259,6 +260,16 @@ def hf_config(model_type: str, config_kwargs: dict[str, Any], spec_text: str = "
     except Exception as exc:
         raise UserError(f"{where}{type(default).__name__}({given}) refused: {type(exc).__name__}: {exc}") \
             from None
+
+
+# Settings a configuration leaves unset (None) and its model refuses to build without, with the value reconcile
+# gives them (a query's own value wins). prediction_length: the time-series transformers (TimeSeriesTransformer,
+# Informer, Autoformer: models/time_series_transformer/modeling_time_series_transformer.py
+# TimeSeriesSinusoidalPositionalEmbedding's caller, "The `prediction_length` config needs to be specified"); 24 is
+# the default of PatchTSTConfig (models/patchtst/configuration_patchtst.py) and the horizon of the
+# tourism-monthly checkpoint TimeSeriesTransformerConfig documents. Their context_length follows it (the
+# configurations' __post_init__).
+UNSET_SETTINGS = {"prediction_length": 24}
 
 
 def model_class(model_type: str, head: str, config):
@@ -276,6 +287,14 @@ EXTRA_INPUTS = ("pixel_values", "input_features", "input_values", "attention_mas
 # do by default): token ids beside another main input (BLIP-2's input_ids, InstructBLIP's qformer_input_ids), a
 # grid, a feature mask (Qwen3-ASR, Fun-ASR: (batch, frames))
 REQUIRED_ONLY_INPUTS = ("input_ids", "grid_thw", "qformer_input_ids", "input_features_mask")
+# A time series' companions, given where the forward requires them: time features (batch, length,
+# num_time_features) and an observed mask (ones like past_values) of TimeSeriesTransformer, Informer and Autoformer
+# (models/time_series_transformer/modeling_time_series_transformer.py TimeSeriesTransformerModel.forward), TimesFM's
+# padding (zeros like past_values: nothing padded) and frequency class (batch, 1) (models/timesfm/modeling_timesfm.py
+# TimesFmModel.forward).
+TIME_SERIES_INPUTS = ("freq", "past_observed_mask", "past_time_features", "past_values_padding")
+EXTRA_INPUTS += TIME_SERIES_INPUTS
+REQUIRED_ONLY_INPUTS += TIME_SERIES_INPUTS
 # Qwen2-VL-style vision towers take flattened patches, (t x h x w patches, channels x temporal_patch_size x
 # patch_size^2), and grid_thw [[t, h, w]]: PATCH_GRID is h = w (a multiple of every spatial_merge_size), t = 1.
 PATCH_GRID = 8
@@ -322,6 +341,15 @@ def extra_input(name: str, config, given):
         return torch.ones(given.shape[:2], dtype=torch.long, device=device)
     if name == "bbox":
         return torch.zeros(*given.shape[:2], 4, dtype=torch.long, device=device)
+    if name == "past_time_features":
+        features = getattr(config, "num_time_features", 0) or 0
+        return torch.zeros(*given.shape[:2], int(features), device=device)
+    if name == "past_observed_mask":
+        return torch.ones_like(given)
+    if name == "past_values_padding":
+        return torch.zeros(given.shape, dtype=torch.long, device=device)
+    if name == "freq":
+        return torch.zeros(batch, 1, dtype=torch.long, device=device)
     return torch.zeros(batch, *input_tail(name, config), device=device)
 
 
@@ -507,6 +535,13 @@ def input_tail(main: str, config) -> Optional[tuple[int, ...]]:
         if main == "pixel_values_videos":
             return None
         return (int(channels),) + size
+    if main == "past_values":  # a time series: (context + the largest lag, channels), the channels left out at one
+        length = getattr(config, "context_length", None)
+        if not isinstance(length, int) or length <= 0:
+            return None
+        length += max(getattr(config, "lags_sequence", None) or (0,))  # the history the lags read (_past_length)
+        channels = getattr(config, "num_input_channels", None) or getattr(config, "input_size", None) or 1
+        return (length, int(channels)) if hasattr(config, "num_input_channels") or channels > 1 else (length,)
     if main == "input_values":
         channels = getattr(config, "audio_channels", None)
         if isinstance(channels, int) and not isinstance(channels, bool):  # a codec's waveform: (channels, samples)
