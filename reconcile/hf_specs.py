@@ -18,6 +18,7 @@ _ENCODERS = {"bert", "roberta", "distilbert", "albert", "electra", "deberta", "d
              "mpnet", "ernie", "big_bird", "longformer", "megatron-bert", "funnel", "layoutlm", "squeezebert"}
 _RESERVED = ("head", "attn_implementation", "experts_implementation", "device", "sizes", "inputs")
 SIZES = ("default", "small", "layers")  # layers: the small-config rule's depth and experts, widths as configured
+USE_CACHE = "use_cache"  # the configuration key that turns the key/value cache on (sub-configurations too)
 IMAGE_CLASSES = 1000  # image-classification heads: ImageNet-1k, the class count papers' numbers assume
 
 # The small-config rule (`sizes=small`, `reconcile sweep --sizes small`; README "Model specs"): every model type
@@ -246,20 +247,44 @@ def hf_config(model_type: str, config_kwargs: dict[str, Any], spec_text: str = "
     if sizes not in SIZES:
         raise UserError(f"{where}sizes must be one of {', '.join(SIZES)}, not {sizes!r}")
     default = AutoConfig.for_model(model_type)
-    unknown = [k for k in config_kwargs if not hasattr(default, k) and k not in getattr(default, "attribute_map", {})]
+    unknown = [k for k in config_kwargs if not hasattr(default, k) and k not in getattr(default, "attribute_map", {})
+               and not (k == USE_CACHE and _sub_config_has(default, k))]
     if unknown:
         raise UserError(f"{where}{type(default).__name__} has no setting {', '.join(map(repr, unknown))}")
     given = {k: list(v) if isinstance(v, tuple) else v for k, v in config_kwargs.items()}
     rule = small_overrides(default, sizes == "small") if sizes in ("small", "layers") else {}
     unset = {k: v for k, v in UNSET_SETTINGS.items() if k in default.to_dict() and getattr(default, k) is None}
-    kwargs = {**unset, **rule, **given}
+    kwargs = {**unset, **rule, **{k: v for k, v in given.items() if k != USE_CACHE or hasattr(default, k)}}
     if head == "image-classification" and "num_labels" not in given and "id2label" not in given:
         kwargs["num_labels"] = IMAGE_CLASSES
     try:
-        return AutoConfig.for_model(model_type, **kwargs)
+        config = AutoConfig.for_model(model_type, **kwargs)
     except Exception as exc:
         raise UserError(f"{where}{type(default).__name__}({given}) refused: {type(exc).__name__}: {exc}") \
             from None
+    if USE_CACHE in given:  # a composite's language model reads its own text configuration's use_cache
+        _set_in_sub_configs(config, USE_CACHE, given[USE_CACHE])
+    return config
+
+
+def _sub_configs(config) -> list:
+    """The configuration's sub-configurations (text_config, vision_config, ...), depth first."""
+    out = []
+    for name in getattr(config, "sub_configs", {}) or {}:
+        sub = getattr(config, name, None)
+        if _is_config(sub):
+            out += [sub] + _sub_configs(sub)
+    return out
+
+
+def _sub_config_has(config, key: str) -> bool:
+    return any(hasattr(sub, key) for sub in _sub_configs(config))
+
+
+def _set_in_sub_configs(config, key: str, value) -> None:
+    for sub in _sub_configs(config):
+        if hasattr(sub, key):
+            setattr(sub, key, value)
 
 
 # Settings a configuration leaves unset (None) and its model refuses to build without, with the value reconcile
@@ -428,8 +453,8 @@ def on_meta(spec: ModelSpec) -> ModelSpec:
             or "device=cpu" in spec.name:
         return spec
     kwargs["device"] = "meta"
-    if kwargs.get("use_cache") is False:
-        kwargs.pop("use_cache")
+    if kwargs.get(USE_CACHE) is False:
+        kwargs.pop(USE_CACHE)
     return dataclasses.replace(spec, factory_kwargs=tuple(sorted(kwargs.items())), meta=True)
 
 
@@ -733,11 +758,12 @@ def _spec(text: str, model_type: str, config_kwargs: dict[str, Any], head: Optio
             raise UserError(f"model spec {text!r}: {facts['model_class']} takes {facts.get('main_input')!r}, an "
                             "input reconcile cannot make from the configuration; give --input-shape")
         shape = tuple(tail) if facts.get("unbatched") else (batch or 1,) + tuple(tail)
-    if not meta and "use_cache" not in config_kwargs and hasattr(config, "use_cache"):
+    if not meta and USE_CACHE not in config_kwargs and (hasattr(config, USE_CACHE)
+                                                       or _sub_config_has(config, USE_CACHE)):
         # One forward over T tokens needs no key/value cache, and its DynamicCache output stops torch.jit tracing
         # (fvcore). On the meta device the cache stays: without it transformers checks position_ids for packed
         # sequences with a .item() that meta tensors refuse (masking_utils.find_packed_sequence_indices).
-        config_kwargs["use_cache"] = False
+        config_kwargs[USE_CACHE] = False
         config = hf_config(model_type, config_kwargs, text, sizes, head)
     kwargs = dict(model_type=model_type, head=head, device="meta" if meta else "cpu", **build, **config_kwargs)
     info = dict(_config_dict(config), head=head, model_class=facts["model_class"], n_params=n_params,
