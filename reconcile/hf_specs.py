@@ -60,9 +60,10 @@ MROPE_SECTION = "mrope_section"  # multimodal RoPE: rotary frequencies per (temp
 # rotary embedding splits the frequencies by them. The small-config rule sets them in the same proportions to that
 # count at the new head width (the divisor is halved until they are whole). Model types below split by a default
 # the configuration leaves out (transformers models/glm4v/modeling_glm4v.py Glm4vTextRotaryEmbedding.__init__ and
-# recomposition_frequencies; glm_image/modeling_glm_image.py GlmImageTextRotaryEmbedding.__init__); their default
-# configuration (head_dim 128, no partial factor: 64 frequencies) does not match it (sum 32) either.
-MROPE_SPLIT_DEFAULTS = {"glm4v_text": (8, 12, 12), "glm_image_text": (8, 12, 12)}
+# recomposition_frequencies; glm4v_moe/modeling_glm4v_moe.py Glm4vMoeTextRotaryEmbedding.__init__;
+# glm_image/modeling_glm_image.py GlmImageTextRotaryEmbedding.__init__); their default configuration (head_dim 128,
+# no partial factor: 64 frequencies) does not match it (sum 32) either.
+MROPE_SPLIT_DEFAULTS = {"glm4v_moe_text": (8, 12, 12), "glm4v_text": (8, 12, 12), "glm_image_text": (8, 12, 12)}
 
 
 def default_head(model_type: str) -> str:
@@ -133,13 +134,14 @@ def _mrope_sections(data: dict[str, Any]) -> tuple[Optional[str], tuple[int, ...
 
 
 def _rotary_frequencies(data: dict[str, Any]) -> int:
-    """head_dim x partial_rotary_factor / 2 (head_dim: the configuration's, else hidden_size / heads), 0 unknown."""
+    """head_dim x partial_rotary_factor / 2, rounded up (head_dim: the configuration's, else hidden_size / heads),
+    0 unknown."""
     heads, hidden = data.get("num_attention_heads"), data.get("hidden_size")
     head_dim = data.get("head_dim") or (hidden // heads if isinstance(hidden, int) and isinstance(heads, int)
                                         and heads > 0 else 0)
     rope = next((data[k] for k in _ROPE_KEYS if isinstance(data.get(k), dict)), {})
     partial = rope.get("partial_rotary_factor") or data.get("partial_rotary_factor") or 1
-    return int(head_dim * partial) // 2
+    return (int(head_dim * partial) + 1) // 2  # torch.arange(0, dim, 2): ceil(dim / 2) frequencies
 
 
 def _sections_at(sections: tuple[int, ...], frequencies: int, divisor: int) -> Optional[tuple[int, ...]]:
@@ -150,6 +152,15 @@ def _sections_at(sections: tuple[int, ...], frequencies: int, divisor: int) -> O
     if frequencies % divisor or not total or any(s * whole % total for s in sections):
         return None
     return tuple(s * whole // total for s in sections)
+
+
+def _apportioned(sections: tuple[int, ...], total: int) -> list[int]:
+    """`total` split in the proportions of `sections`: floors, the rest one each to the largest remainders."""
+    exact = [s * total / sum(sections) for s in sections]
+    out = [int(v) for v in exact]
+    for i in sorted(range(len(exact)), key=lambda i: (out[i] - exact[i], i))[:total - sum(out)]:
+        out[i] += 1
+    return out
 
 
 def small_overrides(config, scale_widths: bool = True) -> dict[str, Any]:
@@ -199,6 +210,10 @@ def small_overrides(config, scale_widths: bool = True) -> dict[str, Any]:
         if rope_key:
             out[rope_key] = {**(data.get(rope_key) or {}),
                              MROPE_SECTION: list(_sections_at(sections, frequencies, divisor))}
+    elif rope_key and frequencies and _sections_at(sections, frequencies, 1) is None:
+        # widths as configured, whose rotary frequencies the sections cannot split in their proportions (GLM-4.5V's
+        # default 4096 / 96 heads: 11 frequencies for 8, 12, 12): the nearest whole split (largest remainders)
+        out[rope_key] = {**(data.get(rope_key) or {}), MROPE_SECTION: _apportioned(sections, frequencies)}
     heads, hidden = data.get("num_attention_heads"), out.get("hidden_size", data.get("hidden_size"))
     if isinstance(heads, int) and not isinstance(heads, bool) and heads > 0 and isinstance(hidden, int):
         # left unset (None) by the configuration, read without a fallback by the model (Ministral, HunYuan,
