@@ -62,8 +62,12 @@ MROPE_SECTION = "mrope_section"  # multimodal RoPE: rotary frequencies per (temp
 # the configuration leaves out (transformers models/glm4v/modeling_glm4v.py Glm4vTextRotaryEmbedding.__init__ and
 # recomposition_frequencies; glm4v_moe/modeling_glm4v_moe.py Glm4vMoeTextRotaryEmbedding.__init__;
 # glm_image/modeling_glm_image.py GlmImageTextRotaryEmbedding.__init__); their default configuration (head_dim 128,
-# no partial factor: 64 frequencies) does not match it (sum 32) either.
-MROPE_SPLIT_DEFAULTS = {"glm4v_moe_text": (8, 12, 12), "glm4v_text": (8, 12, 12), "glm_image_text": (8, 12, 12)}
+# no partial factor: 64 frequencies) does not match it (sum 32) either. HunYuan-VL's text rotary embedding needs
+# sections and has no default (hunyuan_vl/modeling_hunyuan_vl.py HunYuanVLTextRotaryEmbedding.forward); its position
+# ids give one axis per section, at least 3, the last three (width, height, image index), the ones before them the
+# sequence (HunYuanVLModel.get_rope_index): four equal sections.
+MROPE_SPLIT_DEFAULTS = {"glm4v_moe_text": (8, 12, 12), "glm4v_text": (8, 12, 12), "glm_image_text": (8, 12, 12),
+                        "hunyuan_vl_text": (1, 1, 1, 1)}
 
 
 def default_head(model_type: str) -> str:
