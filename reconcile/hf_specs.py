@@ -272,7 +272,8 @@ def hf_config(model_type: str, config_kwargs: dict[str, Any], spec_text: str = "
         raise UserError(f"{where}{type(default).__name__} has no setting {', '.join(map(repr, unknown))}")
     given = {k: list(v) if isinstance(v, tuple) else v for k, v in config_kwargs.items()}
     rule = small_overrides(default, sizes == "small") if sizes in ("small", "layers") else {}
-    unset = {k: v for k, v in UNSET_SETTINGS.items() if k in default.to_dict() and getattr(default, k) is None}
+    unset = {k: v(default) if callable(v) else v for k, v in UNSET_SETTINGS.items()
+             if k in default.to_dict() and getattr(default, k) is None}
     kwargs = {**unset, **rule, **{k: v for k, v in given.items() if k != USE_CACHE or hasattr(default, k)}}
     if head == "image-classification" and "num_labels" not in given and "id2label" not in given:
         kwargs["num_labels"] = IMAGE_CLASSES
@@ -312,8 +313,11 @@ def _set_in_sub_configs(config, key: str, value) -> None:
 # TimeSeriesSinusoidalPositionalEmbedding's caller, "The `prediction_length` config needs to be specified"); 24 is
 # the default of PatchTSTConfig (models/patchtst/configuration_patchtst.py) and the horizon of the
 # tourism-monthly checkpoint TimeSeriesTransformerConfig documents. Their context_length follows it (the
-# configurations' __post_init__).
-UNSET_SETTINGS = {"prediction_length": 24}
+# configurations' __post_init__). default_language: X-MOD's language adapters refuse ids without one
+# (models/xmod/modeling_xmod.py XmodModel.forward, "Input language unknown"): its first language, the configuration
+# default's only one (en_XX). A value that is a function is read from the configuration.
+UNSET_SETTINGS = {"default_language": lambda config: list(getattr(config, "languages", None) or [None])[0],
+                  "prediction_length": 24}
 
 
 def model_class(model_type: str, head: str, config):
