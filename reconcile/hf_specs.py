@@ -333,8 +333,9 @@ EXTRA_INPUTS = ("pixel_values", "input_features", "input_values", "attention_mas
                 "grid_thw", "qformer_input_ids", "input_features_mask")
 # the extra inputs given only where the forward requires them (optional ones would add work the model does not
 # do by default): token ids beside another main input (BLIP-2's input_ids, InstructBLIP's qformer_input_ids), a
-# grid, a feature mask (Qwen3-ASR, Fun-ASR: (batch, frames))
-REQUIRED_ONLY_INPUTS = ("input_ids", "grid_thw", "qformer_input_ids", "input_features_mask")
+# grid. A feature mask (batch, frames) of every frame adds no work and is given wherever the forward takes one
+# (Qwen3-ASR, Fun-ASR require it; AudioFlamingo3Encoder.forward reads its optional one unconditionally).
+REQUIRED_ONLY_INPUTS = ("input_ids", "grid_thw", "qformer_input_ids")
 # A time series' companions, given where the forward requires them: time features (batch, length,
 # num_time_features) and an observed mask (ones like past_values) of TimeSeriesTransformer, Informer and Autoformer
 # (models/time_series_transformer/modeling_time_series_transformer.py TimeSeriesTransformerModel.forward), TimesFM's
@@ -383,7 +384,7 @@ def extra_input(name: str, config, given):
     if name in ("input_ids", "qformer_input_ids"):
         return torch.zeros(batch, SMALL_SEQ, dtype=torch.long, device=device)
     if name == "input_features_mask":  # every frame of the main input_features
-        frames = given.shape[1] if _setting(config, FRAMES_FIRST_KEYS) else given.shape[-1]
+        frames = given.shape[1] if _frames_first(config) else given.shape[-1]
         return torch.ones(batch, frames, dtype=torch.long, device=device)
     if name == "attention_mask":
         return torch.ones(given.shape[:2], dtype=torch.long, device=device)
@@ -557,7 +558,21 @@ FEATURE_KEYS = ("num_mel_bins", "feature_size", "input_feat_per_channel", "n_mel
 # (speech_to_text/modeling_speech_to_text.py Conv1dSubsampler.forward), Wav2Vec2-BERT normalises the features last
 # (wav2vec2_bert/modeling_wav2vec2_bert.py Wav2Vec2BertFeatureProjection.forward).
 FRAMES_FIRST_KEYS = ("subsampling_conv_channels", "subsampling_factor", "input_feat_per_channel",
-                     "feature_projection_input_dim")
+                     "feature_projection_input_dim", "num_stacked_frames")
+STACKED_FRAMES_KEYS = ("num_stacked_frames",)  # frames stacked into one input row: features x that many, frames first
+# (models/fun_asr_nano/modeling_fun_asr_nano.py FunAsrNanoEncoder: position embeddings of input_size = mel bins x
+# num_stacked_frames added to (batch, frames, features))
+# Per model type, where no setting says it: the stack of feature rows per input row (frames first), and the setting
+# whose (first) value is the mel bin count.
+STACKED_FEATURES_BY_TYPE = {  # granite_speech5/modeling_granite_speech5.py GraniteSpeech5Encoder.__init__:
+    "granite_speech5_ctc": 4,  # input_linear takes num_mel_bins x 4 ("delta-expanded (x2), then stacked in pairs")
+    "granite_speech5_encoder": 4}
+MEL_BINS_KEY_BY_TYPE = {  # gemma4/modeling_gemma4.py Gemma4AudioSubSampleConvProjection.__init__: the projection
+    "gemma4_audio": "subsampling_conv_channels"}  # takes channels[0] // 4 x channels[1], the mel bins / 4 x channels[1]
+
+
+def _frames_first(config) -> bool:
+    return bool(_setting(config, FRAMES_FIRST_KEYS)) or getattr(config, "model_type", "") in STACKED_FEATURES_BY_TYPE
 
 
 def _vision_config(config):
@@ -601,11 +616,14 @@ def input_tail(main: str, config) -> Optional[tuple[int, ...]]:
             return (frames, mel)
         return (AUDIO_SAMPLES,)
     if main == "input_features":
-        features = _setting(config, FEATURE_KEYS) or DEFAULT_FEATURES
+        model_type = getattr(config, "model_type", "")
+        features = _setting(config, (MEL_BINS_KEY_BY_TYPE.get(model_type, FEATURE_KEYS[0]),) + FEATURE_KEYS) \
+            or DEFAULT_FEATURES
+        features *= STACKED_FEATURES_BY_TYPE.get(model_type) or _setting(config, STACKED_FRAMES_KEYS) or 1
         channels = getattr(config, "input_channels", 1) if hasattr(config, "input_feat_per_channel") else 1
         sources = getattr(config, "max_source_positions", None)
         frames = 2 * sources if isinstance(sources, int) and model_wants_fixed_frames(config) else FEATURE_FRAMES
-        if _setting(config, FRAMES_FIRST_KEYS):
+        if _frames_first(config):
             factor = _setting(config, ("subsampling_factor",)) or 1  # some refuse a ragged last subsampled frame
             return (-(-frames // factor) * factor, features * int(channels or 1))
         return (features * int(channels or 1), frames)
@@ -629,8 +647,10 @@ def _setting(config, keys: tuple[str, ...]) -> Optional[int]:
 
 def model_wants_fixed_frames(config) -> bool:
     # Whisper-style encoders check input_features' length against 2 x max_source_positions
+    # (models/moss_transcribe_diarize/modeling_moss_transcribe_diarize.py MossTranscribeDiarizeAudioModel.forward too)
     return getattr(config, "model_type", "") in ("whisper", "qwen2_audio_encoder", "qwen2_audio", "voxtral",
-                                                 "voxtral_encoder", "kyutai_speech_to_text")
+                                                 "voxtral_encoder", "kyutai_speech_to_text",
+                                                 "moss_transcribe_diarize_audio")
 
 
 def probe(model_type: str, head: str, build: dict[str, Any], config_kwargs: dict[str, Any], text: str) -> dict:
