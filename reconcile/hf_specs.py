@@ -647,9 +647,10 @@ def _setting(config, keys: tuple[str, ...]) -> Optional[int]:
 
 def model_wants_fixed_frames(config) -> bool:
     # Whisper-style encoders check input_features' length against 2 x max_source_positions
-    # (models/moss_transcribe_diarize/modeling_moss_transcribe_diarize.py MossTranscribeDiarizeAudioModel.forward too)
-    return getattr(config, "model_type", "") in ("whisper", "qwen2_audio_encoder", "qwen2_audio", "voxtral",
-                                                 "voxtral_encoder", "kyutai_speech_to_text",
+    # (models/moss_transcribe_diarize/modeling_moss_transcribe_diarize.py MossTranscribeDiarizeAudioModel.forward too),
+    # or add their whole position table (audioflamingo3/modeling_audioflamingo3.py AudioFlamingo3Encoder.forward)
+    return getattr(config, "model_type", "") in ("audioflamingo3_encoder", "whisper", "qwen2_audio_encoder",
+                                                 "qwen2_audio", "voxtral", "voxtral_encoder", "kyutai_speech_to_text",
                                                  "moss_transcribe_diarize_audio")
 
 
