@@ -548,6 +548,10 @@ def position_offset(model) -> int:
 AUDIO_SAMPLES = 16_000  # input_values: one second at 16 kHz
 CODEC_SAMPLES = 2 ** 14  # a codec's waveform: a multiple of every hop (DAC's 512)
 FEATURE_FRAMES = 100  # input_features without a fixed length: one second of 10 ms frames
+CODEC_KEYS = ("hop_length", "downsampling_ratios")  # a codec's settings (a DAC encoder inside PE Audio's)
+# waveforms taken as (channels, samples) with no setting that says so (models/omniasr/modeling_omniasr.py
+# OmniASRCTCModel.forward: input_values (batch_size, 1, num_samples))
+WAVEFORM_CHANNEL_TYPES = ("omniasr_audio", "omniasr_ctc")
 VIDEO_FRAME_KEYS = ("num_frames",)  # the clip length a video model's configuration sets
 DEFAULT_FEATURES = 80  # input_features' feature count where the configuration names none: 80 mel bins
 FEATURE_KEYS = ("num_mel_bins", "feature_size", "input_feat_per_channel", "n_mels", "feature_projection_input_dim")
@@ -609,11 +613,17 @@ def input_tail(main: str, config) -> Optional[tuple[int, ...]]:
         channels = getattr(config, "audio_channels", None)
         if isinstance(channels, int) and not isinstance(channels, bool):  # a codec's waveform: (channels, samples)
             return (channels, CODEC_SAMPLES)
-        if getattr(config, "downsampling_ratios", None) or getattr(config, "hop_length", None):
+        if getattr(config, "downsampling_ratios", None) or getattr(config, "hop_length", None) \
+                or _setting(config, CODEC_KEYS):  # a codec's waveform, or a model whose sub-configuration is one
             return (1, CODEC_SAMPLES)
+        if getattr(config, "model_type", "") in WAVEFORM_CHANNEL_TYPES:
+            return (1, AUDIO_SAMPLES)
         mel, frames = getattr(config, "num_mel_bins", None), getattr(config, "max_length", None)
         if isinstance(mel, int) and isinstance(frames, int):  # a spectrogram (AST): (frames, mel bins)
             return (frames, mel)
+        hop = getattr(config, "samples_per_token", None)  # a length it refuses unless a multiple (Muse Spark)
+        if isinstance(hop, int) and not isinstance(hop, bool) and hop > 0:
+            return (-(-AUDIO_SAMPLES // hop) * hop,)
         return (AUDIO_SAMPLES,)
     if main == "input_features":
         model_type = getattr(config, "model_type", "")
