@@ -342,8 +342,11 @@ REQUIRED_ONLY_INPUTS = ("input_ids", "grid_thw", "qformer_input_ids")
 # padding (zeros like past_values: nothing padded) and frequency class (batch, 1) (models/timesfm/modeling_timesfm.py
 # TimesFmModel.forward).
 TIME_SERIES_INPUTS = ("freq", "past_observed_mask", "past_time_features", "past_values_padding")
-EXTRA_INPUTS += TIME_SERIES_INPUTS
-REQUIRED_ONLY_INPUTS += TIME_SERIES_INPUTS
+# Gemma 3n's audio encoder: a padding mask (batch, frames), True where padded (models/gemma3n/modeling_gemma3n.py
+# Gemma3nAudioConformerBlock.forward: "~audio_mel_mask  # True for valid"): all False
+PADDING_MASK_INPUTS = ("audio_mel_mask",)
+EXTRA_INPUTS += TIME_SERIES_INPUTS + PADDING_MASK_INPUTS
+REQUIRED_ONLY_INPUTS += TIME_SERIES_INPUTS + PADDING_MASK_INPUTS
 # Qwen2-VL-style vision towers take flattened patches, (t x h x w patches, channels x temporal_patch_size x
 # patch_size^2), and grid_thw [[t, h, w]]: PATCH_GRID is h = w (a multiple of every spatial_merge_size), t = 1.
 PATCH_GRID = 8
@@ -397,6 +400,8 @@ def extra_input(name: str, config, given):
         return torch.ones_like(given)
     if name == "past_values_padding":
         return torch.zeros(given.shape, dtype=torch.long, device=device)
+    if name in PADDING_MASK_INPUTS:
+        return torch.zeros(given.shape[:2], dtype=torch.bool, device=device)
     if name == "freq":
         return torch.zeros(batch, 1, dtype=torch.long, device=device)
     return torch.zeros(batch, *input_tail(name, config), device=device)
@@ -625,6 +630,8 @@ def input_tail(main: str, config) -> Optional[tuple[int, ...]]:
         if isinstance(hop, int) and not isinstance(hop, bool) and hop > 0:
             return (-(-AUDIO_SAMPLES // hop) * hop,)
         return (AUDIO_SAMPLES,)
+    if main == "audio_mel":  # (frames, mel bins) (models/gemma3n/modeling_gemma3n.py Gemma3nAudioEncoder.forward)
+        return (FEATURE_FRAMES, _setting(config, ("input_feat_size",) + FEATURE_KEYS) or DEFAULT_FEATURES)
     if main == "input_features":
         model_type = getattr(config, "model_type", "")
         features = _setting(config, (MEL_BINS_KEY_BY_TYPE.get(model_type, FEATURE_KEYS[0]),) + FEATURE_KEYS) \
