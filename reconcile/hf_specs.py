@@ -557,6 +557,10 @@ CODEC_KEYS = ("hop_length", "downsampling_ratios")  # a codec's settings (a DAC 
 # waveforms taken as (channels, samples) with no setting that says so (models/omniasr/modeling_omniasr.py
 # OmniASRCTCModel.forward: input_values (batch_size, 1, num_samples))
 WAVEFORM_CHANNEL_TYPES = ("omniasr_audio", "omniasr_ctc")
+# decoders whose input is a codec's latents, (hidden_size, frames), whatever main_input_name says
+# (models/vibevoice_acoustic_tokenizer/modeling_vibevoice_acoustic_tokenizer.py VibeVoiceAcousticTokenizerDecoderStem:
+# its first convolution takes hidden_size channels)
+LATENT_INPUT_TYPES = ("vibevoice_acoustic_tokenizer_decoder",)
 VIDEO_FRAME_KEYS = ("num_frames",)  # the clip length a video model's configuration sets
 DEFAULT_FEATURES = 80  # input_features' feature count where the configuration names none: 80 mel bins
 FEATURE_KEYS = ("num_mel_bins", "feature_size", "input_feat_per_channel", "n_mels", "feature_projection_input_dim")
@@ -614,6 +618,11 @@ def input_tail(main: str, config) -> Optional[tuple[int, ...]]:
         length += max(getattr(config, "lags_sequence", None) or (0,))  # the history the lags read (_past_length)
         channels = getattr(config, "num_input_channels", None) or getattr(config, "input_size", None) or 1
         return (length, int(channels)) if hasattr(config, "num_input_channels") or channels > 1 else (length,)
+    if getattr(config, "model_type", "") in LATENT_INPUT_TYPES:  # (hidden_size, the frames of CODEC_SAMPLES)
+        hop = 1
+        for ratio in getattr(config, "upsampling_ratios", None) or getattr(config, "downsampling_ratios", None) or ():
+            hop *= int(ratio)
+        return (int(config.hidden_size), max(1, CODEC_SAMPLES // hop))
     if main == "input_values":
         channels = getattr(config, "audio_channels", None)
         if isinstance(channels, int) and not isinstance(channels, bool):  # a codec's waveform: (channels, samples)
@@ -697,7 +706,8 @@ def probe(model_type: str, head: str, build: dict[str, Any], config_kwargs: dict
     return {"n_params": sum(p.numel() for p in model.parameters()),
             "token_model": main == "input_ids",
             "main_input": main,
-            "input_tail": tail or input_tail(main, model.config),
+            "input_tail": tail or input_tail(main, model.config)
+            or input_tail(getattr(model, "main_input_name", main), model.config),  # its forward names it otherwise
             "unbatched": tail is not None,  # the patches of every image in one sequence: no batch dimension
             "position_offset": position_offset(model),
             "model_class": type(model).__name__,
