@@ -430,6 +430,24 @@ def patch_tail(config) -> Optional[tuple[int, ...]]:
     return (PATCH_GRID * PATCH_GRID, int(channels) * int(temporal) * patch * patch)
 
 
+# Token ids with one column per stream, (batch, tokens, streams), where a model reads several token streams at once:
+# model type -> (the input, the sub-configuration and setting that count the streams, streams beyond that count).
+# Dia's decoder reads num_channels audio codebooks (models/dia/modeling_dia.py DiaModel.forward: decoder_input_ids
+# (batch, tokens, num_channels)); Kyutai's speech-to-text reads a text stream and num_codebooks audio codebooks
+# (models/kyutai_speech_to_text/modeling_kyutai_speech_to_text.py KyutaiSpeechToTextEmbeddings: one offset each).
+TOKEN_STREAMS_BY_TYPE = {"dia": ("decoder_input_ids", "decoder_config", "num_channels", 0),
+                         "kyutai_speech_to_text": ("input_ids", "", "num_codebooks", 1)}
+
+
+def token_streams(config, name: str) -> Optional[int]:
+    """The streams of token input `name` (TOKEN_STREAMS_BY_TYPE), None for one stream."""
+    entry = TOKEN_STREAMS_BY_TYPE.get(getattr(config, "model_type", ""))
+    if entry is None or entry[0] != name:
+        return None
+    _, sub, key, extra = entry
+    return int(getattr(getattr(config, sub) if sub else config, key)) + extra
+
+
 def _decoder_length(config, given: int) -> int:
     cap = max_positions(config, decoder=True)
     return min(given, cap) if cap else given
@@ -460,8 +478,10 @@ def complete_inputs(model, args: tuple, kwargs: dict):
     accepted = inspect.signature(model.forward).parameters
     if "decoder_input_ids" in accepted and kwargs.get("decoder_input_ids") is None \
             and kwargs.get("decoder_inputs_embeds") is None:
-        length = given.shape[-1] if main == "input_ids" else SMALL_SEQ
+        length = given.shape[1] if main == "input_ids" else SMALL_SEQ
+        streams = token_streams(config, "decoder_input_ids")
         kwargs = {**kwargs, "decoder_input_ids": torch.zeros(given.shape[0], _decoder_length(config, length),
+                                                             *((streams,) if streams else ()),
                                                              dtype=torch.long, device=given.device)}
     return args, kwargs
 
@@ -820,7 +840,7 @@ def _spec(text: str, model_type: str, config_kwargs: dict[str, Any], head: Optio
         seq = seq_len or min(cap or wanted, wanted)
         if cap is not None and seq > cap:
             raise UserError(f"--seq-len {seq} exceeds {text!r}'s {cap} positions")
-        shape = (batch or 1, seq)
+        shape = (batch or 1, seq) + ((streams,) if (streams := token_streams(config, "input_ids")) else ())
     else:
         if seq_len is not None:
             raise UserError(f"--seq-len applies to token models; {text!r} takes {facts.get('main_input')}")
