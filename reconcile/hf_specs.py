@@ -54,6 +54,7 @@ _COUNT_KEYS = re.compile(r"^(num_attention_heads|num_heads|n_heads?|(encoder|dec
                          r"|num_key_value_heads|num_kv_heads|(\w+_)?num_attention_heads)$")
 _EXPERT_KEYS = ("num_experts", "num_local_experts", "n_routed_experts", "moe_num_experts")
 _TOP_K_KEYS = ("num_experts_per_tok", "moe_topk", "num_experts_per_token", "top_k", "moe_top_k", "moe_k")
+_GROUP_KEY, _TOPK_GROUP_KEY = "n_group", "topk_group"  # group-limited expert routing: groups, groups chosen
 _ROPE_KEYS = ("rope_parameters", "rope_scaling")
 MROPE_SECTION = "mrope_section"  # multimodal RoPE: rotary frequencies per (temporal, height, width) axis
 # Multimodal RoPE sections must sum to the rotary frequency count, head_dim x partial_rotary_factor / 2, where the
@@ -238,6 +239,15 @@ def small_overrides(config, scale_widths: bool = True) -> dict[str, Any]:
         if (isinstance(value, int) and not isinstance(value, bool) and value > SMALL_TOP_K) or \
                 (routed and key in data and value is None):
             out[key] = SMALL_TOP_K
+    experts = next((out[k] for k in _EXPERT_KEYS if k in out), None)
+    groups = data.get(_GROUP_KEY)
+    if experts and isinstance(groups, int) and not isinstance(groups, bool) and groups > 0 and \
+            (experts % groups or experts // groups < 2):
+        # group-limited routing splits the experts into n_group groups and scores each by its top 2 (AXK1,
+        # DeepSeek-V3: models/axk1/modeling_axk1.py AXK1TopkRouter.forward): the most groups of at least 2 experts
+        out[_GROUP_KEY] = max(g for g in range(1, experts // 2 + 1) if experts % g == 0 and g <= groups)
+        if isinstance(data.get(_TOPK_GROUP_KEY), int) and data[_TOPK_GROUP_KEY] > out[_GROUP_KEY]:
+            out[_TOPK_GROUP_KEY] = out[_GROUP_KEY]
     for key in getattr(config, "sub_configs", {}) or {}:
         sub = getattr(config, key, None)
         if _is_config(sub):
