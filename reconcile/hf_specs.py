@@ -4,6 +4,7 @@ above META_ABOVE_PARAMS parameters. `hf_model` is the factory job processes call
 spec text into a ModelSpec (README "Model specs")."""
 from __future__ import annotations
 
+import math
 import re
 from typing import Any, Callable, Optional
 
@@ -343,9 +344,11 @@ EXTRA_INPUTS = ("pixel_values", "input_features", "input_values", "attention_mas
                 "grid_thw", "qformer_input_ids", "input_features_mask")
 # the extra inputs given only where the forward requires them (optional ones would add work the model does not
 # do by default): token ids beside another main input (BLIP-2's input_ids, InstructBLIP's qformer_input_ids), a
-# grid. A feature mask (batch, frames) of every frame adds no work and is given wherever the forward takes one
-# (Qwen3-ASR, Fun-ASR require it; AudioFlamingo3Encoder.forward reads its optional one unconditionally).
-REQUIRED_ONLY_INPUTS = ("input_ids", "grid_thw", "qformer_input_ids")
+# grid. A mask (batch, frames) of every frame of the main input adds no work and is given wherever the forward
+# takes one beside it (Qwen3-ASR, Fun-ASR require it; AudioFlamingo3Encoder.forward reads its optional one
+# unconditionally): MASK_OF_MAIN.
+REQUIRED_ONLY_INPUTS = ("input_ids", "grid_thw", "qformer_input_ids", "input_features_mask")
+MASK_OF_MAIN = {"input_features_mask": "input_features"}  # given, required or not, beside that main input
 # A time series' companions, given where the forward requires them: time features (batch, length,
 # num_time_features) and an observed mask (ones like past_values) of TimeSeriesTransformer, Informer and Autoformer
 # (models/time_series_transformer/modeling_time_series_transformer.py TimeSeriesTransformerModel.forward), TimesFM's
@@ -414,7 +417,14 @@ def extra_input(name: str, config, given):
         return torch.zeros(given.shape[:2], dtype=torch.bool, device=device)
     if name == "freq":
         return torch.zeros(batch, 1, dtype=torch.long, device=device)
-    return torch.zeros(batch, *input_tail(name, config), device=device)
+    tail = input_tail(name, config)
+    ratios = getattr(config, "downsampling_ratios", None)
+    if name == "input_features" and isinstance(ratios, (list, tuple)) and ratios and given.dim() == 3:
+        # beside a codec's waveform, features of its frames, one per product of the downsampling ratios (XCodec2
+        # concatenates both encoders' frames: models/xcodec2/modeling_xcodec2.py Xcodec2Model.encode)
+        frames = given.shape[-1] // math.prod(int(r) for r in ratios)
+        tail = (frames, tail[1]) if _frames_first(config) else (tail[0], frames)
+    return torch.zeros(batch, *tail, device=device)
 
 
 def main_input(model) -> str:
