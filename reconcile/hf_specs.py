@@ -244,8 +244,8 @@ def small_overrides(config, scale_widths: bool = True) -> dict[str, Any]:
     groups = data.get(_GROUP_KEY)
     if experts and isinstance(groups, int) and not isinstance(groups, bool) and groups > 0 and \
             (experts % groups or experts // groups < 2):
-        # group-limited routing splits the experts into n_group groups and scores each by its top 2 (AXK1,
-        # DeepSeek-V3: models/axk1/modeling_axk1.py AXK1TopkRouter.forward): the most groups of at least 2 experts
+        # group-limited routing splits the experts into n_group groups and scores each by its top 2
+        # (models/axk1/modeling_axk1.py AXK1TopkRouter.forward): the most groups of at least 2 experts
         out[_GROUP_KEY] = max(g for g in range(1, experts // 2 + 1) if experts % g == 0 and g <= groups)
         if isinstance(data.get(_TOPK_GROUP_KEY), int) and data[_TOPK_GROUP_KEY] > out[_GROUP_KEY]:
             out[_TOPK_GROUP_KEY] = out[_GROUP_KEY]
@@ -321,7 +321,7 @@ def _set_in_sub_configs(config, key: str, value) -> None:
 # Settings a configuration leaves unset (None) and its model refuses to build without, with the value reconcile
 # gives them (a query's own value wins). prediction_length: the time-series transformers (TimeSeriesTransformer,
 # Informer, Autoformer: models/time_series_transformer/modeling_time_series_transformer.py
-# TimeSeriesSinusoidalPositionalEmbedding's caller, "The `prediction_length` config needs to be specified"); 24 is
+# TimeSeriesTransformerEncoder.__init__ sizes its positions by context_length + prediction_length); 24 is
 # the default of PatchTSTConfig (models/patchtst/configuration_patchtst.py) and the horizon of the
 # tourism-monthly checkpoint TimeSeriesTransformerConfig documents. Their context_length follows it (the
 # configurations' __post_init__). default_language: X-MOD's language adapters refuse ids without one
