@@ -295,6 +295,10 @@ def hf_config(model_type: str, config_kwargs: dict[str, Any], spec_text: str = "
             from None
     if USE_CACHE in given:  # a composite's language model reads its own text configuration's use_cache
         _set_in_sub_configs(config, USE_CACHE, given[USE_CACHE])
+    for sub_key, key, source in UNSET_FROM_BY_TYPE.get(model_type, ()):
+        sub = getattr(config, sub_key, None)
+        if _is_config(sub) and getattr(sub, key, 0) is None:
+            setattr(sub, key, getattr(sub, source))
     return config
 
 
@@ -329,6 +333,11 @@ def _set_in_sub_configs(config, key: str, value) -> None:
 # default's only one (en_XX). A value that is a function is read from the configuration.
 UNSET_SETTINGS = {"default_language": lambda config: list(getattr(config, "languages", None) or [None])[0],
                   "prediction_length": 24}
+# Per model type, (sub-configuration, setting, the setting whose value it takes) where the sub-configuration leaves
+# it unset: Step3p7's text model builds a sliding-window mask whatever its layer types
+# (models/step3p7/modeling_step3p7.py Step3p7TextModel.forward); its default layers are all full attention, and a
+# window of max_position_embeddings masks nothing the causal mask does not.
+UNSET_FROM_BY_TYPE = {"step3p7": (("text_config", "sliding_window", "max_position_embeddings"),)}
 
 
 def model_class(model_type: str, head: str, config):

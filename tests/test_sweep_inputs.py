@@ -63,6 +63,9 @@ def test_token_streams_and_unset_settings():
     assert hf_specs.hf_config("xmod", {}).default_language == "en_XX"
     assert hf_specs.hf_config("xmod", {"default_language": "de_DE", "languages": ["en_XX", "de_DE"]}) \
         .default_language == "de_DE"
+    # Step3p7's text window left unset: its positions, 128,000 (the default layers are all full attention)
+    text = hf_specs.hf_config("step3p7", {}).text_config
+    assert text.sliding_window == text.max_position_embeddings == 128_000
     # use_cache reaches a composite's text configuration (the top one has none)
     config = hf_specs.hf_config("qwen3_5_moe", {"use_cache": False})
     assert config.text_config.use_cache is False
