@@ -4,6 +4,7 @@ above META_ABOVE_PARAMS parameters. `hf_model` is the factory job processes call
 spec text into a ModelSpec (README "Model specs")."""
 from __future__ import annotations
 
+import math
 import re
 from typing import Any, Callable, Optional
 
@@ -18,6 +19,7 @@ _ENCODERS = {"bert", "roberta", "distilbert", "albert", "electra", "deberta", "d
              "mpnet", "ernie", "big_bird", "longformer", "megatron-bert", "funnel", "layoutlm", "squeezebert"}
 _RESERVED = ("head", "attn_implementation", "experts_implementation", "device", "sizes", "inputs")
 SIZES = ("default", "small", "layers")  # layers: the small-config rule's depth and experts, widths as configured
+USE_CACHE = "use_cache"  # the configuration key that turns the key/value cache on (sub-configurations too)
 IMAGE_CLASSES = 1000  # image-classification heads: ImageNet-1k, the class count papers' numbers assume
 
 # The small-config rule (`sizes=small`, `reconcile sweep --sizes small`; README "Model specs"): every model type
@@ -78,15 +80,21 @@ _STEM = "stem"
 # read with .get by the model (chameleon/modeling_chameleon.py ChameleonImageVocabularyMapping.__init__,
 # emu3/modeling_emu3.py Emu3ImageVocabularyMapping.__init__): an empty mapping (no image tokens in a text input).
 _VOCABULARY_MAP_KEYS = ("vocabulary_map",)
+_GROUP_KEY, _TOPK_GROUP_KEY = "n_group", "topk_group"  # group-limited expert routing: groups, groups chosen
 _ROPE_KEYS = ("rope_parameters", "rope_scaling")
 MROPE_SECTION = "mrope_section"  # multimodal RoPE: rotary frequencies per (temporal, height, width) axis
 # Multimodal RoPE sections must sum to the rotary frequency count, head_dim x partial_rotary_factor / 2, where the
 # rotary embedding splits the frequencies by them. The small-config rule sets them in the same proportions to that
 # count at the new head width (the divisor is halved until they are whole). Model types below split by a default
 # the configuration leaves out (transformers models/glm4v/modeling_glm4v.py Glm4vTextRotaryEmbedding.__init__ and
-# recomposition_frequencies; glm_image/modeling_glm_image.py GlmImageTextRotaryEmbedding.__init__); their default
-# configuration (head_dim 128, no partial factor: 64 frequencies) does not match it (sum 32) either.
-MROPE_SPLIT_DEFAULTS = {"glm4v_text": (8, 12, 12), "glm_image_text": (8, 12, 12)}
+# recomposition_frequencies; glm4v_moe/modeling_glm4v_moe.py Glm4vMoeTextRotaryEmbedding.__init__;
+# glm_image/modeling_glm_image.py GlmImageTextRotaryEmbedding.__init__); their default configuration (head_dim 128,
+# no partial factor: 64 frequencies) does not match it (sum 32) either. HunYuan-VL's text rotary embedding needs
+# sections and has no default (hunyuan_vl/modeling_hunyuan_vl.py HunYuanVLTextRotaryEmbedding.forward); its position
+# ids give one axis per section, at least 3, the last three (width, height, image index), the ones before them the
+# sequence (HunYuanVLModel.get_rope_index): four equal sections.
+MROPE_SPLIT_DEFAULTS = {"glm4v_moe_text": (8, 12, 12), "glm4v_text": (8, 12, 12), "glm_image_text": (8, 12, 12),
+                        "hunyuan_vl_text": (1, 1, 1, 1)}
 
 
 def whole_heads(config) -> int:
@@ -239,13 +247,14 @@ def _mrope_sections(data: dict[str, Any]) -> tuple[Optional[str], tuple[int, ...
 
 
 def _rotary_frequencies(data: dict[str, Any]) -> int:
-    """head_dim x partial_rotary_factor / 2 (head_dim: the configuration's, else hidden_size / heads), 0 unknown."""
+    """head_dim x partial_rotary_factor / 2, rounded up (head_dim: the configuration's, else hidden_size / heads),
+    0 unknown."""
     heads, hidden = data.get("num_attention_heads"), data.get("hidden_size")
     head_dim = data.get("head_dim") or (hidden // heads if isinstance(hidden, int) and isinstance(heads, int)
                                         and heads > 0 else 0)
     rope = next((data[k] for k in _ROPE_KEYS if isinstance(data.get(k), dict)), {})
     partial = rope.get("partial_rotary_factor") or data.get("partial_rotary_factor") or 1
-    return int(head_dim * partial) // 2
+    return (int(head_dim * partial) + 1) // 2  # torch.arange(0, dim, 2): ceil(dim / 2) frequencies
 
 
 def _sections_at(sections: tuple[int, ...], frequencies: int, divisor: int) -> Optional[tuple[int, ...]]:
@@ -256,6 +265,15 @@ def _sections_at(sections: tuple[int, ...], frequencies: int, divisor: int) -> O
     if frequencies % divisor or not total or any(s * whole % total for s in sections):
         return None
     return tuple(s * whole // total for s in sections)
+
+
+def _apportioned(sections: tuple[int, ...], total: int) -> list[int]:
+    """`total` split in the proportions of `sections`: floors, the rest one each to the largest remainders."""
+    exact = [s * total / sum(sections) for s in sections]
+    out = [int(v) for v in exact]
+    for i in sorted(range(len(exact)), key=lambda i: (out[i] - exact[i], i))[:total - sum(out)]:
+        out[i] += 1
+    return out
 
 
 def small_overrides(config, scale_widths: bool = True) -> dict[str, Any]:
@@ -310,6 +328,10 @@ def small_overrides(config, scale_widths: bool = True) -> dict[str, Any]:
         if rope_key:
             out[rope_key] = {**(data.get(rope_key) or {}),
                              MROPE_SECTION: list(_sections_at(sections, frequencies, divisor))}
+    elif rope_key and frequencies and _sections_at(sections, frequencies, 1) is None:
+        # widths as configured, whose rotary frequencies the sections cannot split in their proportions (GLM-4.5V's
+        # default 4096 / 96 heads: 11 frequencies for 8, 12, 12): the nearest whole split (largest remainders)
+        out[rope_key] = {**(data.get(rope_key) or {}), MROPE_SECTION: _apportioned(sections, frequencies)}
     heads, hidden = data.get("num_attention_heads"), out.get("hidden_size", data.get("hidden_size"))
     if isinstance(heads, int) and not isinstance(heads, bool) and heads > 0 and isinstance(hidden, int):
         # left unset (None) by the configuration, read without a fallback by the model (Ministral, HunYuan,
@@ -341,6 +363,15 @@ def small_overrides(config, scale_widths: bool = True) -> dict[str, Any]:
         if (isinstance(value, int) and not isinstance(value, bool) and value > SMALL_TOP_K) or \
                 (routed and key in data and value is None):
             out[key] = SMALL_TOP_K
+    experts = next((out[k] for k in _EXPERT_KEYS if k in out), None)
+    groups = data.get(_GROUP_KEY)
+    if experts and isinstance(groups, int) and not isinstance(groups, bool) and groups > 0 and \
+            (experts % groups or experts // groups < 2):
+        # group-limited routing splits the experts into n_group groups and scores each by its top 2
+        # (models/axk1/modeling_axk1.py AXK1TopkRouter.forward): the most groups of at least 2 experts
+        out[_GROUP_KEY] = max(g for g in range(1, experts // 2 + 1) if experts % g == 0 and g <= groups)
+        if isinstance(data.get(_TOPK_GROUP_KEY), int) and data[_TOPK_GROUP_KEY] > out[_GROUP_KEY]:
+            out[_TOPK_GROUP_KEY] = out[_GROUP_KEY]
     for key in getattr(config, "sub_configs", {}) or {}:
         sub = getattr(config, key, None)
         if _is_config(sub):
@@ -384,7 +415,8 @@ def hf_config(model_type: str, config_kwargs: dict[str, Any], spec_text: str = "
     if sizes not in SIZES:
         raise UserError(f"{where}sizes must be one of {', '.join(SIZES)}, not {sizes!r}")
     default = AutoConfig.for_model(model_type)
-    unknown = [k for k in config_kwargs if not hasattr(default, k) and k not in getattr(default, "attribute_map", {})]
+    unknown = [k for k in config_kwargs if not hasattr(default, k) and k not in getattr(default, "attribute_map", {})
+               and not (k == USE_CACHE and _sub_config_has(default, k))]
     if unknown:
         raise UserError(f"{where}{type(default).__name__} has no setting {', '.join(map(repr, unknown))}")
     completed = config_completions(model_type, default)
@@ -392,14 +424,62 @@ def hf_config(model_type: str, config_kwargs: dict[str, Any], spec_text: str = "
         default = AutoConfig.for_model(model_type, **completed)
     given = {k: list(v) if isinstance(v, tuple) else v for k, v in config_kwargs.items()}
     rule = small_overrides(default, sizes == "small") if sizes in ("small", "layers") else {}
-    kwargs = {**completed, **rule, **given}
+    unset = {k: v(default) if callable(v) else v for k, v in UNSET_SETTINGS.items()
+             if k in default.to_dict() and getattr(default, k) is None}
+    kwargs = {**completed, **unset, **rule,
+              **{k: v for k, v in given.items() if k != USE_CACHE or hasattr(default, k)}}
     if head == "image-classification" and "num_labels" not in given and "id2label" not in given:
         kwargs["num_labels"] = IMAGE_CLASSES
     try:
-        return AutoConfig.for_model(model_type, **kwargs)
+        config = AutoConfig.for_model(model_type, **kwargs)
     except Exception as exc:
         raise UserError(f"{where}{type(default).__name__}({given}) refused: {type(exc).__name__}: {exc}") \
             from None
+    if USE_CACHE in given:  # a composite's language model reads its own text configuration's use_cache
+        _set_in_sub_configs(config, USE_CACHE, given[USE_CACHE])
+    for sub_key, key, source in UNSET_FROM_BY_TYPE.get(model_type, ()):
+        sub = getattr(config, sub_key, None)
+        if _is_config(sub) and getattr(sub, key, 0) is None:
+            setattr(sub, key, getattr(sub, source))
+    return config
+
+
+def _sub_configs(config) -> list:
+    """The configuration's sub-configurations (text_config, vision_config, ...), depth first."""
+    out = []
+    for name in getattr(config, "sub_configs", {}) or {}:
+        sub = getattr(config, name, None)
+        if _is_config(sub):
+            out += [sub] + _sub_configs(sub)
+    return out
+
+
+def _sub_config_has(config, key: str) -> bool:
+    return any(hasattr(sub, key) for sub in _sub_configs(config))
+
+
+def _set_in_sub_configs(config, key: str, value) -> None:
+    for sub in _sub_configs(config):
+        if hasattr(sub, key):
+            setattr(sub, key, value)
+
+
+# Settings a configuration leaves unset (None) and its model refuses to build without, with the value reconcile
+# gives them (a query's own value wins). prediction_length: the time-series transformers (TimeSeriesTransformer,
+# Informer, Autoformer: models/time_series_transformer/modeling_time_series_transformer.py
+# TimeSeriesTransformerEncoder.__init__ sizes its positions by context_length + prediction_length); 24 is
+# the default of PatchTSTConfig (models/patchtst/configuration_patchtst.py) and the horizon of the
+# tourism-monthly checkpoint TimeSeriesTransformerConfig documents. Their context_length follows it (the
+# configurations' __post_init__). default_language: X-MOD's language adapters refuse ids without one
+# (models/xmod/modeling_xmod.py XmodModel.forward, "Input language unknown"): its first language, the configuration
+# default's only one (en_XX). A value that is a function is read from the configuration.
+UNSET_SETTINGS = {"default_language": lambda config: list(getattr(config, "languages", None) or [None])[0],
+                  "prediction_length": 24}
+# Per model type, (sub-configuration, setting, the setting whose value it takes) where the sub-configuration leaves
+# it unset: Step3p7's text model builds a sliding-window mask whatever its layer types
+# (models/step3p7/modeling_step3p7.py Step3p7TextModel.forward); its default layers are all full attention, and a
+# window of max_position_embeddings masks nothing the causal mask does not.
+UNSET_FROM_BY_TYPE = {"step3p7": (("text_config", "sliding_window", "max_position_embeddings"),)}
 
 
 def model_class(model_type: str, head: str, config):
@@ -448,12 +528,26 @@ EXTRA_INPUTS = ("pixel_values", "input_features", "input_values", "attention_mas
                 "grid_thw", "qformer_input_ids", "input_features_mask")
 # the extra inputs given only where the forward requires them (optional ones would add work the model does not
 # do by default): token ids beside another main input (BLIP-2's input_ids, InstructBLIP's qformer_input_ids), a
-# grid, a feature mask (Qwen3-ASR, Fun-ASR: (batch, frames))
+# grid. A mask (batch, frames) of every frame of the main input adds no work and is given wherever the forward
+# takes one beside it (Qwen3-ASR, Fun-ASR require it; AudioFlamingo3Encoder.forward reads its optional one
+# unconditionally): MASK_OF_MAIN.
 REQUIRED_ONLY_INPUTS = ("input_ids", "grid_thw", "qformer_input_ids", "input_features_mask")
 # Token models whose input_ids are (batch x codebooks, sequence): one row per codebook, the configuration key
 # naming the count (models/musicgen/modeling_musicgen.py MusicgenDecoder.forward: input_ids.reshape(-1,
 # num_codebooks, seq_len); musicgen_melody/modeling_musicgen_melody.py MusicgenMelodyDecoder.forward the same).
 CODEBOOK_ROWS = {"musicgen": "num_codebooks", "musicgen_melody": "num_codebooks"}
+MASK_OF_MAIN = {"input_features_mask": "input_features"}  # given, required or not, beside that main input
+# A time series' companions, given where the forward requires them: time features (batch, length,
+# num_time_features) and an observed mask (ones like past_values) of TimeSeriesTransformer, Informer and Autoformer
+# (models/time_series_transformer/modeling_time_series_transformer.py TimeSeriesTransformerModel.forward), TimesFM's
+# padding (zeros like past_values: nothing padded) and frequency class (batch, 1) (models/timesfm/modeling_timesfm.py
+# TimesFmModel.forward).
+TIME_SERIES_INPUTS = ("freq", "past_observed_mask", "past_time_features", "past_values_padding")
+# Gemma 3n's audio encoder: a padding mask (batch, frames), True where padded (models/gemma3n/modeling_gemma3n.py
+# Gemma3nAudioConformerBlock.forward: "~audio_mel_mask  # True for valid"): all False
+PADDING_MASK_INPUTS = ("audio_mel_mask",)
+EXTRA_INPUTS += TIME_SERIES_INPUTS + PADDING_MASK_INPUTS
+REQUIRED_ONLY_INPUTS += TIME_SERIES_INPUTS + PADDING_MASK_INPUTS
 # Qwen2-VL-style vision towers take flattened patches, (t x h x w patches, channels x temporal_patch_size x
 # patch_size^2), and grid_thw [[t, h, w]]: PATCH_GRID is h = w (a multiple of every spatial_merge_size), t = 1.
 PATCH_GRID = 8
@@ -495,13 +589,31 @@ def extra_input(name: str, config, given):
     if name in ("input_ids", "qformer_input_ids"):
         return torch.zeros(batch, SMALL_SEQ, dtype=torch.long, device=device)
     if name == "input_features_mask":  # every frame of the main input_features
-        frames = given.shape[1] if _setting(config, FRAMES_FIRST_KEYS) else given.shape[-1]
+        frames = given.shape[1] if _frames_first(config) else given.shape[-1]
         return torch.ones(batch, frames, dtype=torch.long, device=device)
     if name == "attention_mask":
         return torch.ones(given.shape[:2], dtype=torch.long, device=device)
     if name == "bbox":
         return torch.zeros(*given.shape[:2], 4, dtype=torch.long, device=device)
-    return torch.zeros(batch, *input_tail(name, config), device=device)
+    if name == "past_time_features":
+        features = getattr(config, "num_time_features", 0) or 0
+        return torch.zeros(*given.shape[:2], int(features), device=device)
+    if name == "past_observed_mask":
+        return torch.ones_like(given)
+    if name == "past_values_padding":
+        return torch.zeros(given.shape, dtype=torch.long, device=device)
+    if name in PADDING_MASK_INPUTS:
+        return torch.zeros(given.shape[:2], dtype=torch.bool, device=device)
+    if name == "freq":
+        return torch.zeros(batch, 1, dtype=torch.long, device=device)
+    tail = input_tail(name, config)
+    ratios = getattr(config, "downsampling_ratios", None)
+    if name == "input_features" and isinstance(ratios, (list, tuple)) and ratios and given.dim() == 3:
+        # beside a codec's waveform, features of its frames, one per product of the downsampling ratios (XCodec2
+        # concatenates both encoders' frames: models/xcodec2/modeling_xcodec2.py Xcodec2Model.encode)
+        frames = given.shape[-1] // math.prod(int(r) for r in ratios)
+        tail = (frames, tail[1]) if _frames_first(config) else (tail[0], frames)
+    return torch.zeros(batch, *tail, device=device)
 
 
 def main_input(model) -> str:
@@ -525,6 +637,24 @@ def patch_tail(config) -> Optional[tuple[int, ...]]:
     channels = getattr(config, "in_channels", None) or getattr(config, "num_channels", None) or 3
     temporal = getattr(config, "temporal_patch_size", None) or 1
     return (PATCH_GRID * PATCH_GRID, int(channels) * int(temporal) * patch * patch)
+
+
+# Token ids with one column per stream, (batch, tokens, streams), where a model reads several token streams at once:
+# model type -> (the input, the sub-configuration and setting that count the streams, streams beyond that count).
+# Dia's decoder reads num_channels audio codebooks (models/dia/modeling_dia.py DiaModel.forward: decoder_input_ids
+# (batch, tokens, num_channels)); Kyutai's speech-to-text reads a text stream and num_codebooks audio codebooks
+# (models/kyutai_speech_to_text/modeling_kyutai_speech_to_text.py KyutaiSpeechToTextEmbeddings: one offset each).
+TOKEN_STREAMS_BY_TYPE = {"dia": ("decoder_input_ids", "decoder_config", "num_channels", 0),
+                         "kyutai_speech_to_text": ("input_ids", "", "num_codebooks", 1)}
+
+
+def token_streams(config, name: str) -> Optional[int]:
+    """The streams of token input `name` (TOKEN_STREAMS_BY_TYPE), None for one stream."""
+    entry = TOKEN_STREAMS_BY_TYPE.get(getattr(config, "model_type", ""))
+    if entry is None or entry[0] != name:
+        return None
+    _, sub, key, extra = entry
+    return int(getattr(getattr(config, sub) if sub else config, key)) + extra
 
 
 def _decoder_length(config, given: int) -> int:
@@ -557,8 +687,10 @@ def complete_inputs(model, args: tuple, kwargs: dict):
     accepted = inspect.signature(model.forward).parameters
     if "decoder_input_ids" in accepted and kwargs.get("decoder_input_ids") is None \
             and kwargs.get("decoder_inputs_embeds") is None:
-        length = given.shape[-1] if main == "input_ids" else SMALL_SEQ
+        length = given.shape[1] if main == "input_ids" else SMALL_SEQ
+        streams = token_streams(config, "decoder_input_ids")
         kwargs = {**kwargs, "decoder_input_ids": torch.zeros(given.shape[0], _decoder_length(config, length),
+                                                             *((streams,) if streams else ()),
                                                              dtype=torch.long, device=given.device)}
     return args, kwargs
 
@@ -579,8 +711,8 @@ def on_meta(spec: ModelSpec) -> ModelSpec:
             or "device=cpu" in spec.name:
         return spec
     kwargs["device"] = "meta"
-    if kwargs.get("use_cache") is False:
-        kwargs.pop("use_cache")
+    if kwargs.get(USE_CACHE) is False:
+        kwargs.pop(USE_CACHE)
     return dataclasses.replace(spec, factory_kwargs=tuple(sorted(kwargs.items())), meta=True)
 
 
@@ -650,6 +782,14 @@ def position_offset(model) -> int:
 AUDIO_SAMPLES = 16_000  # input_values: one second at 16 kHz
 CODEC_SAMPLES = 2 ** 14  # a codec's waveform: a multiple of every hop (DAC's 512)
 FEATURE_FRAMES = 100  # input_features without a fixed length: one second of 10 ms frames
+CODEC_KEYS = ("hop_length", "downsampling_ratios")  # a codec's settings (a DAC encoder inside PE Audio's)
+# waveforms taken as (channels, samples) with no setting that says so (models/omniasr/modeling_omniasr.py
+# OmniASRCTCModel.forward: input_values (batch_size, 1, num_samples))
+WAVEFORM_CHANNEL_TYPES = ("omniasr_audio", "omniasr_ctc")
+# decoders whose input is a codec's latents, (hidden_size, frames), whatever main_input_name says
+# (models/vibevoice_acoustic_tokenizer/modeling_vibevoice_acoustic_tokenizer.py VibeVoiceAcousticTokenizerDecoderStem:
+# its first convolution takes hidden_size channels)
+LATENT_INPUT_TYPES = ("vibevoice_acoustic_tokenizer_decoder",)
 VIDEO_FRAME_KEYS = ("num_frames",)  # the clip length a video model's configuration sets
 DEFAULT_FEATURES = 80  # input_features' feature count where the configuration names none: 80 mel bins
 FEATURE_KEYS = ("num_mel_bins", "feature_size", "input_feat_per_channel", "n_mels", "feature_projection_input_dim")
@@ -660,7 +800,21 @@ FEATURE_KEYS = ("num_mel_bins", "feature_size", "input_feat_per_channel", "n_mel
 # (speech_to_text/modeling_speech_to_text.py Conv1dSubsampler.forward), Wav2Vec2-BERT normalises the features last
 # (wav2vec2_bert/modeling_wav2vec2_bert.py Wav2Vec2BertFeatureProjection.forward).
 FRAMES_FIRST_KEYS = ("subsampling_conv_channels", "subsampling_factor", "input_feat_per_channel",
-                     "feature_projection_input_dim")
+                     "feature_projection_input_dim", "num_stacked_frames")
+STACKED_FRAMES_KEYS = ("num_stacked_frames",)  # frames stacked into one input row: features x that many, frames first
+# (models/fun_asr_nano/modeling_fun_asr_nano.py FunAsrNanoEncoder: position embeddings of input_size = mel bins x
+# num_stacked_frames added to (batch, frames, features))
+# Per model type, where no setting says it: the stack of feature rows per input row (frames first), and the setting
+# whose (first) value is the mel bin count.
+STACKED_FEATURES_BY_TYPE = {  # granite_speech5/modeling_granite_speech5.py GraniteSpeech5Encoder.__init__:
+    "granite_speech5_ctc": 4,  # input_linear takes num_mel_bins x 4 ("delta-expanded (x2), then stacked in pairs")
+    "granite_speech5_encoder": 4}
+MEL_BINS_KEY_BY_TYPE = {  # gemma4/modeling_gemma4.py Gemma4AudioSubSampleConvProjection.__init__: the projection
+    "gemma4_audio": "subsampling_conv_channels"}  # takes channels[0] // 4 x channels[1], the mel bins / 4 x channels[1]
+
+
+def _frames_first(config) -> bool:
+    return bool(_setting(config, FRAMES_FIRST_KEYS)) or getattr(config, "model_type", "") in STACKED_FEATURES_BY_TYPE
 
 
 def _vision_config(config):
@@ -686,22 +840,45 @@ def input_tail(main: str, config) -> Optional[tuple[int, ...]]:
         if main == "pixel_values_videos":
             return None
         return (int(channels),) + size
+    if main == "past_values":  # a time series: (context + the largest lag, channels), the channels left out at one
+        length = getattr(config, "context_length", None)
+        if not isinstance(length, int) or length <= 0:
+            return None
+        length += max(getattr(config, "lags_sequence", None) or (0,))  # the history the lags read (_past_length)
+        channels = getattr(config, "num_input_channels", None) or getattr(config, "input_size", None) or 1
+        return (length, int(channels)) if hasattr(config, "num_input_channels") or channels > 1 else (length,)
+    if getattr(config, "model_type", "") in LATENT_INPUT_TYPES:  # (hidden_size, the frames of CODEC_SAMPLES)
+        hop = 1
+        for ratio in getattr(config, "upsampling_ratios", None) or getattr(config, "downsampling_ratios", None) or ():
+            hop *= int(ratio)
+        return (int(config.hidden_size), max(1, CODEC_SAMPLES // hop))
     if main == "input_values":
         channels = getattr(config, "audio_channels", None)
         if isinstance(channels, int) and not isinstance(channels, bool):  # a codec's waveform: (channels, samples)
             return (channels, CODEC_SAMPLES)
-        if getattr(config, "downsampling_ratios", None) or getattr(config, "hop_length", None):
+        if getattr(config, "downsampling_ratios", None) or getattr(config, "hop_length", None) \
+                or _setting(config, CODEC_KEYS):  # a codec's waveform, or a model whose sub-configuration is one
             return (1, CODEC_SAMPLES)
+        if getattr(config, "model_type", "") in WAVEFORM_CHANNEL_TYPES:
+            return (1, AUDIO_SAMPLES)
         mel, frames = getattr(config, "num_mel_bins", None), getattr(config, "max_length", None)
         if isinstance(mel, int) and isinstance(frames, int):  # a spectrogram (AST): (frames, mel bins)
             return (frames, mel)
+        hop = getattr(config, "samples_per_token", None)  # a length it refuses unless a multiple (Muse Spark)
+        if isinstance(hop, int) and not isinstance(hop, bool) and hop > 0:
+            return (-(-AUDIO_SAMPLES // hop) * hop,)
         return (AUDIO_SAMPLES,)
+    if main == "audio_mel":  # (frames, mel bins) (models/gemma3n/modeling_gemma3n.py Gemma3nAudioEncoder.forward)
+        return (FEATURE_FRAMES, _setting(config, ("input_feat_size",) + FEATURE_KEYS) or DEFAULT_FEATURES)
     if main == "input_features":
-        features = _setting(config, FEATURE_KEYS) or DEFAULT_FEATURES
+        model_type = getattr(config, "model_type", "")
+        features = _setting(config, (MEL_BINS_KEY_BY_TYPE.get(model_type, FEATURE_KEYS[0]),) + FEATURE_KEYS) \
+            or DEFAULT_FEATURES
+        features *= STACKED_FEATURES_BY_TYPE.get(model_type) or _setting(config, STACKED_FRAMES_KEYS) or 1
         channels = getattr(config, "input_channels", 1) if hasattr(config, "input_feat_per_channel") else 1
         sources = getattr(config, "max_source_positions", None)
         frames = 2 * sources if isinstance(sources, int) and model_wants_fixed_frames(config) else FEATURE_FRAMES
-        if _setting(config, FRAMES_FIRST_KEYS):
+        if _frames_first(config):
             factor = _setting(config, ("subsampling_factor",)) or 1  # some refuse a ragged last subsampled frame
             return (-(-frames // factor) * factor, features * int(channels or 1))
         return (features * int(channels or 1), frames)
@@ -725,8 +902,11 @@ def _setting(config, keys: tuple[str, ...]) -> Optional[int]:
 
 def model_wants_fixed_frames(config) -> bool:
     # Whisper-style encoders check input_features' length against 2 x max_source_positions
-    return getattr(config, "model_type", "") in ("whisper", "qwen2_audio_encoder", "qwen2_audio", "voxtral",
-                                                 "voxtral_encoder", "kyutai_speech_to_text")
+    # (models/moss_transcribe_diarize/modeling_moss_transcribe_diarize.py MossTranscribeDiarizeAudioModel.forward too),
+    # or add their whole position table (audioflamingo3/modeling_audioflamingo3.py AudioFlamingo3Encoder.forward)
+    return getattr(config, "model_type", "") in ("audioflamingo3_encoder", "whisper", "qwen2_audio_encoder",
+                                                 "qwen2_audio", "voxtral", "voxtral_encoder", "kyutai_speech_to_text",
+                                                 "moss_transcribe_diarize_audio")
 
 
 def probe(model_type: str, head: str, build: dict[str, Any], config_kwargs: dict[str, Any], text: str) -> dict:
@@ -759,7 +939,8 @@ def probe(model_type: str, head: str, build: dict[str, Any], config_kwargs: dict
     return {"n_params": sum(p.numel() for p in model.parameters()),
             "token_model": main == "input_ids",
             "main_input": main,
-            "input_tail": tail or input_tail(main, model.config),
+            "input_tail": tail or input_tail(main, model.config)
+            or input_tail(getattr(model, "main_input_name", main), model.config),  # its forward names it otherwise
             "unbatched": tail is not None,  # the patches of every image in one sequence: no batch dimension
             "position_offset": position_offset(model),
             "model_class": type(model).__name__,
@@ -873,7 +1054,8 @@ def _spec(text: str, model_type: str, config_kwargs: dict[str, Any], head: Optio
         seq = seq_len or min(cap or wanted, wanted)
         if cap is not None and seq > cap:
             raise UserError(f"--seq-len {seq} exceeds {text!r}'s {cap} positions")
-        shape = ((batch or 1) * facts.get("token_rows", 1), seq)
+        streams = token_streams(config, "input_ids")
+        shape = ((batch or 1) * facts.get("token_rows", 1), seq) + ((streams,) if streams else ())
     else:
         if seq_len is not None:
             raise UserError(f"--seq-len applies to token models; {text!r} takes {facts.get('main_input')}")
@@ -882,11 +1064,12 @@ def _spec(text: str, model_type: str, config_kwargs: dict[str, Any], head: Optio
             raise UserError(f"model spec {text!r}: {facts['model_class']} takes {facts.get('main_input')!r}, an "
                             "input reconcile cannot make from the configuration; give --input-shape")
         shape = tuple(tail) if facts.get("unbatched") else (batch or 1,) + tuple(tail)
-    if not meta and "use_cache" not in config_kwargs and hasattr(config, "use_cache"):
+    if not meta and USE_CACHE not in config_kwargs and (hasattr(config, USE_CACHE)
+                                                       or _sub_config_has(config, USE_CACHE)):
         # One forward over T tokens needs no key/value cache, and its DynamicCache output stops torch.jit tracing
         # (fvcore). On the meta device the cache stays: without it transformers checks position_ids for packed
         # sequences with a .item() that meta tensors refuse (masking_utils.find_packed_sequence_indices).
-        config_kwargs["use_cache"] = False
+        config_kwargs[USE_CACHE] = False
         config = hf_config(model_type, config_kwargs, text, sizes, head)
     kwargs = dict(model_type=model_type, head=head, device="meta" if meta else "cpu", **build, **config_kwargs)
     info = dict(_config_dict(config), head=head, model_class=facts["model_class"], n_params=n_params,

@@ -233,7 +233,7 @@ def _extra_inputs(name: str) -> tuple[str, ...]:
 
     from transformers import AutoConfig
 
-    from .hf_specs import EXTRA_INPUTS, REQUIRED_ONLY_INPUTS, model_class
+    from .hf_specs import EXTRA_INPUTS, MASK_OF_MAIN, REQUIRED_ONLY_INPUTS, model_class
 
     try:
         cls = model_class(name, "base", AutoConfig.for_model(name))
@@ -246,7 +246,7 @@ def _extra_inputs(name: str) -> tuple[str, ...]:
     required = {n for n, p in accepted.items() if p.default is inspect.Parameter.empty}
     # input_ids only where the forward needs it besides another main input (BLIP-2: pixel_values first)
     return tuple(n for n in EXTRA_INPUTS if n in accepted and n != main and n != "attention_mask"
-                 and (n not in REQUIRED_ONLY_INPUTS or n in required))
+                 and (n not in REQUIRED_ONLY_INPUTS or n in required or MASK_OF_MAIN.get(n) == main))
 
 
 def flop_counter_macc(module, example, grad: bool = False) -> tuple[int, dict[str, int]]:
