@@ -142,7 +142,7 @@ def ray_local():
 
 
 @needs_ray
-@pytest.mark.slow  # a local Ray cluster starts (~5-10 s)
+@pytest.mark.system  # a local Ray cluster starts (~5-10 s)
 def test_ray_engine_runs_a_killed_workers_job_once_more_then_reports_it(tmp_path, ray_local):
     results: dict = {}
     ray_local.run(fault_job, _fault_items(tmp_path), lambda key, result: results.setdefault(key, []).append(result))
@@ -195,7 +195,7 @@ def net():
 
 
 @needs_store
-@pytest.mark.slow  # tool jobs under a memory cap and a timeout
+@pytest.mark.system  # tool jobs under a memory cap and a timeout
 def test_tool_jobs_keep_todays_isolation_memory_cap_and_timeout(tmp_path):
     from reconcile import atlas, models
 
@@ -232,7 +232,7 @@ def _parent_chain_has(pid: int, ancestor: int) -> bool:
 
 @needs_ray
 @needs_store
-@pytest.mark.slow  # the same jobs on both engines, a local Ray cluster started
+@pytest.mark.system  # the same jobs on both engines, a local Ray cluster started
 def test_builtin_and_ray_give_the_same_bytes(tmp_path, ray_local):
     from reconcile import atlas, models
     from reconcile.jobs import memory_cap
@@ -341,7 +341,7 @@ def _once_each(out: Path) -> tuple[int, int, list]:
 
 @needs_ray
 @needs_store
-@pytest.mark.slow  # a two-node cluster, two sweeps of 84 jobs, a node and a driver killed
+@pytest.mark.system  # a two-node cluster, two sweeps of 84 jobs, a node and a driver killed
 def test_two_node_cluster_loses_a_raylet_and_a_driver_and_does_every_job_once(tmp_path, two_nodes):
     import psutil
 
@@ -387,7 +387,7 @@ def test_two_node_cluster_loses_a_raylet_and_a_driver_and_does_every_job_once(tm
 
 
 @needs_ray
-@pytest.mark.slow  # one hf model swept twice, a local Ray cluster started
+@pytest.mark.system  # one hf model swept twice, a local Ray cluster started
 def test_reconcile_sweep_on_ray_writes_what_the_builtin_engine_writes(tmp_path, monkeypatch):
     from conftest import run_cli
 

@@ -12,7 +12,7 @@ from zoo import hf_zoo, modern
 TOOLS = ("thop", "torchstat", "fvcore", "ptflops_aten", "torch_flop_counter", "calflops")
 DISPATCH_LEVEL = ("fvcore", "ptflops_aten", "torch_flop_counter")
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.system  # every counter on the transformers test models
 
 
 def _specs():

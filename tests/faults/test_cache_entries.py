@@ -282,7 +282,7 @@ def test_the_cache_folder(tmp_path, monkeypatch, env, where):
     assert cache.cache_root() == Path(where.format(tmp=tmp_path))
 
 
-@pytest.mark.slow  # a fresh process: formulas from another directory
+@pytest.mark.system  # a fresh process: formulas from another directory
 def test_run_from_another_directory_writes_nothing_there(tmp_path):
     work = tmp_path / "work"
     work.mkdir()

@@ -42,7 +42,7 @@ def test_a_module_spec_is_located_without_running_its_package(hanging_package):
         models.resolve("module:hangpkg.nosuch:net?input_shape=1,1,8,8")
 
 
-@pytest.mark.slow  # one trace timeout
+@pytest.mark.system  # one trace timeout
 def test_a_hanging_package_init_is_a_timeout_row(hanging_package):
     df = api.run(models="module:hangpkg.nets:net?input_shape=1,1,8,8", tools="thop", timeout=3)
     (message,) = df.message
@@ -54,14 +54,14 @@ def test_hf_counts_below_zero_are_refused():
     one_line(invoke_cli("formulas", "hf:gpt2?n_layer=-1"), "n_layer must be 0 or more")
 
 
-@pytest.mark.slow  # transformers in a job, then the timeout
+@pytest.mark.system  # transformers in a job, then the timeout
 def test_a_huge_hf_config_is_bounded_by_the_timeout():
     """Before: hf:gpt2?num_hidden_layers=100000 built its size probe in the parent for 285 s and 3.9 GiB."""
     result = invoke_cli("formulas", "hf:gpt2?num_hidden_layers=100000", "--timeout", "4")
     one_line(result, "timed out after 4 s (--timeout); killed")
 
 
-@pytest.mark.slow  # a fresh process in a hostile working directory
+@pytest.mark.system  # a fresh process in a hostile working directory
 def test_fifo_and_dev_zero_in_the_working_directory_are_never_read(tmp_path):
     """Before: for a built-in module every *.py of the working directory was hashed in the parent (a FIFO hung
     it, a link to /dev/zero ended in MemoryError)."""
@@ -118,7 +118,7 @@ def first_process(path):
 '''
 
 
-@pytest.mark.slow  # a trace and tool jobs under a 2 GiB cap
+@pytest.mark.system  # a trace and tool jobs under a 2 GiB cap
 def test_a_forward_beyond_the_memory_cap_is_an_error_row_with_the_size(tmp_path):
     """Before: a forward allocating 30 GiB reached 14.8 GB RSS under a ulimit and was reported as 'timed out';
     out of memory was reported as 'does not accept input shape'."""

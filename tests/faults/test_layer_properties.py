@@ -145,7 +145,7 @@ def _tool_records(job):
     return execute(job)
 
 
-@pytest.mark.slow  # every counter in its own forked process, a few layers each
+@pytest.mark.system  # every counter in its own forked process, a few layers each
 @settings(max_examples=5, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(st.one_of(conv_case(), linear_case(), pool_case(), attention_case()))
 @example((_Attention(4, 2), (1, 3, 4), {"params": 4 * 16 + 16, "macc": 4 * 3 * 16 + 2 * 3 * 3 * 4}))

@@ -165,7 +165,7 @@ def corpus(folder: Path):
         yield case, path
 
 
-@pytest.mark.slow  # seconds: left out of make test-fast, run by make test
+@pytest.mark.system  # a fuzzer: hundreds of generated prototxts (make test-all)
 def test_fuzzed_prototxts(tmp_path, capsys):
     baseline = max_rss_mb()
     outcomes = {0: 0, 2: 0}

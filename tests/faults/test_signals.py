@@ -22,7 +22,7 @@ def wait_for(condition, seconds: float) -> bool:
     return condition()
 
 
-@pytest.mark.slow  # seconds: left out of make test-fast, run by make test
+@pytest.mark.system  # a parent killed with its job processes running (make test-all)
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
 def test_killing_the_parent_leaves_no_process(tmp_path, sig):
     # the forward spawns a sleeper, then hangs: parent -> torch worker -> IR job -> sleeper, all in one session

@@ -37,7 +37,7 @@ def zoo(tmp_path_factory):
 TOOL_FAILS = {"os_exit": "exit code 3", "sys_exit": "sys.exit(0)", "segfaults": "killed by SIGSEGV"}
 
 
-@pytest.mark.slow  # seconds: left out of make test-fast, run by make test
+@pytest.mark.system  # a run over a zoo of faulty models, end to end
 def test_run_reports_every_fault_as_rows_and_leaves_nothing(zoo, tmp_path):
     folder, paths = zoo
     # faults in the factory or first forward (the IR job), and forwards that run in the IR job and then kill the
@@ -110,7 +110,7 @@ def test_formulas_one_line_per_fault(zoo, capsys, fault):
     assert not [p for p in spawned_pids(folder) if procs.alive(p)]
 
 
-@pytest.mark.slow
+@pytest.mark.system
 def test_end_to_end_segfault_in_a_tool_job(tmp_path):
     """As a user runs it: a segfaulting forward is a row; exit 0; no process left in the run's session."""
     path = write_model(tmp_path, "segfaults", when="tool")
