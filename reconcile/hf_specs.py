@@ -8,6 +8,7 @@ import re
 from typing import Any, Callable, Optional
 
 from .errors import UserError
+from . import hf_vision_inputs as vision_inputs
 from .zoo_import import torchvision_first
 from .spec import ModelSpec, parse_shape, _split_query
 
@@ -271,7 +272,7 @@ def model_class(model_type: str, head: str, config):
 
 
 EXTRA_INPUTS = ("pixel_values", "input_features", "input_values", "attention_mask", "bbox", "input_ids",
-                "grid_thw", "qformer_input_ids", "input_features_mask")
+                "grid_thw", "qformer_input_ids", "input_features_mask") + vision_inputs.VISION_INPUTS
 # the extra inputs given only where the forward requires them (optional ones would add work the model does not
 # do by default): token ids beside another main input (BLIP-2's input_ids, InstructBLIP's qformer_input_ids), a
 # grid, a feature mask (Qwen3-ASR, Fun-ASR: (batch, frames))
@@ -306,13 +307,17 @@ def hf_model(model_type: str, head: str, device: str = "cpu", attn_implementatio
     return model
 
 
-def extra_input(name: str, config, given):
-    """Zeros (ones for a mask) of what `name` takes, sized from the configuration and the main input."""
+def extra_input(name: str, config, given, accepted=()):
+    """Zeros (ones for a mask) of what `name` takes, sized from the configuration and the main input;
+    `accepted`: the forward's parameters (a patch-sequence tower's pixel_values and positions, hf_vision_inputs)."""
     import torch
 
     batch, device = given.shape[0], given.device
-    if name == "grid_thw":
-        return torch.tensor([[1, PATCH_GRID, PATCH_GRID]], dtype=torch.long, device=device)
+    made = vision_inputs.extra(name, config, given, accepted)
+    if made is not None:
+        return made
+    if name == "pixel_values" and vision_inputs.takes_patch_sequence(accepted):
+        return torch.zeros(batch, *vision_inputs.patch_sequence_tail(config), device=device)
     if name in ("input_ids", "qformer_input_ids"):
         return torch.zeros(batch, SMALL_SEQ, dtype=torch.long, device=device)
     if name == "input_features_mask":  # every frame of the main input_features
@@ -339,13 +344,9 @@ def main_input(model) -> str:
 
 
 def patch_tail(config) -> Optional[tuple[int, ...]]:
-    """The flattened patches a grid_thw vision tower takes (PATCH_GRID), or None without a patch size."""
-    patch = getattr(config, "patch_size", None)
-    if not isinstance(patch, int):
-        return None
-    channels = getattr(config, "in_channels", None) or getattr(config, "num_channels", None) or 3
-    temporal = getattr(config, "temporal_patch_size", None) or 1
-    return (PATCH_GRID * PATCH_GRID, int(channels) * int(temporal) * patch * patch)
+    """The patches a grid_thw vision tower takes (PATCH_GRID; hf_vision_inputs.grid_patch_tail), or None without
+    a patch size."""
+    return vision_inputs.grid_patch_tail(config)
 
 
 def _decoder_length(config, given: int) -> int:
@@ -370,12 +371,12 @@ def complete_inputs(model, args: tuple, kwargs: dict):
     given = kwargs.get(main)
     if config is None or not isinstance(given, torch.Tensor):
         return args, kwargs
+    accepted = inspect.signature(model.forward).parameters
     for name in getattr(model, "_reconcile_extra_inputs", ()):
         if kwargs.get(name) is None:
-            kwargs = {**kwargs, name: extra_input(name, config, given)}
+            kwargs = {**kwargs, name: extra_input(name, config, given, accepted)}
     if not getattr(config, "is_encoder_decoder", False):
         return args, kwargs
-    accepted = inspect.signature(model.forward).parameters
     if "decoder_input_ids" in accepted and kwargs.get("decoder_input_ids") is None \
             and kwargs.get("decoder_inputs_embeds") is None:
         length = given.shape[-1] if main == "input_ids" else SMALL_SEQ
@@ -567,8 +568,14 @@ def probe(model_type: str, head: str, build: dict[str, Any], config_kwargs: dict
     import inspect
 
     main = main_input(model)
-    grid = "grid_thw" in inspect.signature(model.forward).parameters
+    accepted = inspect.signature(model.forward).parameters
+    grid = any(name in accepted for name in vision_inputs.GRID_INPUTS)
     tail = patch_tail(model.config) if grid and main in ("hidden_states", "pixel_values") else None
+    if main == "pixel_values" and vision_inputs.takes_patch_sequence(accepted):
+        tail = None  # batched: (batch, patches, channels x patch_size^2)
+        sequence = vision_inputs.patch_sequence_tail(model.config)
+    else:
+        sequence = None
     try:
         non_embedding = model.num_parameters(exclude_embeddings=True)
     except Exception:  # noqa: BLE001 (a model without input embeddings to exclude)
@@ -576,7 +583,7 @@ def probe(model_type: str, head: str, build: dict[str, Any], config_kwargs: dict
     return {"n_params": sum(p.numel() for p in model.parameters()),
             "token_model": main == "input_ids",
             "main_input": main,
-            "input_tail": tail or input_tail(main, model.config),
+            "input_tail": tail or sequence or input_tail(main, model.config),
             "unbatched": tail is not None,  # the patches of every image in one sequence: no batch dimension
             "position_offset": position_offset(model),
             "model_class": type(model).__name__,
@@ -694,6 +701,10 @@ def _spec(text: str, model_type: str, config_kwargs: dict[str, Any], head: Optio
         if seq_len is not None:
             raise UserError(f"--seq-len applies to token models; {text!r} takes {facts.get('main_input')}")
         tail = facts.get("input_tail")
+        session = vision_inputs.SESSION_INPUTS.get(facts.get("main_input"))
+        if not tail and session:
+            raise UserError(f"model spec {text!r}: {facts['model_class']} takes {facts.get('main_input')!r}, "
+                            f"{session}")
         if not tail:
             raise UserError(f"model spec {text!r}: {facts['model_class']} takes {facts.get('main_input')!r}, an "
                             "input reconcile cannot make from the configuration; give --input-shape")

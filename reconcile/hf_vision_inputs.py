@@ -1,0 +1,132 @@
+"""What a vision or multimodal `transformers` forward takes beside its one image tensor, sized from the
+configuration: the patch sequence and patch positions of native-resolution towers, grids of per-type patch
+layouts, task and prompt inputs, a text tower's token ids. hf_specs.complete_inputs gives them (zeros: counts do
+not depend on values; ones for masks), sweep._extra_inputs names them (sweep attempts add them only after the
+main input alone failed)."""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+# Forwards that take pixel_values as a patch sequence, (batch, patches, channels x patch_size^2), beside the
+# patches' positions: Siglip2's spatial_shapes (batch, 2) patch rows and columns with a pixel_attention_mask
+# (batch, patches) (transformers models/siglip2/modeling_siglip2.py Siglip2VisionEmbeddings.forward), Gemma 4's
+# pixel_position_ids (batch, patches, 2) (x, y) per patch (gemma4/modeling_gemma4.py Gemma4VisionModel.forward).
+PATCH_POSITION_INPUTS = ("spatial_shapes", "pixel_position_ids")
+PATCH_SEQUENCE_COMPANIONS = ("pixel_attention_mask", "pixel_position_ids", "spatial_shapes")
+# A Qwen2-VL-style grid tower's patches by model type where they are not the flattened (patches, channels x
+# temporal x patch_size^2) rows: "chw" one (channels, patch, patch) image per patch (kimi_k25/modeling_kimi_k25.py
+# Kimi_K25VisionPatchEmbed.forward: a Conv2d over them); "merged_hwc" one (patch x merge, patch x merge, channels)
+# block per merged token, its image_grid_thw counted in merged tokens (inkling2/modeling_inkling2.py
+# Inkling2VisionEmbeddings.forward and Inkling2VisionModel.forward: the grid times [1, merge, merge]).
+PATCH_LAYOUTS = {"inkling2_vision": "merged_hwc", "kimi_k25_vision": "chw"}
+GRID_INPUTS = ("grid_thw", "image_grid_thw")  # (images, 3) temporal, height, width patches of a grid tower
+TEMPORAL_PATCH_KEYS = ("temporal_patch_size", "patch_temporal")
+# Inputs that are not tensors a configuration sizes, with why (one line in the sweep's reason): a video tracker's
+# inference_session holds the video frames, the prompted objects and the memory bank its processor builds
+# (sam2_video/modeling_sam2_video.py Sam2VideoInferenceSession; Sam2VideoModel.forward refuses a session
+# without prompted objects).
+SESSION_INPUTS = {"inference_session": "a video tracking session object (frames, prompted objects, memory bank) "
+                                       "its processor builds, not a tensor a configuration sizes"}
+# Extra inputs this module makes, given only where wanted(): required by the forward, or named by a rule below.
+VISION_INPUTS = ("image_grid_thw", "merge_sizes", "pixel_attention_mask", "pixel_position_ids", "prompt_masks",
+                 "prompt_pixel_values", "spatial_shapes", "task_inputs")
+# Token ids a model with a text tower takes beside its image though its signature marks them optional (text
+# embeddings instead would do): SAM 3 segments by a text prompt (sam3/modeling_sam3.py Sam3Model.forward: "exactly
+# one of input_ids or text_embeds").
+TEXT_TOWER_KEYS = ("text_config",)
+
+
+def _vision(config):
+    sub = getattr(config, "vision_config", None)
+    return sub if sub is not None and hasattr(sub, "patch_size") else config
+
+
+def patch_sequence_side(config) -> int:
+    """The patch grid's side for a patch-sequence tower: the square the configuration's num_patches position
+    table holds (Siglip2), else hf_specs.PATCH_GRID rounded up to whole pooling kernels (Gemma 4 pools k x k)."""
+    from .hf_specs import PATCH_GRID
+
+    vision = _vision(config)
+    patches = getattr(vision, "num_patches", None)
+    if isinstance(patches, int) and int(patches ** 0.5) ** 2 == patches:
+        return int(patches ** 0.5)
+    kernel = getattr(vision, "pooling_kernel_size", None) or 1
+    return -(-PATCH_GRID // kernel) * kernel
+
+
+def patch_sequence_tail(config) -> Optional[tuple[int, ...]]:
+    """(patches, channels x patch_size^2) of one image for a patch-sequence tower, None without a patch size."""
+    vision = _vision(config)
+    patch = getattr(vision, "patch_size", None)
+    if not isinstance(patch, int):
+        return None
+    channels = getattr(vision, "num_channels", None) or 3
+    return (patch_sequence_side(config) ** 2, int(channels) * patch * patch)
+
+
+def takes_patch_sequence(accepted) -> bool:
+    return any(n in accepted for n in PATCH_POSITION_INPUTS)
+
+
+def grid_patch_tail(config) -> Optional[tuple[int, ...]]:
+    """The patches a grid tower (GRID_INPUTS) takes for a PATCH_GRID x PATCH_GRID image, in its layout
+    (PATCH_LAYOUTS, else flattened rows), or None without a patch size."""
+    from .hf_specs import PATCH_GRID
+
+    patch = getattr(config, "patch_size", None)
+    if not isinstance(patch, int):
+        return None
+    channels = int(getattr(config, "in_channels", None) or getattr(config, "num_channels", None) or 3)
+    layout = PATCH_LAYOUTS.get(getattr(config, "model_type", ""))
+    if layout == "chw":
+        return (PATCH_GRID * PATCH_GRID, channels, patch, patch)
+    if layout == "merged_hwc":
+        merge = int(getattr(config, "spatial_merge_size", 1) or 1)
+        return ((PATCH_GRID // merge) ** 2, patch * merge, patch * merge, channels)
+    temporal = next((int(v) for k in TEMPORAL_PATCH_KEYS if isinstance(v := getattr(config, k, None), int)), 1)
+    return (PATCH_GRID * PATCH_GRID, channels * temporal * patch * patch)
+
+
+def wanted(name: str, main: str, accepted, required, config) -> bool:
+    """Whether the extra input `name` (one of hf_specs.EXTRA_INPUTS) is given: required by the forward, or a
+    companion of an input given (a patch sequence's positions), or a text tower's token ids (TEXT_TOWER_KEYS)."""
+    if name in required:
+        return True
+    if name in PATCH_SEQUENCE_COMPANIONS and takes_patch_sequence(accepted):
+        return main == "pixel_values" or "pixel_values" in accepted
+    if name == "input_ids":
+        return main == "pixel_values" and any(getattr(config, k, None) is not None for k in TEXT_TOWER_KEYS)
+    return False
+
+
+def extra(name: str, config, given, accepted=()) -> Any:
+    """The tensor for a VISION_INPUTS name (or a grid) sized from the configuration and the main input `given`,
+    or None where this module does not make it."""
+    import torch
+
+    from .hf_specs import PATCH_GRID
+
+    batch, device = given.shape[0], given.device
+    if name in GRID_INPUTS:
+        vision = _vision(config)
+        if PATCH_LAYOUTS.get(getattr(vision, "model_type", "")) == "merged_hwc":
+            side = PATCH_GRID // int(getattr(vision, "spatial_merge_size", 1) or 1)
+            return torch.tensor([[1, side, side]], dtype=torch.long, device=device)
+        return torch.tensor([[1, PATCH_GRID, PATCH_GRID]], dtype=torch.long, device=device)
+    if name == "merge_sizes":  # one per image: the image processor's merge size for images, 1
+        # (video_llama_3/image_processing_pil_video_llama_3.py: merge_size = 1 for images)
+        return torch.ones(1, dtype=torch.long, device=device)
+    side = patch_sequence_side(config)
+    if name == "spatial_shapes":
+        return torch.tensor([[side, side]] * batch, dtype=torch.long, device=device)
+    if name == "pixel_attention_mask" and takes_patch_sequence(accepted):
+        return torch.ones(batch, side * side, dtype=torch.long, device=device)
+    if name == "pixel_position_ids":  # (x, y) of each patch, row by row
+        rows, cols = torch.meshgrid(torch.arange(side), torch.arange(side), indexing="ij")
+        return torch.stack((cols.flatten(), rows.flatten()), -1).expand(batch, -1, -1).to(device)
+    if name == "task_inputs":  # OneFormer's task prompt token ids, task_seq_len of them
+        # (oneformer/modeling_oneformer.py OneFormerModel.forward; configuration_oneformer.py task_seq_len)
+        return torch.zeros(batch, int(getattr(config, "task_seq_len")), dtype=torch.long, device=device)
+    if name in ("prompt_pixel_values", "prompt_masks"):  # a prompt image and its mask, the input image's shape
+        return torch.zeros_like(given)
+    return None
