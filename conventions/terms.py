@@ -203,7 +203,7 @@ def attention_terms(layer: Layer) -> dict[str, int]:
     embed = layer.attr("embed_dim")
     kdim, vdim = layer.attr("kdim", embed), layer.attr("vdim", embed)
     heads = layer.attr("num_heads")
-    batch, q_len, kv_len = layer.batch, layer.attr("q_len"), layer.attr("kv_len")
+    batch, q_len, kv_len = layer.attr("batch", layer.batch), layer.attr("q_len"), layer.attr("kv_len")
     proj = batch * (q_len * embed * embed + kv_len * kdim * embed + kv_len * vdim * embed + q_len * embed * embed)
     bias_adds = batch * embed * (2 * q_len + 2 * kv_len) if layer.bias else 0
     read = layer.attr("read_params", layer.params)
