@@ -575,7 +575,7 @@ def probe(model_type: str, head: str, build: dict[str, Any], config_kwargs: dict
         tail = None  # batched: (batch, patches, channels x patch_size^2)
         sequence = vision_inputs.patch_sequence_tail(model.config)
     else:
-        sequence = None
+        sequence = vision_inputs.main_tail(main, model.config, accepted)  # batched too
     try:
         non_embedding = model.num_parameters(exclude_embeddings=True)
     except Exception:  # noqa: BLE001 (a model without input embeddings to exclude)

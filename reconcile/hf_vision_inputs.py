@@ -28,8 +28,17 @@ TEMPORAL_PATCH_KEYS = ("temporal_patch_size", "patch_temporal")
 SESSION_INPUTS = {"inference_session": "a video tracking session object (frames, prompted objects, memory bank) "
                                        "its processor builds, not a tensor a configuration sizes"}
 # Extra inputs this module makes, given only where wanted(): required by the forward, or named by a rule below.
-VISION_INPUTS = ("image_grid_thw", "merge_sizes", "pixel_attention_mask", "pixel_position_ids", "prompt_masks",
+VISION_INPUTS = ("image_embeds_position_mask", "image_grid_thw", "merge_sizes", "pixel_attention_mask", "pixel_position_ids", "prompt_masks",
                  "prompt_pixel_values", "spatial_shapes", "task_inputs")
+# Image placeholder tokens a text tower's ids hold for the image's query outputs, by the configuration's count
+# (BLIP-2 and InstructBLIP scatter num_query_tokens query outputs into the image_token_id positions:
+# blip_2/modeling_blip_2.py Blip2Model.forward and get_placeholder_mask; Kosmos-2 latent_query_num image embeddings
+# into the image_embeds_position_mask positions: kosmos2/modeling_kosmos2.py Kosmos2TextTransformer.forward_embedding).
+QUERY_TOKEN_KEYS = ("num_query_tokens", "latent_query_num")
+PLACEHOLDER_KEYS = ("image_token_id", "video_token_id")  # the placeholder's id (InstructBLIP-Video: a video's)
+# Frames per clip a video model's forward assumes where its configuration names none (instructblipvideo/
+# modeling_instructblipvideo.py InstructBlipVideoModel.forward: "video has frames=4 always").
+CLIP_FRAMES = {"instructblipvideo": 4}
 # Token ids a model with a text tower takes beside its image though its signature marks them optional (text
 # embeddings instead would do): SAM 3 segments by a text prompt (sam3/modeling_sam3.py Sam3Model.forward: "exactly
 # one of input_ids or text_embeds").
@@ -96,7 +105,53 @@ def wanted(name: str, main: str, accepted, required, config) -> bool:
         return main == "pixel_values" or "pixel_values" in accepted
     if name == "input_ids":
         return main == "pixel_values" and any(getattr(config, k, None) is not None for k in TEXT_TOWER_KEYS)
+    if name == "image_embeds_position_mask":  # where the text ids hold the image (given with them)
+        return wanted("input_ids", main, accepted, required, config)
     return False
+
+
+def query_tokens(config) -> int:
+    """Image placeholder positions per image in the text (QUERY_TOKEN_KEYS) times the clip's frames, 0 if none."""
+    count = next((int(v) for k in QUERY_TOKEN_KEYS if isinstance(v := getattr(config, k, None), int)), 0)
+    return count * CLIP_FRAMES.get(getattr(config, "model_type", ""), 1)
+
+
+def main_tail(main: str, config, accepted) -> Optional[tuple[int, ...]]:
+    """One example of the main image input where the forward's signature or type says more than the configured
+    image: a video clip of CLIP_FRAMES frames; a prompt-and-input pair stacked on height (SegGPT's configured
+    image_size is the pair: seggpt/modeling_seggpt.py SegGptModel.forward concatenates prompt_pixel_values and
+    pixel_values on dim 2), each half of it. None: hf_specs.input_tail decides."""
+    if main != "pixel_values":
+        return None
+    size = getattr(config, "image_size", None)
+    channels = int(getattr(config, "num_channels", None) or 3)
+    if "prompt_pixel_values" in accepted and isinstance(size, (list, tuple)) and len(size) == 2:
+        return (channels, int(size[0]) // 2, int(size[1]))
+    frames = CLIP_FRAMES.get(getattr(config, "model_type", ""))
+    if frames:
+        from .hf_specs import input_tail
+
+        return (frames,) + tuple(input_tail(main, config))
+    return None
+
+
+def text_ids(config, given):
+    """A text tower's ids: hf_specs.SMALL_SEQ text tokens after the image's placeholder tokens (query_tokens),
+    those the configuration's placeholder id (PLACEHOLDER_KEYS), or zeros where it names none. A configuration that
+    leaves it unset gets the text vocabulary's last id, as a processor appends its image token (BLIP-2's
+    checkpoints: image_token_index 50265 after OPT's 50,265 tokens): the structure does not depend on the id."""
+    import torch
+
+    from .hf_specs import SMALL_SEQ
+
+    images = query_tokens(config)
+    ids = torch.zeros(given.shape[0], images + SMALL_SEQ, dtype=torch.long, device=given.device)
+    key = next((k for k in PLACEHOLDER_KEYS if hasattr(config, k)), None)
+    if images and key:
+        if getattr(config, key) is None:
+            setattr(config, key, int(config.get_text_config().vocab_size) - 1)
+        ids[:, :images] = getattr(config, key)
+    return ids
 
 
 def extra(name: str, config, given, accepted=()) -> Any:
@@ -104,7 +159,7 @@ def extra(name: str, config, given, accepted=()) -> Any:
     or None where this module does not make it."""
     import torch
 
-    from .hf_specs import PATCH_GRID
+    from .hf_specs import PATCH_GRID, SMALL_SEQ
 
     batch, device = given.shape[0], given.device
     if name in GRID_INPUTS:
@@ -113,6 +168,12 @@ def extra(name: str, config, given, accepted=()) -> Any:
             side = PATCH_GRID // int(getattr(vision, "spatial_merge_size", 1) or 1)
             return torch.tensor([[1, side, side]], dtype=torch.long, device=device)
         return torch.tensor([[1, PATCH_GRID, PATCH_GRID]], dtype=torch.long, device=device)
+    if name == "input_ids" and query_tokens(config):
+        return text_ids(config, given)
+    if name == "image_embeds_position_mask":
+        mask = torch.zeros(batch, query_tokens(config) + SMALL_SEQ, dtype=torch.long, device=device)
+        mask[:, :query_tokens(config)] = 1
+        return mask
     if name == "merge_sizes":  # one per image: the image processor's merge size for images, 1
         # (video_llama_3/image_processing_pil_video_llama_3.py: merge_size = 1 for images)
         return torch.ones(1, dtype=torch.long, device=device)
