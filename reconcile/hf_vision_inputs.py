@@ -28,8 +28,9 @@ TEMPORAL_PATCH_KEYS = ("temporal_patch_size", "patch_temporal")
 SESSION_INPUTS = {"inference_session": "a video tracking session object (frames, prompted objects, memory bank) "
                                        "its processor builds, not a tensor a configuration sizes"}
 # Extra inputs this module makes, given only where wanted(): required by the forward, or named by a rule below.
-VISION_INPUTS = ("image_embeds_position_mask", "image_grid_thw", "merge_sizes", "pixel_attention_mask", "pixel_position_ids", "prompt_masks",
-                 "prompt_pixel_values", "spatial_shapes", "task_inputs")
+VISION_INPUTS = ("actions", "encoder_hidden_states", "image_embeds_position_mask", "image_grid_thw", "merge_sizes",
+                 "pixel_attention_mask", "pixel_position_ids", "prompt_masks", "prompt_pixel_values", "returns_to_go",
+                 "rewards", "spatial_shapes", "task_inputs", "timesteps")
 # Image placeholder tokens a text tower's ids hold for the image's query outputs, by the configuration's count
 # (BLIP-2 and InstructBLIP scatter num_query_tokens query outputs into the image_token_id positions:
 # blip_2/modeling_blip_2.py Blip2Model.forward and get_placeholder_mask; Kosmos-2 latent_query_num image embeddings
@@ -39,6 +40,17 @@ PLACEHOLDER_KEYS = ("image_token_id", "video_token_id")  # the placeholder's id 
 # Frames per clip a video model's forward assumes where its configuration names none (instructblipvideo/
 # modeling_instructblipvideo.py InstructBlipVideoModel.forward: "video has frames=4 always").
 CLIP_FRAMES = {"instructblipvideo": 4}
+# Main inputs that are embeddings, (hf_specs.SMALL_SEQ, width): the first of these settings the configuration has
+# (Perceiver's `inputs` of d_model, perceiver/modeling_perceiver.py PerceiverModel.forward without a preprocessor;
+# a Q-Former's query_embeds of hidden_size, blip_2/modeling_blip_2.py Blip2QFormerModel.forward).
+EMBEDS_WIDTH_KEYS = ("d_model", "hidden_size")
+# What a Q-Former's cross-attention reads: encoder_hidden_states of encoder_hidden_size (blip_2/modeling_blip_2.py
+# Blip2QFormerLayer.forward refuses cross-attention layers without them).
+ENCODER_STATES = ("encoder_hidden_states", "encoder_hidden_size")
+# A trajectory model's inputs beside `states`, each (SMALL_SEQ steps, width): the width's setting or a number
+# (decision_transformer/modeling_decision_transformer.py DecisionTransformerModel.forward embeds returns, states and
+# actions per step, timesteps as ids).
+TRAJECTORY_INPUTS = {"actions": "act_dim", "returns_to_go": 1, "rewards": 1, "states": "state_dim", "timesteps": 0}
 # Token ids a model with a text tower takes beside its image though its signature marks them optional (text
 # embeddings instead would do): SAM 3 segments by a text prompt (sam3/modeling_sam3.py Sam3Model.forward: "exactly
 # one of input_ids or text_embeds").
@@ -107,6 +119,10 @@ def wanted(name: str, main: str, accepted, required, config) -> bool:
         return main == "pixel_values" and any(getattr(config, k, None) is not None for k in TEXT_TOWER_KEYS)
     if name == "image_embeds_position_mask":  # where the text ids hold the image (given with them)
         return wanted("input_ids", main, accepted, required, config)
+    if name in TRAJECTORY_INPUTS:
+        return main == "states"
+    if name == ENCODER_STATES[0]:
+        return main.endswith("_embeds") and isinstance(getattr(config, ENCODER_STATES[1], None), int)
     return False
 
 
@@ -121,6 +137,13 @@ def main_tail(main: str, config, accepted) -> Optional[tuple[int, ...]]:
     image: a video clip of CLIP_FRAMES frames; a prompt-and-input pair stacked on height (SegGPT's configured
     image_size is the pair: seggpt/modeling_seggpt.py SegGptModel.forward concatenates prompt_pixel_values and
     pixel_values on dim 2), each half of it. None: hf_specs.input_tail decides."""
+    from .hf_specs import SMALL_SEQ
+
+    if main == "inputs" or main.endswith("_embeds"):
+        width = next((int(v) for k in EMBEDS_WIDTH_KEYS if isinstance(v := getattr(config, k, None), int)), 0)
+        return (SMALL_SEQ, width) if width else None
+    if main in TRAJECTORY_INPUTS:
+        return _steps(main, config)
     if main != "pixel_values":
         return None
     size = getattr(config, "image_size", None)
@@ -133,6 +156,17 @@ def main_tail(main: str, config, accepted) -> Optional[tuple[int, ...]]:
 
         return (frames,) + tuple(input_tail(main, config))
     return None
+
+
+def _steps(name: str, config) -> Optional[tuple[int, ...]]:
+    """(SMALL_SEQ steps, width) of a trajectory input (TRAJECTORY_INPUTS), (SMALL_SEQ,) for ids."""
+    from .hf_specs import SMALL_SEQ
+
+    width = TRAJECTORY_INPUTS[name]
+    width = getattr(config, width, None) if isinstance(width, str) else width
+    if not isinstance(width, int):
+        return None
+    return (SMALL_SEQ, width) if width else (SMALL_SEQ,)
 
 
 def text_ids(config, given):
@@ -174,6 +208,11 @@ def extra(name: str, config, given, accepted=()) -> Any:
         mask = torch.zeros(batch, query_tokens(config) + SMALL_SEQ, dtype=torch.long, device=device)
         mask[:, :query_tokens(config)] = 1
         return mask
+    if name in TRAJECTORY_INPUTS and _steps(name, config):
+        return torch.zeros(batch, *_steps(name, config), device=device,
+                           dtype=torch.long if len(_steps(name, config)) == 1 else None)
+    if name == ENCODER_STATES[0]:
+        return torch.zeros(batch, SMALL_SEQ, int(getattr(config, ENCODER_STATES[1])), device=device)
     if name == "merge_sizes":  # one per image: the image processor's merge size for images, 1
         # (video_llama_3/image_processing_pil_video_llama_3.py: merge_size = 1 for images)
         return torch.ones(1, dtype=torch.long, device=device)
