@@ -30,7 +30,7 @@ SESSION_INPUTS = {"inference_session": "a video tracking session object (frames,
 # Extra inputs this module makes, given only where wanted(): required by the forward, or named by a rule below.
 VISION_INPUTS = ("actions", "encoder_hidden_states", "image_embeds_position_mask", "image_grid_thw", "merge_sizes",
                  "pixel_attention_mask", "pixel_position_ids", "prompt_masks", "prompt_pixel_values", "returns_to_go",
-                 "rewards", "spatial_shapes", "task_inputs", "timesteps")
+                 "rewards", "spatial_shapes", "task_inputs", "timesteps", "visual_feats", "visual_pos")
 # Image placeholder tokens a text tower's ids hold for the image's query outputs, by the configuration's count
 # (BLIP-2 and InstructBLIP scatter num_query_tokens query outputs into the image_token_id positions:
 # blip_2/modeling_blip_2.py Blip2Model.forward and get_placeholder_mask; Kosmos-2 latent_query_num image embeddings
@@ -51,6 +51,13 @@ ENCODER_STATES = ("encoder_hidden_states", "encoder_hidden_size")
 # (decision_transformer/modeling_decision_transformer.py DecisionTransformerModel.forward embeds returns, states and
 # actions per step, timesteps as ids).
 TRAJECTORY_INPUTS = {"actions": "act_dim", "returns_to_go": 1, "rewards": 1, "states": "state_dim", "timesteps": 0}
+# Image sides a configuration names other than image_size (tvp/configuration_tvp.py max_img_size, the side its
+# visual prompter pads to; vjepa2/configuration_vjepa2.py crop_size).
+IMAGE_SIZE_KEYS = ("max_img_size", "crop_size")
+# Region features a detector gives a vision-and-language encoder, (VISUAL_BOXES, the setting's width)
+# (lxmert/modeling_lxmert.py LxmertModel.forward refuses visual_feats None; LxmertVisualFeatureEncoder.forward).
+VISUAL_FEATURE_INPUTS = {"visual_feats": "visual_feat_dim", "visual_pos": "visual_pos_dim"}
+VISUAL_BOXES = 36  # regions per image: LXMERT's Faster R-CNN keeps 36 objects (Tan & Bansal 2019, section 3.1)
 # Token ids a model with a text tower takes beside its image though its signature marks them optional (text
 # embeddings instead would do): SAM 3 segments by a text prompt (sam3/modeling_sam3.py Sam3Model.forward: "exactly
 # one of input_ids or text_embeds").
@@ -121,6 +128,8 @@ def wanted(name: str, main: str, accepted, required, config) -> bool:
         return wanted("input_ids", main, accepted, required, config)
     if name in TRAJECTORY_INPUTS:
         return main == "states"
+    if name in VISUAL_FEATURE_INPUTS:
+        return all(isinstance(getattr(config, k, None), int) for k in VISUAL_FEATURE_INPUTS.values())
     if name == ENCODER_STATES[0]:
         return main.endswith("_embeds") and isinstance(getattr(config, ENCODER_STATES[1], None), int)
     return False
@@ -147,6 +156,13 @@ def main_tail(main: str, config, accepted) -> Optional[tuple[int, ...]]:
     if main != "pixel_values":
         return None
     size = getattr(config, "image_size", None)
+    other = next((int(v) for k in IMAGE_SIZE_KEYS if isinstance(v := getattr(config, k, None), int)), None)
+    if size is None and other:
+        from .hf_specs import VIDEO_FRAME_KEYS, _setting
+
+        frames = _setting(config, VIDEO_FRAME_KEYS)
+        image = (int(getattr(config, "num_channels", None) or 3), other, other)
+        return ((frames,) if frames else ()) + image
     channels = int(getattr(config, "num_channels", None) or 3)
     if "prompt_pixel_values" in accepted and isinstance(size, (list, tuple)) and len(size) == 2:
         return (channels, int(size[0]) // 2, int(size[1]))
@@ -211,6 +227,10 @@ def extra(name: str, config, given, accepted=()) -> Any:
     if name in TRAJECTORY_INPUTS and _steps(name, config):
         return torch.zeros(batch, *_steps(name, config), device=device,
                            dtype=torch.long if len(_steps(name, config)) == 1 else None)
+    if name in VISUAL_FEATURE_INPUTS:
+        return torch.zeros(batch, VISUAL_BOXES, int(getattr(config, VISUAL_FEATURE_INPUTS[name])), device=device)
+    if name == "pixel_values" and (tail := main_tail(name, config, accepted)):
+        return torch.zeros(batch, *tail, device=device)
     if name == ENCODER_STATES[0]:
         return torch.zeros(batch, SMALL_SEQ, int(getattr(config, ENCODER_STATES[1])), device=device)
     if name == "merge_sizes":  # one per image: the image processor's merge size for images, 1
