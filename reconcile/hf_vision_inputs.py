@@ -30,7 +30,7 @@ SESSION_INPUTS = {"inference_session": "a video tracking session object (frames,
 # Extra inputs this module makes, given only where wanted(): required by the forward, or named by a rule below.
 VISION_INPUTS = ("actions", "encoder_hidden_states", "image_embeds_position_mask", "image_grid_thw", "merge_sizes",
                  "pixel_attention_mask", "pixel_position_ids", "prompt_masks", "prompt_pixel_values", "returns_to_go",
-                 "rewards", "spatial_shapes", "task_inputs", "timesteps", "visual_feats", "visual_pos")
+                 "rewards", "spatial_shapes", "target_sizes", "task_inputs", "timesteps", "visual_feats", "visual_pos")
 # Image placeholder tokens a text tower's ids hold for the image's query outputs, by the configuration's count
 # (BLIP-2 and InstructBLIP scatter num_query_tokens query outputs into the image_token_id positions:
 # blip_2/modeling_blip_2.py Blip2Model.forward and get_placeholder_mask; Kosmos-2 latent_query_num image embeddings
@@ -128,6 +128,9 @@ def wanted(name: str, main: str, accepted, required, config) -> bool:
         return wanted("input_ids", main, accepted, required, config)
     if name in TRAJECTORY_INPUTS:
         return main == "states"
+    if name == "target_sizes":  # an image's patch grid, read unconditionally though optional in the signature
+        # (minicpm_ocr/modeling_minicpm_ocr.py MiniCPMOcrVisionModel.forward: target_sizes[:, 0])
+        return main == "pixel_values"
     if name in VISUAL_FEATURE_INPUTS:
         return all(isinstance(getattr(config, k, None), int) for k in VISUAL_FEATURE_INPUTS.values())
     if name == ENCODER_STATES[0]:
@@ -227,6 +230,10 @@ def extra(name: str, config, given, accepted=()) -> Any:
     if name in TRAJECTORY_INPUTS and _steps(name, config):
         return torch.zeros(batch, *_steps(name, config), device=device,
                            dtype=torch.long if len(_steps(name, config)) == 1 else None)
+    if name == "target_sizes":  # (rows, columns) of patches of the image given
+        patch = int(getattr(_vision(config), "patch_size"))
+        return torch.tensor([[given.shape[-2] // patch, given.shape[-1] // patch]] * batch, dtype=torch.int32,
+                            device=device)
     if name in VISUAL_FEATURE_INPUTS:
         return torch.zeros(batch, VISUAL_BOXES, int(getattr(config, VISUAL_FEATURE_INPUTS[name])), device=device)
     if name == "pixel_values" and (tail := main_tail(name, config, accepted)):
