@@ -169,6 +169,14 @@ def main_tail(main: str, config, accepted) -> Optional[tuple[int, ...]]:
     channels = int(getattr(config, "num_channels", None) or 3)
     if "prompt_pixel_values" in accepted and isinstance(size, (list, tuple)) and len(size) == 2:
         return (channels, int(size[0]) // 2, int(size[1]))
+    from .hf_specs import _setting, _vision_config
+
+    vision = _vision_config(config)
+    if getattr(vision, "image_size", None) is None and getattr(config, "image_size", None) is None \
+            and (nested := _setting(config, ("image_size",))):
+        # the side a deeper sub-configuration names (SAM 2's vision_config.backbone_config, EdgeTAM's
+        # prompt_encoder_config: the image the prompt encoder's coordinates assume)
+        return (int(getattr(vision, "num_channels", None) or 3), nested, nested)
     frames = CLIP_FRAMES.get(getattr(config, "model_type", ""))
     if frames:
         from .hf_specs import input_tail
