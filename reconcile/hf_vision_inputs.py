@@ -28,9 +28,10 @@ TEMPORAL_PATCH_KEYS = ("temporal_patch_size", "patch_temporal")
 SESSION_INPUTS = {"inference_session": "a video tracking session object (frames, prompted objects, memory bank) "
                                        "its processor builds, not a tensor a configuration sizes"}
 # Extra inputs this module makes, given only where wanted(): required by the forward, or named by a rule below.
-VISION_INPUTS = ("actions", "encoder_hidden_states", "image_embeds_position_mask", "image_grid_thw", "merge_sizes",
-                 "pixel_attention_mask", "pixel_position_ids", "prompt_masks", "prompt_pixel_values", "returns_to_go",
-                 "rewards", "spatial_shapes", "target_sizes", "task_inputs", "timesteps", "visual_feats", "visual_pos")
+VISION_INPUTS = ("actions", "encoder_hidden_states", "image_attention_mask", "image_embeds_position_mask",
+                 "image_grid_thw", "merge_sizes", "pixel_attention_mask", "pixel_position_ids", "prompt_masks",
+                 "prompt_pixel_values", "returns_to_go", "rewards", "spatial_shapes", "target_sizes", "task_inputs",
+                 "timesteps", "visual_feats", "visual_pos")
 # Image placeholder tokens a text tower's ids hold for the image's query outputs, by the configuration's count
 # (BLIP-2 and InstructBLIP scatter num_query_tokens query outputs into the image_token_id positions:
 # blip_2/modeling_blip_2.py Blip2Model.forward and get_placeholder_mask; Kosmos-2 latent_query_num image embeddings
@@ -51,6 +52,9 @@ ENCODER_STATES = ("encoder_hidden_states", "encoder_hidden_size")
 # (decision_transformer/modeling_decision_transformer.py DecisionTransformerModel.forward embeds returns, states and
 # actions per step, timesteps as ids).
 TRAJECTORY_INPUTS = {"actions": "act_dim", "returns_to_go": 1, "rewards": 1, "states": "state_dim", "timesteps": 0}
+# Images per text as an axis of their own: a forward that takes image_attention_mask (batch, tokens, images) takes
+# pixel_values (batch, images, channels, height, width) (idefics/modeling_idefics.py IdeficsModel.forward): one image.
+IMAGES_AXIS_MASK = "image_attention_mask"
 # Image sides a configuration names other than image_size (tvp/configuration_tvp.py max_img_size, the side its
 # visual prompter pads to; vjepa2/configuration_vjepa2.py crop_size).
 IMAGE_SIZE_KEYS = ("max_img_size", "crop_size")
@@ -128,6 +132,8 @@ def wanted(name: str, main: str, accepted, required, config) -> bool:
         return wanted("input_ids", main, accepted, required, config)
     if name in TRAJECTORY_INPUTS:
         return main == "states"
+    if name == IMAGES_AXIS_MASK:  # with the images it masks
+        return main != "pixel_values" and "pixel_values" in accepted
     if name == "target_sizes":  # an image's patch grid, read unconditionally though optional in the signature
         # (minicpm_ocr/modeling_minicpm_ocr.py MiniCPMOcrVisionModel.forward: target_sizes[:, 0])
         return main == "pixel_values"
@@ -177,6 +183,10 @@ def main_tail(main: str, config, accepted) -> Optional[tuple[int, ...]]:
         # the side a deeper sub-configuration names (SAM 2's vision_config.backbone_config, EdgeTAM's
         # prompt_encoder_config: the image the prompt encoder's coordinates assume)
         return (int(getattr(vision, "num_channels", None) or 3), nested, nested)
+    if IMAGES_AXIS_MASK in accepted:
+        from .hf_specs import input_tail
+
+        return (1,) + tuple(input_tail(main, config))
     frames = CLIP_FRAMES.get(getattr(config, "model_type", ""))
     if frames:
         from .hf_specs import input_tail
@@ -242,6 +252,8 @@ def extra(name: str, config, given, accepted=()) -> Any:
         patch = int(getattr(_vision(config), "patch_size"))
         return torch.tensor([[given.shape[-2] // patch, given.shape[-1] // patch]] * batch, dtype=torch.int32,
                             device=device)
+    if name == IMAGES_AXIS_MASK:  # every token sees the one image
+        return torch.ones(batch, given.shape[1], 1, dtype=torch.long, device=device)
     if name in VISUAL_FEATURE_INPUTS:
         return torch.zeros(batch, VISUAL_BOXES, int(getattr(config, VISUAL_FEATURE_INPUTS[name])), device=device)
     if name == "pixel_values" and (tail := main_tail(name, config, accepted)):
