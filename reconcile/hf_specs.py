@@ -587,6 +587,7 @@ def probe(model_type: str, head: str, build: dict[str, Any], config_kwargs: dict
             "unbatched": tail is not None,  # the patches of every image in one sequence: no batch dimension
             "position_offset": position_offset(model),
             "model_class": type(model).__name__,
+            "no_forward": vision_inputs.defines_no_forward(model),
             "hf_non_embedding": non_embedding,
             **parameter_groups(model, model.config)}
 
@@ -701,6 +702,9 @@ def _spec(text: str, model_type: str, config_kwargs: dict[str, Any], head: Optio
         if seq_len is not None:
             raise UserError(f"--seq-len applies to token models; {text!r} takes {facts.get('main_input')}")
         tail = facts.get("input_tail")
+        if facts.get("no_forward"):
+            raise UserError(f"model spec {text!r}: {facts['model_class']} defines no forward (torch.nn.Module's "
+                            "unimplemented one: only its own methods, such as encode, run it): nothing to trace")
         session = vision_inputs.SESSION_INPUTS.get(facts.get("main_input"))
         if not tail and session:
             raise UserError(f"model spec {text!r}: {facts['model_class']} takes {facts.get('main_input')!r}, "

@@ -277,3 +277,11 @@ def extra(name: str, config, given, accepted=()) -> Any:
     if name in ("prompt_pixel_values", "prompt_masks"):  # a prompt image and its mask, the input image's shape
         return torch.zeros_like(given)
     return None
+
+
+def defines_no_forward(model) -> bool:
+    """True for a module class that keeps torch.nn.Module's unimplemented forward (GLM-Image's VQ-VAE:
+    glm_image/modeling_glm_image.py GlmImageVQVAE has encode only)."""
+    import torch.nn as nn
+
+    return type(model).forward is nn.Module.forward
