@@ -1,6 +1,7 @@
-"""What a vision or multimodal `transformers` forward takes beside its one image tensor, sized from the
-configuration: the patch sequence and patch positions of native-resolution towers, grids of per-type patch
-layouts, task and prompt inputs, a text tower's token ids. hf_specs.complete_inputs gives them (zeros: counts do
+"""What a vision or multimodal `transformers` forward takes beside (or instead of) its one image tensor, sized from
+the configuration: the patch sequence and patch positions of native-resolution towers, grids of per-type patch
+layouts, task and prompt inputs, a text tower's token ids with the image's placeholders, region features,
+embeddings as the main input, a trajectory's parts. hf_specs.complete_inputs gives them (zeros: counts do
 not depend on values; ones for masks), sweep._extra_inputs names them (sweep attempts add them only after the
 main input alone failed)."""
 from __future__ import annotations
@@ -61,7 +62,7 @@ IMAGE_SIZE_KEYS = ("max_img_size", "crop_size")
 # Region features a detector gives a vision-and-language encoder, (VISUAL_BOXES, the setting's width)
 # (lxmert/modeling_lxmert.py LxmertModel.forward refuses visual_feats None; LxmertVisualFeatureEncoder.forward).
 VISUAL_FEATURE_INPUTS = {"visual_feats": "visual_feat_dim", "visual_pos": "visual_pos_dim"}
-VISUAL_BOXES = 36  # regions per image: LXMERT's Faster R-CNN keeps 36 objects (Tan & Bansal 2019, section 3.1)
+VISUAL_BOXES = 36  # regions per image: "we consistently keep 36 objects for each image" (LXMERT, Tan & Bansal 2019)
 # Token ids a model with a text tower takes beside its image though its signature marks them optional (text
 # embeddings instead would do): SAM 3 segments by a text prompt (sam3/modeling_sam3.py Sam3Model.forward: "exactly
 # one of input_ids or text_embeds").
