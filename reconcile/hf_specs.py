@@ -277,9 +277,7 @@ EXTRA_INPUTS = ("pixel_values", "input_features", "input_values", "attention_mas
 # do by default): token ids beside another main input (BLIP-2's input_ids, InstructBLIP's qformer_input_ids), a
 # grid, a feature mask (Qwen3-ASR, Fun-ASR: (batch, frames))
 REQUIRED_ONLY_INPUTS = ("input_ids", "grid_thw", "qformer_input_ids", "input_features_mask")
-# Qwen2-VL-style vision towers take flattened patches, (t x h x w patches, channels x temporal_patch_size x
-# patch_size^2), and grid_thw [[t, h, w]]: PATCH_GRID is h = w (a multiple of every spatial_merge_size), t = 1.
-PATCH_GRID = 8
+PATCH_GRID = vision_inputs.PATCH_GRID  # the patch grid of grid_thw vision towers (hf_vision_inputs)
 
 
 def hf_model(model_type: str, head: str, device: str = "cpu", attn_implementation: Optional[str] = None,
@@ -313,7 +311,7 @@ def extra_input(name: str, config, given, accepted=()):
     import torch
 
     batch, device = given.shape[0], given.device
-    made = vision_inputs.extra(name, config, given, accepted)
+    made = vision_inputs.extra(name, config, given, accepted, SMALL_SEQ, input_tail)
     if made is not None:
         return made
     if name == "pixel_values" and vision_inputs.takes_patch_sequence(accepted):
@@ -486,7 +484,7 @@ FRAMES_FIRST_KEYS = ("subsampling_conv_channels", "subsampling_factor", "input_f
 
 
 def _vision_config(config):
-    for key in ("vision_config", "backbone_config", "encoder"):
+    for key in vision_inputs.VISION_SUBCONFIGS:
         sub = getattr(config, key, None)
         if _is_config(sub) and hasattr(sub, "image_size"):
             return sub
@@ -575,7 +573,7 @@ def probe(model_type: str, head: str, build: dict[str, Any], config_kwargs: dict
         tail = None  # batched: (batch, patches, channels x patch_size^2)
         sequence = vision_inputs.patch_sequence_tail(model.config)
     else:
-        sequence = vision_inputs.main_tail(main, model.config, accepted)  # batched too
+        sequence = vision_inputs.main_tail(main, model.config, accepted, SMALL_SEQ, input_tail)  # batched too
     try:
         non_embedding = model.num_parameters(exclude_embeddings=True)
     except Exception:  # noqa: BLE001 (a model without input embeddings to exclude)

@@ -6,7 +6,13 @@ not depend on values; ones for masks), sweep._extra_inputs names them (sweep att
 main input alone failed)."""
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Callable, Optional
+
+# Qwen2-VL-style vision towers take flattened patches, (t x h x w patches, channels x temporal_patch_size x
+# patch_size^2), and grid_thw [[t, h, w]]: PATCH_GRID is h = w (a multiple of every spatial_merge_size), t = 1.
+PATCH_GRID = 8
+# The sub-configurations whose image_size is the model's image (hf_specs._vision_config reads them in this order).
+VISION_SUBCONFIGS = ("vision_config", "backbone_config", "encoder")
 
 # Forwards that take pixel_values as a patch sequence, (batch, patches, channels x patch_size^2), beside the
 # patches' positions: Siglip2's spatial_shapes (batch, 2) patch rows and columns with a pixel_attention_mask
@@ -42,14 +48,14 @@ PLACEHOLDER_KEYS = ("image_token_id", "video_token_id")  # the placeholder's id 
 # Frames per clip a video model's forward assumes where its configuration names none (instructblipvideo/
 # modeling_instructblipvideo.py InstructBlipVideoModel.forward: "video has frames=4 always").
 CLIP_FRAMES = {"instructblipvideo": 4}
-# Main inputs that are embeddings, (hf_specs.SMALL_SEQ, width): the first of these settings the configuration has
+# Main inputs that are embeddings, (sequence, width): the first of these settings the configuration has
 # (Perceiver's `inputs` of d_model, perceiver/modeling_perceiver.py PerceiverModel.forward without a preprocessor;
 # a Q-Former's query_embeds of hidden_size, blip_2/modeling_blip_2.py Blip2QFormerModel.forward).
 EMBEDS_WIDTH_KEYS = ("d_model", "hidden_size")
 # What a Q-Former's cross-attention reads: encoder_hidden_states of encoder_hidden_size (blip_2/modeling_blip_2.py
 # Blip2QFormerLayer.forward refuses cross-attention layers without them).
 ENCODER_STATES = ("encoder_hidden_states", "encoder_hidden_size")
-# A trajectory model's inputs beside `states`, each (SMALL_SEQ steps, width): the width's setting or a number
+# A trajectory model's inputs beside `states`, each (steps, width): the width's setting or a number
 # (decision_transformer/modeling_decision_transformer.py DecisionTransformerModel.forward embeds returns, states and
 # actions per step, timesteps as ids).
 TRAJECTORY_INPUTS = {"actions": "act_dim", "returns_to_go": 1, "rewards": 1, "states": "state_dim", "timesteps": 0}
@@ -76,8 +82,7 @@ def _vision(config):
 
 def patch_sequence_side(config) -> int:
     """The patch grid's side for a patch-sequence tower: the square the configuration's num_patches position
-    table holds (Siglip2), else hf_specs.PATCH_GRID rounded up to whole pooling kernels (Gemma 4 pools k x k)."""
-    from .hf_specs import PATCH_GRID
+    table holds (Siglip2), else PATCH_GRID rounded up to whole pooling kernels (Gemma 4 pools k x k)."""
 
     vision = _vision(config)
     patches = getattr(vision, "num_patches", None)
@@ -104,7 +109,6 @@ def takes_patch_sequence(accepted) -> bool:
 def grid_patch_tail(config) -> Optional[tuple[int, ...]]:
     """The patches a grid tower (GRID_INPUTS) takes for a PATCH_GRID x PATCH_GRID image, in its layout
     (PATCH_LAYOUTS, else flattened rows), or None without a patch size."""
-    from .hf_specs import PATCH_GRID
 
     patch = getattr(config, "patch_size", None)
     if not isinstance(patch, int):
@@ -151,73 +155,78 @@ def query_tokens(config) -> int:
     return count * CLIP_FRAMES.get(getattr(config, "model_type", ""), 1)
 
 
-def main_tail(main: str, config, accepted) -> Optional[tuple[int, ...]]:
-    """One example of the main image input where the forward's signature or type says more than the configured
-    image: a video clip of CLIP_FRAMES frames; a prompt-and-input pair stacked on height (SegGPT's configured
-    image_size is the pair: seggpt/modeling_seggpt.py SegGptModel.forward concatenates prompt_pixel_values and
-    pixel_values on dim 2), each half of it. None: hf_specs.input_tail decides."""
-    from .hf_specs import SMALL_SEQ
-
+def main_tail(main: str, config, accepted, seq: int, image_tail: Callable) -> Optional[tuple[int, ...]]:
+    """One example of the main input where the forward's signature or type says more than the configured image
+    (`image_tail(main, config)`: hf_specs.input_tail's; `seq`: the sequence length of made inputs): embeddings
+    (EMBEDS_WIDTH_KEYS), a trajectory's states, an image side named otherwise (IMAGE_SIZE_KEYS) or only by a deeper
+    sub-configuration, one image on its own axis (IMAGES_AXIS_MASK), a video clip of CLIP_FRAMES frames, a
+    prompt-and-input pair stacked on height (SegGPT's configured image_size is the pair: seggpt/modeling_seggpt.py
+    SegGptModel.forward concatenates prompt_pixel_values and pixel_values on dim 2), each half of it. None:
+    image_tail decides."""
     if main == "inputs" or main.endswith("_embeds"):
         width = next((int(v) for k in EMBEDS_WIDTH_KEYS if isinstance(v := getattr(config, k, None), int)), 0)
-        return (SMALL_SEQ, width) if width else None
+        return (seq, width) if width else None
     if main in TRAJECTORY_INPUTS:
-        return _steps(main, config)
+        return _steps(main, config, seq)
     if main != "pixel_values":
         return None
     size = getattr(config, "image_size", None)
-    other = next((int(v) for k in IMAGE_SIZE_KEYS if isinstance(v := getattr(config, k, None), int)), None)
-    if size is None and other:
-        from .hf_specs import VIDEO_FRAME_KEYS, _setting
-
-        frames = _setting(config, VIDEO_FRAME_KEYS)
-        image = (int(getattr(config, "num_channels", None) or 3), other, other)
-        return ((frames,) if frames else ()) + image
     channels = int(getattr(config, "num_channels", None) or 3)
     if "prompt_pixel_values" in accepted and isinstance(size, (list, tuple)) and len(size) == 2:
         return (channels, int(size[0]) // 2, int(size[1]))
-    from .hf_specs import _setting, _vision_config
-
-    vision = _vision_config(config)
-    if getattr(vision, "image_size", None) is None and getattr(config, "image_size", None) is None \
-            and (nested := _setting(config, ("image_size",))):
+    other = next((int(v) for k in IMAGE_SIZE_KEYS if isinstance(v := getattr(config, k, None), int)), None)
+    if size is None and other:
+        return tuple(image_tail(main, config))[:-2] + (other, other)
+    if not _names_image_side(config) and (nested := _nested_image_side(config)):
         # the side a deeper sub-configuration names (SAM 2's vision_config.backbone_config, EdgeTAM's
         # prompt_encoder_config: the image the prompt encoder's coordinates assume)
-        return (int(getattr(vision, "num_channels", None) or 3), nested, nested)
+        return tuple(image_tail(main, config))[:-2] + (nested, nested)
     if IMAGES_AXIS_MASK in accepted:
-        from .hf_specs import input_tail
-
-        return (1,) + tuple(input_tail(main, config))
+        return (1,) + tuple(image_tail(main, config))
     frames = CLIP_FRAMES.get(getattr(config, "model_type", ""))
     if frames:
-        from .hf_specs import input_tail
-
-        return (frames,) + tuple(input_tail(main, config))
+        return (frames,) + tuple(image_tail(main, config))
     return None
 
 
-def _steps(name: str, config) -> Optional[tuple[int, ...]]:
-    """(SMALL_SEQ steps, width) of a trajectory input (TRAJECTORY_INPUTS), (SMALL_SEQ,) for ids."""
-    from .hf_specs import SMALL_SEQ
+def _names_image_side(config) -> bool:
+    subs = [getattr(config, key, None) for key in VISION_SUBCONFIGS]
+    return any(getattr(c, "image_size", None) is not None for c in [config] + [c for c in subs if c is not None])
 
+
+def _nested_image_side(config) -> Optional[int]:
+    """The first image_size of a sub-configuration, depth first (a list: its first side), None if none names one."""
+    for key in getattr(config, "sub_configs", {}) or {}:
+        sub = getattr(config, key, None)
+        if sub is None or not hasattr(sub, "to_dict"):
+            continue
+        size = getattr(sub, "image_size", None)
+        size = size[0] if isinstance(size, (list, tuple)) and size else size
+        if isinstance(size, int) and not isinstance(size, bool) and size > 0:
+            return size
+        if (found := _nested_image_side(sub)) is not None:
+            return found
+    return None
+
+
+def _steps(name: str, config, seq: int) -> Optional[tuple[int, ...]]:
+    """(seq steps, width) of a trajectory input (TRAJECTORY_INPUTS), (seq,) for ids."""
     width = TRAJECTORY_INPUTS[name]
     width = getattr(config, width, None) if isinstance(width, str) else width
     if not isinstance(width, int):
         return None
-    return (SMALL_SEQ, width) if width else (SMALL_SEQ,)
+    return (seq, width) if width else (seq,)
 
 
-def text_ids(config, given):
-    """A text tower's ids: hf_specs.SMALL_SEQ text tokens after the image's placeholder tokens (query_tokens),
+def text_ids(config, given, seq: int):
+    """A text tower's ids: `seq` text tokens after the image's placeholder tokens (query_tokens),
     those the configuration's placeholder id (PLACEHOLDER_KEYS), or zeros where it names none. A configuration that
     leaves it unset gets the text vocabulary's last id, as a processor appends its image token (BLIP-2's
     checkpoints: image_token_index 50265 after OPT's 50,265 tokens): the structure does not depend on the id."""
     import torch
 
-    from .hf_specs import SMALL_SEQ
-
     images = query_tokens(config)
-    ids = torch.zeros(given.shape[0], images + SMALL_SEQ, dtype=torch.long, device=given.device)
+    ids = torch.zeros(given.shape[0], images + seq, dtype=torch.long, device=given.device)
     key = next((k for k in PLACEHOLDER_KEYS if hasattr(config, k)), None)
     if images and key:
         if getattr(config, key) is None:
@@ -226,12 +235,11 @@ def text_ids(config, given):
     return ids
 
 
-def extra(name: str, config, given, accepted=()) -> Any:
-    """The tensor for a VISION_INPUTS name (or a grid) sized from the configuration and the main input `given`,
-    or None where this module does not make it."""
+def extra(name: str, config, given, accepted, seq: int, image_tail: Callable) -> Any:
+    """The tensor for a VISION_INPUTS name (or a grid, or pixel_values main_tail shapes) sized from the
+    configuration and the main input `given` (`seq`, `image_tail`: as main_tail's), or None where this module does
+    not make it."""
     import torch
-
-    from .hf_specs import PATCH_GRID, SMALL_SEQ
 
     batch, device = given.shape[0], given.device
     if name in GRID_INPUTS:
@@ -241,14 +249,13 @@ def extra(name: str, config, given, accepted=()) -> Any:
             return torch.tensor([[1, side, side]], dtype=torch.long, device=device)
         return torch.tensor([[1, PATCH_GRID, PATCH_GRID]], dtype=torch.long, device=device)
     if name == "input_ids" and query_tokens(config):
-        return text_ids(config, given)
+        return text_ids(config, given, seq)
     if name == "image_embeds_position_mask":
-        mask = torch.zeros(batch, query_tokens(config) + SMALL_SEQ, dtype=torch.long, device=device)
+        mask = torch.zeros(batch, query_tokens(config) + seq, dtype=torch.long, device=device)
         mask[:, :query_tokens(config)] = 1
         return mask
-    if name in TRAJECTORY_INPUTS and _steps(name, config):
-        return torch.zeros(batch, *_steps(name, config), device=device,
-                           dtype=torch.long if len(_steps(name, config)) == 1 else None)
+    if name in TRAJECTORY_INPUTS and (steps := _steps(name, config, seq)):
+        return torch.zeros(batch, *steps, device=device, dtype=torch.long if len(steps) == 1 else None)
     if name == "target_sizes":  # (rows, columns) of patches of the image given
         patch = int(getattr(_vision(config), "patch_size"))
         return torch.tensor([[given.shape[-2] // patch, given.shape[-1] // patch]] * batch, dtype=torch.int32,
@@ -257,10 +264,10 @@ def extra(name: str, config, given, accepted=()) -> Any:
         return torch.ones(batch, given.shape[1], 1, dtype=torch.long, device=device)
     if name in VISUAL_FEATURE_INPUTS:
         return torch.zeros(batch, VISUAL_BOXES, int(getattr(config, VISUAL_FEATURE_INPUTS[name])), device=device)
-    if name == "pixel_values" and (tail := main_tail(name, config, accepted)):
+    if name == "pixel_values" and (tail := main_tail(name, config, accepted, seq, image_tail)):
         return torch.zeros(batch, *tail, device=device)
     if name == ENCODER_STATES[0]:
-        return torch.zeros(batch, SMALL_SEQ, int(getattr(config, ENCODER_STATES[1])), device=device)
+        return torch.zeros(batch, seq, int(getattr(config, ENCODER_STATES[1])), device=device)
     if name == "merge_sizes":  # one per image: the image processor's merge size for images, 1
         # (video_llama_3/image_processing_pil_video_llama_3.py: merge_size = 1 for images)
         return torch.ones(1, dtype=torch.long, device=device)

@@ -31,7 +31,8 @@ def test_gemma4_patch_positions_cover_whole_pooling_kernels():
     config = AutoConfig.for_model("gemma4_vision")  # pooling_kernel_size 3, patch 16
     side = vision.patch_sequence_side(config)
     assert side == 9  # PATCH_GRID 8 rounded up to a multiple of 3
-    positions = vision.extra("pixel_position_ids", config, torch.zeros(1, 81, 768))
+    positions = vision.extra("pixel_position_ids", config, torch.zeros(1, 81, 768), (), hf_specs.SMALL_SEQ,
+                             hf_specs.input_tail)
     assert positions.shape == (1, 81, 2)
     assert positions[0, :3].tolist() == [[0, 0], [1, 0], [2, 0]] and positions[0, 9].tolist() == [0, 1]
 
@@ -40,25 +41,26 @@ def test_grid_layouts_by_type_by_hand():
     assert hf_specs.patch_tail(AutoConfig.for_model("kimi_k25_vision")) == (64, 3, 14, 14)  # Conv2d per patch
     inkling = AutoConfig.for_model("inkling2_vision")  # patch 20, merge 2: 4 x 4 merged tokens of 40 x 40 x 3
     assert hf_specs.patch_tail(inkling) == (16, 40, 40, 3)
-    assert vision.extra("image_grid_thw", inkling, torch.zeros(16, 40, 40, 3)).tolist() == [[1, 4, 4]]
+    assert hf_specs.extra_input("image_grid_thw", inkling, torch.zeros(16, 40, 40, 3)).tolist() == [[1, 4, 4]]
     glimmer = AutoConfig.for_model("muse_glimmer_vision")  # patch_temporal 2: 2 x 3 x 14 x 14 per patch
     assert hf_specs.patch_tail(glimmer) == (64, 2 * 3 * 14 * 14)
 
 
 def test_text_ids_hold_the_image_placeholders():
     config = AutoConfig.for_model("blip-2")  # num_query_tokens 32, image_token_index unset
-    ids = vision.text_ids(config, torch.zeros(1, 3, 224, 224))
+    ids = vision.text_ids(config, torch.zeros(1, 3, 224, 224), hf_specs.SMALL_SEQ)
     vocab = config.get_text_config().vocab_size
     assert config.image_token_id == vocab - 1
     assert ids.shape == (1, 32 + hf_specs.SMALL_SEQ) and int((ids == vocab - 1).sum()) == 32
     video = AutoConfig.for_model("instructblipvideo")  # 4 frames x 32 query tokens, a video placeholder
     assert vision.query_tokens(video) == 4 * 32
-    assert vision.main_tail("pixel_values", video, ()) == (4, 3, 224, 224)
+    assert vision.main_tail("pixel_values", video, (), hf_specs.SMALL_SEQ, hf_specs.input_tail) == (4, 3, 224, 224)
 
 
 def test_prompt_pair_and_session_inputs():
     seggpt = AutoConfig.for_model("seggpt")  # image_size (896, 448): prompt and input stacked on height
-    assert vision.main_tail("pixel_values", seggpt, ("pixel_values", "prompt_pixel_values")) == (3, 448, 448)
+    assert vision.main_tail("pixel_values", seggpt, ("pixel_values", "prompt_pixel_values"),
+                            hf_specs.SMALL_SEQ, hf_specs.input_tail) == (3, 448, 448)
     with pytest.raises(Exception, match="video tracking session object"):
         from reconcile import models
 
