@@ -35,10 +35,10 @@ TEMPORAL_PATCH_KEYS = ("temporal_patch_size", "patch_temporal")
 SESSION_INPUTS = {"inference_session": "a video tracking session object (frames, prompted objects, memory bank) "
                                        "its processor builds, not a tensor a configuration sizes"}
 # Extra inputs this module makes, given only where wanted(): required by the forward, or named by a rule below.
-VISION_INPUTS = ("actions", "encoder_hidden_states", "image_attention_mask", "image_embeds_position_mask",
-                 "image_grid_thw", "merge_sizes", "pixel_attention_mask", "pixel_position_ids", "prompt_masks",
-                 "prompt_pixel_values", "returns_to_go", "rewards", "spatial_shapes", "target_sizes", "task_inputs",
-                 "timesteps", "visual_feats", "visual_pos")
+VISION_INPUTS = ("actions", "context_hidden_states", "encoder_hidden_states", "image_attention_mask",
+                 "image_embeds_position_mask", "image_grid_thw", "merge_sizes", "pixel_attention_mask",
+                 "pixel_position_ids", "prompt_masks", "prompt_pixel_values", "returns_to_go", "rewards",
+                 "spatial_shapes", "target_sizes", "task_inputs", "timesteps", "visual_feats", "visual_pos")
 # Image placeholder tokens a text tower's ids hold for the image's query outputs, by the configuration's count
 # (BLIP-2 and InstructBLIP scatter num_query_tokens query outputs into the image_token_id positions:
 # blip_2/modeling_blip_2.py Blip2Model.forward and get_placeholder_mask; Kosmos-2 latent_query_num image embeddings
@@ -52,6 +52,11 @@ CLIP_FRAMES = {"instructblipvideo": 4}
 # (Perceiver's `inputs` of d_model, perceiver/modeling_perceiver.py PerceiverModel.forward without a preprocessor;
 # a Q-Former's query_embeds of hidden_size, blip_2/modeling_blip_2.py Blip2QFormerModel.forward).
 EMBEDS_WIDTH_KEYS = ("d_model", "hidden_size")
+# A drafter's noise_embeds are one block of block_size positions, beside the target model's context_hidden_states:
+# (sequence, hidden_size x the number of target_layer_ids) (muse_glimmer_assistant/modeling_muse_glimmer_assistant.py
+# MuseGlimmerAssistantModel.forward and MuseGlimmerAssistantContextProjection).
+DRAFT_BLOCK_KEY = "block_size"
+CONTEXT_STATES = ("context_hidden_states", "target_layer_ids")
 # What a Q-Former's cross-attention reads: encoder_hidden_states of encoder_hidden_size (blip_2/modeling_blip_2.py
 # Blip2QFormerLayer.forward refuses cross-attention layers without them).
 ENCODER_STATES = ("encoder_hidden_states", "encoder_hidden_size")
@@ -165,7 +170,8 @@ def main_tail(main: str, config, accepted, seq: int, image_tail: Callable) -> Op
     image_tail decides."""
     if main == "inputs" or main.endswith("_embeds"):
         width = next((int(v) for k in EMBEDS_WIDTH_KEYS if isinstance(v := getattr(config, k, None), int)), 0)
-        return (seq, width) if width else None
+        block = getattr(config, DRAFT_BLOCK_KEY, None) if CONTEXT_STATES[0] in accepted else None
+        return ((block if isinstance(block, int) else seq), width) if width else None
     if main in TRAJECTORY_INPUTS:
         return _steps(main, config, seq)
     if main != "pixel_values":
@@ -266,6 +272,9 @@ def extra(name: str, config, given, accepted, seq: int, image_tail: Callable) ->
         return torch.zeros(batch, VISUAL_BOXES, int(getattr(config, VISUAL_FEATURE_INPUTS[name])), device=device)
     if name == "pixel_values" and (tail := main_tail(name, config, accepted, seq, image_tail)):
         return torch.zeros(batch, *tail, device=device)
+    if name == CONTEXT_STATES[0] and isinstance(getattr(config, CONTEXT_STATES[1], None), (list, tuple)):
+        width = int(config.hidden_size) * len(getattr(config, CONTEXT_STATES[1]))
+        return torch.zeros(batch, seq, width, device=device)
     if name == ENCODER_STATES[0]:
         return torch.zeros(batch, seq, int(getattr(config, ENCODER_STATES[1])), device=device)
     if name == "merge_sizes":  # one per image: the image processor's merge size for images, 1

@@ -109,3 +109,12 @@ def test_vision_inputs_build_trace_and_conserve(name, inputs):
     assert row["params_reference"] == row["params_oracle"] > 0
     assert row["macc_reference"] == row["macc_oracle"] > 0
     assert row["params_law"] == row["macc_law"] == sweep.EXACT
+
+
+def test_drafter_block_and_context_by_hand():
+    config = AutoConfig.for_model("muse_glimmer_assistant")  # hidden 6656, block_size 16, target_layer_ids
+    accepted = ("noise_embeds", "context_hidden_states")
+    assert vision.main_tail("noise_embeds", config, accepted, hf_specs.SMALL_SEQ, hf_specs.input_tail) == (16, 6656)
+    context = hf_specs.extra_input("context_hidden_states", config, torch.zeros(1, 16, 6656), accepted)
+    assert context.shape == (1, hf_specs.SMALL_SEQ, 6656 * len(config.target_layer_ids))
+    assert sweep._extra_inputs("muse_glimmer_assistant") == ("context_hidden_states",)
