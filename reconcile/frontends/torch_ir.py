@@ -125,8 +125,8 @@ def _module_layer(name: str, module: nn.Module, inputs: tuple[tuple[int, ...], .
         # (L, N, E) unless batch_first; an unbatched (L, E) query is one sequence
         batch = query[1 - seq_axis] if len(query) == 3 else 1
         seq_axis = seq_axis if len(query) == 3 else 0
-        attrs = (("batch", batch), ("embed_dim", module.embed_dim), ("num_heads", module.num_heads), ("kdim", module.kdim),
-                 ("vdim", module.vdim), ("q_len", query[seq_axis]), ("kv_len", key[seq_axis]))
+        attrs = (("batch", batch), ("embed_dim", module.embed_dim), ("num_heads", module.num_heads),
+                 ("kdim", module.kdim), ("vdim", module.vdim), ("q_len", query[seq_axis]), ("kv_len", key[seq_axis]))
         return Layer(kind=ir.ATTENTION, bias=module.in_proj_bias is not None, attrs=attrs, **common)
     return Layer(kind=ir.UNKNOWN, **common)
 
