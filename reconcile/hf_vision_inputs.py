@@ -131,7 +131,9 @@ def grid_patch_tail(config) -> Optional[tuple[int, ...]]:
 
 def wanted(name: str, main: str, accepted, required, config) -> bool:
     """Whether the extra input `name` (one of hf_specs.EXTRA_INPUTS) is given: required by the forward, or a
-    companion of an input given (a patch sequence's positions), or a text tower's token ids (TEXT_TOWER_KEYS)."""
+    companion of an input given (a patch sequence's positions, the images' mask, the placeholders' mask), or what
+    the forward reads though its signature makes it optional (a text tower's ids, TEXT_TOWER_KEYS; a trajectory's
+    parts; region features; an image's patch grid; a Q-Former's encoder states)."""
     if name in required:
         return True
     if name in PATCH_SEQUENCE_COMPANIONS and takes_patch_sequence(accepted):
