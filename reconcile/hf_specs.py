@@ -9,6 +9,7 @@ import re
 from typing import Any, Callable, Optional
 
 from .errors import NEEDS_LIBRARY, UserError, missing_library
+from . import hf_vision_inputs as vision_inputs
 from .zoo_import import torchvision_first
 from .spec import ModelSpec, parse_shape, _split_query
 
@@ -525,7 +526,7 @@ def model_config(cls, config):
 
 
 EXTRA_INPUTS = ("pixel_values", "input_features", "input_values", "attention_mask", "bbox", "input_ids",
-                "grid_thw", "qformer_input_ids", "input_features_mask")
+                "grid_thw", "qformer_input_ids", "input_features_mask") + vision_inputs.VISION_INPUTS
 # the extra inputs given only where the forward requires them (optional ones would add work the model does not
 # do by default): token ids beside another main input (BLIP-2's input_ids, InstructBLIP's qformer_input_ids), a
 # grid. A mask (batch, frames) of every frame of the main input adds no work and is given wherever the forward
@@ -548,9 +549,7 @@ TIME_SERIES_INPUTS = ("freq", "past_observed_mask", "past_time_features", "past_
 PADDING_MASK_INPUTS = ("audio_mel_mask",)
 EXTRA_INPUTS += TIME_SERIES_INPUTS + PADDING_MASK_INPUTS
 REQUIRED_ONLY_INPUTS += TIME_SERIES_INPUTS + PADDING_MASK_INPUTS
-# Qwen2-VL-style vision towers take flattened patches, (t x h x w patches, channels x temporal_patch_size x
-# patch_size^2), and grid_thw [[t, h, w]]: PATCH_GRID is h = w (a multiple of every spatial_merge_size), t = 1.
-PATCH_GRID = 8
+PATCH_GRID = vision_inputs.PATCH_GRID  # the patch grid of grid_thw vision towers (hf_vision_inputs)
 
 
 def hf_model(model_type: str, head: str, device: str = "cpu", attn_implementation: Optional[str] = None,
@@ -579,13 +578,17 @@ def hf_model(model_type: str, head: str, device: str = "cpu", attn_implementatio
     return model
 
 
-def extra_input(name: str, config, given):
-    """Zeros (ones for a mask) of what `name` takes, sized from the configuration and the main input."""
+def extra_input(name: str, config, given, accepted=()):
+    """Zeros (ones for a mask) of what `name` takes, sized from the configuration and the main input;
+    `accepted`: the forward's parameters (a patch-sequence tower's pixel_values and positions, hf_vision_inputs)."""
     import torch
 
     batch, device = given.shape[0], given.device
-    if name == "grid_thw":
-        return torch.tensor([[1, PATCH_GRID, PATCH_GRID]], dtype=torch.long, device=device)
+    made = vision_inputs.extra(name, config, given, accepted, SMALL_SEQ, input_tail)
+    if made is not None:
+        return made
+    if name == "pixel_values" and vision_inputs.takes_patch_sequence(accepted):
+        return torch.zeros(batch, *vision_inputs.patch_sequence_tail(config), device=device)
     if name in ("input_ids", "qformer_input_ids"):
         return torch.zeros(batch, SMALL_SEQ, dtype=torch.long, device=device)
     if name == "input_features_mask":  # every frame of the main input_features
@@ -630,13 +633,9 @@ def main_input(model) -> str:
 
 
 def patch_tail(config) -> Optional[tuple[int, ...]]:
-    """The flattened patches a grid_thw vision tower takes (PATCH_GRID), or None without a patch size."""
-    patch = getattr(config, "patch_size", None)
-    if not isinstance(patch, int):
-        return None
-    channels = getattr(config, "in_channels", None) or getattr(config, "num_channels", None) or 3
-    temporal = getattr(config, "temporal_patch_size", None) or 1
-    return (PATCH_GRID * PATCH_GRID, int(channels) * int(temporal) * patch * patch)
+    """The patches a grid_thw vision tower takes (PATCH_GRID; hf_vision_inputs.grid_patch_tail), or None without
+    a patch size."""
+    return vision_inputs.grid_patch_tail(config)
 
 
 # Token ids with one column per stream, (batch, tokens, streams), where a model reads several token streams at once:
@@ -679,12 +678,12 @@ def complete_inputs(model, args: tuple, kwargs: dict):
     given = kwargs.get(main)
     if config is None or not isinstance(given, torch.Tensor):
         return args, kwargs
+    accepted = inspect.signature(model.forward).parameters
     for name in getattr(model, "_reconcile_extra_inputs", ()):
         if kwargs.get(name) is None:
-            kwargs = {**kwargs, name: extra_input(name, config, given)}
+            kwargs = {**kwargs, name: extra_input(name, config, given, accepted)}
     if not getattr(config, "is_encoder_decoder", False):
         return args, kwargs
-    accepted = inspect.signature(model.forward).parameters
     if "decoder_input_ids" in accepted and kwargs.get("decoder_input_ids") is None \
             and kwargs.get("decoder_inputs_embeds") is None:
         length = given.shape[1] if main == "input_ids" else SMALL_SEQ
@@ -818,7 +817,7 @@ def _frames_first(config) -> bool:
 
 
 def _vision_config(config):
-    for key in ("vision_config", "backbone_config", "encoder"):
+    for key in vision_inputs.VISION_SUBCONFIGS:
         sub = getattr(config, key, None)
         if _is_config(sub) and hasattr(sub, "image_size"):
             return sub
@@ -930,8 +929,14 @@ def probe(model_type: str, head: str, build: dict[str, Any], config_kwargs: dict
     import inspect
 
     main = main_input(model)
-    grid = "grid_thw" in inspect.signature(model.forward).parameters
+    accepted = inspect.signature(model.forward).parameters
+    grid = any(name in accepted for name in vision_inputs.GRID_INPUTS)
     tail = patch_tail(model.config) if grid and main in ("hidden_states", "pixel_values") else None
+    if main == "pixel_values" and vision_inputs.takes_patch_sequence(accepted):
+        tail = None  # batched: (batch, patches, channels x patch_size^2)
+        sequence = vision_inputs.patch_sequence_tail(model.config)
+    else:
+        sequence = vision_inputs.main_tail(main, model.config, accepted, SMALL_SEQ, input_tail)  # batched too
     try:
         non_embedding = model.num_parameters(exclude_embeddings=True)
     except Exception:  # noqa: BLE001 (a model without input embeddings to exclude)
@@ -939,12 +944,13 @@ def probe(model_type: str, head: str, build: dict[str, Any], config_kwargs: dict
     return {"n_params": sum(p.numel() for p in model.parameters()),
             "token_model": main == "input_ids",
             "main_input": main,
-            "input_tail": tail or input_tail(main, model.config)
+            "input_tail": tail or sequence or input_tail(main, model.config)
             or input_tail(getattr(model, "main_input_name", main), model.config),  # its forward names it otherwise
             "unbatched": tail is not None,  # the patches of every image in one sequence: no batch dimension
             "position_offset": position_offset(model),
             "model_class": type(model).__name__,
             "token_rows": getattr(model.config, CODEBOOK_ROWS[model_type]) if model_type in CODEBOOK_ROWS else 1,
+            "no_forward": vision_inputs.defines_no_forward(model),
             "hf_non_embedding": non_embedding,
             **parameter_groups(model, model.config)}
 
@@ -1060,6 +1066,13 @@ def _spec(text: str, model_type: str, config_kwargs: dict[str, Any], head: Optio
         if seq_len is not None:
             raise UserError(f"--seq-len applies to token models; {text!r} takes {facts.get('main_input')}")
         tail = facts.get("input_tail")
+        if facts.get("no_forward"):
+            raise UserError(f"model spec {text!r}: {facts['model_class']} defines no forward (torch.nn.Module's "
+                            "unimplemented one: only its own methods, such as encode, run it): nothing to trace")
+        session = vision_inputs.SESSION_INPUTS.get(facts.get("main_input"))
+        if not tail and session:
+            raise UserError(f"model spec {text!r}: {facts['model_class']} takes {facts.get('main_input')!r}, "
+                            f"{session}")
         if not tail:
             raise UserError(f"model spec {text!r}: {facts['model_class']} takes {facts.get('main_input')!r}, an "
                             "input reconcile cannot make from the configuration; give --input-shape")

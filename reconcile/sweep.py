@@ -234,9 +234,11 @@ def _extra_inputs(name: str) -> tuple[str, ...]:
     from transformers import AutoConfig
 
     from .hf_specs import EXTRA_INPUTS, MASK_OF_MAIN, REQUIRED_ONLY_INPUTS, model_class
+    from .hf_vision_inputs import VISION_INPUTS, wanted
 
     try:
-        cls = model_class(name, "base", AutoConfig.for_model(name))
+        config = AutoConfig.for_model(name)
+        cls = model_class(name, "base", config)
         accepted = inspect.signature(cls.forward).parameters
     except Exception:  # noqa: BLE001 (no class: the attempt itself says why)
         return ()
@@ -244,9 +246,11 @@ def _extra_inputs(name: str) -> tuple[str, ...]:
     names = [p for p in accepted if p != "self"]
     main = main if main in names or not names else names[0]
     required = {n for n, p in accepted.items() if p.default is inspect.Parameter.empty}
-    # input_ids only where the forward needs it besides another main input (BLIP-2: pixel_values first)
+    # input_ids only where the forward needs it besides another main input (BLIP-2: pixel_values first), or a text
+    # tower's; the vision inputs where hf_vision_inputs.wanted says
     return tuple(n for n in EXTRA_INPUTS if n in accepted and n != main and n != "attention_mask"
-                 and (n not in REQUIRED_ONLY_INPUTS or n in required or MASK_OF_MAIN.get(n) == main))
+                 and (n not in REQUIRED_ONLY_INPUTS + VISION_INPUTS or MASK_OF_MAIN.get(n) == main
+                      or wanted(n, main, accepted, required, config)))
 
 
 def flop_counter_macc(module, example, grad: bool = False) -> tuple[int, dict[str, int]]:
