@@ -1070,7 +1070,7 @@ def _spec(text: str, model_type: str, config_kwargs: dict[str, Any], head: Optio
             raise UserError(f"model spec {text!r}: {facts['model_class']} defines no forward (torch.nn.Module's "
                             "unimplemented one: only its own methods, such as encode, run it): nothing to trace")
         session = vision_inputs.SESSION_INPUTS.get(facts.get("main_input"))
-        if not tail and session:
+        if session:  # never a tensor, whatever main_input_name sizes
             raise UserError(f"model spec {text!r}: {facts['model_class']} takes {facts.get('main_input')!r}, "
                             f"{session}")
         if not tail:

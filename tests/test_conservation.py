@@ -21,6 +21,7 @@ def reference(model, shape, dtype=None):
     return graph, model_counts(graph)[-1][1]
 
 
+@pytest.mark.slow  # each model type at its default (full) size
 @pytest.mark.parametrize("model_type", list(hf_zoo.HEADS))
 def test_transformers_default_configs_conserve_params_and_products(model_type):
     """Default configs on the meta device (no weights). Under grad, on meta, scaled-dot-product attention runs its
@@ -36,6 +37,7 @@ def test_transformers_default_configs_conserve_params_and_products(model_type):
     assert total.macc == counter.get_total_flops() // 2
 
 
+@pytest.mark.slow  # Llama and ViT at their default sizes
 def test_llama_and_vit_numbers():
     # facts measured with FlopCounterMode (torch 2.13.0, transformers 5.24.0): ViT-Base/16 at 224 with eager
     # attention 17,563,061,760 MACC; Llama default config (7B) 6,738,415,616 params, 1x128 tokens

@@ -1,15 +1,15 @@
 """The Keras front end: the Keras twins have the torch IR, layer by layer (names, kinds, NCHW shapes, params)."""
 from __future__ import annotations
 
+import importlib.util
+
 import pytest
 
-pytest.importorskip("keras")
+from reconcile.models import ModelSpec, layer_ir, reference
 
-import keras  # noqa: E402
-from keras import layers  # noqa: E402
-
-from reconcile.frontends import keras_ir  # noqa: E402
-from reconcile.models import ModelSpec, layer_ir, reference  # noqa: E402
+# TensorFlow is imported by the tests that build Keras models, never at collection (make test-fast imports no TF)
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(importlib.util.find_spec("keras") is None, reason="keras is not installed")]
 
 FIELDS = ("name", "kind", "input_shapes", "output_shape", "kernel", "stride", "padding", "dilation", "groups", "bias",
           "params")
@@ -73,11 +73,17 @@ def test_sepnet_twin_equal_but_pool_padding():
 
 
 def _ir(build, shape):
+    import keras
+
     inputs = keras.Input(shape=shape[1:], batch_size=shape[0])
+    from reconcile.frontends import keras_ir
+
     return keras_ir.from_model(keras.Model(inputs, build(inputs)), shape).layers
 
 
 def test_conv_same_padding_stride_and_dilation():
+    from keras import layers
+
     # 15 wide, k3 s2 'same': out ceil(15/2) = 8, total pad (8-1)*2 + 3 - 15 = 2 -> (1, 1)
     (conv,) = _ir(lambda x: layers.Conv2D(4, 3, strides=2, padding="same", name="c")(x), (1, 15, 15, 3))
     assert (conv.input_shapes, conv.output_shape) == (((1, 3, 15, 15),), (1, 4, 8, 8))
@@ -88,6 +94,8 @@ def test_conv_same_padding_stride_and_dilation():
 
 
 def test_dense_on_3d_input_and_unknown_layer():
+    from keras import layers
+
     dense, up = _ir(lambda x: layers.UpSampling1D(2, name="up")(layers.Dense(3, name="d")(x)), (2, 5, 7))
     # Dense on (N, L, F) keeps the batch_first layout, like torch nn.Linear; params 7*3 + 3 = 24
     assert (dense.kind, dense.input_shapes, dense.output_shape, dense.params) == ("linear", ((2, 5, 7),),
@@ -96,6 +104,11 @@ def test_dense_on_3d_input_and_unknown_layer():
 
 
 def test_sequential_model_is_walked():
+    import keras
+    from keras import layers
+
+    from reconcile.frontends import keras_ir
+
     model = keras.Sequential([keras.Input((8, 8, 2), batch_size=1), layers.Conv2D(4, 3, name="c", activation="relu"),
                               layers.GlobalAveragePooling2D(name="gap")])
     conv, relu, gap = keras_ir.from_model(model, (1, 2, 8, 8)).layers

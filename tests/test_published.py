@@ -3,16 +3,19 @@ values recorded on these machines with their tool versions), and the Keras twins
 layer by layer. The one module of this issue that imports TensorFlow; every model is built once per module."""
 from __future__ import annotations
 
+import importlib.util
 import math
 
 import pytest
 
-pytest.importorskip("keras")
+import reference_models
+from conventions import terms as T
+from reconcile.diff import canonical_ir
+from reconcile.models import layer_ir, reference
 
-import reference_models  # noqa: E402
-from conventions import terms as T  # noqa: E402
-from reconcile.diff import canonical_ir  # noqa: E402
-from reconcile.models import layer_ir, reference  # noqa: E402
+# TensorFlow is imported where a Keras twin is built, never at collection (make test-fast imports no TF)
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(importlib.util.find_spec("keras") is None, reason="keras is not installed")]
 
 TWINNED = ("sepnet", "gconv", "mha", "block", "resblock", "resnet18", "resnet50_v1", "resnet50_v15", "vgg16",
            "alexnet", "mobilenet_v1", "mobilenet_v2")

@@ -21,6 +21,7 @@ def test_hf_llama_default_config_has_its_published_parameter_count():
     assert spec.input_shape == (1, 1024)  # 2048 positions, capped at 1024
 
 
+@pytest.mark.slow  # a 175B preset built on the meta device
 def test_gpt3_175b_preset_is_within_0_1_percent_of_174_6b():
     spec = models.resolve("preset:gpt3-175b")
     n = spec.config["n_params"]
@@ -136,6 +137,7 @@ def test_cli_formulas_gpt3_175b_needs_no_weight_memory(cli):
     assert "3.143e+23" in result.stdout  # 6 * 174,604,259,328 * 300e9
 
 
+@pytest.mark.slow  # a preset resolved in a job
 def test_cli_which_train_compute_ranks_6nd_first(cli):
     result = cli("which", "preset:gpt3-175b", "3.14e23", "--quantity", "train-compute", "--tokens", "300e9",
                  "--no-measure")

@@ -8,15 +8,18 @@ element; Relu has no formula (counted 0).
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 
 import pytest
 
-pytest.importorskip("tensorflow")
+from reconcile.adapters import tf_profiler
+from reconcile.errors import UserError
+from reconcile.models import reference
+from reconcile.records import COMPUTE, OK, PARAMS, TOTAL, UNSUPPORTED, Emitter
 
-from reconcile.adapters import tf_profiler  # noqa: E402
-from reconcile.errors import UserError  # noqa: E402
-from reconcile.models import reference  # noqa: E402
-from reconcile.records import COMPUTE, OK, PARAMS, TOTAL, UNSUPPORTED, Emitter  # noqa: E402
+# TensorFlow is imported by the adapter when a test runs it, never at collection (make test-fast imports no TF)
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(importlib.util.find_spec("tensorflow") is None, reason="tensorflow is not installed")]
 
 # What the document's profiler printed after freezing, per op, derived by hand:
 DOCUMENT_FROZEN = {

@@ -142,6 +142,7 @@ def mutate(data: bytes, kind: str, rng: random.Random, others: list[bytes]) -> b
     return bytes(out)
 
 
+@pytest.mark.slow  # a thousand mutated entries read back
 def test_1000_random_mutations_give_no_traceback_and_no_wrong_number(entries):
     """Every mutation of an entry is either a miss (the job or trace runs again) or, when it changed nothing,
     the very entry: 0 exceptions, 0 wrong values served."""

@@ -23,6 +23,7 @@ spec_texts = st.one_of(
 )
 
 
+@pytest.mark.slow  # 400 generated lists of spec texts
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(spec_texts, min_size=1, max_size=12, unique=True))
 def test_random_spec_texts_get_distinct_safe_stems_inside_the_folder(tmp_path, texts):

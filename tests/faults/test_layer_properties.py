@@ -99,6 +99,7 @@ def test_conv(case):
     check_tools(*check_formulas(layer, shape, expected))
 
 
+@pytest.mark.slow  # generated linears through the front end and thop
 @PROPERTY
 @given(linear_case())
 def test_linear(case):
@@ -106,6 +107,7 @@ def test_linear(case):
     check_tools(*check_formulas(layer, shape, expected))
 
 
+@pytest.mark.slow  # generated pools through the front end and thop
 @PROPERTY
 @given(pool_case())
 def test_pool(case):
