@@ -13,11 +13,14 @@ What a row says:
   - zero_layers: layers with multiply-accumulates (their MACC term > 0) that the tool counted as 0 or has no rule
     for (a silent zero in its total);
   - a job that crashed, timed out or could not install is a row with its status and message.
-Between consecutive releases of a tool (the order swept), every (model, metric) total that changed is listed with
-the change in the release matrix's words (reconcile/drift.py `drift_rows`).
+A tool's releases are read in the order released (reconcile/releases.py); consecutive releases whose totals are
+the same on every model (and whose jobs fail on the same models) form a run, shown once. From the last release of
+a run to the first of the next, every (model, metric) total that changed is listed with the change in the release
+matrix's words (reconcile/drift.py `drift_rows`), and every model whose job starts or stops failing.
 """
 from __future__ import annotations
 
+import re
 from collections import Counter, defaultdict
 from pathlib import Path
 import pandas as pd
@@ -62,12 +65,17 @@ def load(store_dir: "str | Path") -> tuple[pd.DataFrame, pd.DataFrame]:
     return normalise(records, str(cache_root())), jobs
 
 
+# an object's address in an exception's text ("<method-wrapper ... at 0x7fba2411d300>"): differs run to run
+_ADDRESS = re.compile(r"0x[0-9a-f]{6,}")
+
+
 def normalise(records: pd.DataFrame, tool_cache: str = "") -> pd.DataFrame:
     """The store's records as the atlas reads them: each value exact (from its text), messages without this
     machine's tool-install folder, every row named by the release its job asked for."""
     records = records.copy()
-    records["message"] = [m.replace(tool_cache, "(tool cache)") if isinstance(m, str) and tool_cache else
-                          (None if m is None or m != m else m) for m in records["message"]]
+    records["message"] = [None if not isinstance(m, str) else
+                          _ADDRESS.sub("0x...", m.replace(tool_cache, "(tool cache)") if tool_cache else m)
+                          for m in records["message"]]
     records["value"] = pd.Series([_number(None if t != t else str(t)) for t in records["value_text"]],
                                  dtype=object, index=records.index)
     records["batch"] = pd.Series([None if pd.isna(b) else int(b) for b in records["batch"]], dtype=object,
@@ -375,8 +383,6 @@ def crash_table(rows: pd.DataFrame) -> pd.DataFrame:
 
 def change_words(why: str) -> list[str]:
     """The convention changes a total's `why` names, without their per-layer amounts."""
-    import re
-
     out = []
     for part in why.split("; "):
         if re.match(r"^[-+][\d,.]+ not attributed to any layer", part):

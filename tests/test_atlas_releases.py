@@ -150,3 +150,20 @@ def test_a_change_between_two_real_thop_releases_is_listed_with_why_and_identica
     assert row.delta == -(CONV1_BIAS + CONV2_BIAS) == -14_720
     assert row.why == "conv bias adds no longer counted: -11,520 on conv1, -3,200 on conv2"
     assert row.what == "conv bias adds no longer counted"
+
+
+def test_the_markdown_summary_drops_its_optional_sections_in_order_until_it_fits():
+    from reconcile import atlas_report as A
+    from reconcile.render import Heading, Para
+
+    sections = {name: [Heading(name, 2), Para("x")] for name in A.MD_SECTIONS}
+    sections["totals"].append(Para("t" * (A.MAX_MD_BYTES * 6 // 10)))  # dropped first
+    sections["changes"].append(Para("c" * (A.MAX_MD_BYTES * 6 // 10)))  # then this: 0.6 + 0.5 does not fit
+    sections["family"].append(Para("f" * (A.MAX_MD_BYTES * 5 // 10)))  # kept: 0.5 fits
+    md = A.summary_md(sections)
+    assert len(md.encode()) <= A.MAX_MD_BYTES
+    assert "## runs" in md and "## family" in md and "## totals" not in md and "## changes" not in md
+    assert md.endswith("Left out of this page to keep it under 150 KB: every total (atlas.csv); the per-model "
+                       "changes (atlas.html, atlas_changes.csv).\n")
+    small = {name: [Heading(name, 2)] for name in A.MD_SECTIONS}
+    assert "Left out" not in A.summary_md(small) and "## totals" in A.summary_md(small)
