@@ -594,7 +594,15 @@ def render(store_dir: "str | Path", out_dir: "str | Path") -> dict[str, Path]:
     html = render_html([b for name in HTML_SECTIONS for b in sections[name]], "reconcile atlas") \
         .replace("</body>", SCRIPT + "</body>")
     return write_set(out, {"atlas.md": md, "atlas.html": html, "atlas.csv": _csv(rows),
-                           "atlas_changes.csv": changes.to_csv(index=False, lineterminator="\n")})
+                           "atlas_changes.csv": _changes_csv(changes)})
+
+
+def _changes_csv(changes: pd.DataFrame) -> str:
+    frame = changes.copy()
+    for column in ("from_value", "to_value", "delta"):  # exact: 2307720, not 2307720.0
+        frame[column] = ["" if v is None or v != v else str(int(v)) if float(v).is_integer() else repr(float(v))
+                         for v in frame[column]]
+    return frame.to_csv(index=False, lineterminator="\n")
 
 
 def _csv(rows: pd.DataFrame) -> str:

@@ -167,3 +167,13 @@ def test_the_markdown_summary_drops_its_optional_sections_in_order_until_it_fits
                        "changes (atlas.html, atlas_changes.csv).\n")
     small = {name: [Heading(name, 2)] for name in A.MD_SECTIONS}
     assert "Left out" not in A.summary_md(small) and "## totals" in A.summary_md(small)
+
+
+def test_the_changes_csv_prints_exact_integers():
+    import pandas as pd
+
+    from reconcile.atlas_report import _changes_csv
+
+    frame = pd.DataFrame([{"from_value": 2_307_720, "to_value": 2_293_000, "delta": -14_720},
+                          {"from_value": None, "to_value": None, "delta": None}])
+    assert _changes_csv(frame).splitlines() == ["from_value,to_value,delta", "2307720,2293000,-14720", ",,"]
