@@ -53,10 +53,12 @@ bench: $(STAMP)
 
 # The discrepancy atlas: the sweep (every atlas model x counter x release, on this machine's builtin engine; add
 # ENGINE=ray for a local Ray cluster, RAY_ADDRESS for a running one) into .cache/atlas-sweep, rendered into
-# reports/atlas/ (a rerun adds only the jobs the store lacks).
+# reports/atlas/ (a rerun adds only the jobs the store lacks). RELEASES=all: every release the registry lists
+# (reconcile/releases.json) of thop, torchinfo, ptflops, fvcore, calflops, torchstat and torchsummary.
 ENGINE ?= builtin
+RELEASES ?=
 atlas: $(STAMP)
-	$(VENV)/bin/reconcile atlas sweep --out .cache/atlas-sweep --engine $(ENGINE)
+	$(VENV)/bin/reconcile atlas sweep --out .cache/atlas-sweep --engine $(ENGINE) $(if $(RELEASES),--releases $(RELEASES))
 	$(VENV)/bin/reconcile atlas .cache/atlas-sweep --out reports/atlas
 
 # which-verdicts: `which` on every row of reference_models/published.csv (conventions only), rendered into

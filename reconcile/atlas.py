@@ -26,6 +26,11 @@ REFERENCE_TOOL = "document"
 RELEASED_TOOLS = ("thop", "torchinfo", "ptflops_pytorch", "ptflops_aten", "fvcore", "calflops")
 # The venv's other counters, at their pinned version.
 PINNED_TOOLS = ("torchstat", "torchsummary", "torch_flop_counter", "deepspeed", "ultralytics_thop")
+# `--releases all`: every release the registry lists (reconcile/releases.json, in the order released) of these.
+# Not deepspeed (its releases build native ops and pull their own torch at install), nor ultralytics_thop (its
+# adapter imports only the pinned install, reconcile/adapters/ultralytics_thop.py `isolated_thop`).
+EVERY_RELEASE_TOOLS = RELEASED_TOOLS + ("torchstat", "torchsummary")
+ALL_RELEASES = "all"
 # The releases the committed atlas sweeps: the last release of each minor line that installs next to torch 2.13
 # (upgrade order; the venv's pin last). `reconcile atlas sweep --releases TOOL=v1,v2` sweeps others.
 RELEASES = {
@@ -134,13 +139,32 @@ def installed_version(tool: str) -> str:
     return adapters.get(tool).version()
 
 
+def distribution(tool: str) -> Optional[str]:
+    return getattr(adapters.get(tool), "DISTRIBUTION", None)
+
+
+def every_release(tool: str, listing=None) -> list[str]:
+    """Every release of the tool's distribution the committed registry listing holds, in the order released."""
+    from . import releases
+
+    dist = distribution(tool)
+    if not dist:
+        raise UserError(f"--releases {tool}=all: tool {tool!r} names no distribution to list releases of")
+    found = [r.version for r in (listing or releases.load()).releases(dist)]
+    if not found:
+        raise UserError(f"--releases {tool}=all: {dist} is not in reconcile/releases.json (`reconcile atlas "
+                        "releases --from-registry` lists it)")
+    return found
+
+
 def plan(specs: Sequence[ModelSpec], tools: Sequence[str], releases: dict[str, Sequence[str]], timeout: float,
          memory: int, tool_cache: Optional[Path] = None,
          on_install: Optional[Callable] = None) -> Plan:
     """The jobs, model-major, each tool's releases in upgrade order; installs the releases that are not the venv's
     (a failed install makes its jobs error rows, `Plan.failed`)."""
-    from . import drift
+    from . import drift, releases as registry
 
+    listing = registry.load()
     out = Plan([])
     cache = drift.cache_root(str(tool_cache) if tool_cache else None)
     folders: dict[tuple[str, str], tuple[Optional[str], str]] = {}  # (tool, release) -> (folder, error)
@@ -152,7 +176,10 @@ def plan(specs: Sequence[ModelSpec], tools: Sequence[str], releases: dict[str, S
                 folders[(tool, release)] = (None, "")
                 continue
             _, dist = drift.tool_distribution(tool)
-            inst = drift.install(dist, release, cache)
+            listed = listing.find(dist, release)
+            problem = listed.install_problem() if listed else ""
+            inst = drift.Install(release, None, "failed", f"pip cannot install {dist}=={release}: {problem}") \
+                if problem else drift.install(dist, release, cache)
             out.installs.append((tool, inst))
             if on_install:
                 on_install(tool, inst)

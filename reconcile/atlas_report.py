@@ -13,11 +13,14 @@ What a row says:
   - zero_layers: layers with multiply-accumulates (their MACC term > 0) that the tool counted as 0 or has no rule
     for (a silent zero in its total);
   - a job that crashed, timed out or could not install is a row with its status and message.
-Between consecutive releases of a tool (the order swept), every (model, metric) total that changed is listed with
-the change in the release matrix's words (reconcile/drift.py `drift_rows`).
+A tool's releases are read in the order released (reconcile/releases.py); consecutive releases whose totals are
+the same on every model (and whose jobs fail on the same models) form a run, shown once. From the last release of
+a run to the first of the next, every (model, metric) total that changed is listed with the change in the release
+matrix's words (reconcile/drift.py `drift_rows`), and every model whose job starts or stops failing.
 """
 from __future__ import annotations
 
+import re
 from collections import Counter, defaultdict
 from pathlib import Path
 import pandas as pd
@@ -29,7 +32,7 @@ from .render import Heading, Para, Table, render_html, render_md
 MAX_MD_BYTES = 150_000
 MAX_KINDS = 5  # layer kinds named in a `counts` cell
 REFERENCE_METRIC = {COMPUTE: "macc", PARAMS: "params"}
-ATLAS_COLUMNS = ["family", "model", "tool", "release", "metric", "quantity", "value", "reference", "ratio",
+ATLAS_COLUMNS = ["family", "model", "tool", "release", "releases", "metric", "quantity", "value", "reference", "ratio",
                  "verdict", "counts", "source", "zero_layers", "status", "message"]
 EXACT_WITHIN = 0.005  # a ratio this close to 1 (or 2) reads as the reference's count (or twice it)
 # full-atlas arithmetic: transformers 5.24.0 has 622 model types with a base-model class (reconcile sweep hf)
@@ -58,14 +61,27 @@ def load(store_dir: "str | Path") -> tuple[pd.DataFrame, pd.DataFrame]:
 
     records = atlas.query(store_dir, "SELECT * EXCLUDE (value, engine, host, cpu_s, wall_s) FROM records "
                                      "ORDER BY job_key, seq")
-    folder = str(cache_root())
-    records["message"] = [m.replace(folder, "(tool cache)") if isinstance(m, str) else m for m in records["message"]]
-    records["value"] = pd.Series([_number(t) for t in records["value_text"]], dtype=object, index=records.index)
+    jobs = atlas.query(store_dir, "SELECT * FROM jobs ORDER BY job_key")
+    return normalise(records, str(cache_root())), jobs
+
+
+# an object's address in an exception's text ("<method-wrapper ... at 0x7fba2411d300>"): differs run to run
+_ADDRESS = re.compile(r"0x[0-9a-f]{6,}")
+
+
+def normalise(records: pd.DataFrame, tool_cache: str = "") -> pd.DataFrame:
+    """The store's records as the atlas reads them: each value exact (from its text), messages without this
+    machine's tool-install folder, every row named by the release its job asked for."""
+    records = records.copy()
+    records["message"] = [None if not isinstance(m, str) else
+                          _ADDRESS.sub("0x...", m.replace(tool_cache, "(tool cache)") if tool_cache else m)
+                          for m in records["message"]]
+    records["value"] = pd.Series([_number(None if t != t else str(t)) for t in records["value_text"]],
+                                 dtype=object, index=records.index)
     records["batch"] = pd.Series([None if pd.isna(b) else int(b) for b in records["batch"]], dtype=object,
                                  index=records.index)
     records["tool_version"] = records["release"]  # a matrix job's rows are named by the release it asked for
-    jobs = atlas.query(store_dir, "SELECT * FROM jobs ORDER BY job_key")
-    return records, jobs
+    return records
 
 
 def _irs(records: pd.DataFrame) -> dict:
@@ -133,16 +149,22 @@ def verdict(ratio, status: str, zeros: int = 0) -> str:
     return text + (f"; {zeros} layer(s) at 0" if zeros else "")
 
 
-def atlas_rows(records: pd.DataFrame, irs: dict) -> pd.DataFrame:
+def atlas_rows(records: pd.DataFrame, irs: dict, runs: "dict[str, list[list[str]]] | None" = None) -> pd.DataFrame:
+    """One row per (model, tool, run of releases with identical numbers, metric), read at the run's last
+    release (`releases`: the run)."""
     from .changes import ir_layer_terms
 
     refs = _references(records)
     layers_of = {model: ir_layer_terms(ir) for model, ir in irs.items()}
+    runs = runs if runs is not None else tool_runs(records)
+    run_of = {(tool, run[-1]): span(run) for tool, tool_run in runs.items() for run in tool_run}
+    shown = records[[(t, r) in run_of for t, r in zip(records["tool"], records["release"])]]
     rows = []
-    for (model, tool, release), job in records.groupby(["model", "tool", "release"], sort=False):
+    for (model, tool, release), job in shown.groupby(["model", "tool", "release"], sort=False):
         failed = job[(job["layer"] == MODEL_LEVEL) & (job["status"] != OK)]
         totals = job[(job["layer"] == TOTAL) & job["quantity"].isin(list(REFERENCE_METRIC))]
-        base = {"family": atlas.family(model), "model": short(model), "tool": tool, "release": release}
+        base = {"family": atlas.family(model), "model": short(model), "tool": tool, "release": release,
+                "releases": run_of[(tool, release)]}
         if len(failed) and not len(totals[totals["status"] == OK]):
             rec = failed.iloc[0]
             rows.append({**base, "metric": "", "quantity": "", "verdict": verdict(None, rec.status),
@@ -163,20 +185,27 @@ def atlas_rows(records: pd.DataFrame, irs: dict) -> pd.DataFrame:
     return frame.sort_values(["family", "model", "tool", "release", "metric"], kind="stable").reset_index(drop=True)
 
 
-def _release_order(records: pd.DataFrame, tool: str) -> list[str]:
-    from .drift import normal_version
-
-    swept = atlas.RELEASES.get(tool, ())
-    found = list(dict.fromkeys(records.loc[records["tool"] == tool, "release"]))
+def release_order(releases, dist: "str | None", listing=None) -> list[str]:
+    """The releases in the order released (reconcile/releases.json); a release the listing lacks (a pin such as
+    2.13.0+cpu, the document's seed) after them, in PEP 440 order."""
     from packaging.version import InvalidVersion, Version
 
+    from . import releases as registry
+
+    rank = registry.release_rank(listing or registry.load(), dist)
+
     def key(v):
+        if v in rank:
+            return (0, rank[v], Version("0"))
         try:
-            return (0, Version(v))
+            return (1, 0, Version(v))
         except InvalidVersion:
-            return (1, Version("0"))
-    ordered = [normal_version(v) for v in swept if normal_version(v) in found]
-    return ordered + sorted((v for v in found if v not in ordered), key=key)
+            return (2, 0, Version("0"))
+    return sorted(dict.fromkeys(releases), key=key)
+
+
+def _release_order(records: pd.DataFrame, tool: str) -> list[str]:
+    return release_order(records.loc[records["tool"] == tool, "release"], atlas.distribution(tool))
 
 
 def _job_status(records: pd.DataFrame) -> dict[tuple[str, str], tuple[str, str]]:
@@ -188,17 +217,61 @@ def _job_status(records: pd.DataFrame) -> dict[tuple[str, str], tuple[str, str]]
     return out
 
 
-def release_changes(records: pd.DataFrame, irs: dict) -> pd.DataFrame:
-    """One row per (tool, consecutive releases, model, metric) whose total changed, in drift.py's words."""
+def _signature(records: pd.DataFrame) -> dict[str, frozenset]:
+    """release -> what its numbers are: every job's status and every (model, metric) total it printed."""
+    out: dict[str, set] = defaultdict(set)
+    for rec in records.itertuples(index=False):
+        if rec.layer == MODEL_LEVEL and rec.status != OK:
+            out[rec.release].add((rec.model, "", rec.status, None))
+        elif rec.layer == TOTAL and rec.quantity in REFERENCE_METRIC:
+            out[rec.release].add((rec.model, rec.metric, rec.status, rec.value))
+        else:
+            out[rec.release]  # a release with rows but no total still has a (empty) signature
+    return {release: frozenset(sig) for release, sig in out.items()}
+
+
+def release_runs(signatures: dict[str, frozenset], releases: list[str]) -> list[list[str]]:
+    """Consecutive releases (in the order given) with identical numbers, grouped: [[r1, r2], [r3], ...]."""
+    runs: list[list[str]] = []
+    for release in releases:
+        if runs and signatures.get(release) == signatures.get(runs[-1][-1]):
+            runs[-1].append(release)
+        else:
+            runs.append([release])
+    return runs
+
+
+def tool_runs(records: pd.DataFrame) -> dict[str, list[list[str]]]:
+    """tool -> its runs of releases with identical numbers, in the order released."""
+    out = {}
+    for tool in dict.fromkeys(records["tool"]):
+        df = records[records["tool"] == tool]
+        out[tool] = release_runs(_signature(df), _release_order(records, tool))
+    return out
+
+
+def span(run: list[str]) -> str:
+    """A run of releases as text: "0.1.0" or "0.0.23.post1906241153 .. 0.0.30.post1908302010 (12)"."""
+    return run[0] if len(run) == 1 else f"{run[0]} .. {run[-1]} ({len(run)})"
+
+
+def release_changes(records: pd.DataFrame, irs: dict, runs: "dict[str, list[list[str]]] | None" = None) \
+        -> pd.DataFrame:
+    """One row per (tool, model, metric) total that changed from a release to the next one swept (the last of a
+    run of identical numbers to the first of the next), in drift.py's words; one row per model whose job starts
+    or stops failing there."""
     from .drift import drift_rows
 
+    runs = runs if runs is not None else tool_runs(records)
     out = []
     for tool in dict.fromkeys(records["tool"]):
-        releases = _release_order(records, tool)
-        if len(releases) < 2:
+        tool_run = runs.get(tool, [])
+        if len(tool_run) < 2:
             continue
-        df = records[records["tool"] == tool].reset_index(drop=True)
-        table = drift_rows(df, releases, irs)
+        pairs = [(a[-1], b[0]) for a, b in zip(tool_run, tool_run[1:])]
+        boundary = list(dict.fromkeys(v for pair in pairs for v in pair))
+        df = records[(records["tool"] == tool) & records["release"].isin(boundary)].reset_index(drop=True)
+        table = drift_rows(df, boundary, irs)
         totals = table[(table["layer"] == TOTAL) & (table["quantity"].isin(list(REFERENCE_METRIC)))]
         for r in totals.itertuples(index=False):
             if r.change in ("unchanged", "unchanged status") or (r.delta == 0 and r.from_status == r.to_status):
@@ -208,17 +281,20 @@ def release_changes(records: pd.DataFrame, irs: dict) -> pd.DataFrame:
             out.append({"tool": tool, "from_release": r.from_version, "to_release": r.to_version,
                         "model": short(r.model),
                         "metric": r.metric, "from_value": r.from_value, "to_value": r.to_value, "delta": r.delta,
+                        "what": "; ".join(dict.fromkeys(change_words(r.change or ""))),
                         "why": (r.change or f"{r.from_status} -> {r.to_status}")[:400]})
         status = _job_status(df)
-        for a, b in zip(releases, releases[1:]):
+        for a, b in pairs:
             for model in dict.fromkeys(df["model"]):
                 was, now = status.get((model, a)), status.get((model, b))
                 if was and now and was[0] != now[0]:
                     reason = (now if now[0] != OK else was)[1]
                     why = f"{'now fails' if now[0] != OK else 'runs again'}: {reason}"
                     out.append({"tool": tool, "from_release": a, "to_release": b, "model": short(model), "metric": "",
-                                "from_value": None, "to_value": None, "delta": None, "why": why[:300]})
-    columns = ["tool", "from_release", "to_release", "model", "metric", "from_value", "to_value", "delta", "why"]
+                                "from_value": None, "to_value": None, "delta": None,
+                                "what": why[:140], "why": why[:300]})
+    columns = ["tool", "from_release", "to_release", "model", "metric", "from_value", "to_value", "delta", "what",
+               "why"]
     return pd.DataFrame(out, columns=columns)
 
 
@@ -253,17 +329,99 @@ def family_table(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def _newest(rows: pd.DataFrame, tool: str) -> str:
-    swept = [r for r in atlas.RELEASES.get(tool, ()) if r in set(rows.loc[rows["tool"] == tool, "release"])]
-    return swept[-1] if swept else rows.loc[rows["tool"] == tool, "release"].iloc[-1]
+    return _release_order(rows, tool)[-1]
+
+
+INSTALL_FAILED = ("pip could not install ", "pip cannot install ")
+
+
+def _install_reason(message: str) -> str:
+    """pip's reason without the "pip could not install DIST==VERSION: " that names the release."""
+    return message.split(": ", 1)[1] if ": " in message else message
+
+
+def install_table(records: pd.DataFrame) -> pd.DataFrame:
+    """One row per (tool, release) that pip could not install, in the order released, with pip's reason."""
+    from . import releases as registry
+
+    listing = registry.load()
+    failed = records[(records["layer"] == MODEL_LEVEL) & (records["status"] != OK)
+                     & records["message"].fillna("").str.startswith(INSTALL_FAILED)]
+    out = []
+    for tool in dict.fromkeys(failed["tool"]):
+        dist = atlas.distribution(tool)
+        mine = failed[failed["tool"] == tool]
+        reason = dict(zip(mine["release"], mine["message"]))
+        for release in release_order(reason, dist, listing):
+            listed = listing.find(dist, release) if dist else None
+            out.append({"tool": tool, "release": release, "uploaded": listed.uploaded[:10] if listed else "",
+                        "why": _install_reason(reason[release])[:220]})
+    return pd.DataFrame(out, columns=["tool", "release", "uploaded", "why"])
+
+
+def grouped_installs(table: pd.DataFrame) -> pd.DataFrame:
+    """install_table with consecutive releases of a tool that failed for the same reason on one row."""
+    out = []
+    for row in table.itertuples(index=False):
+        if out and out[-1]["tool"] == row.tool and out[-1]["why"] == row.why:
+            out[-1]["run"].append(row.release)
+        else:
+            out.append({"tool": row.tool, "run": [row.release], "why": row.why})
+    return pd.DataFrame([{"tool": o["tool"], "releases": span(o["run"]), "why": o["why"]} for o in out],
+                        columns=["tool", "releases", "why"])
 
 
 def crash_table(rows: pd.DataFrame) -> pd.DataFrame:
-    failed = rows[rows["status"] != OK]
+    """Jobs that ran and failed (not install failures: install_table), per tool, run of releases and message."""
+    failed = rows[(rows["status"] != OK) & ~rows["message"].fillna("").str.startswith(INSTALL_FAILED)]
     out = []
-    for (tool, release, message), g in failed.groupby(["tool", "release", "message"], sort=True):
-        out.append({"tool": tool, "release": release, "models": len(g), "status": g["status"].iloc[0],
+    for (tool, releases, message), g in failed.groupby(["tool", "releases", "message"], sort=False):
+        out.append({"tool": tool, "releases": releases, "models": len(g), "status": g["status"].iloc[0],
                     "message": message[:220]})
-    return pd.DataFrame(out, columns=["tool", "release", "models", "status", "message"])
+    return pd.DataFrame(out, columns=["tool", "releases", "models", "status", "message"])
+
+
+def change_words(why: str) -> list[str]:
+    """The convention changes a total's `why` names, without their per-layer amounts."""
+    out = []
+    for part in why.split("; "):
+        if re.match(r"^[-+][\d,.]+ not attributed to any layer", part):
+            out.append("a change not attributed to any layer")
+        else:
+            head = re.split(r": [-+][\d,.]", part)[0]
+            if head and not re.match(r"^[-+]?[\d,.]+ on ", head):
+                out.append(head)
+    return out
+
+
+def runs_table(runs: dict[str, list[list[str]]], changes: pd.DataFrame, records: pd.DataFrame) -> pd.DataFrame:
+    """Per tool, its runs of releases with identical numbers, in the order released: when they came out, how
+    many models ran, and what changed at the run's first release (the summary of `changes`)."""
+    from . import releases as registry
+
+    listing = registry.load()
+    ran = records[(records["layer"] == TOTAL) & (records["status"] == OK)].groupby(["tool", "release"])["model"] \
+        .nunique().to_dict()
+    models = records.groupby("tool")["model"].nunique().to_dict()
+    out = []
+    for tool, tool_run in runs.items():
+        if sum(len(run) for run in tool_run) < 2:
+            continue  # one release swept: the family table says what it counts
+        dist = atlas.distribution(tool)
+        for i, run in enumerate(tool_run):
+            dates = [r.uploaded[:10] for r in (listing.find(dist, v) for v in (run[0], run[-1]) if dist) if r]
+            here = changes[(changes["tool"] == tool) & (changes["to_release"] == run[0])]
+            words: Counter = Counter()
+            for model, g in here.groupby("model", sort=False):
+                words.update(set(w for what in g["what"] for w in what.split("; ") if w))
+            what = "first release swept" if i == 0 else (
+                f"{here['model'].nunique()} model(s): " + "; ".join(f"{w} ({n}x)" if n > 1 else w
+                                                                  for w, n in words.most_common(4))
+                if len(here) else "(a change of status only)")
+            out.append({"tool": tool, "releases": span(run),
+                        "released": " .. ".join(dict.fromkeys(dates)), "models_counted":
+                        f"{ran.get((tool, run[-1]), 0)}/{models[tool]}", "changed_from_previous": what[:600]})
+    return pd.DataFrame(out, columns=["tool", "releases", "released", "models_counted", "changed_from_previous"])
 
 
 def cost_table(jobs: pd.DataFrame, jobs_per_model: int) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -280,66 +438,95 @@ def cost_table(jobs: pd.DataFrame, jobs_per_model: int) -> tuple[pd.DataFrame, p
     return per_tool, paper
 
 
-def blocks(rows: pd.DataFrame, changes: pd.DataFrame, jobs: pd.DataFrame, store_name: str) -> list:
+def blocks(rows: pd.DataFrame, changes: pd.DataFrame, jobs: pd.DataFrame, store_name: str,
+           runs: dict[str, list[list[str]]], records: pd.DataFrame) -> dict[str, list]:
+    """The page's sections by name (render() puts the markdown summary and the HTML page together from them)."""
     models = list(dict.fromkeys(rows["model"]))
     tools = list(dict.fromkeys(rows["tool"]))
-    pairs = rows[["tool", "release"]].drop_duplicates()
-    jobs_per_model = len(pairs)
-    out = [Heading("The discrepancy atlas", 1),
-           Para(f"{len(models)} models x {len(tools)} counters x their releases: {len(pairs)} (tool, release) "
-                f"pairs, {len(jobs)} jobs, from the sweep store `{store_name}` (`reconcile atlas sweep`; "
-                "`reconcile atlas query \"SQL\"` over it). The ratio is the tool's total over the reference "
-                "(the document's formulas): its multiply-accumulates for a compute metric, its parameters for a "
-                "params metric. `counts`: what the tool counts per layer kind in the document's basis terms "
-                "(MACC multiply-accumulates, BIAS bias adds, OUT output elements, ...) with the catalogue entry of "
-                "that release; `zero_layers`: layers with multiply-accumulates the tool counted as 0 or has no "
-                "rule for. Every row, every release: atlas.csv and atlas.html (sortable, filterable).")]
-    swept = [f"{tool} " + ", ".join(_release_order(rows, tool)) for tool in tools]
-    out.append(Para("Releases swept (upgrade order; the newest is each tool's pin in constraints.txt): "
-                    + "; ".join(swept) + "."))
-    out.append(Heading("Per architecture family and tool metric (newest release swept)", 2))
-    out.append(Table(family_table(rows), "family x tool metric"))
-    out.append(Heading("What changed between releases", 2))
-    if len(changes):
-        lines = []
-        for (tool, a, b), g in changes.groupby(["tool", "from_release", "to_release"], sort=False):
-            whys = Counter(w.split(": -")[0].split(": +")[0] for w in g["why"])  # the change, not the layers
-            head = f"- {tool} {a} -> {b}: {g['model'].nunique()} model(s)"
-            lines.append(head + ": " + "; ".join(f"{w} ({n}x)" if n > 1 else w for w, n in whys.most_common(4)))
-        out.append(Para("\n".join(lines)))
-        out.append(Table(changes, "release changes"))
-    unchanged = []
-    for tool in dict.fromkeys(rows["tool"]):
-        releases = _release_order(rows.rename(columns={}), tool)
-        for a, b in zip(releases, releases[1:]):
-            if not ((changes["tool"] == tool) & (changes["from_release"] == a) & (changes["to_release"] == b)).any():
-                unchanged.append(f"{tool} {a} -> {b}")
-    if unchanged:
-        out.append(Para("Same totals on every model: " + ", ".join(unchanged) + "."))
+    pairs = sum(len(run) for tool_run in runs.values() for run in tool_run)
+    shown_runs = sum(len(tool_run) for tool_run in runs.values())
+    out: dict[str, list] = {}
+    out["head"] = [
+        Heading("The discrepancy atlas", 1),
+        Para(f"{len(models)} models x {len(tools)} counters x their releases: {pairs} (tool, release) pairs, "
+             f"{len(jobs)} jobs, from the sweep store `{store_name}` (`reconcile atlas sweep`; `reconcile atlas "
+             "query \"SQL\"` over it). Consecutive releases of a tool whose totals are the same on every model "
+             f"(and whose jobs fail on the same models) are one run, shown once ({shown_runs} runs): `releases` "
+             "names the run, `release` the release read (its last). The ratio is the tool's total over the "
+             "reference (the document's formulas): its multiply-accumulates for a compute metric, its parameters "
+             "for a params metric. `counts`: what the tool counts per layer kind in the document's basis terms "
+             "(MACC multiply-accumulates, BIAS bias adds, OUT output elements, ...) with the catalogue entry of "
+             "that release; `zero_layers`: layers with multiply-accumulates the tool counted as 0 or has no rule "
+             "for. Every run: atlas.csv and atlas.html (sortable, filterable).")]
+    swept = [f"{tool} {sum(len(r) for r in runs[tool])}" + (f" in {len(runs[tool])} runs" if len(runs[tool]) > 1
+                                                             else f" ({runs[tool][0][0]})") for tool in tools]
+    from . import releases as registry
+
+    out["head"].append(Para("Releases swept, in the order released (the package registry's listing read "
+                            f"{registry.load().read_utc}, reconcile/releases.json): " + "; ".join(swept) + "."))
+    out["family"] = [Heading("Per architecture family and tool metric (newest release swept)", 2),
+                     Table(family_table(rows), "family x tool metric")]
+    out["runs"] = [Heading("Every release whose numbers differ from the previous one, and why", 2),
+                   Para("Per tool, its runs of releases with the same numbers, in the order released; "
+                        "`changed_from_previous`: what changed at the run's first release against the last "
+                        "release of the run before, per model in the release matrix's words (reconcile/changes.py;"
+                        " `Nx`: on N models), the totals below."),
+                   Table(runs_table(runs, changes, records), "release runs")]
+    out["changes"] = [Heading("What changed between releases, per model", 2),
+                      Table(changes, "release changes") if len(changes) else Para("Nothing changed.")]
+    installs = install_table(records)
+    out["installs"] = [Heading("Releases pip could not install", 2),
+                       Table(grouped_installs(installs), "install failures") if len(installs) else Para("None.")]
+    out["installs_every"] = [Heading("Releases pip could not install, one line each", 2),
+                             Table(installs, "install failures, one line each") if len(installs)
+                             else Para("None.")]
     crashes = crash_table(rows)
-    out.append(Heading("Crashes and jobs that did not run", 2))
-    out.append(Table(crashes, "crashes") if len(crashes) else Para("None."))
-    per_tool, paper = cost_table(jobs, jobs_per_model)
-    out.append(Heading("Cost: measured CPU seconds per job, and the full atlas on paper", 2))
-    out.append(Table(per_tool, "cost per tool"))
+    out["crashes"] = [Heading("Crashes and jobs that did not run", 2),
+                      Table(crashes, "crashes") if len(crashes) else Para("None.")]
+    per_tool, paper = cost_table(jobs, pairs)
     ran = jobs[jobs["engine"].fillna("") != ""]
     wall, cpu = float(ran["wall_s"].mean() or 0.0), float(ran["cpu_s"].mean() or 0.0)
-    out.append(Para(f"The full atlas, every transformers model type with a base-model class ({FULL_MODELS}) x the "
-                    f"{jobs_per_model} (tool, release) pairs here, on N workers: at the mean measured {wall:.2f} s of "
-                    "wall time per job (fork, model build, the tool, the records; small configurations; this sweep "
-                    f"shared its 2 cores with other work), and at the mean {cpu:.2f} CPU seconds per job (a worker "
-                    "per idle core):"))
-    out.append(Table(paper, "full atlas on paper"))
+    out["cost"] = [Heading("Cost: measured CPU seconds per job, and the full atlas on paper", 2),
+                   Table(per_tool, "cost per tool"),
+                   Para(f"The full atlas, every transformers model type with a base-model class ({FULL_MODELS}) x "
+                        f"the {pairs} (tool, release) pairs here, on N workers: at the mean measured {wall:.2f} s "
+                        "of wall time per job (fork, model build, the tool, the records; small configurations; "
+                        "this sweep shared its 2 cores with other work), and at the mean "
+                        f"{cpu:.2f} CPU seconds per job (a worker per idle core):"),
+                   Table(paper, "full atlas on paper")]
     newest = {tool: _newest(rows, tool) for tool in tools}
     shown = rows[[newest[t] == r for t, r in zip(rows["tool"], rows["release"])]]
-    out.append(Heading("Every total", 2))
-    out.append(Para("At each tool's newest release swept; every release: atlas.csv, and atlas.html's last table."))
-    out.append(Table(shown.drop(columns=["message"]).reset_index(drop=True), "totals"))
-    out.append(Heading("Every release", 2))
+    out["totals"] = [Heading("Every total", 2),
+                     Para("At each tool's newest release swept; every run: atlas.csv, and atlas.html's last "
+                          "table."),
+                     Table(shown.drop(columns=["message", "releases"]).reset_index(drop=True), "totals")]
     every = rows.drop(columns=["source"]).assign(message=[m[:120] if isinstance(m, str) else m
                                                           for m in rows["message"]])
-    out.append(Table(every, "every release"))
+    out["every"] = [Heading("Every run of releases", 2), Table(every, "every run")]
     return out
+
+
+# The markdown summary: these sections, dropping the later optional ones (each named in a closing line) until
+# it fits MAX_MD_BYTES; the HTML page has every section.
+MD_SECTIONS = ("head", "runs", "family", "installs", "crashes", "cost", "changes", "totals")
+MD_OPTIONAL = ("totals", "changes", "family")
+HTML_SECTIONS = ("head", "runs", "family", "changes", "installs_every", "crashes", "cost", "every")
+LEFT_OUT = {"totals": "every total (atlas.csv)", "changes": "the per-model changes (atlas.html, atlas_changes.csv)",
+            "family": "the family table (atlas.html)"}
+
+
+def summary_md(sections: dict[str, list]) -> str:
+    names = list(MD_SECTIONS)
+    for drop in (None,) + MD_OPTIONAL:
+        if drop:
+            names.remove(drop)
+        md = render_md([b for name in names for b in sections[name]])
+        left = [LEFT_OUT[n] for n in MD_OPTIONAL if n not in names]
+        if left:
+            md += "\nLeft out of this page to keep it under 150 KB: " + "; ".join(left) + ".\n"
+        if len(md.encode()) <= MAX_MD_BYTES:
+            return md
+    return md
 
 
 # A table the reader sorts (click a header: ascending, again: descending) and filters (every word typed must
@@ -391,7 +578,7 @@ SCRIPT = """<script>
 def render(store_dir: "str | Path", out_dir: "str | Path") -> dict[str, Path]:
     from .api import prepare_out_dir, write_set
 
-    names = ["atlas.md", "atlas.html", "atlas.csv"]
+    names = ["atlas.md", "atlas.html", "atlas.csv", "atlas_changes.csv"]
     out = prepare_out_dir(out_dir, names)
     records, jobs = load(store_dir)
     if records.empty:
@@ -399,14 +586,23 @@ def render(store_dir: "str | Path", out_dir: "str | Path") -> dict[str, Path]:
 
         raise UserError(f"{store_dir}: the store holds no jobs yet (`reconcile atlas sweep --out {store_dir}`)")
     irs = _irs(records)
-    rows = atlas_rows(records, irs)
-    changes = release_changes(records, irs)
-    page = blocks(rows, changes, jobs, Path(store_dir).name)
-    md = render_md(page[:-2])  # the summary: each tool's newest release
-    html = render_html(page[:-4] + page[-2:], "reconcile atlas").replace("</body>", SCRIPT + "</body>")
-    if len(md.encode()) > MAX_MD_BYTES:
-        md = render_md(page[:-4]) + "\nEvery total: atlas.csv (too long for this page).\n"
-    return write_set(out, {"atlas.md": md, "atlas.html": html, "atlas.csv": _csv(rows)})
+    runs = tool_runs(records)
+    rows = atlas_rows(records, irs, runs)
+    changes = release_changes(records, irs, runs)
+    sections = blocks(rows, changes, jobs, Path(store_dir).name, runs, records)
+    md = summary_md(sections)
+    html = render_html([b for name in HTML_SECTIONS for b in sections[name]], "reconcile atlas") \
+        .replace("</body>", SCRIPT + "</body>")
+    return write_set(out, {"atlas.md": md, "atlas.html": html, "atlas.csv": _csv(rows),
+                           "atlas_changes.csv": _changes_csv(changes)})
+
+
+def _changes_csv(changes: pd.DataFrame) -> str:
+    frame = changes.copy()
+    for column in ("from_value", "to_value", "delta"):  # exact: 2307720, not 2307720.0
+        frame[column] = ["" if v is None or v != v else str(int(v)) if float(v).is_integer() else repr(float(v))
+                         for v in frame[column]]
+    return frame.to_csv(index=False, lineterminator="\n")
 
 
 def _csv(rows: pd.DataFrame) -> str:

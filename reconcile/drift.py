@@ -108,9 +108,19 @@ def pip_error(stderr: str) -> str:
     if unreachable:
         return (f"the package index could not be reached ({unreachable}); check the network, or pip's index-url "
                 "(pip config list)")
+    if any(marker in line for line in lines for marker in _BUILD_FAILED):
+        # the source distribution's own setup.py failed: its exception, not pip's "See above for details"
+        import re
+
+        causes = [line for line in lines if re.match(r"^[\w.]*(Error|Exception|Exit)\b[^:]*:", line)]
+        cause = re.sub(r"[^\s'\"]*/pip-[\w-]+/[^/\s]+/", "", causes[-1]) if causes else ""
+        return "building it from its source distribution failed" + (f" ({cause[:200]})" if cause else "")
     errors = [line.removeprefix("ERROR: ") for line in lines if line.startswith("ERROR:")]
     return (errors or lines or ["pip failed without a message"])[-1]
 
+
+# pip's words for a source distribution whose setup.py (metadata or build step) failed.
+_BUILD_FAILED = ("metadata-generation-failed", "subprocess-exited-with-error", "Failed to build")
 
 Runner = Callable[..., subprocess.CompletedProcess]
 

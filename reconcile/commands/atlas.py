@@ -29,7 +29,9 @@ def command() -> None:
     """The discrepancy atlas: what each counter counts on each architecture, release by release.
 
     \b
-    reconcile atlas sweep [--models ...] [--tools ...] [--releases TOOL=V1,V2] --out DIR [--engine builtin|ray]
+    reconcile atlas sweep [--models ...] [--tools ...] [--releases TOOL=V1,V2|TOOL=all|all] --out DIR
+                          [--engine builtin|ray]
+    reconcile atlas releases [--tools ...] [--from-registry --out FILE]   the releases `all` sweeps
     reconcile atlas DIR [--out reports/atlas]      render DIR's store: atlas.md, atlas.html, atlas.csv
     reconcile atlas query "SQL" [--store DIR]      views: records, jobs, raw
     reconcile atlas export DIR                     every record as CSV, ordered by job key"""
@@ -46,17 +48,24 @@ def engine_options(fn):
 
 
 def _releases(values: tuple[str, ...]) -> dict[str, list[str]]:
-    from .. import adapters
+    """--releases: TOOL=V1,V2 (those, in that order), TOOL=all (every listed release, reconcile/releases.json),
+    or all (every listed release of each atlas.EVERY_RELEASE_TOOLS)."""
+    from .. import adapters, atlas
     from ..errors import UserError
     from ..validate import parse_versions
 
     out: dict[str, list[str]] = {}
     for value in values:
+        if value.strip() == atlas.ALL_RELEASES:
+            out.update({tool: atlas.every_release(tool) for tool in atlas.EVERY_RELEASE_TOOLS})
+            continue
         tool, sep, versions = value.partition("=")
         if not sep:
-            raise UserError(f"--releases {value!r}: expected TOOL=VERSION,VERSION (e.g. thop=0.0.31,0.1.1)")
+            raise UserError(f"--releases {value!r}: expected TOOL=VERSION,VERSION (e.g. thop=0.0.31,0.1.1), "
+                            "TOOL=all or all")
         adapters.get(tool.strip())
-        out[tool.strip()] = parse_versions(versions)
+        out[tool.strip()] = atlas.every_release(tool.strip()) if versions.strip() == atlas.ALL_RELEASES \
+            else parse_versions(versions, "--releases")
     return out
 
 
@@ -66,7 +75,9 @@ def _releases(values: tuple[str, ...]) -> dict[str, list[str]]:
 @click.option("--tools", callback=names_once, help="Comma-separated tool ids (default: the atlas's counters).")
 @click.option("--releases", "release_values", multiple=True,
               help="TOOL=V1,V2,...: the releases of TOOL to sweep, upgrade order (repeatable; default: "
-                   "reconcile/atlas.py RELEASES; a tool not named runs at the venv's version).")
+                   "reconcile/atlas.py RELEASES; a tool not named runs at the venv's version). TOOL=all: every "
+                   "release the registry lists (reconcile/releases.json, in the order released); all: that for "
+                   "thop, torchinfo, ptflops, fvcore, calflops, torchstat and torchsummary.")
 @click.option("--venv-only", is_flag=True, help="Every tool at the venv's version only (no release installs).")
 @click.option("--out", "out_dir", default=DEFAULT_STORE, show_default=True, type=click.Path(file_okay=False),
               help="The store's folder (OUT/store/*.parquet); a rerun adds only the jobs it lacks.")
@@ -157,3 +168,48 @@ def export_command(store_dir: str) -> None:
     from .. import atlas
 
     sys.stdout.write(atlas.export(store_dir))
+
+
+@command.command("releases")
+@click.option("--tools", callback=names_once,
+              help="Comma-separated tool ids (default: those `--releases all` sweeps).")
+@click.option("--from-registry", is_flag=True,
+              help="Read the package registry now (one request per distribution) instead of the committed list.")
+@click.option("--out", "out_file", default=None, type=click.Path(dir_okay=False),
+              help="With --from-registry: write the list there (reconcile/releases.json is the committed one).")
+def releases_command(tools: Optional[str], from_registry: bool, out_file: Optional[str]) -> None:
+    """The releases `reconcile atlas sweep --releases all` sweeps, per tool, in the order released, each with
+    its upload date and why pip cannot install it when the listing says (only eggs)."""
+    from datetime import datetime, timezone
+    from pathlib import Path
+
+    from .. import atlas, releases
+    from ..api import split_specs
+    from ..errors import UserError
+
+    names = split_specs(tools) if tools else list(atlas.EVERY_RELEASE_TOOLS)
+    dists = {name: atlas.distribution(name) for name in names}
+    for name, dist in dists.items():
+        if not dist:
+            raise UserError(f"--tools {name}: it names no distribution to list releases of")
+    if out_file and not from_registry:
+        raise UserError("--out goes with --from-registry (the committed list is reconcile/releases.json)")
+    if from_registry:
+        listing = releases.Listing(datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                                   releases.read_registry(dict.fromkeys(dists.values())))
+        if out_file:
+            text = releases.dump(listing.read_utc, listing.by_dist)
+            target = Path(out_file)
+            partial = target.with_name(f".{target.name}.partial")
+            partial.write_text(text)
+            partial.replace(target)
+    else:
+        listing = releases.load()
+    click.echo(f"read from the registry {listing.read_utc}")
+    for name, dist in dists.items():
+        rows = listing.releases(dist)
+        click.echo(f"{name} ({dist}): {len(rows)} releases")
+        for r in rows:
+            problem = r.install_problem()
+            click.echo(f"  {r.version}  {r.uploaded[:10]}" + ("  yanked" if r.yanked else "")
+                       + (f"  ({problem})" if problem else ""))
