@@ -289,7 +289,7 @@ def release_changes(records: pd.DataFrame, irs: dict, runs: "dict[str, list[list
                 was, now = status.get((model, a)), status.get((model, b))
                 if was and now and was[0] != now[0]:
                     reason = (now if now[0] != OK else was)[1]
-                    why = f"{'now fails' if now[0] != OK else 'runs again'}: {reason}"
+                    why = f"now fails: {reason}" if now[0] != OK else f"runs again (failed before: {reason})"
                     out.append({"tool": tool, "from_release": a, "to_release": b, "model": short(model), "metric": "",
                                 "from_value": None, "to_value": None, "delta": None,
                                 "what": why[:140], "why": why[:300]})
