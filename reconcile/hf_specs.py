@@ -71,6 +71,13 @@ _EXPERT_WIDTH_KEYS = ("moe_intermediate_size",)
 # out_features, whose last entry must equal hidden_size: efficientloftr/configuration_efficientloftr.py
 # validate_architecture): widths. A backbone's out_features are names (strings), never widths.
 _CHANNEL_LIST_KEYS = ("out_features",)
+# Widths under a name the exclusions (_NOT_WIDTH: "patch") would refuse: CLAP's audio Swin stem, whose stage widths
+# double from it to hidden_size (clap/modeling_clap.py ClapAudioEncoder.__init__: patch_embeds_hidden_size * 2**i)
+_NAMED_WIDTH_KEYS = ("patch_embeds_hidden_size",)
+# Hash-embedding tables' bucket counts (ids are byte n-gram hashes modulo it, not a tokenizer's vocabulary: BLT's
+# 500,002 buckets x 6 n-gram sizes, blt/modeling_blt.py BltModel.__init__ encoder_hash_tok_embedding and
+# compute_hash_embeddings): divided by SMALL_MAX_DIVISOR (rounded up), whatever divides the widths
+_HASH_BUCKET_KEYS = ("encoder_hash_byte_group_vocab",)
 # Backbone outputs by stage in a configuration that names its stages (out_indices: stage numbers, out_features:
 # "stage{i}", stage_names: "stem" and one per layer; utils/backbone_utils.py: out_features must be a subset of
 # stage_names): when the depth is cut below the deepest stage read, the depth becomes max(SMALL_LAYERS, number of
@@ -227,7 +234,7 @@ def _power_of_two_divisor(widths: list[int], model_widths: list[int], counts: li
 
 
 def _is_width(key: str, value) -> bool:
-    if key not in _CHANNEL_LIST_KEYS and (not _WIDTH_KEYS.match(key) or _NOT_WIDTH.search(key)):
+    if key not in _CHANNEL_LIST_KEYS + _NAMED_WIDTH_KEYS and (not _WIDTH_KEYS.match(key) or _NOT_WIDTH.search(key)):
         return False
     values = value if isinstance(value, (list, tuple)) else [value]
     return bool(values) and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in values)
@@ -319,6 +326,10 @@ def small_overrides(config, scale_widths: bool = True) -> dict[str, Any]:
     rope_key, sections = _mrope_sections(data) if widths else (None, ())
     frequencies = _rotary_frequencies(data) if sections else 0
     divisor = _power_of_two_divisor(flat, model, counts, sections, frequencies) if flat else 1
+    for key in _HASH_BUCKET_KEYS if scale_widths else ():
+        value = data.get(key)
+        if isinstance(value, int) and not isinstance(value, bool) and value > SMALL_MAX_DIVISOR:
+            out[key] = -(-value // SMALL_MAX_DIVISOR)
     if divisor > 1:
         for key, value in widths.items():
             out[key] = [v // divisor for v in value] if isinstance(value, (list, tuple)) else value // divisor
@@ -789,6 +800,9 @@ WAVEFORM_CHANNEL_TYPES = ("omniasr_audio", "omniasr_ctc")
 # (models/vibevoice_acoustic_tokenizer/modeling_vibevoice_acoustic_tokenizer.py VibeVoiceAcousticTokenizerDecoderStem:
 # its first convolution takes hidden_size channels)
 LATENT_INPUT_TYPES = ("vibevoice_acoustic_tokenizer_decoder",)
+# a codec decoder's own main input, (batch, hidden_size, frames) (models/mimi/modeling_mimi.py MimiDecoderModel:
+# main_input_name "latents", forward's docstring), sized like LATENT_INPUT_TYPES' inputs: the frames of CODEC_SAMPLES
+LATENTS = "latents"
 VIDEO_FRAME_KEYS = ("num_frames",)  # the clip length a video model's configuration sets
 DEFAULT_FEATURES = 80  # input_features' feature count where the configuration names none: 80 mel bins
 FEATURE_KEYS = ("num_mel_bins", "feature_size", "input_feat_per_channel", "n_mels", "feature_projection_input_dim")
@@ -810,6 +824,13 @@ STACKED_FEATURES_BY_TYPE = {  # granite_speech5/modeling_granite_speech5.py Gran
     "granite_speech5_encoder": 4}
 MEL_BINS_KEY_BY_TYPE = {  # gemma4/modeling_gemma4.py Gemma4AudioSubSampleConvProjection.__init__: the projection
     "gemma4_audio": "subsampling_conv_channels"}  # takes channels[0] // 4 x channels[1], the mel bins / 4 x channels[1]
+
+
+# input_features as an image of log-mel spectrograms, (crops, frames, mel bins): 1 crop, or 4 where the audio
+# configuration sets enable_fusion (models/clap/modeling_clap.py ClapAudioEncoder.forward: transpose(1, 3) before
+# BatchNorm2d(num_mel_bins), reshape_mel2img interpolates the frames to spec_size x freq_ratio;
+# ClapFeatureExtractor stacks 4 crops when fusing)
+SPECTROGRAM_IMAGE_TYPES = ("clap",)
 
 
 def _frames_first(config) -> bool:
@@ -846,7 +867,7 @@ def input_tail(main: str, config) -> Optional[tuple[int, ...]]:
         length += max(getattr(config, "lags_sequence", None) or (0,))  # the history the lags read (_past_length)
         channels = getattr(config, "num_input_channels", None) or getattr(config, "input_size", None) or 1
         return (length, int(channels)) if hasattr(config, "num_input_channels") or channels > 1 else (length,)
-    if getattr(config, "model_type", "") in LATENT_INPUT_TYPES:  # (hidden_size, the frames of CODEC_SAMPLES)
+    if main == LATENTS or getattr(config, "model_type", "") in LATENT_INPUT_TYPES:  # (hidden_size, frames)
         hop = 1
         for ratio in getattr(config, "upsampling_ratios", None) or getattr(config, "downsampling_ratios", None) or ():
             hop *= int(ratio)
@@ -877,6 +898,9 @@ def input_tail(main: str, config) -> Optional[tuple[int, ...]]:
         channels = getattr(config, "input_channels", 1) if hasattr(config, "input_feat_per_channel") else 1
         sources = getattr(config, "max_source_positions", None)
         frames = 2 * sources if isinstance(sources, int) and model_wants_fixed_frames(config) else FEATURE_FRAMES
+        if model_type in SPECTROGRAM_IMAGE_TYPES:  # (crops, frames, mel bins)
+            fusion = getattr(getattr(config, "audio_config", config), "enable_fusion", False)
+            return (4 if fusion else 1, frames, features)
         if _frames_first(config):
             factor = _setting(config, ("subsampling_factor",)) or 1  # some refuse a ragged last subsampled frame
             return (-(-frames // factor) * factor, features * int(channels or 1))
