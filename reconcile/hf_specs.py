@@ -164,6 +164,10 @@ CONFIG_COMPLETIONS: dict[str, dict[str, Any]] = {
                                 "horizontal_small_to_long_conv_longratio": [[1, 7], 1, [0, 3]],
                                 "horizontal_small_to_long_conv_midratio": [[1, 5], 1, [0, 2]],
                                 "horizontal_small_to_long_conv_shortratio": [[1, 3], 1, [0, 1]]}},
+    # the text model's default, 2048 wide with 28 heads and no head_dim, gets head_dim 2048 // 28 = 73
+    # (qwen3_omni_moe/modeling_qwen3_omni_moe.py Qwen3OmniMoeThinkerTextAttention.__init__), odd, which its rotary
+    # embedding (arange(0, 73, 2): 37 frequencies, 74 wide) cannot multiply: the largest count that divides it
+    "qwen3_omni_moe_thinker": {"text_config.num_attention_heads": lambda c: whole_heads(c.text_config)},
     # t5gemma2/modeling_t5gemma2.py T5Gemma2MLP.__init__ reads dropout_rate, which T5Gemma2Config.__post_init__
     # copies into the encoder's text_config and T5Gemma2EncoderConfig alone does not (T5Gemma2Config default 0.0)
     "t5gemma2_encoder": {"text_config.dropout_rate": 0.0},
