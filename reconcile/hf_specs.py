@@ -699,6 +699,10 @@ def complete_inputs(model, args: tuple, kwargs: dict):
             kwargs = {**kwargs, name: extra_input(name, config, given, accepted)}
     if not getattr(config, "is_encoder_decoder", False):
         return args, kwargs
+    hidden_inputs = HIDDEN_STATE_INPUTS_BY_TYPE.get(getattr(config, "model_type", ""))
+    if hidden_inputs and hidden_inputs[1] in accepted and kwargs.get(hidden_inputs[1]) is None:
+        kwargs = {**kwargs, hidden_inputs[1]: torch.zeros(given.shape[0], *input_tail(hidden_inputs[1], config),
+                                                          device=given.device)}
     if "decoder_input_ids" in accepted and kwargs.get("decoder_input_ids") is None \
             and kwargs.get("decoder_inputs_embeds") is None:
         length = given.shape[1] if main == "input_ids" else SMALL_SEQ
@@ -804,6 +808,11 @@ WAVEFORM_CHANNEL_TYPES = ("omniasr_audio", "omniasr_ctc")
 # (models/vibevoice_acoustic_tokenizer/modeling_vibevoice_acoustic_tokenizer.py VibeVoiceAcousticTokenizerDecoderStem:
 # its first convolution takes hidden_size channels)
 LATENT_INPUT_TYPES = ("vibevoice_acoustic_tokenizer_decoder",)
+# encoder-decoders whose base model has no pre-nets, so its encoder and decoder inputs are hidden states, (batch,
+# frames, hidden_size), whatever their names (models/speecht5/modeling_speecht5.py SpeechT5Model.__init__:
+# SpeechT5EncoderWithoutPrenet, SpeechT5DecoderWithoutPrenet): model type -> (the encoder's input, the decoder's),
+# both SMALL_SEQ frames
+HIDDEN_STATE_INPUTS_BY_TYPE = {"speecht5": ("input_values", "decoder_input_values")}
 # a codec decoder's own main input, (batch, hidden_size, frames) (models/mimi/modeling_mimi.py MimiDecoderModel:
 # main_input_name "latents", forward's docstring), sized like LATENT_INPUT_TYPES' inputs: the frames of CODEC_SAMPLES
 LATENTS = "latents"
@@ -871,6 +880,8 @@ def input_tail(main: str, config) -> Optional[tuple[int, ...]]:
         length += max(getattr(config, "lags_sequence", None) or (0,))  # the history the lags read (_past_length)
         channels = getattr(config, "num_input_channels", None) or getattr(config, "input_size", None) or 1
         return (length, int(channels)) if hasattr(config, "num_input_channels") or channels > 1 else (length,)
+    if main in HIDDEN_STATE_INPUTS_BY_TYPE.get(getattr(config, "model_type", ""), ()):
+        return (SMALL_SEQ, int(config.hidden_size))
     if main == LATENTS or getattr(config, "model_type", "") in LATENT_INPUT_TYPES:  # (hidden_size, frames)
         hop = 1
         for ratio in getattr(config, "upsampling_ratios", None) or getattr(config, "downsampling_ratios", None) or ():
