@@ -73,11 +73,18 @@ _EXPERT_WIDTH_KEYS = ("moe_intermediate_size",)
 _CHANNEL_LIST_KEYS = ("out_features",)
 # Widths under a name the exclusions (_NOT_WIDTH: "patch") would refuse: CLAP's audio Swin stem, whose stage widths
 # double from it to hidden_size (clap/modeling_clap.py ClapAudioEncoder.__init__: patch_embeds_hidden_size * 2**i)
-_NAMED_WIDTH_KEYS = ("patch_embeds_hidden_size",)
+_NAMED_WIDTH_KEYS = ("patch_embeds_hidden_size", "hidden_size_global", "encoder_cross_output_size",
+                     "adapter_in_dim", "adapter_out_dim", "adapter_input_size", "conv_output_size")
 # Hash-embedding tables' bucket counts (ids are byte n-gram hashes modulo it, not a tokenizer's vocabulary: BLT's
 # 500,002 buckets x 6 n-gram sizes, blt/modeling_blt.py BltModel.__init__ encoder_hash_tok_embedding and
 # compute_hash_embeddings): divided by SMALL_MAX_DIVISOR (rounded up), whatever divides the widths
 _HASH_BUCKET_KEYS = ("encoder_hash_byte_group_vocab",)
+# Composites whose parts read each other's widths under names the rule does not know (BLT's local encoder and
+# decoder take the global transformer's width as hidden_size_global, blt/modeling_blt.py BltLocalEncoder.__init__;
+# Dots3 Note's vision and audio adapters output the text width, dots3_note/configuration_dots3_note.py
+# Dots3NoteVisionConfig.validate_architecture): one divisor for the composite and every part, the smallest any of
+# them takes; their cross-part widths (_NAMED_WIDTH_KEYS) scaled with it
+COMMON_DIVISOR_TYPES = ("blt", "dots3_note")
 # Backbone outputs by stage in a configuration that names its stages (out_indices: stage numbers, out_features:
 # "stage{i}", stage_names: "stem" and one per layer; utils/backbone_utils.py: out_features must be a subset of
 # stage_names): when the depth is cut below the deepest stage read, the depth becomes max(SMALL_LAYERS, number of
@@ -224,12 +231,13 @@ def _is_config(value) -> bool:
 
 
 def _power_of_two_divisor(widths: list[int], model_widths: list[int], counts: list[int],
-                          sections: tuple[int, ...] = (), frequencies: int = 0) -> int:
+                          sections: tuple[int, ...] = (), frequencies: int = 0,
+                          largest: int = SMALL_MAX_DIVISOR) -> int:
     """The largest power of two up to SMALL_MAX_DIVISOR dividing every width, leaving each at least
     SMALL_MIN_WIDTH, leaving every model width (hidden_size, d_model, embed_dim, ...) a multiple of twice each
     head or group count (whole heads, an even rotary dimension, whole norm groups), and leaving whole multimodal
     RoPE sections in their proportions summing to the `frequencies` rotary frequencies divided by it."""
-    divisor = SMALL_MAX_DIVISOR
+    divisor = largest
     while divisor > 1 and not (all(w % divisor == 0 and w // divisor >= SMALL_MIN_WIDTH for w in widths)
                                and all((w // divisor) % (2 * c) == 0 for w in model_widths for c in counts)
                                and _sections_at(sections, frequencies, divisor) is not None):
@@ -288,11 +296,16 @@ def _apportioned(sections: tuple[int, ...], total: int) -> list[int]:
     return out
 
 
-def small_overrides(config, scale_widths: bool = True) -> dict[str, Any]:
+def small_overrides(config, scale_widths: bool = True, largest: int = SMALL_MAX_DIVISOR) -> dict[str, Any]:
     """The small-config rule (module constants) as configuration keyword arguments: only the keys it changes, a
     sub-configuration (text_config, vision_config, encoder, ...) as its whole dict with its own changes.
-    `scale_widths=False`: depth and experts only (sizes=layers)."""
+    `scale_widths=False`: depth and experts only (sizes=layers). `largest`: the width divisor's upper bound (a
+    COMMON_DIVISOR_TYPES composite's one divisor)."""
     data = config.to_dict()
+    common = getattr(config, "model_type", "") in COMMON_DIVISOR_TYPES and scale_widths
+    if common:  # the smallest divisor any part (or the composite's own settings) takes, for all of them
+        parts = [config] + [sub for sub in _sub_configs(config)]
+        largest = min(_width_divisor(part.to_dict(), largest) for part in parts)
     out: dict[str, Any] = {}
     if data.get("use_timm_backbone") is True:  # DETR-style backbones from transformers' own classes, not timm's
         out["use_timm_backbone"] = False
@@ -321,15 +334,9 @@ def small_overrides(config, scale_widths: bool = True) -> dict[str, Any]:
         widths: dict[str, Any] = {}
     else:
         widths = {k: v for k, v in data.items() if _is_width(k, v)}
-    flat = [w for v in widths.values() for w in (v if isinstance(v, (list, tuple)) else [v])]
-    model = [w for k, v in widths.items() if _MODEL_WIDTHS.match(k)
-             for w in (v if isinstance(v, (list, tuple)) else [v])]
-    counts = sorted({int(c) for k, v in data.items() if _COUNT_KEYS.match(k)
-                     for c in (v if isinstance(v, (list, tuple)) else [v])
-                     if isinstance(c, int) and not isinstance(c, bool) and c > 0})
     rope_key, sections = _mrope_sections(data) if widths else (None, ())
     frequencies = _rotary_frequencies(data) if sections else 0
-    divisor = _power_of_two_divisor(flat, model, counts, sections, frequencies) if flat else 1
+    divisor = _width_divisor(data, largest) if widths else 1
     for key in _HASH_BUCKET_KEYS if scale_widths else ():
         value = data.get(key)
         if isinstance(value, int) and not isinstance(value, bool) and value > SMALL_MAX_DIVISOR:
@@ -391,10 +398,27 @@ def small_overrides(config, scale_widths: bool = True) -> dict[str, Any]:
     for key in getattr(config, "sub_configs", {}) or {}:
         sub = getattr(config, key, None)
         if _is_config(sub):
-            changed = small_overrides(sub, scale_widths)
+            changed = small_overrides(sub, scale_widths, largest)
             if changed:
                 out[key] = {**sub.to_dict(), **changed}
     return out
+
+
+def _width_divisor(data: dict[str, Any], largest: int = SMALL_MAX_DIVISOR) -> int:
+    """The small-config rule's width divisor for one configuration's own settings (`data`: its to_dict()), at most
+    `largest`; `largest` where it has no widths."""
+    widths = {k: v for k, v in data.items() if _is_width(k, v)}
+    flat = [w for v in widths.values() for w in (v if isinstance(v, (list, tuple)) else [v])]
+    if not flat:
+        return largest
+    model = [w for k, v in widths.items() if _MODEL_WIDTHS.match(k)
+             for w in (v if isinstance(v, (list, tuple)) else [v])]
+    counts = sorted({int(c) for k, v in data.items() if _COUNT_KEYS.match(k)
+                     for c in (v if isinstance(v, (list, tuple)) else [v])
+                     if isinstance(c, int) and not isinstance(c, bool) and c > 0})
+    _, sections = _mrope_sections(data)
+    frequencies = _rotary_frequencies(data) if sections else 0
+    return _power_of_two_divisor(flat, model, counts, sections, frequencies, largest)
 
 
 def _backbone_stages(data: dict[str, Any], out: dict[str, Any]) -> dict[str, Any]:
