@@ -721,6 +721,9 @@ def complete_inputs(model, args: tuple, kwargs: dict):
     for name in getattr(model, "_reconcile_extra_inputs", ()):
         if kwargs.get(name) is None:
             kwargs = {**kwargs, name: extra_input(name, config, given, accepted)}
+    condition = CONDITION_INPUT_BY_TYPE.get(getattr(config, "model_type", ""))
+    if condition and kwargs.get(condition) is None:  # (1, 1, hidden_size): broadcast over batch and tokens
+        kwargs = {**kwargs, condition: torch.zeros(1, 1, int(config.hidden_size), device=given.device)}
     if not getattr(config, "is_encoder_decoder", False):
         return args, kwargs
     hidden_inputs = HIDDEN_STATE_INPUTS_BY_TYPE.get(getattr(config, "model_type", ""))
@@ -836,6 +839,11 @@ LATENT_INPUT_TYPES = ("vibevoice_acoustic_tokenizer_decoder",)
 # frames, hidden_size), whatever their names (models/speecht5/modeling_speecht5.py SpeechT5Model.__init__:
 # SpeechT5EncoderWithoutPrenet, SpeechT5DecoderWithoutPrenet): model type -> (the encoder's input, the decoder's),
 # both SMALL_SEQ frames
+# a text model that its composite conditions on an embedding it computes (a keyword its forward passes on through
+# **kwargs to every decoder layer, which the text model alone requires): Voxtral Realtime's time conditioning,
+# (1, 1, hidden_size) (models/voxtral_realtime/modeling_voxtral_realtime.py VoxtralRealtimeModel.forward: t_cond =
+# time_embedding(...)[None, ...]; VoxtralRealtimeTextDecoderLayer.forward: ada_rms_norm(t_cond))
+CONDITION_INPUT_BY_TYPE = {"voxtral_realtime_text": "t_cond"}
 HIDDEN_STATE_INPUTS_BY_TYPE = {"speecht5": ("input_values", "decoder_input_values")}
 # a codec decoder's own main input, (batch, hidden_size, frames) (models/mimi/modeling_mimi.py MimiDecoderModel:
 # main_input_name "latents", forward's docstring), sized like LATENT_INPUT_TYPES' inputs: the frames of CODEC_SAMPLES
