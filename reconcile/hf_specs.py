@@ -649,6 +649,9 @@ def extra_input(name: str, config, given, accepted=()):
     if name == "freq":
         return torch.zeros(batch, 1, dtype=torch.long, device=device)
     tail = input_tail(name, config)
+    per_token = FEATURE_FRAMES_PER_TOKEN_BY_TYPE.get(getattr(config, "model_type", ""))
+    if name == "input_features" and per_token and given.dim() == 2:  # frames for each of the given tokens
+        tail = (tail[0], given.shape[1] * per_token[0] * int(getattr(config, per_token[1])))
     ratios = getattr(config, "downsampling_ratios", None)
     if name == "input_features" and isinstance(ratios, (list, tuple)) and ratios and given.dim() == 3:
         # beside a codec's waveform, features of its frames, one per product of the downsampling ratios (XCodec2
@@ -844,6 +847,12 @@ LATENT_INPUT_TYPES = ("vibevoice_acoustic_tokenizer_decoder",)
 # (1, 1, hidden_size) (models/voxtral_realtime/modeling_voxtral_realtime.py VoxtralRealtimeModel.forward: t_cond =
 # time_embedding(...)[None, ...]; VoxtralRealtimeTextDecoderLayer.forward: ada_rms_norm(t_cond))
 CONDITION_INPUT_BY_TYPE = {"voxtral_realtime_text": "t_cond"}
+# audio whose embeddings the model adds to the token embeddings one for one, so input_features beside input_ids
+# has (stride x setting) frames per token: model type -> (stride, the setting). Voxtral Realtime: its embedder's
+# second convolution has stride 2 and get_audio_features stacks downsample_factor frames into one
+# (models/voxtral_realtime/modeling_voxtral_realtime.py VoxtralRealtimeEmbedder.__init__,
+# VoxtralRealtimeModel.get_audio_features and forward: inputs_embeds += audio_embeds)
+FEATURE_FRAMES_PER_TOKEN_BY_TYPE = {"voxtral_realtime": (2, "downsample_factor")}
 HIDDEN_STATE_INPUTS_BY_TYPE = {"speecht5": ("input_values", "decoder_input_values")}
 # a codec decoder's own main input, (batch, hidden_size, frames) (models/mimi/modeling_mimi.py MimiDecoderModel:
 # main_input_name "latents", forward's docstring), sized like LATENT_INPUT_TYPES' inputs: the frames of CODEC_SAMPLES
