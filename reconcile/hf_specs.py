@@ -149,6 +149,10 @@ CONFIG_COMPLETIONS: dict[str, dict[str, Any]] = {
     # lfm2_moe/modeling_lfm2_moe.py Lfm2MoeDecoderLayer.__init__ indexes layer_types; Lfm2Config.__post_init__'s
     # rule for unset layer types (lfm2/configuration_lfm2.py: full attention at every full_attn_idxs, default all)
     "lfm2_moe": {"layer_types": lambda c: ["full_attention"] * c.num_hidden_layers},
+    # lw_detr/configuration_lw_detr.py LwDetrConfig leaves projector_scale_factors empty, so num_feature_levels is 0
+    # and LwDetrModel.forward concatenates no feature maps (torch.cat of an empty list): one level at the ViT's own
+    # stride, scale 1.0 (LW-DETR's "P4" projector; the docstring's supported values 0.5, 1.0, 2.0)
+    "lw_detr": {"projector_scale_factors": [1.0]},
     # moonshine_streaming/modeling_moonshine_streaming.py MoonshineStreamingDecoderLayer.__init__ reads
     # num_key_value_heads, which MoonshineStreamingConfig does not define: multi-head attention, Moonshine's own
     # default (moonshine/configuration_moonshine.py decoder_num_key_value_heads)
