@@ -341,6 +341,8 @@ def small_overrides(config, scale_widths: bool = True, largest: int = SMALL_MAX_
     rope_key, sections = _mrope_sections(data) if widths else (None, ())
     frequencies = _rotary_frequencies(data) if sections else 0
     divisor = _width_divisor(data, largest) if widths else 1
+    model = [w for k, v in widths.items() if _MODEL_WIDTHS.match(k)
+             for w in (v if isinstance(v, (list, tuple)) else [v])]
     for key in _HASH_BUCKET_KEYS if scale_widths else ():
         value = data.get(key)
         if isinstance(value, int) and not isinstance(value, bool) and value > SMALL_MAX_DIVISOR:
