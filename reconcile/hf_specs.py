@@ -32,7 +32,9 @@ IMAGE_CLASSES = 1000  # image-classification heads: ImageNet-1k, the class count
 # count: head counts are kept, so hidden = heads x head_dim, rotary dimensions stay even, and every other ratio
 # between widths still holds. Routed experts: at most SMALL_EXPERTS, top-k at most SMALL_TOP_K (also where the
 # configuration leaves them unset, None: the model needs a number). DETR-style timm backbones become transformers'
-# own (use_timm_backbone). Vocabulary, positions, image and patch sizes, channels and labels are kept. Token inputs
+# own (use_timm_backbone). A composite whose parts read each other's widths (COMMON_DIVISOR_TYPES) takes one divisor,
+# the smallest any part takes; hash-embedding buckets are divided by SMALL_MAX_DIVISOR (_HASH_BUCKET_KEYS).
+# Vocabulary, positions, image and patch sizes, channels and labels are kept. Token inputs
 # are SMALL_SEQ tokens. `sizes=layers`: the depth and expert parts alone (widths as configured).
 SMALL_LAYERS = 2
 SMALL_STAGE_DEPTH = 1
@@ -71,8 +73,11 @@ _EXPERT_WIDTH_KEYS = ("moe_intermediate_size",)
 # out_features, whose last entry must equal hidden_size: efficientloftr/configuration_efficientloftr.py
 # validate_architecture): widths. A backbone's out_features are names (strings), never widths.
 _CHANNEL_LIST_KEYS = ("out_features",)
-# Widths under a name the exclusions (_NOT_WIDTH: "patch") would refuse: CLAP's audio Swin stem, whose stage widths
-# double from it to hidden_size (clap/modeling_clap.py ClapAudioEncoder.__init__: patch_embeds_hidden_size * 2**i)
+# Widths under names the width pattern misses or its exclusions (_NOT_WIDTH: "patch") refuse: CLAP's audio Swin
+# stem, whose stage widths double from it to hidden_size (clap/modeling_clap.py ClapAudioEncoder.__init__:
+# patch_embeds_hidden_size * 2**i); the cross-part widths of COMMON_DIVISOR_TYPES (BLT's hidden_size_global and
+# encoder_cross_output_size, blt/modeling_blt.py BltLocalEncoder.__init__; Dots3 Note's adapter widths and its audio
+# convolution's output, dots3_note/configuration_dots3_note.py); no other configuration names them
 _NAMED_WIDTH_KEYS = ("patch_embeds_hidden_size", "hidden_size_global", "encoder_cross_output_size",
                      "adapter_in_dim", "adapter_out_dim", "adapter_input_size", "conv_output_size")
 # Hash-embedding tables' bucket counts (ids are byte n-gram hashes modulo it, not a tokenizer's vocabulary: BLT's
@@ -237,7 +242,7 @@ def _is_config(value) -> bool:
 def _power_of_two_divisor(widths: list[int], model_widths: list[int], counts: list[int],
                           sections: tuple[int, ...] = (), frequencies: int = 0,
                           largest: int = SMALL_MAX_DIVISOR) -> int:
-    """The largest power of two up to SMALL_MAX_DIVISOR dividing every width, leaving each at least
+    """The largest power of two up to `largest` dividing every width, leaving each at least
     SMALL_MIN_WIDTH, leaving every model width (hidden_size, d_model, embed_dim, ...) a multiple of twice each
     head or group count (whole heads, an even rotary dimension, whole norm groups), and leaving whole multimodal
     RoPE sections in their proportions summing to the `frequencies` rotary frequencies divided by it."""
@@ -308,7 +313,7 @@ def small_overrides(config, scale_widths: bool = True, largest: int = SMALL_MAX_
     data = config.to_dict()
     common = getattr(config, "model_type", "") in COMMON_DIVISOR_TYPES and scale_widths
     if common:  # the smallest divisor any part (or the composite's own settings) takes, for all of them
-        parts = [config] + [sub for sub in _sub_configs(config)]
+        parts = [config] + _sub_configs(config)
         largest = min(_width_divisor(part.to_dict(), largest) for part in parts)
     out: dict[str, Any] = {}
     if data.get("use_timm_backbone") is True:  # DETR-style backbones from transformers' own classes, not timm's
