@@ -32,7 +32,9 @@ IMAGE_CLASSES = 1000  # image-classification heads: ImageNet-1k, the class count
 # count: head counts are kept, so hidden = heads x head_dim, rotary dimensions stay even, and every other ratio
 # between widths still holds. Routed experts: at most SMALL_EXPERTS, top-k at most SMALL_TOP_K (also where the
 # configuration leaves them unset, None: the model needs a number). DETR-style timm backbones become transformers'
-# own (use_timm_backbone). Vocabulary, positions, image and patch sizes, channels and labels are kept. Token inputs
+# own (use_timm_backbone). A composite whose parts read each other's widths (COMMON_DIVISOR_TYPES) takes one divisor,
+# the smallest any part takes; hash-embedding buckets are divided by SMALL_MAX_DIVISOR (_HASH_BUCKET_KEYS).
+# Vocabulary, positions, image and patch sizes, channels and labels are kept. Token inputs
 # are SMALL_SEQ tokens. `sizes=layers`: the depth and expert parts alone (widths as configured).
 SMALL_LAYERS = 2
 SMALL_STAGE_DEPTH = 1
@@ -71,6 +73,23 @@ _EXPERT_WIDTH_KEYS = ("moe_intermediate_size",)
 # out_features, whose last entry must equal hidden_size: efficientloftr/configuration_efficientloftr.py
 # validate_architecture): widths. A backbone's out_features are names (strings), never widths.
 _CHANNEL_LIST_KEYS = ("out_features",)
+# Widths under names the width pattern misses or its exclusions (_NOT_WIDTH: "patch") refuse: CLAP's audio Swin
+# stem, whose stage widths double from it to hidden_size (clap/modeling_clap.py ClapAudioEncoder.__init__:
+# patch_embeds_hidden_size * 2**i); the cross-part widths of COMMON_DIVISOR_TYPES (BLT's hidden_size_global and
+# encoder_cross_output_size, blt/modeling_blt.py BltLocalEncoder.__init__; Dots3 Note's adapter widths and its audio
+# convolution's output, dots3_note/configuration_dots3_note.py); no other configuration names them
+_NAMED_WIDTH_KEYS = ("patch_embeds_hidden_size", "hidden_size_global", "encoder_cross_output_size",
+                     "adapter_in_dim", "adapter_out_dim", "adapter_input_size", "conv_output_size")
+# Hash-embedding tables' bucket counts (ids are byte n-gram hashes modulo it, not a tokenizer's vocabulary: BLT's
+# 500,002 buckets x 6 n-gram sizes, blt/modeling_blt.py BltModel.__init__ encoder_hash_tok_embedding and
+# compute_hash_embeddings): divided by SMALL_MAX_DIVISOR (rounded up), whatever divides the widths
+_HASH_BUCKET_KEYS = ("encoder_hash_byte_group_vocab",)
+# Composites whose parts read each other's widths under names the rule does not know (BLT's local encoder and
+# decoder take the global transformer's width as hidden_size_global, blt/modeling_blt.py BltLocalEncoder.__init__;
+# Dots3 Note's vision and audio adapters output the text width, dots3_note/configuration_dots3_note.py
+# Dots3NoteVisionConfig.validate_architecture): one divisor for the composite and every part, the smallest any of
+# them takes; their cross-part widths (_NAMED_WIDTH_KEYS) scaled with it
+COMMON_DIVISOR_TYPES = ("blt", "dots3_note")
 # Backbone outputs by stage in a configuration that names its stages (out_indices: stage numbers, out_features:
 # "stage{i}", stage_names: "stem" and one per layer; utils/backbone_utils.py: out_features must be a subset of
 # stage_names): when the depth is cut below the deepest stage read, the depth becomes max(SMALL_LAYERS, number of
@@ -135,6 +154,10 @@ CONFIG_COMPLETIONS: dict[str, dict[str, Any]] = {
     # lfm2_moe/modeling_lfm2_moe.py Lfm2MoeDecoderLayer.__init__ indexes layer_types; Lfm2Config.__post_init__'s
     # rule for unset layer types (lfm2/configuration_lfm2.py: full attention at every full_attn_idxs, default all)
     "lfm2_moe": {"layer_types": lambda c: ["full_attention"] * c.num_hidden_layers},
+    # lw_detr/configuration_lw_detr.py LwDetrConfig leaves projector_scale_factors empty, so num_feature_levels is 0
+    # and LwDetrModel.forward concatenates no feature maps (torch.cat of an empty list): one level at the ViT's own
+    # stride, scale 1.0 (LW-DETR's "P4" projector; the docstring's supported values 0.5, 1.0, 2.0)
+    "lw_detr": {"projector_scale_factors": [1.0]},
     # moonshine_streaming/modeling_moonshine_streaming.py MoonshineStreamingDecoderLayer.__init__ reads
     # num_key_value_heads, which MoonshineStreamingConfig does not define: multi-head attention, Moonshine's own
     # default (moonshine/configuration_moonshine.py decoder_num_key_value_heads)
@@ -157,6 +180,10 @@ CONFIG_COMPLETIONS: dict[str, dict[str, Any]] = {
                                 "horizontal_small_to_long_conv_longratio": [[1, 7], 1, [0, 3]],
                                 "horizontal_small_to_long_conv_midratio": [[1, 5], 1, [0, 2]],
                                 "horizontal_small_to_long_conv_shortratio": [[1, 3], 1, [0, 1]]}},
+    # the text model's default, 2048 wide with 28 heads and no head_dim, gets head_dim 2048 // 28 = 73
+    # (qwen3_omni_moe/modeling_qwen3_omni_moe.py Qwen3OmniMoeThinkerTextAttention.__init__), odd, which its rotary
+    # embedding (arange(0, 73, 2): 37 frequencies, 74 wide) cannot multiply: the largest count that divides it
+    "qwen3_omni_moe_thinker": {"text_config.num_attention_heads": lambda c: whole_heads(c.text_config)},
     # t5gemma2/modeling_t5gemma2.py T5Gemma2MLP.__init__ reads dropout_rate, which T5Gemma2Config.__post_init__
     # copies into the encoder's text_config and T5Gemma2EncoderConfig alone does not (T5Gemma2Config default 0.0)
     "t5gemma2_encoder": {"text_config.dropout_rate": 0.0},
@@ -213,12 +240,13 @@ def _is_config(value) -> bool:
 
 
 def _power_of_two_divisor(widths: list[int], model_widths: list[int], counts: list[int],
-                          sections: tuple[int, ...] = (), frequencies: int = 0) -> int:
-    """The largest power of two up to SMALL_MAX_DIVISOR dividing every width, leaving each at least
+                          sections: tuple[int, ...] = (), frequencies: int = 0,
+                          largest: int = SMALL_MAX_DIVISOR) -> int:
+    """The largest power of two up to `largest` dividing every width, leaving each at least
     SMALL_MIN_WIDTH, leaving every model width (hidden_size, d_model, embed_dim, ...) a multiple of twice each
     head or group count (whole heads, an even rotary dimension, whole norm groups), and leaving whole multimodal
     RoPE sections in their proportions summing to the `frequencies` rotary frequencies divided by it."""
-    divisor = SMALL_MAX_DIVISOR
+    divisor = largest
     while divisor > 1 and not (all(w % divisor == 0 and w // divisor >= SMALL_MIN_WIDTH for w in widths)
                                and all((w // divisor) % (2 * c) == 0 for w in model_widths for c in counts)
                                and _sections_at(sections, frequencies, divisor) is not None):
@@ -227,7 +255,7 @@ def _power_of_two_divisor(widths: list[int], model_widths: list[int], counts: li
 
 
 def _is_width(key: str, value) -> bool:
-    if key not in _CHANNEL_LIST_KEYS and (not _WIDTH_KEYS.match(key) or _NOT_WIDTH.search(key)):
+    if key not in _CHANNEL_LIST_KEYS + _NAMED_WIDTH_KEYS and (not _WIDTH_KEYS.match(key) or _NOT_WIDTH.search(key)):
         return False
     values = value if isinstance(value, (list, tuple)) else [value]
     return bool(values) and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in values)
@@ -277,11 +305,16 @@ def _apportioned(sections: tuple[int, ...], total: int) -> list[int]:
     return out
 
 
-def small_overrides(config, scale_widths: bool = True) -> dict[str, Any]:
+def small_overrides(config, scale_widths: bool = True, largest: int = SMALL_MAX_DIVISOR) -> dict[str, Any]:
     """The small-config rule (module constants) as configuration keyword arguments: only the keys it changes, a
     sub-configuration (text_config, vision_config, encoder, ...) as its whole dict with its own changes.
-    `scale_widths=False`: depth and experts only (sizes=layers)."""
+    `scale_widths=False`: depth and experts only (sizes=layers). `largest`: the width divisor's upper bound (a
+    COMMON_DIVISOR_TYPES composite's one divisor)."""
     data = config.to_dict()
+    common = getattr(config, "model_type", "") in COMMON_DIVISOR_TYPES and scale_widths
+    if common:  # the smallest divisor any part (or the composite's own settings) takes, for all of them
+        parts = [config] + _sub_configs(config)
+        largest = min(_width_divisor(part.to_dict(), largest) for part in parts)
     out: dict[str, Any] = {}
     if data.get("use_timm_backbone") is True:  # DETR-style backbones from transformers' own classes, not timm's
         out["use_timm_backbone"] = False
@@ -310,15 +343,15 @@ def small_overrides(config, scale_widths: bool = True) -> dict[str, Any]:
         widths: dict[str, Any] = {}
     else:
         widths = {k: v for k, v in data.items() if _is_width(k, v)}
-    flat = [w for v in widths.values() for w in (v if isinstance(v, (list, tuple)) else [v])]
-    model = [w for k, v in widths.items() if _MODEL_WIDTHS.match(k)
-             for w in (v if isinstance(v, (list, tuple)) else [v])]
-    counts = sorted({int(c) for k, v in data.items() if _COUNT_KEYS.match(k)
-                     for c in (v if isinstance(v, (list, tuple)) else [v])
-                     if isinstance(c, int) and not isinstance(c, bool) and c > 0})
     rope_key, sections = _mrope_sections(data) if widths else (None, ())
     frequencies = _rotary_frequencies(data) if sections else 0
-    divisor = _power_of_two_divisor(flat, model, counts, sections, frequencies) if flat else 1
+    divisor = _width_divisor(data, largest) if widths else 1
+    model = [w for k, v in widths.items() if _MODEL_WIDTHS.match(k)
+             for w in (v if isinstance(v, (list, tuple)) else [v])]
+    for key in _HASH_BUCKET_KEYS if scale_widths else ():
+        value = data.get(key)
+        if isinstance(value, int) and not isinstance(value, bool) and value > SMALL_MAX_DIVISOR:
+            out[key] = -(-value // SMALL_MAX_DIVISOR)
     if divisor > 1:
         for key, value in widths.items():
             out[key] = [v // divisor for v in value] if isinstance(value, (list, tuple)) else value // divisor
@@ -376,10 +409,27 @@ def small_overrides(config, scale_widths: bool = True) -> dict[str, Any]:
     for key in getattr(config, "sub_configs", {}) or {}:
         sub = getattr(config, key, None)
         if _is_config(sub):
-            changed = small_overrides(sub, scale_widths)
+            changed = small_overrides(sub, scale_widths, largest)
             if changed:
                 out[key] = {**sub.to_dict(), **changed}
     return out
+
+
+def _width_divisor(data: dict[str, Any], largest: int = SMALL_MAX_DIVISOR) -> int:
+    """The small-config rule's width divisor for one configuration's own settings (`data`: its to_dict()), at most
+    `largest`; `largest` where it has no widths."""
+    widths = {k: v for k, v in data.items() if _is_width(k, v)}
+    flat = [w for v in widths.values() for w in (v if isinstance(v, (list, tuple)) else [v])]
+    if not flat:
+        return largest
+    model = [w for k, v in widths.items() if _MODEL_WIDTHS.match(k)
+             for w in (v if isinstance(v, (list, tuple)) else [v])]
+    counts = sorted({int(c) for k, v in data.items() if _COUNT_KEYS.match(k)
+                     for c in (v if isinstance(v, (list, tuple)) else [v])
+                     if isinstance(c, int) and not isinstance(c, bool) and c > 0})
+    _, sections = _mrope_sections(data)
+    frequencies = _rotary_frequencies(data) if sections else 0
+    return _power_of_two_divisor(flat, model, counts, sections, frequencies, largest)
 
 
 def _backbone_stages(data: dict[str, Any], out: dict[str, Any]) -> dict[str, Any]:
@@ -610,6 +660,9 @@ def extra_input(name: str, config, given, accepted=()):
     if name == "freq":
         return torch.zeros(batch, 1, dtype=torch.long, device=device)
     tail = input_tail(name, config)
+    per_token = FEATURE_FRAMES_PER_TOKEN_BY_TYPE.get(getattr(config, "model_type", ""))
+    if name == "input_features" and per_token and given.dim() == 2:  # frames for each of the given tokens
+        tail = (tail[0], given.shape[1] * per_token[0] * int(getattr(config, per_token[1])))
     ratios = getattr(config, "downsampling_ratios", None)
     if name == "input_features" and isinstance(ratios, (list, tuple)) and ratios and given.dim() == 3:
         # beside a codec's waveform, features of its frames, one per product of the downsampling ratios (XCodec2
@@ -682,8 +735,15 @@ def complete_inputs(model, args: tuple, kwargs: dict):
     for name in getattr(model, "_reconcile_extra_inputs", ()):
         if kwargs.get(name) is None:
             kwargs = {**kwargs, name: extra_input(name, config, given, accepted)}
+    condition = CONDITION_INPUT_BY_TYPE.get(getattr(config, "model_type", ""))
+    if condition and kwargs.get(condition) is None:  # (1, 1, hidden_size): broadcast over batch and tokens
+        kwargs = {**kwargs, condition: torch.zeros(1, 1, int(config.hidden_size), device=given.device)}
     if not getattr(config, "is_encoder_decoder", False):
         return args, kwargs
+    hidden_inputs = HIDDEN_STATE_INPUTS_BY_TYPE.get(getattr(config, "model_type", ""))
+    if hidden_inputs and hidden_inputs[1] in accepted and kwargs.get(hidden_inputs[1]) is None:
+        kwargs = {**kwargs, hidden_inputs[1]: torch.zeros(given.shape[0], *input_tail(hidden_inputs[1], config),
+                                                          device=given.device)}
     if "decoder_input_ids" in accepted and kwargs.get("decoder_input_ids") is None \
             and kwargs.get("decoder_inputs_embeds") is None:
         length = given.shape[1] if main == "input_ids" else SMALL_SEQ
@@ -789,6 +849,25 @@ WAVEFORM_CHANNEL_TYPES = ("omniasr_audio", "omniasr_ctc")
 # (models/vibevoice_acoustic_tokenizer/modeling_vibevoice_acoustic_tokenizer.py VibeVoiceAcousticTokenizerDecoderStem:
 # its first convolution takes hidden_size channels)
 LATENT_INPUT_TYPES = ("vibevoice_acoustic_tokenizer_decoder",)
+# encoder-decoders whose base model has no pre-nets, so its encoder and decoder inputs are hidden states, (batch,
+# frames, hidden_size), whatever their names (models/speecht5/modeling_speecht5.py SpeechT5Model.__init__:
+# SpeechT5EncoderWithoutPrenet, SpeechT5DecoderWithoutPrenet): model type -> (the encoder's input, the decoder's),
+# both SMALL_SEQ frames
+# a text model that its composite conditions on an embedding it computes (a keyword its forward passes on through
+# **kwargs to every decoder layer, which the text model alone requires): Voxtral Realtime's time conditioning,
+# (1, 1, hidden_size) (models/voxtral_realtime/modeling_voxtral_realtime.py VoxtralRealtimeModel.forward: t_cond =
+# time_embedding(...)[None, ...]; VoxtralRealtimeTextDecoderLayer.forward: ada_rms_norm(t_cond))
+CONDITION_INPUT_BY_TYPE = {"voxtral_realtime_text": "t_cond"}
+# audio whose embeddings the model adds to the token embeddings one for one, so input_features beside input_ids
+# has (stride x setting) frames per token: model type -> (stride, the setting). Voxtral Realtime: its embedder's
+# second convolution has stride 2 and get_audio_features stacks downsample_factor frames into one
+# (models/voxtral_realtime/modeling_voxtral_realtime.py VoxtralRealtimeEmbedder.__init__,
+# VoxtralRealtimeModel.get_audio_features and forward: inputs_embeds += audio_embeds)
+FEATURE_FRAMES_PER_TOKEN_BY_TYPE = {"voxtral_realtime": (2, "downsample_factor")}
+HIDDEN_STATE_INPUTS_BY_TYPE = {"speecht5": ("input_values", "decoder_input_values")}
+# a codec decoder's own main input, (batch, hidden_size, frames) (models/mimi/modeling_mimi.py MimiDecoderModel:
+# main_input_name "latents", forward's docstring), sized like LATENT_INPUT_TYPES' inputs: the frames of CODEC_SAMPLES
+LATENTS = "latents"
 VIDEO_FRAME_KEYS = ("num_frames",)  # the clip length a video model's configuration sets
 DEFAULT_FEATURES = 80  # input_features' feature count where the configuration names none: 80 mel bins
 FEATURE_KEYS = ("num_mel_bins", "feature_size", "input_feat_per_channel", "n_mels", "feature_projection_input_dim")
@@ -810,6 +889,13 @@ STACKED_FEATURES_BY_TYPE = {  # granite_speech5/modeling_granite_speech5.py Gran
     "granite_speech5_encoder": 4}
 MEL_BINS_KEY_BY_TYPE = {  # gemma4/modeling_gemma4.py Gemma4AudioSubSampleConvProjection.__init__: the projection
     "gemma4_audio": "subsampling_conv_channels"}  # takes channels[0] // 4 x channels[1], the mel bins / 4 x channels[1]
+
+
+# input_features as an image of log-mel spectrograms, (crops, frames, mel bins): 1 crop, or 4 where the audio
+# configuration sets enable_fusion (models/clap/modeling_clap.py ClapAudioEncoder.forward: transpose(1, 3) before
+# BatchNorm2d(num_mel_bins), reshape_mel2img interpolates the frames to spec_size x freq_ratio;
+# ClapFeatureExtractor stacks 4 crops when fusing)
+SPECTROGRAM_IMAGE_TYPES = ("clap",)
 
 
 def _frames_first(config) -> bool:
@@ -846,7 +932,9 @@ def input_tail(main: str, config) -> Optional[tuple[int, ...]]:
         length += max(getattr(config, "lags_sequence", None) or (0,))  # the history the lags read (_past_length)
         channels = getattr(config, "num_input_channels", None) or getattr(config, "input_size", None) or 1
         return (length, int(channels)) if hasattr(config, "num_input_channels") or channels > 1 else (length,)
-    if getattr(config, "model_type", "") in LATENT_INPUT_TYPES:  # (hidden_size, the frames of CODEC_SAMPLES)
+    if main in HIDDEN_STATE_INPUTS_BY_TYPE.get(getattr(config, "model_type", ""), ()):
+        return (SMALL_SEQ, int(config.hidden_size))
+    if main == LATENTS or getattr(config, "model_type", "") in LATENT_INPUT_TYPES:  # (hidden_size, frames)
         hop = 1
         for ratio in getattr(config, "upsampling_ratios", None) or getattr(config, "downsampling_ratios", None) or ():
             hop *= int(ratio)
@@ -877,6 +965,9 @@ def input_tail(main: str, config) -> Optional[tuple[int, ...]]:
         channels = getattr(config, "input_channels", 1) if hasattr(config, "input_feat_per_channel") else 1
         sources = getattr(config, "max_source_positions", None)
         frames = 2 * sources if isinstance(sources, int) and model_wants_fixed_frames(config) else FEATURE_FRAMES
+        if model_type in SPECTROGRAM_IMAGE_TYPES:  # (crops, frames, mel bins)
+            fusion = getattr(getattr(config, "audio_config", config), "enable_fusion", False)
+            return (4 if fusion else 1, frames, features)
         if _frames_first(config):
             factor = _setting(config, ("subsampling_factor",)) or 1  # some refuse a ragged last subsampled frame
             return (-(-frames // factor) * factor, features * int(channels or 1))

@@ -334,7 +334,8 @@ def test_a_missing_library_is_named():
 @pytest.mark.parametrize("model_type", ["dbrx", "esm", "funnel", "t5gemma2_encoder", "voxtral_realtime_text"])
 def test_types_whose_defaults_do_not_build_build_and_conserve(model_type):
     """Completed settings (CONFIG_COMPLETIONS), a tuple mapping with no architectures (funnel), a class the package
-    does not export (voxtral_realtime_text): built at the small config, and every parameter is a layer row's."""
+    does not export (voxtral_realtime_text, whose forward gets its time conditioning, CONDITION_INPUT_BY_TYPE): built
+    at the small config, and every parameter is a layer row's."""
     from conventions import ir
     from conventions.formulas import model_counts
     from reconcile.frontends.torch_ir import from_module
@@ -344,8 +345,32 @@ def test_types_whose_defaults_do_not_build_build_and_conserve(model_type):
     model = hf_specs.hf_model(model_type, "base", sizes="small", attn_implementation="eager")
     named = MODEL_MAPPING_NAMES[model_type]  # transformers' own base class for the type (a tuple's first)
     assert type(model).__name__ == (named if isinstance(named, str) else named[0])
-    if model_type == "voxtral_realtime_text":  # its forward needs the audio model's time conditioning
-        return
     graph = from_module(model, (1, 8), model_type, input_dtype=torch.long)
     assert model_counts(graph)[-1][1].params == sum(p.numel() for p in model.parameters())
     assert not [layer for layer in graph.layers if layer.kind == ir.GAP]
+
+
+def test_one_width_divisor_for_a_composite_whose_parts_read_each_other():
+    config = hf_specs.hf_config("dots3_note", {}, sizes="small", head="base")
+    text, vision, audio = config.text_config, config.vision_config, config.audio_config
+    # the text part alone takes 4 (its 128 heads: 5120 / 4 = 1280 = 5 x 256, 5120 / 8 = 640 is not a multiple of
+    # 2 x 128); the vision part alone would take 16 (1536 / 16 = 96 = 2 x 2 x 24): every part takes 4, and the
+    # adapters' widths (the vision width in, the text width out) follow
+    assert text.hidden_size == 5120 // 4 and vision.hidden_size == 1536 // 4 == vision.adapter_in_dim
+    assert vision.adapter_out_dim == audio.adapter_out_dim == text.hidden_size
+    blt = hf_specs.hf_config("blt", {}, sizes="small", head="base")
+    # the local encoder's intermediate width 2730 = 2 x 1365 takes 2 at most: every part is halved (encoder 1024,
+    # global 2048, which the encoder reads as hidden_size_global); the hash-embedding buckets are 500,002 / 16,
+    # rounded up
+    assert blt.encoder_config.hidden_size == 1024 // 2 and blt.global_config.hidden_size == 2048 // 2
+    assert blt.encoder_config.hidden_size_global == blt.global_config.hidden_size
+    assert blt.encoder_hash_byte_group_vocab == 31_251 and 31_250 * 16 < 500_002 <= 31_251 * 16
+
+
+def test_codec_decoders_take_latents_of_their_hidden_width():
+    config = hf_specs.hf_config("mimi_decoder", {}, sizes="small", head="base")
+    # (hidden_size, the frames of CODEC_SAMPLES = 2^14 samples at one frame per product of the upsampling ratios)
+    hop = 1
+    for ratio in config.upsampling_ratios:
+        hop *= ratio
+    assert hf_specs.input_tail("latents", config) == (config.hidden_size, 2 ** 14 // hop)
