@@ -127,6 +127,8 @@ def _term_phrase(term: str, old: int, new: int) -> str:
     now, gone, changed = _PHRASES.get(term, (f"{label} now counted" + (" x{new}" if new != 1 else ""),
                                              f"{label} no longer counted",
                                              f"{label} counted x{{new}} instead of x{{old}}"))
+    if min(old, new) < 0 and 0 in (old, new):  # a term a formula subtracts (thop's old linear: 2*MACC - OUT)
+        return f"{label} " + ("no longer subtracted" if new == 0 else f"now subtracted x{-new}")
     text = now if old == 0 else gone if new == 0 else changed
     return text.format(old=old, new=new)
 

@@ -178,6 +178,13 @@ def test_convention_change_phrases():
     assert drift.convention_change("layer_norm", {}, {"OUT": 4}) == "layer_norm now counted (4*OUT)"
     assert drift.convention_change("conv", {"MACC": 1}, {"MACC": 2}) == \
         "conv counts 2 ops per multiply-accumulate instead of 1"
+    # a subtracted term: thop's linear before 0.0.31.post1910280903 counted (2*in - 1) * out = 2*MACC - OUT
+    # (thop 0.0.31.post1909230639 thop/count_hooks.py count_linear: (total_mul + total_add) * y.numel(), total_add =
+    # in_features - 1); +OUT after
+    assert drift.convention_change("linear", {"MACC": 2, "BIAS": -1}, {"MACC": 2}) == \
+        "linear bias adds no longer subtracted"
+    assert drift.convention_change("linear", {"MACC": 2}, {"MACC": 2, "OUT": -1}) == \
+        "linear output elements now subtracted x1"
     assert drift.summarise([("conv1", -11520, "conv bias adds no longer counted"), ("ip1", 0, "unchanged"),
                             ("conv2", -3200, "conv bias adds no longer counted")]) == \
         "conv bias adds no longer counted: -11,520 on conv1, -3,200 on conv2"
