@@ -124,6 +124,12 @@ CONFIG_COMPLETIONS: dict[str, dict[str, Any]] = {
     # schedule of the configuration's docstring (DeepseekOcr2TextConfig: ["dense", "sparse", "sparse", ...])
     "deepseek_ocr2": {"text_config.mlp_layer_types":
                       lambda c: ["dense"] + ["sparse"] * (c.text_config.num_hidden_layers - 1)},
+    # edgetam/configuration_edgetam.py EdgeTamVisionConfig.sub_configs_defaults names its timm backbone under a
+    # misspelt key ("archirecture": "repvit_m1"), so TimmWrapperConfig keeps its own default, resnet50, whose
+    # widths (256 to 2048) are not the configuration's backbone_channel_list (RepViT-M1's 384, 192, 96, 48; the
+    # EdgeTAM checkpoint yonigozlan/EdgeTAM-hf builds repvit_m1): the architecture the default means
+    "edgetam": {"vision_config.backbone_config.architecture": "repvit_m1"},
+    "edgetam_vision_model": {"backbone_config.architecture": "repvit_m1"},
     # esm/configuration_esm.py EsmConfig leaves vocab_size None (its docstring example builds
     # EsmConfig(vocab_size=33)) and pad_token_id None, which esm/modeling_esm.py EsmEmbeddings.forward compares ids
     # with (create_position_ids_from_input_ids): ESM-2's alphabet, 33 tokens, <pad> 1 (facebook/esm2 config.json)
@@ -167,16 +173,18 @@ CONFIG_COMPLETIONS: dict[str, dict[str, Any]] = {
 
 
 def config_completions(model_type: str, config) -> dict[str, Any]:
-    """CONFIG_COMPLETIONS[model_type] as configuration keyword arguments (a sub-configuration as its whole dict)."""
+    """CONFIG_COMPLETIONS[model_type] as configuration keyword arguments (a sub-configuration as its whole dict,
+    nested ones inside it)."""
     out: dict[str, Any] = {}
     for dotted, value in CONFIG_COMPLETIONS.get(model_type, {}).items():
-        section, _, key = dotted.rpartition(".")
-        target = getattr(config, section) if section else config
+        *sections, key = dotted.split(".")
         value = value(config) if callable(value) else value
-        if section:
-            out[section] = {**out.get(section, target.to_dict()), key: value}
-        else:
-            out[key] = value
+        level, target = out, config
+        for section in sections:
+            target = getattr(target, section)
+            level[section] = level.get(section) or target.to_dict()
+            level = level[section]
+        level[key] = value
     return out
 
 
