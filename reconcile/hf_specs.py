@@ -81,6 +81,10 @@ _STEM = "stem"
 # read with .get by the model (chameleon/modeling_chameleon.py ChameleonImageVocabularyMapping.__init__,
 # emu3/modeling_emu3.py Emu3ImageVocabularyMapping.__init__): an empty mapping (no image tokens in a text input).
 _VOCABULARY_MAP_KEYS = ("vocabulary_map",)
+# Layer indices whose outputs a model reads from a sub-configuration's encoder (depth_pro/modeling_depth_pro.py
+# DepthProPatchEncoder.forward: hidden_states[intermediate_hook_ids[i] + 1] of patch_model_config's layers): at
+# the cut depth each keeps its rank, the deepest reading the last of SMALL_LAYERS layers, the next the one before.
+_LAYER_INDEX_KEYS = ("intermediate_hook_ids",)
 _GROUP_KEY, _TOPK_GROUP_KEY = "n_group", "topk_group"  # group-limited expert routing: groups, groups chosen
 _ROPE_KEYS = ("rope_parameters", "rope_scaling")
 MROPE_SECTION = "mrope_section"  # multimodal RoPE: rotary frequencies per (temporal, height, width) axis
@@ -359,6 +363,12 @@ def small_overrides(config, scale_widths: bool = True) -> dict[str, Any]:
         for key in _EXPERT_WIDTH_KEYS:
             if key in data and data[key] is None and isinstance(width, int):
                 out[key] = width
+    for key in _LAYER_INDEX_KEYS:
+        value = data.get(key)
+        if isinstance(value, (list, tuple)) and value and all(isinstance(i, int) for i in value) \
+                and max(value) >= SMALL_LAYERS:
+            ranks = sorted(set(value), reverse=True)
+            out[key] = [max(SMALL_LAYERS - 1 - ranks.index(i), 0) for i in value]
     for key in _VOCABULARY_MAP_KEYS:
         if key in data and data[key] is None:
             out[key] = {}

@@ -6,6 +6,7 @@ not depend on values; ones for masks), sweep._extra_inputs names them (sweep att
 main input alone failed)."""
 from __future__ import annotations
 
+import math
 from typing import Any, Callable, Optional
 
 # Qwen2-VL-style vision towers take flattened patches, (t x h x w patches, channels x temporal_patch_size x
@@ -70,6 +71,9 @@ IMAGES_AXIS_MASK = "image_attention_mask"
 # Image sides a configuration names other than image_size (tvp/configuration_tvp.py max_img_size, the side its
 # visual prompter pads to; vjepa2/configuration_vjepa2.py crop_size).
 IMAGE_SIZE_KEYS = ("max_img_size", "crop_size")
+# A model that cuts its image into patch_size tiles at each of scaled_images_ratios takes patch_size / the smallest
+# ratio per side (depth_pro/modeling_depth_pro.py DepthProPatchEncoder.forward refuses less): DepthPro's 1,536 px.
+SCALED_TILE_KEYS = ("patch_size", "scaled_images_ratios")
 # Region features a detector gives a vision-and-language encoder, (VISUAL_BOXES, the setting's width)
 # (lxmert/modeling_lxmert.py LxmertModel.forward refuses visual_feats None; LxmertVisualFeatureEncoder.forward).
 VISUAL_FEATURE_INPUTS = {"visual_feats": "visual_feat_dim", "visual_pos": "visual_pos_dim"}
@@ -168,7 +172,8 @@ def main_tail(main: str, config, accepted, seq: int, image_tail: Callable) -> Op
     (EMBEDS_WIDTH_KEYS), a trajectory's states, an image side named otherwise (IMAGE_SIZE_KEYS) or only by a deeper
     sub-configuration, one image on its own axis (IMAGES_AXIS_MASK), a video clip of CLIP_FRAMES frames, a
     prompt-and-input pair stacked on height (SegGPT's configured image_size is the pair: seggpt/modeling_seggpt.py
-    SegGptModel.forward concatenates prompt_pixel_values and pixel_values on dim 2), each half of it. None:
+    SegGptModel.forward concatenates prompt_pixel_values and pixel_values on dim 2), each half of it, the side
+    tiles at several scales need (SCALED_TILE_KEYS). None:
     image_tail decides."""
     if main == "inputs" or main.endswith("_embeds"):
         width = next((int(v) for k in EMBEDS_WIDTH_KEYS if isinstance(v := getattr(config, k, None), int)), 0)
@@ -182,6 +187,10 @@ def main_tail(main: str, config, accepted, seq: int, image_tail: Callable) -> Op
     channels = int(getattr(config, "num_channels", None) or 3)
     if "prompt_pixel_values" in accepted and isinstance(size, (list, tuple)) and len(size) == 2:
         return (channels, int(size[0]) // 2, int(size[1]))
+    tile, ratios = (getattr(config, k, None) for k in SCALED_TILE_KEYS)
+    if isinstance(tile, int) and isinstance(ratios, (list, tuple)) and ratios and min(ratios) > 0:
+        side = math.ceil(tile / min(ratios))
+        return tuple(image_tail(main, config))[:-2] + (side, side)
     other = next((int(v) for k in IMAGE_SIZE_KEYS if isinstance(v := getattr(config, k, None), int)), None)
     if size is None and other:
         return tuple(image_tail(main, config))[:-2] + (other, other)
