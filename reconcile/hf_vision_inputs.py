@@ -68,6 +68,10 @@ TRAJECTORY_INPUTS = {"actions": "act_dim", "returns_to_go": 1, "rewards": 1, "st
 # Images per text as an axis of their own: a forward that takes image_attention_mask (batch, tokens, images) takes
 # pixel_values (batch, images, channels, height, width) (idefics/modeling_idefics.py IdeficsModel.forward): one image.
 IMAGES_AXIS_MASK = "image_attention_mask"
+# Keypoint matchers take an image pair, (batch, 2, channels, height, width) (efficientloftr/modeling_efficientloftr.py
+# EfficientLoFTRModel.forward, lightglue/modeling_lightglue.py LightGlueForKeypointMatching.forward,
+# superglue/modeling_superglue.py SuperGlueForKeypointMatching.forward refuse anything else).
+IMAGE_PAIR_TYPES = ("efficientloftr", "lightglue", "superglue")
 # Image sides a configuration names other than image_size (tvp/configuration_tvp.py max_img_size, the side its
 # visual prompter pads to; vjepa2/configuration_vjepa2.py crop_size).
 IMAGE_SIZE_KEYS = ("max_img_size", "crop_size")
@@ -173,7 +177,7 @@ def main_tail(main: str, config, accepted, seq: int, image_tail: Callable) -> Op
     sub-configuration, one image on its own axis (IMAGES_AXIS_MASK), a video clip of CLIP_FRAMES frames, a
     prompt-and-input pair stacked on height (SegGPT's configured image_size is the pair: seggpt/modeling_seggpt.py
     SegGptModel.forward concatenates prompt_pixel_values and pixel_values on dim 2), each half of it, the side
-    tiles at several scales need (SCALED_TILE_KEYS). None:
+    tiles at several scales need (SCALED_TILE_KEYS), an image pair (IMAGE_PAIR_TYPES). None:
     image_tail decides."""
     if main == "inputs" or main.endswith("_embeds"):
         width = next((int(v) for k in EMBEDS_WIDTH_KEYS if isinstance(v := getattr(config, k, None), int)), 0)
@@ -200,6 +204,8 @@ def main_tail(main: str, config, accepted, seq: int, image_tail: Callable) -> Op
         return tuple(image_tail(main, config))[:-2] + (nested, nested)
     if IMAGES_AXIS_MASK in accepted:
         return (1,) + tuple(image_tail(main, config))
+    if getattr(config, "model_type", "") in IMAGE_PAIR_TYPES:
+        return (2,) + tuple(image_tail(main, config))
     frames = CLIP_FRAMES.get(getattr(config, "model_type", ""))
     if frames:
         return (frames,) + tuple(image_tail(main, config))
