@@ -85,6 +85,13 @@ _VOCABULARY_MAP_KEYS = ("vocabulary_map",)
 # DepthProPatchEncoder.forward: hidden_states[intermediate_hook_ids[i] + 1] of patch_model_config's layers): at
 # the cut depth each keeps its rank, the deepest reading the last of SMALL_LAYERS layers, the next the one before.
 _LAYER_INDEX_KEYS = ("intermediate_hook_ids",)
+# Counts a configuration leaves unbounded (-1) whose value makes the work depend on the input's values, with the
+# bound the small-config rule gives them: SuperPoint keeps every pixel whose score passes keypoint_threshold
+# (superpoint/modeling_superpoint.py SuperPointInterestPointDecoder._extract_keypoints), every pixel of a flat
+# image (about 47,000 of 224 x 224), whose all-pairs attention in LightGlue (lightglue/modeling_lightglue.py) would
+# take tens of GB; bounded, top_k_keypoints keeps exactly that many of any image with enough pixels above the
+# threshold. 2,048: LightGlue's README, SuperPoint(max_num_keypoints=2048) (github.com/cvg/LightGlue).
+_UNBOUNDED_COUNTS = {"max_keypoints": 2048}
 _GROUP_KEY, _TOPK_GROUP_KEY = "n_group", "topk_group"  # group-limited expert routing: groups, groups chosen
 _ROPE_KEYS = ("rope_parameters", "rope_scaling")
 MROPE_SECTION = "mrope_section"  # multimodal RoPE: rotary frequencies per (temporal, height, width) axis
@@ -363,6 +370,10 @@ def small_overrides(config, scale_widths: bool = True) -> dict[str, Any]:
         for key in _EXPERT_WIDTH_KEYS:
             if key in data and data[key] is None and isinstance(width, int):
                 out[key] = width
+    for key, bound in _UNBOUNDED_COUNTS.items():
+        value = data.get(key)
+        if isinstance(value, int) and not isinstance(value, bool) and value < 0:
+            out[key] = bound
     for key in _LAYER_INDEX_KEYS:
         value = data.get(key)
         if isinstance(value, (list, tuple)) and value and all(isinstance(i, int) for i in value) \
