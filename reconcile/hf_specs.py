@@ -174,6 +174,12 @@ CONFIG_COMPLETIONS: dict[str, dict[str, Any]] = {
                                 "horizontal_small_to_long_conv_longratio": [[1, 7], 1, [0, 3]],
                                 "horizontal_small_to_long_conv_midratio": [[1, 5], 1, [0, 2]],
                                 "horizontal_small_to_long_conv_shortratio": [[1, 3], 1, [0, 1]]}},
+    # uvdoc/modeling_uvdoc.py UVDocModel concatenates the backbone's feature maps (torch.cat) into a bridge_connector
+    # of bridge_connector[0] x len(stage_configs) channels, one map per bridge stage, while UVDocBackboneConfig's
+    # outputs default to its last stage alone: every stage
+    "uvdoc": {"backbone_config.out_features":
+              lambda c: [f"stage{i}" for i in range(1, len(c.backbone_config.stage_configs) + 1)],
+              "backbone_config.out_indices": lambda c: list(range(1, len(c.backbone_config.stage_configs) + 1))},
     # t5gemma2/modeling_t5gemma2.py T5Gemma2MLP.__init__ reads dropout_rate, which T5Gemma2Config.__post_init__
     # copies into the encoder's text_config and T5Gemma2EncoderConfig alone does not (T5Gemma2Config default 0.0)
     "t5gemma2_encoder": {"text_config.dropout_rate": 0.0},
