@@ -865,10 +865,12 @@ def input_tail(main: str, config) -> Optional[tuple[int, ...]]:
     its max_source_positions)."""
     if main in ("pixel_values", "pixel_values_videos"):
         vision = _vision_config(config)
-        size = getattr(vision, "image_size", None) or getattr(config, "image_size", None) or 224
+        size = getattr(vision, "image_size", None) or getattr(config, "image_size", None) \
+            or vision_inputs.timm_image_side(config) or 224
         size = tuple(int(v) for v in size)[-2:] if isinstance(size, (list, tuple)) else (int(size), int(size))
         channels = getattr(vision, "num_channels", None) or getattr(config, "num_channels", None) or 3
-        frames = _setting(config, VIDEO_FRAME_KEYS)
+        frames = _setting(config, VIDEO_FRAME_KEYS) or (vision_inputs.VIDEO_FRAMES if main == "pixel_values_videos"
+                                                        else None)
         if frames:  # a video: (frames, channels, height, width) (VideoMAE, TimeSformer, ViViT, VideoPrism)
             return (frames, int(channels)) + size
         if main == "pixel_values_videos":

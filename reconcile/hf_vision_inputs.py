@@ -38,7 +38,8 @@ SESSION_INPUTS = {"inference_session": "a video tracking session object (frames,
 # Extra inputs this module makes, given only where wanted(): required by the forward, or named by a rule below.
 VISION_INPUTS = ("actions", "context_hidden_states", "encoder_hidden_states", "image_attention_mask",
                  "image_embeds_position_mask", "image_grid_thw", "merge_sizes", "pixel_attention_mask",
-                 "pixel_position_ids", "prompt_masks", "prompt_pixel_values", "returns_to_go", "rewards",
+                 "pixel_position_ids", "pixel_values_videos", "prompt_masks", "prompt_pixel_values",
+                 "returns_to_go", "rewards",
                  "spatial_shapes", "target_sizes", "task_inputs", "timesteps", "visual_feats", "visual_pos")
 # Image placeholder tokens a text tower's ids hold for the image's query outputs, by the configuration's count
 # (BLIP-2 and InstructBLIP scatter num_query_tokens query outputs into the image_token_id positions:
@@ -72,6 +73,15 @@ IMAGES_AXIS_MASK = "image_attention_mask"
 # EfficientLoFTRModel.forward, lightglue/modeling_lightglue.py LightGlueForKeypointMatching.forward,
 # superglue/modeling_superglue.py SuperGlueForKeypointMatching.forward refuse anything else).
 IMAGE_PAIR_TYPES = ("efficientloftr", "lightglue", "superglue")
+# A video's frames where the configuration names no clip length (a per-frame tower with a temporal model on top,
+# PE Video: pe_video/modeling_pe_video.py PeVideoEncoderEmbedder.forward runs its image model frame by frame; its
+# video processor samples as many as asked): the fewest a temporal model relates, the work per frame counted
+# exactly at any length.
+VIDEO_FRAMES = 2
+# A timm backbone's configuration (transformers' timm_wrapper) names its image side only through timm: the
+# architecture's pretrained input_size (timm/models/_registry.py get_pretrained_cfg), where nothing else names one
+# (PE Video's vit_pe_core_large_patch14_336: 336 px, a fixed position table).
+TIMM_WRAPPER = ("timm_wrapper", "architecture")
 # Image sides a configuration names other than image_size (tvp/configuration_tvp.py max_img_size, the side its
 # visual prompter pads to; vjepa2/configuration_vjepa2.py crop_size).
 IMAGE_SIZE_KEYS = ("max_img_size", "crop_size")
@@ -212,6 +222,24 @@ def main_tail(main: str, config, accepted, seq: int, image_tail: Callable) -> Op
     return None
 
 
+def timm_image_side(config) -> Optional[int]:
+    """The image side of the first timm backbone (TIMM_WRAPPER) among the configuration and its sub-configurations,
+    depth first, from timm's pretrained configuration; None without one (or without timm)."""
+    if getattr(config, "model_type", "") == TIMM_WRAPPER[0] and isinstance(getattr(config, TIMM_WRAPPER[1], None), str):
+        try:
+            from timm.models import get_pretrained_cfg
+        except ImportError:
+            return None
+        found = get_pretrained_cfg(getattr(config, TIMM_WRAPPER[1]))
+        size = getattr(found, "input_size", None) if found is not None else None
+        return int(size[-1]) if size else None
+    for key in getattr(config, "sub_configs", {}) or {}:
+        sub = getattr(config, key, None)
+        if sub is not None and hasattr(sub, "to_dict") and (side := timm_image_side(sub)) is not None:
+            return side
+    return None
+
+
 def _names_image_side(config) -> bool:
     subs = [getattr(config, key, None) for key in VISION_SUBCONFIGS]
     return any(getattr(c, "image_size", None) is not None for c in [config] + [c for c in subs if c is not None])
@@ -287,6 +315,8 @@ def extra(name: str, config, given, accepted, seq: int, image_tail: Callable) ->
         return torch.ones(batch, given.shape[1], 1, dtype=torch.long, device=device)
     if name in VISUAL_FEATURE_INPUTS:
         return torch.zeros(batch, VISUAL_BOXES, int(getattr(config, VISUAL_FEATURE_INPUTS[name])), device=device)
+    if name == "pixel_values_videos" and (tail := image_tail(name, config)):  # a clip beside a text's ids
+        return torch.zeros(batch, *tail, device=device)
     if name == "pixel_values" and (tail := main_tail(name, config, accepted, seq, image_tail)):
         return torch.zeros(batch, *tail, device=device)
     if name == CONTEXT_STATES[0] and isinstance(getattr(config, CONTEXT_STATES[1], None), (list, tuple)):
