@@ -92,6 +92,9 @@ _LAYER_INDEX_KEYS = ("intermediate_hook_ids",)
 # take tens of GB; bounded, top_k_keypoints keeps exactly that many of any image with enough pixels above the
 # threshold. 2,048: LightGlue's README, SuperPoint(max_num_keypoints=2048) (github.com/cvg/LightGlue).
 _UNBOUNDED_COUNTS = {"max_keypoints": 2048}
+# A timm backbone's keyword arguments to timm.create_model (transformers' timm_wrapper configuration, model_args:
+# depth, embed_dim, ...) follow the same rule.
+TIMM_MODEL_ARGS = ("timm_wrapper", "model_args")
 _GROUP_KEY, _TOPK_GROUP_KEY = "n_group", "topk_group"  # group-limited expert routing: groups, groups chosen
 _ROPE_KEYS = ("rope_parameters", "rope_scaling")
 MROPE_SECTION = "mrope_section"  # multimodal RoPE: rotary frequencies per (temporal, height, width) axis
@@ -180,6 +183,14 @@ CONFIG_COMPLETIONS: dict[str, dict[str, Any]] = {
     "uvdoc": {"backbone_config.out_features":
               lambda c: [f"stage{i}" for i in range(1, len(c.backbone_config.stage_configs) + 1)],
               "backbone_config.out_indices": lambda c: list(range(1, len(c.backbone_config.stage_configs) + 1))},
+    # perception_lm/modeling_perception_lm.py PerceptionLMMultiModalProjector.__init__ reads
+    # vision_config.model_args["embed_dim"], which the default vision_config (a bare timm_wrapper: resnet50, no
+    # model_args) lacks: the PE tower of facebook/Perception-LM-1B as transformers' converter writes it
+    # (perception_lm/convert_perception_lm_weights_to_hf.py write_model: width 1024, 23 layers, 448 px, patch 14)
+    "perception_lm": {"vision_config": lambda c: {
+        "model_type": "timm_wrapper", "architecture": "vit_pe_core_large_patch14_336",
+        "model_args": {"embed_dim": 1024, "depth": 23, "img_size": [448, 448], "global_pool": "",
+                       "use_post_transformer_norm": False, "init_values": 0.1, "ref_feat_shape": [32, 32]}}},
     # t5gemma2/modeling_t5gemma2.py T5Gemma2MLP.__init__ reads dropout_rate, which T5Gemma2Config.__post_init__
     # copies into the encoder's text_config and T5Gemma2EncoderConfig alone does not (T5Gemma2Config default 0.0)
     "t5gemma2_encoder": {"text_config.dropout_rate": 0.0},
@@ -306,8 +317,12 @@ def small_overrides(config, scale_widths: bool = True) -> dict[str, Any]:
     """The small-config rule (module constants) as configuration keyword arguments: only the keys it changes, a
     sub-configuration (text_config, vision_config, encoder, ...) as its whole dict with its own changes.
     `scale_widths=False`: depth and experts only (sizes=layers)."""
-    data = config.to_dict()
+    data = config if isinstance(config, dict) else config.to_dict()
     out: dict[str, Any] = {}
+    args = data.get(TIMM_MODEL_ARGS[1])
+    if data.get("model_type") == TIMM_MODEL_ARGS[0] and isinstance(args, dict) \
+            and (changed := small_overrides(args, scale_widths)):
+        out[TIMM_MODEL_ARGS[1]] = {**args, **changed}
     if data.get("use_timm_backbone") is True:  # DETR-style backbones from transformers' own classes, not timm's
         out["use_timm_backbone"] = False
     depth = None
