@@ -32,7 +32,9 @@ IMAGE_CLASSES = 1000  # image-classification heads: ImageNet-1k, the class count
 # count: head counts are kept, so hidden = heads x head_dim, rotary dimensions stay even, and every other ratio
 # between widths still holds. Routed experts: at most SMALL_EXPERTS, top-k at most SMALL_TOP_K (also where the
 # configuration leaves them unset, None: the model needs a number). DETR-style timm backbones become transformers'
-# own (use_timm_backbone). Vocabulary, positions, image and patch sizes, channels and labels are kept. Token inputs
+# own (use_timm_backbone); a timm backbone's model_args follow the rule (TIMM_MODEL_ARGS); layer indices into a cut
+# encoder keep their rank (_LAYER_INDEX_KEYS); unbounded counts get a bound (_UNBOUNDED_COUNTS). Vocabulary,
+# positions, image and patch sizes, channels and labels are kept. Token inputs
 # are SMALL_SEQ tokens. `sizes=layers`: the depth and expert parts alone (widths as configured).
 SMALL_LAYERS = 2
 SMALL_STAGE_DEPTH = 1
