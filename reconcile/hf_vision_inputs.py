@@ -160,6 +160,9 @@ def wanted(name: str, main: str, accepted, required, config) -> bool:
         return main == "pixel_values" and any(getattr(config, k, None) is not None for k in TEXT_TOWER_KEYS)
     if name == "image_embeds_position_mask":  # where the text ids hold the image (given with them)
         return wanted("input_ids", main, accepted, required, config)
+    if name == "pixel_values_videos":  # an audio-video encoder fuses the clip with the waveform, optional in its
+        # signature but read unconditionally (pe_audio_video/modeling_pe_audio_video.py PeAudioVideoEncoder.forward)
+        return main == "input_values"
     if name in TRAJECTORY_INPUTS:
         return main == "states"
     if name == IMAGES_AXIS_MASK:  # with the images it masks
