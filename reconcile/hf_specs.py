@@ -32,9 +32,11 @@ IMAGE_CLASSES = 1000  # image-classification heads: ImageNet-1k, the class count
 # count: head counts are kept, so hidden = heads x head_dim, rotary dimensions stay even, and every other ratio
 # between widths still holds. Routed experts: at most SMALL_EXPERTS, top-k at most SMALL_TOP_K (also where the
 # configuration leaves them unset, None: the model needs a number). DETR-style timm backbones become transformers'
-# own (use_timm_backbone). A composite whose parts read each other's widths (COMMON_DIVISOR_TYPES) takes one divisor,
-# the smallest any part takes; hash-embedding buckets are divided by SMALL_MAX_DIVISOR (_HASH_BUCKET_KEYS).
-# Vocabulary, positions, image and patch sizes, channels and labels are kept. Token inputs
+# own (use_timm_backbone); a timm backbone's model_args follow the rule (TIMM_MODEL_ARGS); layer indices into a cut
+# encoder keep their rank (_LAYER_INDEX_KEYS); unbounded counts get a bound (_UNBOUNDED_COUNTS). A composite whose
+# parts read each other's widths (COMMON_DIVISOR_TYPES) takes one divisor, the smallest any part takes; hash-embedding
+# buckets are divided by SMALL_MAX_DIVISOR (_HASH_BUCKET_KEYS). Vocabulary, positions, image and patch sizes,
+# channels and labels are kept. Token inputs
 # are SMALL_SEQ tokens. `sizes=layers`: the depth and expert parts alone (widths as configured).
 SMALL_LAYERS = 2
 SMALL_STAGE_DEPTH = 1
@@ -100,6 +102,20 @@ _STEM = "stem"
 # read with .get by the model (chameleon/modeling_chameleon.py ChameleonImageVocabularyMapping.__init__,
 # emu3/modeling_emu3.py Emu3ImageVocabularyMapping.__init__): an empty mapping (no image tokens in a text input).
 _VOCABULARY_MAP_KEYS = ("vocabulary_map",)
+# Layer indices whose outputs a model reads from a sub-configuration's encoder (depth_pro/modeling_depth_pro.py
+# DepthProPatchEncoder.forward: hidden_states[intermediate_hook_ids[i] + 1] of patch_model_config's layers): at
+# the cut depth each keeps its rank, the deepest reading the last of SMALL_LAYERS layers, the next the one before.
+_LAYER_INDEX_KEYS = ("intermediate_hook_ids",)
+# Counts a configuration leaves unbounded (-1) whose value makes the work depend on the input's values, with the
+# bound the small-config rule gives them: SuperPoint keeps every pixel whose score passes keypoint_threshold
+# (superpoint/modeling_superpoint.py SuperPointInterestPointDecoder._extract_keypoints), every pixel of a flat
+# image (about 47,000 of 224 x 224), whose all-pairs attention in LightGlue (lightglue/modeling_lightglue.py) would
+# take tens of GB; bounded, top_k_keypoints keeps exactly that many of any image with enough pixels above the
+# threshold. 2,048: LightGlue's README, SuperPoint(max_num_keypoints=2048) (github.com/cvg/LightGlue).
+_UNBOUNDED_COUNTS = {"max_keypoints": 2048}
+# A timm backbone's keyword arguments to timm.create_model (transformers' timm_wrapper configuration, model_args:
+# depth, embed_dim, ...) follow the same rule.
+TIMM_MODEL_ARGS = ("timm_wrapper", "model_args")
 _GROUP_KEY, _TOPK_GROUP_KEY = "n_group", "topk_group"  # group-limited expert routing: groups, groups chosen
 _ROPE_KEYS = ("rope_parameters", "rope_scaling")
 MROPE_SECTION = "mrope_section"  # multimodal RoPE: rotary frequencies per (temporal, height, width) axis
@@ -143,6 +159,12 @@ CONFIG_COMPLETIONS: dict[str, dict[str, Any]] = {
     # schedule of the configuration's docstring (DeepseekOcr2TextConfig: ["dense", "sparse", "sparse", ...])
     "deepseek_ocr2": {"text_config.mlp_layer_types":
                       lambda c: ["dense"] + ["sparse"] * (c.text_config.num_hidden_layers - 1)},
+    # edgetam/configuration_edgetam.py EdgeTamVisionConfig.sub_configs_defaults names its timm backbone under a
+    # misspelt key ("archirecture": "repvit_m1"), so TimmWrapperConfig keeps its own default, resnet50, whose
+    # widths (256 to 2048) are not the configuration's backbone_channel_list (RepViT-M1's 384, 192, 96, 48; the
+    # EdgeTAM checkpoint yonigozlan/EdgeTAM-hf builds repvit_m1): the architecture the default means
+    "edgetam": {"vision_config.backbone_config.architecture": "repvit_m1"},
+    "edgetam_vision_model": {"backbone_config.architecture": "repvit_m1"},
     # esm/configuration_esm.py EsmConfig leaves vocab_size None (its docstring example builds
     # EsmConfig(vocab_size=33)) and pad_token_id None, which esm/modeling_esm.py EsmEmbeddings.forward compares ids
     # with (create_position_ids_from_input_ids): ESM-2's alphabet, 33 tokens, <pad> 1 (facebook/esm2 config.json)
@@ -184,6 +206,20 @@ CONFIG_COMPLETIONS: dict[str, dict[str, Any]] = {
     # (qwen3_omni_moe/modeling_qwen3_omni_moe.py Qwen3OmniMoeThinkerTextAttention.__init__), odd, which its rotary
     # embedding (arange(0, 73, 2): 37 frequencies, 74 wide) cannot multiply: the largest count that divides it
     "qwen3_omni_moe_thinker": {"text_config.num_attention_heads": lambda c: whole_heads(c.text_config)},
+    # uvdoc/modeling_uvdoc.py UVDocModel concatenates the backbone's feature maps (torch.cat) into a bridge_connector
+    # of bridge_connector[0] x len(stage_configs) channels, one map per bridge stage, while UVDocBackboneConfig's
+    # outputs default to its last stage alone: every stage
+    "uvdoc": {"backbone_config.out_features":
+              lambda c: [f"stage{i}" for i in range(1, len(c.backbone_config.stage_configs) + 1)],
+              "backbone_config.out_indices": lambda c: list(range(1, len(c.backbone_config.stage_configs) + 1))},
+    # perception_lm/modeling_perception_lm.py PerceptionLMMultiModalProjector.__init__ reads
+    # vision_config.model_args["embed_dim"], which the default vision_config (a bare timm_wrapper: resnet50, no
+    # model_args) lacks: the PE tower of facebook/Perception-LM-1B as transformers' converter writes it
+    # (perception_lm/convert_perception_lm_weights_to_hf.py write_model: width 1024, 23 layers, 448 px, patch 14)
+    "perception_lm": {"vision_config": lambda c: {
+        "model_type": "timm_wrapper", "architecture": "vit_pe_core_large_patch14_336",
+        "model_args": {"embed_dim": 1024, "depth": 23, "img_size": [448, 448], "global_pool": "",
+                       "use_post_transformer_norm": False, "init_values": 0.1, "ref_feat_shape": [32, 32]}}},
     # t5gemma2/modeling_t5gemma2.py T5Gemma2MLP.__init__ reads dropout_rate, which T5Gemma2Config.__post_init__
     # copies into the encoder's text_config and T5Gemma2EncoderConfig alone does not (T5Gemma2Config default 0.0)
     "t5gemma2_encoder": {"text_config.dropout_rate": 0.0},
@@ -194,16 +230,18 @@ CONFIG_COMPLETIONS: dict[str, dict[str, Any]] = {
 
 
 def config_completions(model_type: str, config) -> dict[str, Any]:
-    """CONFIG_COMPLETIONS[model_type] as configuration keyword arguments (a sub-configuration as its whole dict)."""
+    """CONFIG_COMPLETIONS[model_type] as configuration keyword arguments (a sub-configuration as its whole dict,
+    nested ones inside it)."""
     out: dict[str, Any] = {}
     for dotted, value in CONFIG_COMPLETIONS.get(model_type, {}).items():
-        section, _, key = dotted.rpartition(".")
-        target = getattr(config, section) if section else config
+        *sections, key = dotted.split(".")
         value = value(config) if callable(value) else value
-        if section:
-            out[section] = {**out.get(section, target.to_dict()), key: value}
-        else:
-            out[key] = value
+        level, target = out, config
+        for section in sections:
+            target = getattr(target, section)
+            level[section] = level.get(section) or target.to_dict()
+            level = level[section]
+        level[key] = value
     return out
 
 
@@ -309,13 +347,17 @@ def small_overrides(config, scale_widths: bool = True, largest: int = SMALL_MAX_
     """The small-config rule (module constants) as configuration keyword arguments: only the keys it changes, a
     sub-configuration (text_config, vision_config, encoder, ...) as its whole dict with its own changes.
     `scale_widths=False`: depth and experts only (sizes=layers). `largest`: the width divisor's upper bound (a
-    COMMON_DIVISOR_TYPES composite's one divisor)."""
-    data = config.to_dict()
-    common = getattr(config, "model_type", "") in COMMON_DIVISOR_TYPES and scale_widths
+    COMMON_DIVISOR_TYPES composite's one divisor). `config` may be a plain dict (a timm backbone's model_args)."""
+    data = config if isinstance(config, dict) else config.to_dict()
+    common = data.get("model_type", "") in COMMON_DIVISOR_TYPES and scale_widths and not isinstance(config, dict)
     if common:  # the smallest divisor any part (or the composite's own settings) takes, for all of them
         parts = [config] + _sub_configs(config)
         largest = min(_width_divisor(part.to_dict(), largest) for part in parts)
     out: dict[str, Any] = {}
+    args = data.get(TIMM_MODEL_ARGS[1])
+    if data.get("model_type") == TIMM_MODEL_ARGS[0] and isinstance(args, dict) \
+            and (changed := small_overrides(args, scale_widths)):
+        out[TIMM_MODEL_ARGS[1]] = {**args, **changed}
     if data.get("use_timm_backbone") is True:  # DETR-style backbones from transformers' own classes, not timm's
         out["use_timm_backbone"] = False
     depth = None
@@ -384,6 +426,16 @@ def small_overrides(config, scale_widths: bool = True, largest: int = SMALL_MAX_
         for key in _EXPERT_WIDTH_KEYS:
             if key in data and data[key] is None and isinstance(width, int):
                 out[key] = width
+    for key, bound in _UNBOUNDED_COUNTS.items():
+        value = data.get(key)
+        if isinstance(value, int) and not isinstance(value, bool) and value < 0:
+            out[key] = bound
+    for key in _LAYER_INDEX_KEYS:
+        value = data.get(key)
+        if isinstance(value, (list, tuple)) and value and all(isinstance(i, int) for i in value) \
+                and max(value) >= SMALL_LAYERS:
+            ranks = sorted(set(value), reverse=True)
+            out[key] = [max(SMALL_LAYERS - 1 - ranks.index(i), 0) for i in value]
     for key in _VOCABULARY_MAP_KEYS:
         if key in data and data[key] is None:
             out[key] = {}
@@ -916,10 +968,12 @@ def input_tail(main: str, config) -> Optional[tuple[int, ...]]:
     its max_source_positions)."""
     if main in ("pixel_values", "pixel_values_videos"):
         vision = _vision_config(config)
-        size = getattr(vision, "image_size", None) or getattr(config, "image_size", None) or 224
+        size = getattr(vision, "image_size", None) or getattr(config, "image_size", None) \
+            or vision_inputs.timm_image_side(config) or 224
         size = tuple(int(v) for v in size)[-2:] if isinstance(size, (list, tuple)) else (int(size), int(size))
         channels = getattr(vision, "num_channels", None) or getattr(config, "num_channels", None) or 3
-        frames = _setting(config, VIDEO_FRAME_KEYS)
+        frames = _setting(config, VIDEO_FRAME_KEYS) or (vision_inputs.VIDEO_FRAMES if main == "pixel_values_videos"
+                                                        else None)
         if frames:  # a video: (frames, channels, height, width) (VideoMAE, TimeSformer, ViViT, VideoPrism)
             return (frames, int(channels)) + size
         if main == "pixel_values_videos":

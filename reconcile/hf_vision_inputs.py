@@ -6,6 +6,7 @@ not depend on values; ones for masks), sweep._extra_inputs names them (sweep att
 main input alone failed)."""
 from __future__ import annotations
 
+import math
 from typing import Any, Callable, Optional
 
 # Qwen2-VL-style vision towers take flattened patches, (t x h x w patches, channels x temporal_patch_size x
@@ -37,7 +38,8 @@ SESSION_INPUTS = {"inference_session": "a video tracking session object (frames,
 # Extra inputs this module makes, given only where wanted(): required by the forward, or named by a rule below.
 VISION_INPUTS = ("actions", "context_hidden_states", "encoder_hidden_states", "image_attention_mask",
                  "image_embeds_position_mask", "image_grid_thw", "merge_sizes", "pixel_attention_mask",
-                 "pixel_position_ids", "prompt_masks", "prompt_pixel_values", "returns_to_go", "rewards",
+                 "pixel_position_ids", "pixel_values_videos", "prompt_masks", "prompt_pixel_values",
+                 "returns_to_go", "rewards",
                  "spatial_shapes", "target_sizes", "task_inputs", "timesteps", "visual_feats", "visual_pos")
 # Image placeholder tokens a text tower's ids hold for the image's query outputs, by the configuration's count
 # (BLIP-2 and InstructBLIP scatter num_query_tokens query outputs into the image_token_id positions:
@@ -67,9 +69,25 @@ TRAJECTORY_INPUTS = {"actions": "act_dim", "returns_to_go": 1, "rewards": 1, "st
 # Images per text as an axis of their own: a forward that takes image_attention_mask (batch, tokens, images) takes
 # pixel_values (batch, images, channels, height, width) (idefics/modeling_idefics.py IdeficsModel.forward): one image.
 IMAGES_AXIS_MASK = "image_attention_mask"
+# Keypoint matchers take an image pair, (batch, 2, channels, height, width) (efficientloftr/modeling_efficientloftr.py
+# EfficientLoFTRModel.forward, lightglue/modeling_lightglue.py LightGlueForKeypointMatching.forward,
+# superglue/modeling_superglue.py SuperGlueForKeypointMatching.forward refuse anything else).
+IMAGE_PAIR_TYPES = ("efficientloftr", "lightglue", "superglue")
+# A video's frames where the configuration names no clip length (a per-frame tower with a temporal model on top,
+# PE Video: pe_video/modeling_pe_video.py PeVideoEncoderEmbedder.forward runs its image model frame by frame; its
+# video processor samples as many as asked): the fewest a temporal model relates, the work per frame counted
+# exactly at any length.
+VIDEO_FRAMES = 2
+# A timm backbone's configuration (transformers' timm_wrapper) names its image side only through timm: the
+# architecture's pretrained input_size (timm/models/_registry.py get_pretrained_cfg), where nothing else names one
+# (PE Video's vit_pe_core_large_patch14_336: 336 px, a fixed position table).
+TIMM_WRAPPER = ("timm_wrapper", "architecture")
 # Image sides a configuration names other than image_size (tvp/configuration_tvp.py max_img_size, the side its
 # visual prompter pads to; vjepa2/configuration_vjepa2.py crop_size).
 IMAGE_SIZE_KEYS = ("max_img_size", "crop_size")
+# A model that cuts its image into patch_size tiles at each of scaled_images_ratios takes patch_size / the smallest
+# ratio per side (depth_pro/modeling_depth_pro.py DepthProPatchEncoder.forward refuses less): DepthPro's 1,536 px.
+SCALED_TILE_KEYS = ("patch_size", "scaled_images_ratios")
 # Region features a detector gives a vision-and-language encoder, (VISUAL_BOXES, the setting's width)
 # (lxmert/modeling_lxmert.py LxmertModel.forward refuses visual_feats None; LxmertVisualFeatureEncoder.forward).
 VISUAL_FEATURE_INPUTS = {"visual_feats": "visual_feat_dim", "visual_pos": "visual_pos_dim"}
@@ -142,6 +160,9 @@ def wanted(name: str, main: str, accepted, required, config) -> bool:
         return main == "pixel_values" and any(getattr(config, k, None) is not None for k in TEXT_TOWER_KEYS)
     if name == "image_embeds_position_mask":  # where the text ids hold the image (given with them)
         return wanted("input_ids", main, accepted, required, config)
+    if name == "pixel_values_videos":  # an audio-video encoder fuses the clip with the waveform, optional in its
+        # signature but read unconditionally (pe_audio_video/modeling_pe_audio_video.py PeAudioVideoEncoder.forward)
+        return main == "input_values"
     if name in TRAJECTORY_INPUTS:
         return main == "states"
     if name == IMAGES_AXIS_MASK:  # with the images it masks
@@ -168,7 +189,8 @@ def main_tail(main: str, config, accepted, seq: int, image_tail: Callable) -> Op
     (EMBEDS_WIDTH_KEYS), a trajectory's states, an image side named otherwise (IMAGE_SIZE_KEYS) or only by a deeper
     sub-configuration, one image on its own axis (IMAGES_AXIS_MASK), a video clip of CLIP_FRAMES frames, a
     prompt-and-input pair stacked on height (SegGPT's configured image_size is the pair: seggpt/modeling_seggpt.py
-    SegGptModel.forward concatenates prompt_pixel_values and pixel_values on dim 2), each half of it. None:
+    SegGptModel.forward concatenates prompt_pixel_values and pixel_values on dim 2), each half of it, the side
+    tiles at several scales need (SCALED_TILE_KEYS), an image pair (IMAGE_PAIR_TYPES). None:
     image_tail decides."""
     if main == "inputs" or main.endswith("_embeds"):
         width = next((int(v) for k in EMBEDS_WIDTH_KEYS if isinstance(v := getattr(config, k, None), int)), 0)
@@ -182,6 +204,10 @@ def main_tail(main: str, config, accepted, seq: int, image_tail: Callable) -> Op
     channels = int(getattr(config, "num_channels", None) or 3)
     if "prompt_pixel_values" in accepted and isinstance(size, (list, tuple)) and len(size) == 2:
         return (channels, int(size[0]) // 2, int(size[1]))
+    tile, ratios = (getattr(config, k, None) for k in SCALED_TILE_KEYS)
+    if isinstance(tile, int) and isinstance(ratios, (list, tuple)) and ratios and min(ratios) > 0:
+        side = math.ceil(tile / min(ratios))
+        return tuple(image_tail(main, config))[:-2] + (side, side)
     other = next((int(v) for k in IMAGE_SIZE_KEYS if isinstance(v := getattr(config, k, None), int)), None)
     if size is None and other:
         return tuple(image_tail(main, config))[:-2] + (other, other)
@@ -191,9 +217,29 @@ def main_tail(main: str, config, accepted, seq: int, image_tail: Callable) -> Op
         return tuple(image_tail(main, config))[:-2] + (nested, nested)
     if IMAGES_AXIS_MASK in accepted:
         return (1,) + tuple(image_tail(main, config))
+    if getattr(config, "model_type", "") in IMAGE_PAIR_TYPES:
+        return (2,) + tuple(image_tail(main, config))
     frames = CLIP_FRAMES.get(getattr(config, "model_type", ""))
     if frames:
         return (frames,) + tuple(image_tail(main, config))
+    return None
+
+
+def timm_image_side(config) -> Optional[int]:
+    """The image side of the first timm backbone (TIMM_WRAPPER) among the configuration and its sub-configurations,
+    depth first, from timm's pretrained configuration; None without one (or without timm)."""
+    if getattr(config, "model_type", "") == TIMM_WRAPPER[0] and isinstance(getattr(config, TIMM_WRAPPER[1], None), str):
+        try:
+            from timm.models import get_pretrained_cfg
+        except ImportError:
+            return None
+        found = get_pretrained_cfg(getattr(config, TIMM_WRAPPER[1]))
+        size = getattr(found, "input_size", None) if found is not None else None
+        return int(size[-1]) if size else None
+    for key in getattr(config, "sub_configs", {}) or {}:
+        sub = getattr(config, key, None)
+        if sub is not None and hasattr(sub, "to_dict") and (side := timm_image_side(sub)) is not None:
+            return side
     return None
 
 
@@ -272,6 +318,8 @@ def extra(name: str, config, given, accepted, seq: int, image_tail: Callable) ->
         return torch.ones(batch, given.shape[1], 1, dtype=torch.long, device=device)
     if name in VISUAL_FEATURE_INPUTS:
         return torch.zeros(batch, VISUAL_BOXES, int(getattr(config, VISUAL_FEATURE_INPUTS[name])), device=device)
+    if name == "pixel_values_videos" and (tail := image_tail(name, config)):  # a clip beside a text's ids
+        return torch.zeros(batch, *tail, device=device)
     if name == "pixel_values" and (tail := main_tail(name, config, accepted, seq, image_tail)):
         return torch.zeros(batch, *tail, device=device)
     if name == CONTEXT_STATES[0] and isinstance(getattr(config, CONTEXT_STATES[1], None), (list, tuple)):

@@ -1,6 +1,8 @@
 """The inputs vision and multimodal transformers forwards take beside one image (reconcile/hf_vision_inputs.py):
 shapes by hand from the configurations' own settings; models built and traced, their laws checked against
 sum(p.numel()) and FlopCounterMode / 2 (the sweep's oracles)."""
+import importlib.util
+
 import pytest
 import torch
 import torch.nn as nn
@@ -118,3 +120,28 @@ def test_drafter_block_and_context_by_hand():
     context = hf_specs.extra_input("context_hidden_states", config, torch.zeros(1, 16, 6656), accepted)
     assert context.shape == (1, hf_specs.SMALL_SEQ, 6656 * len(config.target_layer_ids))
     assert sweep._extra_inputs("muse_glimmer_assistant") == ("context_hidden_states",)
+
+
+def test_scaled_tiles_pair_and_clip_inputs_by_hand():
+    depth_pro = AutoConfig.for_model("depth_pro")  # patch_size 384, scaled_images_ratios 0.25, 0.5, 1
+    assert vision.main_tail("pixel_values", depth_pro, (), 32, hf_specs.input_tail) == (3, 384 * 4, 384 * 4)
+    loftr = AutoConfig.for_model("efficientloftr")  # no image side: 224, as a pair
+    assert vision.main_tail("pixel_values", loftr, (), 32, hf_specs.input_tail) == (2, 3, 224, 224)
+    # no clip length configured: VIDEO_FRAMES frames of the timm tower's 336 px (vit_pe_core_large_patch14_336)
+    if importlib.util.find_spec("timm") is None:
+        pytest.skip("timm is not installed")
+    pe_video = hf_specs.hf_config("pe_video_encoder", {})
+    assert hf_specs.input_tail("pixel_values_videos", pe_video) == (vision.VIDEO_FRAMES, 3, 336, 336)
+
+
+def test_small_rule_layer_indices_unbounded_counts_and_timm_arguments_by_hand():
+    depth_pro = hf_specs.hf_config("depth_pro", {}, sizes="small")  # hooks 11, 5 of 24 layers -> 2 layers
+    assert list(depth_pro.intermediate_hook_ids) == [1, 0] and depth_pro.patch_model_config.num_hidden_layers == 2
+    lightglue = hf_specs.hf_config("lightglue", {}, sizes="small")  # max_keypoints -1 (every pixel) -> bounded
+    assert lightglue.keypoint_detector_config.max_keypoints == 2048
+    perception = hf_specs.hf_config("perception_lm", {}, sizes="small")  # embed_dim 1024 / 16, depth 23 -> 2
+    assert perception.vision_config.model_args["embed_dim"] == 64 and perception.vision_config.model_args["depth"] == 2
+    uvdoc = hf_specs.hf_config("uvdoc", {})  # six bridge stages, every one an output
+    assert list(uvdoc.backbone_config.out_features) == [f"stage{i}" for i in range(1, 7)]
+    edgetam = hf_specs.hf_config("edgetam", {})  # nested completion: vision_config.backbone_config
+    assert edgetam.vision_config.backbone_config.architecture == "repvit_m1"
