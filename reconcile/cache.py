@@ -283,18 +283,24 @@ def _record(row) -> Record:
     return Record(**values)
 
 
-def load(job, root: Optional[Path] = None) -> Optional[list[Record]]:
-    """The job's cached records, or None (not cacheable, not cached, or an entry that does not verify)."""
-    place = _records_place(job, root)
+_ENTRY_ERRORS = (OSError, ValueError, KeyError, TypeError)  # an entry that cannot be read or does not verify
+
+
+def _cached(place: Optional[tuple[Path, str]], root: Optional[Path], convert: Callable, errors=_ENTRY_ERRORS):
+    """convert(the entry's data) for the entry at `place`, or None: no place, no entry, one that does not verify, or
+    data `convert` refuses (None or one of `errors`)."""
     if place is None:
         return None
     try:
         payload = _read(Path(root or cache_root()), *place)
-        if payload is None:
-            return None
-        return [_record(row) for row in payload["data"]]
-    except (OSError, ValueError, KeyError, TypeError):
+        return None if payload is None else convert(payload["data"])
+    except errors:
         return None
+
+
+def load(job, root: Optional[Path] = None) -> Optional[list[Record]]:
+    """The job's cached records, or None (not cacheable, not cached, or an entry that does not verify)."""
+    return _cached(_records_place(job, root), root, lambda rows: [_record(row) for row in rows])
 
 
 def store(job, records: list[Record], imports=None, root: Optional[Path] = None) -> bool:
@@ -368,19 +374,13 @@ def _round_trip(value: Any) -> Optional[Any]:
 # ------------------------------------------------------------------------------------------------ layer IRs
 def stored_ir(spec, framework: str, root: Optional[Path] = None):
     """The layer IR kept on disk for this model, or None: reading it runs no model code."""
-    place = _place(root, spec, "layer_ir", framework)
-    if place is None:
-        return None
-    try:
-        payload = _read(Path(root or cache_root()), *place)
-        if payload is None:
-            return None
-        from conventions.ir import Model
+    from conventions.ir import Model
 
-        model = decode(payload["data"])
-        return model if isinstance(model, Model) else None
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return None
+    def model(data):
+        decoded = decode(data)
+        return decoded if isinstance(decoded, Model) else None
+
+    return _cached(_place(root, spec, "layer_ir", framework), root, model, _ENTRY_ERRORS + (AttributeError,))
 
 
 def store_ir(spec, framework: str, ir, imports, root: Optional[Path] = None) -> bool:
@@ -433,19 +433,11 @@ def stored_spec(request: tuple, root: Optional[Path] = None):
     """The ModelSpec an hf:/preset: request resolved to, kept on disk (no job needed), or None."""
     from .spec import ModelSpec
 
-    place = _spec_place(root, request)
-    if place is None:
-        return None
-    try:
-        payload = _read(Path(root or cache_root()), *place)
-        if payload is None:
-            return None
-        fields_ = decode(payload["data"])
-        if not isinstance(fields_, dict) or set(fields_) != set(_SPEC_FIELDS):
-            return None
-        return ModelSpec(**fields_)
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+    def spec(data):
+        fields_ = decode(data)
+        return ModelSpec(**fields_) if isinstance(fields_, dict) and set(fields_) == set(_SPEC_FIELDS) else None
+
+    return _cached(_spec_place(root, request), root, spec)
 
 
 def store_spec(request: tuple, spec, root: Optional[Path] = None) -> bool:
@@ -538,17 +530,8 @@ def _sweep_place(job_key: str, versions: str, root: Optional[Path]) -> Optional[
 
 def sweep_rows(job_key: str, versions: str, root: Optional[Path] = None) -> Optional[list[dict]]:
     """A sweep job's cached rows (plain dicts), or None."""
-    place = _sweep_place(job_key, versions, root)
-    if place is None:
-        return None
-    try:
-        payload = _read(Path(root or cache_root()), *place)
-        rows = payload["data"] if payload is not None else None
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
-        return None
-    return rows
+    return _cached(_sweep_place(job_key, versions, root), root,
+                   lambda rows: rows if isinstance(rows, list) and all(isinstance(r, dict) for r in rows) else None)
 
 
 def store_sweep_rows(job_key: str, versions: str, rows: list[dict], root: Optional[Path] = None) -> bool:
