@@ -39,26 +39,21 @@ class Release:
         return ""
 
 
-def _normal(version: str) -> str:
-    from packaging.version import Version
-
-    return str(Version(version))
-
-
 def parse_registry_json(text: str) -> list[Release]:
     """The registry's JSON for one project -> its releases that have files, in the order released (first
     upload, then PEP 440 for releases uploaded the same second)."""
-    from packaging.version import InvalidVersion, Version
+    from packaging.version import Version
+
+    from .drift import normal_version, valid_version
 
     data = json.loads(text)
     out = []
     for version, files in (data.get("releases") or {}).items():
         if not files:
             continue  # a version with no files: nothing to install
-        try:
-            normal = _normal(version)
-        except InvalidVersion:
+        if not valid_version(version):
             continue  # pip cannot ask for it by == either
+        normal = normal_version(version)
         out.append(Release(normal, min(f["upload_time_iso_8601"] for f in files),
                            tuple(sorted({f["packagetype"] for f in files})), all(f.get("yanked") for f in files)))
     return sorted(out, key=lambda r: (r.uploaded, Version(r.version)))
