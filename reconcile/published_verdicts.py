@@ -16,6 +16,8 @@ FIRST_CSV_LINE = 2  # the header is line 1: rows are numbered as a reader finds 
 class PublishedVerdict:
     line: int  # the row's line in published.csv
     model: str
+    printed: str  # the csv's printed and unit columns
+    unit: str
     text: str  # the printed value and its unit, as `which` reads them
     expected: str  # the family the source's unit definition names
     top: str  # which's first family ("" when none)
@@ -39,7 +41,8 @@ def verdicts() -> list[PublishedVerdict]:
                              tokens=float(row["tokens"]) if row["tokens"] else None,
                              input_shape=row["input_shape"] or None)
         top = result.top
-        out.append(PublishedVerdict(line, row["model"], text, row["expected"], top.id if top else "",
+        out.append(PublishedVerdict(line, row["model"], row["printed"], row["unit"], text, row["expected"],
+                                    top.id if top else "",
                                     top.best.match if top else "", top.best.relative_error if top else None))
     return out
 
