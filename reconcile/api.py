@@ -27,16 +27,23 @@ _IN_MEMORY: dict[str, object] = {}
 
 
 def split_specs(text: str) -> list[str]:
-    """'lenet,module:m:f?input_shape=1,3,8,8&depths=2,2,sepnet' -> the three specs: a comma inside a spec's query
-    followed by a digit continues its value (a shape, a list), it does not start a model (no model name starts
-    with a digit)."""
+    """'lenet,module:m:f?input_shape=1,3,8,8&depths=2,2,sepnet' -> the three specs; 'hf:x?inputs=a,b,lenet' -> two.
+    A comma inside a spec's query continues its value (a shape, a list of numbers or of input names) when what
+    follows cannot start a model: a digit (no model name starts with one), or a bare word that names no reference
+    model (no prefix, no query, no file suffix), with the query's next keys after it."""
     out: list[str] = []
     for part in text.split(","):
-        if out and "?" in out[-1] and part[:1].isdigit():
+        if out and "?" in out[-1] and (part[:1].isdigit() or _continues_value(part.strip())):
             out[-1] += "," + part
         else:
             out.append(part)
     return [p.strip() for p in out]
+
+
+def _continues_value(part: str) -> bool:
+    """'past_time_features' or 'past_time_features&lags=3' after 'hf:x?inputs=past_values': the value goes on."""
+    word = part.split("&", 1)[0]
+    return word.isidentifier() and word not in reference_models.MODELS and not any(ch in part for ch in ":?")
 
 
 def _split(value: "str | Sequence[str] | None") -> Optional[list[str]]:

@@ -8,13 +8,14 @@ reference, the document's formulas (tool `document`), is one more job per model.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 from . import adapters
 from .engines import Engine, Failed
-from .engines.tooljob import JobResult, ToolJob, run_tool_job, warm
+from .engines.tooljob import JobResult, ToolJob, registries_of, run_tool_job, warm
 from .errors import UserError
 from .records import ERROR, MODEL_LEVEL, Record
 from .spec import ModelSpec
@@ -251,7 +252,8 @@ def sweep(jobs: Sequence[ToolJob], out_dir: "str | Path", engine: Engine,
 
     try:
         if todo:
-            engine.run(run_tool_job, todo, on_result, warm=warm)
+            engine.run(run_tool_job, todo, on_result,
+                       warm=functools.partial(warm, registries_of(job.spec for _, job in todo)))
     finally:
         writer.close()
     return Summary(len(jobs) + len(failed or {}), len(jobs) - len(todo), counts["ran"], counts["failed"],

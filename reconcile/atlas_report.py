@@ -328,6 +328,91 @@ def family_table(rows: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+def release_models(records: pd.DataFrame) -> set[str]:
+    """The models some tool ran at more than one release on: the atlas's release history. The others are its
+    breadth (every architecture at the venv's pinned counters), read in the matrix and the counter summary."""
+    releases = records.groupby(["model", "tool"])["release"].nunique()
+    return {model for (model, _), count in releases.items() if count > 1}
+
+
+def _at_newest(rows: pd.DataFrame) -> pd.DataFrame:
+    newest = {tool: _newest(rows, tool) for tool in dict.fromkeys(rows["tool"])}
+    return rows[[newest[t] == r for t, r in zip(rows["tool"], rows["release"])]]
+
+
+def _metric_columns(latest: pd.DataFrame) -> list[tuple[str, str]]:
+    counted = latest[(latest["status"] == OK) & (latest["tool"] != atlas.REFERENCE_TOOL)]
+    return sorted(set(zip(counted["tool"], counted["metric"])), key=lambda tm: (tm[0], tm[1].lower()))
+
+
+def _ratio_cell(row) -> str:
+    if row.status != OK:
+        return str(row.status)
+    return "" if row.ratio is None or row.ratio != row.ratio else f"{row.ratio:.4g}"
+
+
+def matrix_table(rows: pd.DataFrame) -> pd.DataFrame:
+    """One row per model, one column per tool metric at the tool's newest release swept: the ratio of its total
+    to the reference (1: the reference's count, 2: twice it, 0: nothing counted), or the status of a job that
+    did not count (error, timeout, ...); blank where the tool prints no such metric. The reference's own
+    multiply-accumulates and parameters lead the row."""
+    latest = _at_newest(rows)
+    columns = _metric_columns(latest)
+    out = []
+    for model, group in latest.groupby("model", sort=False):
+        ref = group[(group["tool"] == atlas.REFERENCE_TOOL) & (group["status"] == OK)]
+        refs = dict(zip(ref["quantity"], ref["value"]))
+        row = {"family": group["family"].iloc[0], "model": model,
+               "reference_macc": _exact(refs.get(COMPUTE)), "reference_params": _exact(refs.get(PARAMS))}
+        for tool, tool_rows in group.groupby("tool", sort=False):
+            failed = tool_rows[tool_rows["metric"] == ""]
+            for tool_name, metric in columns:
+                if tool_name != tool:
+                    continue
+                if len(failed):
+                    row[f"{tool} {metric}"] = str(failed["status"].iloc[0])
+            for r in tool_rows[tool_rows["metric"] != ""].itertuples(index=False):
+                if (tool, r.metric) in columns:
+                    row[f"{tool} {r.metric}"] = _ratio_cell(r)
+        out.append(row)
+    names = ["family", "model", "reference_macc", "reference_params"] + [f"{t} {m}" for t, m in columns]
+    frame = pd.DataFrame(out, columns=names).fillna("")
+    return frame.sort_values(["family", "model"], kind="stable").reset_index(drop=True)
+
+
+def counter_summary(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per tool metric at the tool's newest release, over every model: how its totals stand to the reference
+    (at it or twice it within EXACT_WITHIN, below, above, 0), models with layers counted as 0, the median ratio,
+    crashes, and the most common reading of what it counts."""
+    latest = _at_newest(rows)
+    latest = latest[latest["tool"] != atlas.REFERENCE_TOOL]
+    crashed = latest[latest["metric"] == ""].groupby("tool")["model"].nunique().to_dict()
+    out = []
+    for (tool, metric), g in latest[latest["metric"] != ""].groupby(["tool", "metric"], sort=True):
+        ok = g[g["status"] == OK]
+        ratios = [r for r in ok["ratio"] if r is not None and r == r]
+        words = Counter(_verdict_class(r) for r in ratios)
+        out.append({"tool": tool, "release": g["release"].iloc[0], "metric": metric, "models": len(ok),
+                    "at_reference": words["at"], "twice_reference": words["twice"], "below": words["below"],
+                    "above": words["above"], "zero_total": words["zero"],
+                    "models_with_zero_layers": int((ok["zero_layers"].fillna(0) > 0).sum()),
+                    "median_ratio": f"{pd.Series(ratios).median():.4g}" if ratios else "",
+                    "ratio_range": _range(ratios), "crashed": crashed.get(tool, 0) + int((g["status"] != OK).sum()),
+                    "counts_most_often": Counter(ok["counts"]).most_common(1)[0][0] if len(ok) else ""})
+    return pd.DataFrame(out)
+
+
+def _verdict_class(ratio: float) -> str:
+    """verdict()'s reading of a ratio in one word: at the reference, twice it, below, above, or zero."""
+    if ratio == 0:
+        return "zero"
+    base = 2 if ratio >= 1.5 else 1
+    off = ratio / base - 1
+    if abs(off) <= EXACT_WITHIN:
+        return "at" if base == 1 else "twice"
+    return "below" if off < 0 else "above"
+
+
 def _newest(rows: pd.DataFrame, tool: str) -> str:
     return _release_order(rows, tool)[-1]
 
@@ -443,6 +528,9 @@ def blocks(rows: pd.DataFrame, changes: pd.DataFrame, jobs: pd.DataFrame, store_
     """The page's sections by name (render() puts the markdown summary and the HTML page together from them)."""
     models = list(dict.fromkeys(rows["model"]))
     tools = list(dict.fromkeys(rows["tool"]))
+    history = release_models(records)
+    # the per-run tables read the release history; a store of one release per tool is all history
+    per_run = rows[rows["model"].isin(history)] if history else rows
     pairs = sum(len(run) for tool_run in runs.values() for run in tool_run)
     shown_runs = sum(len(tool_run) for tool_run in runs.values())
     out: dict[str, list] = {}
@@ -458,14 +546,32 @@ def blocks(rows: pd.DataFrame, changes: pd.DataFrame, jobs: pd.DataFrame, store_
              "(MACC multiply-accumulates, BIAS bias adds, OUT output elements, ...) with the catalogue entry of "
              "that release; `zero_layers`: layers with multiply-accumulates the tool counted as 0 or has no rule "
              "for. Every run: atlas.csv and atlas.html (sortable, filterable).")]
+    if history and len(history) < len(models):
+        out["head"].append(Para(f"{len(history)} of the models are swept across releases (the release history: "
+                                "the runs, changes and family tables, atlas.csv); all "
+                                f"{len(models)} at each tool's newest release swept in the counter summary and the "
+                                "matrix (atlas_matrix.csv, atlas.html)."))
     swept = [f"{tool} {sum(len(r) for r in runs[tool])}" + (f" in {len(runs[tool])} runs" if len(runs[tool]) > 1
                                                              else f" ({runs[tool][0][0]})") for tool in tools]
     from . import releases as registry
 
     out["head"].append(Para("Releases swept, in the order released (the package registry's listing read "
                             f"{registry.load().read_utc}, reconcile/releases.json): " + "; ".join(swept) + "."))
+    out["summary"] = [Heading("Every counter over every model (newest release swept)", 2),
+                      Para(f"Per tool metric, over the {len(models)} models: how many totals are the reference's "
+                           "count (`at_reference`; a params metric, or multiply-accumulates), twice it (FLOPs as 2 "
+                           f"per multiply-accumulate), within {EXACT_WITHIN:.1%}; below or above those; 0; models "
+                           "with layers counted as 0 (silent zeros); models whose job crashed; and the reading "
+                           "of what it counts on most models. Per model: the matrix (atlas_matrix.csv)."),
+                      Table(counter_summary(rows), "counter summary")]
+    out["matrix"] = [Heading("Every model x every counter: the ratio to the reference", 2),
+                     Para("Each cell: the tool's total over the reference (multiply-accumulates for a compute "
+                          "metric, parameters for a params metric; 1 the reference's count, 2 twice it, 0 nothing "
+                          "counted), or the status of a job that did not count; blank: the tool prints no such "
+                          "metric. The same as atlas_matrix.csv."),
+                     Table(matrix_table(rows), "every model x every counter")]
     out["family"] = [Heading("Per architecture family and tool metric (newest release swept)", 2),
-                     Table(family_table(rows), "family x tool metric")]
+                     Table(family_table(per_run), "family x tool metric")]
     out["runs"] = [Heading("Every release whose numbers differ from the previous one, and why", 2),
                    Para("Per tool, its runs of releases with the same numbers, in the order released; "
                         "`changed_from_previous`: what changed at the run's first release against the last "
@@ -494,23 +600,22 @@ def blocks(rows: pd.DataFrame, changes: pd.DataFrame, jobs: pd.DataFrame, store_
                         "this sweep shared its 2 cores with other work), and at the mean "
                         f"{cpu:.2f} CPU seconds per job (a worker per idle core):"),
                    Table(paper, "full atlas on paper")]
-    newest = {tool: _newest(rows, tool) for tool in tools}
-    shown = rows[[newest[t] == r for t, r in zip(rows["tool"], rows["release"])]]
+    shown = _at_newest(per_run)
     out["totals"] = [Heading("Every total", 2),
                      Para("At each tool's newest release swept; every run: atlas.csv, and atlas.html's last "
                           "table."),
                      Table(shown.drop(columns=["message", "releases"]).reset_index(drop=True), "totals")]
-    every = rows.drop(columns=["source"]).assign(message=[m[:120] if isinstance(m, str) else m
-                                                          for m in rows["message"]])
+    every = per_run.drop(columns=["source"]).assign(message=[m[:120] if isinstance(m, str) else m
+                                                             for m in per_run["message"]])
     out["every"] = [Heading("Every run of releases", 2), Table(every, "every run")]
     return out
 
 
 # The markdown summary: these sections, dropping the later optional ones (each named in a closing line) until
 # it fits MAX_MD_BYTES; the HTML page has every section.
-MD_SECTIONS = ("head", "runs", "family", "installs", "crashes", "cost", "changes", "totals")
+MD_SECTIONS = ("head", "summary", "runs", "family", "installs", "crashes", "cost", "changes", "totals")
 MD_OPTIONAL = ("totals", "changes", "family")
-HTML_SECTIONS = ("head", "runs", "family", "changes", "installs_every", "crashes", "cost", "every")
+HTML_SECTIONS = ("head", "summary", "runs", "family", "matrix", "changes", "installs_every", "crashes", "cost", "every")
 LEFT_OUT = {"totals": "every total (atlas.csv)", "changes": "the per-model changes (atlas.html, atlas_changes.csv)",
             "family": "the family table (atlas.html)"}
 
@@ -578,7 +683,7 @@ SCRIPT = """<script>
 def render(store_dir: "str | Path", out_dir: "str | Path") -> dict[str, Path]:
     from .api import prepare_out_dir, write_set
 
-    names = ["atlas.md", "atlas.html", "atlas.csv", "atlas_changes.csv"]
+    names = ["atlas.md", "atlas.html", "atlas.csv", "atlas_matrix.csv", "atlas_changes.csv"]
     out = prepare_out_dir(out_dir, names)
     records, jobs = load(store_dir)
     if records.empty:
@@ -593,22 +698,30 @@ def render(store_dir: "str | Path", out_dir: "str | Path") -> dict[str, Path]:
     md = summary_md(sections)
     html = render_html([b for name in HTML_SECTIONS for b in sections[name]], "reconcile atlas") \
         .replace("</body>", SCRIPT + "</body>")
-    return write_set(out, {"atlas.md": md, "atlas.html": html, "atlas.csv": _csv(rows),
+    history = release_models(records)
+    return write_set(out, {"atlas.md": md, "atlas.html": html,
+                           "atlas.csv": _csv(rows[rows["model"].isin(history)] if history else rows),
+                           "atlas_matrix.csv": matrix_table(rows).to_csv(index=False, lineterminator="\n"),
                            "atlas_changes.csv": _changes_csv(changes)})
 
 
 def _changes_csv(changes: pd.DataFrame) -> str:
     frame = changes.copy()
     for column in ("from_value", "to_value", "delta"):  # exact: 2307720, not 2307720.0
-        frame[column] = ["" if v is None or v != v else str(int(v)) if float(v).is_integer() else repr(float(v))
-                         for v in frame[column]]
+        frame[column] = [_exact(v) for v in frame[column]]
     return frame.to_csv(index=False, lineterminator="\n")
+
+
+def _exact(value) -> str:
+    """2307720, not 2307720.0; blank for none."""
+    if value is None or (isinstance(value, float) and value != value):
+        return ""
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
 def _csv(rows: pd.DataFrame) -> str:
     frame = rows.copy()
     for column in ("value", "reference", "zero_layers"):
-        frame[column] = [("" if v is None or (isinstance(v, float) and v != v) else
-                          str(int(v)) if float(v).is_integer() else repr(float(v))) for v in frame[column]]
+        frame[column] = [_exact(v) for v in frame[column]]
     return frame.to_csv(index=False, lineterminator="\n")
 

@@ -72,6 +72,44 @@ def test_verdicts_read_the_ratio_to_the_reference():
     assert verdict(None, "error") == "did not count (error)"
 
 
+@pytest.mark.slow  # the 6-job sweep of `rendered`
+def test_matrix_and_counter_summary_read_every_model(rendered):
+    import pandas as pd
+
+    matrix = pd.read_csv(rendered / "atlas_matrix.csv", dtype=str).set_index("model")
+    assert int(matrix.loc["lenet", "reference_macc"]) == LENET_MACC
+    assert int(matrix.loc["lenet", "reference_params"]) == LENET_PARAMS
+    # thop 0.1.1 counts LeNet's multiply-accumulates and parameters as the document does: both ratios 1
+    assert matrix.loc["lenet", "thop macs"] == "1" and matrix.loc["lenet", "thop params"] == "1"
+    assert list(matrix.index) == ["lenet", "gconv"] or set(matrix.index) == {"lenet", "gconv"}
+    md = (rendered / "atlas.md").read_text()
+    assert "## Every counter over every model" in md and "| thop | 0.1.1.post2209072238 | params | 2 |" in md
+
+
+def test_counter_summary_classes_each_ratio_once():
+    import pandas as pd
+
+    from reconcile.atlas_report import counter_summary, release_models
+
+    # five models, one tool metric: ratios 1 (at the reference), 2 (twice), 0.8, 1.3 and 0; a sixth crashed
+    ratios = {"a": 1.0, "b": 2.0, "c": 0.8, "d": 1.3, "e": 0.0}
+    release = "0.1.1.post2209072238"
+    rows = [{"family": m, "model": m, "tool": "thop", "release": release, "releases": release, "metric": "m",
+             "quantity": "compute", "ratio": r, "counts": "conv 1*MACC", "zero_layers": 1 if m == "c" else 0,
+             "status": "ok"} for m, r in ratios.items()]
+    rows.append({"family": "f", "model": "f", "tool": "thop", "release": release, "releases": release, "metric": "",
+                 "quantity": "", "ratio": None, "counts": "", "zero_layers": 0, "status": "error"})
+    table = counter_summary(pd.DataFrame(rows)).set_index("metric")
+    got = table.loc["m", ["models", "at_reference", "twice_reference", "below", "above", "zero_total",
+                          "models_with_zero_layers", "crashed"]].tolist()
+    assert got == [5, 1, 1, 1, 1, 1, 1, 1]
+    assert table.loc["m", "median_ratio"] == "1"  # of 0, 0.8, 1, 1.3, 2
+    # the release history: the models a tool ran at more than one release on
+    records = pd.DataFrame({"model": ["x", "x", "y", "y"], "tool": ["t", "t", "t", "u"],
+                            "release": ["1", "2", "1", "1"]})
+    assert release_models(records) == {"x"}
+
+
 PROBE = """<script>
 (function () {
   var tables = document.querySelectorAll('table');

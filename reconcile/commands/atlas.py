@@ -100,7 +100,10 @@ def sweep_command(models: Optional[str], tools: Optional[str], release_values: t
     from ..api import split_specs
     from ..jobs import memory_cap
 
-    specs = atlas.resolve_models(split_specs(models) if models else None)
+    names = split_specs(models) if models else None
+    if names and len(names) > 20 and not quiet:  # each resolves in a job process: ~1 s per transformers spec
+        click.echo(f"resolving {len(names)} model specs", err=True)
+    specs = atlas.resolve_models(names)
     tool_names = atlas.tool_list(split_specs(tools) if tools else None)
     releases = {} if venv_only else {**{t: list(v) for t, v in atlas.RELEASES.items()},
                                      **_releases(release_values)}

@@ -85,10 +85,28 @@ def run_tool_job(job: ToolJob) -> JobResult:
 TORCH_TOOLS = frozenset(runner.TOOL_IMPORTS) - {"tf_profiler"}
 
 
-def warm() -> None:
-    """Import torch, the front end and the venv's torch-side tools once in a worker (runner._warm), so the jobs it
-    forks start warm. An older release still wins in its job: shims.put_first forgets preloaded modules."""
+# A spec's prefix -> the model registry whose library its jobs build from (reconcile.sweep._warm imports it).
+REGISTRY_PREFIXES = {"hf:": "hf", "preset:": "hf", "timm:": "timm", "tv:": "torchvision"}
+
+
+def registries_of(specs) -> frozenset:
+    """The model registries the specs build from (what `warm` imports besides torch and the tools)."""
+    return frozenset(registry for spec in specs for prefix, registry in REGISTRY_PREFIXES.items()
+                     if spec.name.startswith(prefix))
+
+
+def warm(registries: frozenset = frozenset()) -> None:
+    """Import torch, the front end and the venv's torch-side tools once in a worker (runner._warm), and the
+    libraries the jobs' models build from (transformers: ~1 s a job otherwise), so the jobs it forks start warm.
+    An older release still wins in its job: shims.put_first forgets preloaded modules."""
     runner._warm("torch", TORCH_TOOLS)
+    if registries:
+        from .. import sweep
+
+        try:
+            sweep._warm(set(registries))
+        except Exception:  # noqa: BLE001 (each job imports again, and its row says why that fails)
+            pass
     _first_forward()
 
 

@@ -125,6 +125,9 @@ def test_models_keeps_a_specs_own_commas():
         ["lenet", "module:m:f?input_shape=1,3,224,224&depths=2,2,18,2", "sepnet"]
     assert split_specs("a b.py:net?input_shape=1,1,8,8,a_b.py:net?input_shape=1x1x8x8") == \
         ["a b.py:net?input_shape=1,1,8,8", "a_b.py:net?input_shape=1x1x8x8"]
+    # a list of input names (the hf sweep's specs) goes on; a reference model's name starts the next model
+    assert split_specs("hf:informer?inputs=past_values,past_time_features&lags=3,lenet,hf:bert?inputs=a,b") == \
+        ["hf:informer?inputs=past_values,past_time_features&lags=3", "lenet", "hf:bert?inputs=a,b"]
 
 
 def test_source_hash_follows_the_files_the_spec_names_and_nothing_else(tmp_path, monkeypatch):
