@@ -174,3 +174,25 @@ def test_a_release_whose_numbers_changed_is_listed_with_why(tmp_path):
     old_total = LENET_MACC + LENET_CONV_BIAS_ADDS  # 2,307,720, design.md: thop's 2020 release on LeNet
     row = f"| thop | {old} | {new} | lenet | macs | {old_total:,} | {LENET_MACC:,} | {-LENET_CONV_BIAS_ADDS:,} |"
     assert row in md, md
+
+
+def test_an_hf_spec_resolves_once_then_from_the_cache(tmp_path, monkeypatch):
+    from reconcile import atlas, models
+
+    monkeypatch.setenv("RECONCILE_CACHE_DIR", str(tmp_path))
+    gpt2 = next(name for name in atlas.CORE_MODELS if name.startswith("hf:gpt2"))
+    first = atlas.resolve_models([gpt2])[0]
+    monkeypatch.setattr(models, "resolve", lambda *args, **kwargs: pytest.fail("resolved again"))
+    again = atlas.resolve_models([gpt2])[0]
+    assert again == first and again.config["n_embd"] == 64
+
+
+def test_a_spec_that_cannot_be_resolved_is_one_line_naming_it(tmp_path, monkeypatch):
+    from reconcile import atlas
+    from reconcile.errors import UserError
+
+    monkeypatch.setenv("RECONCILE_CACHE_DIR", str(tmp_path))
+    gpt2 = next(name for name in atlas.CORE_MODELS if name.startswith("hf:gpt2"))
+    with pytest.raises(UserError) as caught:
+        atlas.resolve_models([gpt2, "hf:no_such_type"])
+    assert "no_such_type" in str(caught.value) and "\n" not in str(caught.value)
