@@ -72,6 +72,14 @@ def test_pf_days_are_petaflop_per_second_days():
     assert P.parse_value("1.80E+20", "Total train compute (flops)").quantity == P.TRAIN_COMPUTE
 
 
+def test_training_petaflops_are_training_compute():
+    # Gholami et al. 2024 (AI and Memory Wall) data README: header "Training PFLOPs", GPT-3 "310,000,000"
+    p = P.parse_value("310,000,000", "Training PFLOPs")
+    assert p.value == Decimal(310_000_000) * Decimal("1e15") == Decimal("3.1e23")
+    assert p.half_unit == Decimal("5e21")  # trailing zeros are not significant: known to the ten million PFLOPs
+    assert (p.quantity, p.unit) == (P.TRAIN_COMPUTE, P.FLOPS)
+
+
 @pytest.mark.parametrize("text, value", [("3.8 × 10^25 FLOPs", "3.8e25"), ("1.8x10^9", "1.8e9"), ("10^22 FLOPs", "1e22"),
                                          ("3.14 × 10²³", "3.14e23"), ("3.64E+03", "3.64e3")])
 def test_exponents_as_printed(text, value):

@@ -271,7 +271,7 @@ def test_records_csv_is_reused_when_it_covers_the_model(tmp_path):
 
 # ------------------------------------------------------------------------------------------------ published numbers
 UNIT_FORMS = ("FLOPs (B)", "params (M)", "#params", "n_params", "Total Parameters=", "Non-Embedding Params",
-              "PF-days", "GMACs", "MFLOPs", "multiply-adds")
+              "PF-days", "PFLOPs", "GMACs", "MFLOPs", "multiply-adds")
 
 
 def test_published_numbers_live_with_the_reference_models():
@@ -364,6 +364,18 @@ def test_train_compute_is_json_too(cli):
     top = payload["families"][0]
     assert top["id"] == "6nd" and top["value"] == 6 * 125_226_240 * 300e9 and top["match"] == "as printed"
     assert "Table D.1" in top["citation"]
+
+
+def test_training_compute_in_petaflops():
+    # Gholami et al. 2024 (AI and Memory Wall), README of their data: GPT-3 "310,000,000" under "Training PFLOPs".
+    # 6 x 174,604,259,328 parameters (as built) x 300B tokens = 3.1429e23 FLOPs = 314,287,667 PFLOPs, which prints
+    # 310,000,000 at its two significant digits (3.05e23 to 3.15e23)
+    result = which.which("preset:gpt3-175b", "310,000,000 Training PFLOPs", tools=[], tokens=300e9)
+    top = result.families[0]
+    assert result.printed.value == 310_000_000 * 10**15 and result.printed.half_unit == 5_000_000 * 10**15
+    assert top.id == "6nd" and top.best.match == which.AS_PRINTED
+    assert top.best.candidate.value == 6 * 174_604_259_328 * 300e9
+    assert abs(top.best.relative_error - (6 * 174_604_259_328 * 300e9 / 3.1e23 - 1)) < 1e-12  # +1.38%
 
 
 def test_encoder_decoder_training_compute_has_no_traceback(cli):
