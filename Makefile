@@ -51,7 +51,8 @@ bench: $(STAMP)
 	$(PY) bench/bench_training.py time || status=1; $(PY) bench/bench_engines.py || status=1; \
 	$(PY) bench/bench_newcomer.py || status=1; exit $$status
 
-# The discrepancy atlas: the sweep (every atlas model x counter x release, on this machine's builtin engine; add
+# The discrepancy atlas: the sweep (every atlas model x counter x release, then every transformers architecture the
+# hf sweep built x every counter at its pin, ~2.5 h on 2 cores; on this machine's builtin engine; add
 # ENGINE=ray for a local Ray cluster, RAY_ADDRESS for a running one) into .cache/atlas-sweep, rendered into
 # reports/atlas/ (a rerun adds only the jobs the store lacks). RELEASES=all: every release the registry lists
 # (reconcile/releases.json) of thop, torchinfo, ptflops, fvcore, calflops, torchstat and torchsummary.
@@ -59,6 +60,7 @@ ENGINE ?= builtin
 RELEASES ?=
 atlas: $(STAMP)
 	$(VENV)/bin/reconcile atlas sweep --out .cache/atlas-sweep --engine $(ENGINE) $(if $(RELEASES),--releases $(RELEASES))
+	$(VENV)/bin/reconcile atlas sweep --architectures --venv-only --timeout 300 --out .cache/atlas-sweep --engine $(ENGINE)
 	$(VENV)/bin/reconcile atlas .cache/atlas-sweep --out reports/atlas
 
 # which-verdicts: `which` on every row of reference_models/published.csv (conventions only), rendered into

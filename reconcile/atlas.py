@@ -66,6 +66,25 @@ FAMILIES = {"lenet": "cnn (LeNet)", "lenet_relu_module": "cnn (LeNet)", "sepnet"
             "mha": "attention (torch MHA)", "block": "transformer block (torch)"}
 
 
+# The atlas's breadth: every transformers model type `reconcile sweep hf` built and traced, as that sweep named it
+# (its committed table; `reconcile atlas sweep --architectures`, at the venv's pinned counters).
+HF_SWEEP_TABLE = Path(__file__).resolve().parent.parent / "reports" / "sweep" / "hf" / "sweep.csv"
+
+
+def sweep_architectures(table: Path = HF_SWEEP_TABLE) -> list[str]:
+    """The specs of the hf sweep's table that built and traced (its model rows, status `traced`), in its order."""
+    import csv
+
+    from .sweep import TRACED
+
+    try:
+        with open(table, newline="") as handle:
+            rows = list(csv.DictReader(handle))
+    except OSError as exc:
+        raise UserError(f"--architectures reads the hf sweep's table {table.name}: {exc.strerror}") from None
+    return [row["spec"] for row in rows if not row.get("tool") and row.get("status") == TRACED and row.get("spec")]
+
+
 def family(model: str) -> str:
     if model.startswith(("hf:", "preset:")):
         return model.split(":", 1)[1].split("?", 1)[0]
@@ -78,7 +97,7 @@ def resolve_models(names: Optional[Sequence[str]] = None) -> list[ModelSpec]:
     names = list(dict.fromkeys(names if names is not None else MODELS))
     if not names:
         raise UserError("--models is empty: name at least one model, or leave the option out for the atlas's")
-    kept = _resolve_kept([name for name in names if name.startswith(("hf:", "preset:"))])
+    kept = resolve_kept([name for name in names if name.startswith(("hf:", "preset:"))])
     return [kept[name] if name in kept else
             models.resolve(name) if ":" in name or name.endswith(".prototxt") else models.reference(name)
             for name in names]
@@ -88,7 +107,7 @@ def _request(name: str) -> tuple:
     return (name, None, None, None)  # the request `which` keys its resolved specs by (no batch, no sizes)
 
 
-def _resolve_kept(names: list[str]) -> dict[str, ModelSpec]:
+def resolve_kept(names: list[str]) -> dict[str, ModelSpec]:
     """hf:/preset: specs as resolved: from the cache where a sweep (or `which`) resolved them before, the others
     in one job process (each alone costs a job importing transformers, ~1-3 s: a sweep of every architecture
     resolves hundreds), kept in the cache. A spec that cannot be resolved raises its one line, as models.resolve."""

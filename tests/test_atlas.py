@@ -196,3 +196,18 @@ def test_a_spec_that_cannot_be_resolved_is_one_line_naming_it(tmp_path, monkeypa
     with pytest.raises(UserError) as caught:
         atlas.resolve_models([gpt2, "hf:no_such_type"])
     assert "no_such_type" in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_architectures_are_the_hf_sweeps_traced_types(tmp_path):
+    import re
+
+    from reconcile import atlas
+    from reconcile.errors import UserError
+
+    specs = atlas.sweep_architectures()
+    summary = (atlas.HF_SWEEP_TABLE.parent / "summary.md").read_text()
+    traced = int(re.search(r"\| built and traced \| (\d+) \|", summary).group(1))
+    assert len(specs) == len(set(specs)) == traced
+    assert all(spec.startswith("hf:") and "sizes=" in spec for spec in specs)
+    with pytest.raises(UserError, match="hf sweep's table"):
+        atlas.sweep_architectures(tmp_path / "missing.csv")

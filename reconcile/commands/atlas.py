@@ -78,6 +78,9 @@ def _releases(values: tuple[str, ...]) -> dict[str, list[str]]:
                    "reconcile/atlas.py RELEASES; a tool not named runs at the venv's version). TOOL=all: every "
                    "release the registry lists (reconcile/releases.json, in the order released); all: that for "
                    "thop, torchinfo, ptflops, fvcore, calflops, torchstat and torchsummary.")
+@click.option("--architectures", is_flag=True,
+              help="Every transformers model type the hf sweep built and traced (reports/sweep/hf/sweep.csv, as "
+                   "it names them; with --models, those too): the atlas's breadth, swept with --venv-only.")
 @click.option("--venv-only", is_flag=True, help="Every tool at the venv's version only (no release installs).")
 @click.option("--out", "out_dir", default=DEFAULT_STORE, show_default=True, type=click.Path(file_okay=False),
               help="The store's folder (OUT/store/*.parquet); a rerun adds only the jobs it lacks.")
@@ -90,7 +93,8 @@ def _releases(values: tuple[str, ...]) -> dict[str, list[str]]:
               help="Jobs per store file (default 16, or what finished in 10 s).")
 @click.option("--quiet", is_flag=True, help="No progress lines.")
 @memory_option
-def sweep_command(models: Optional[str], tools: Optional[str], release_values: tuple[str, ...], venv_only: bool,
+def sweep_command(models: Optional[str], tools: Optional[str], release_values: tuple[str, ...], architectures: bool,
+                  venv_only: bool,
                   out_dir: str, engine_name: str, address: Optional[str], workers: Optional[int], timeout: float,
                   batch_jobs: Optional[int], quiet: bool) -> None:
     """Run every (model, tool, release) job the store in OUT lacks, on the engine, one row per number."""
@@ -101,7 +105,9 @@ def sweep_command(models: Optional[str], tools: Optional[str], release_values: t
     from ..jobs import memory_cap
 
     names = split_specs(models) if models else None
-    if names and len(names) > 20 and not quiet:  # each resolves in a job process: ~1 s per transformers spec
+    if architectures:
+        names = list(dict.fromkeys((names or []) + atlas.sweep_architectures()))
+    if names and len(names) > 20 and not quiet:  # one job resolves them: ~0.5 s per transformers spec
         click.echo(f"resolving {len(names)} model specs", err=True)
     specs = atlas.resolve_models(names)
     tool_names = atlas.tool_list(split_specs(tools) if tools else None)
