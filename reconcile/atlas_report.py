@@ -257,11 +257,16 @@ def release_runs(signatures: dict[str, frozenset], releases: list[str]) -> list[
 
 
 def tool_runs(records: pd.DataFrame) -> dict[str, list[list[str]]]:
-    """tool -> its runs of releases with identical numbers, in the order released."""
+    """tool -> its runs of releases with identical numbers, in the order released, compared on the models the
+    tool ran at more than one release (a model swept at its pin only, the matrix's breadth, says nothing about
+    what changed between releases)."""
     out = {}
     for tool in dict.fromkeys(records["tool"]):
         df = records[records["tool"] == tool]
-        out[tool] = release_runs(_signature(df), _release_order(records, tool))
+        per_model = df.groupby("model")["release"].nunique()
+        several = list(per_model[per_model > 1].index)
+        out[tool] = release_runs(_signature(df[df["model"].isin(several)] if several else df),
+                                 _release_order(records, tool))
     return out
 
 
@@ -344,10 +349,17 @@ def family_table(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def release_models(records: pd.DataFrame) -> set[str]:
-    """The models some tool ran at more than one release on: the atlas's release history. The others are its
-    breadth (every architecture at the venv's pinned counters), read in the matrix and the counter summary."""
+    """The models some tool ran at more than one release on, as the atlas's rows name them (short): the release
+    history. The others are its breadth (every architecture at the venv's pinned counters), read in the matrix and
+    the counter summary."""
     releases = records.groupby(["model", "tool"])["release"].nunique()
-    return {model for (model, _), count in releases.items() if count > 1}
+    return {short(model) for (model, _), count in releases.items() if count > 1}
+
+
+def history_rows(rows: pd.DataFrame, records: pd.DataFrame) -> pd.DataFrame:
+    """The atlas rows of the release history (all of them when no model has several releases of a tool)."""
+    history = release_models(records)
+    return rows[rows["model"].isin(history)] if history else rows
 
 
 def _at_newest(rows: pd.DataFrame) -> pd.DataFrame:
@@ -544,8 +556,7 @@ def blocks(rows: pd.DataFrame, changes: pd.DataFrame, jobs: pd.DataFrame, store_
     models = list(dict.fromkeys(rows["model"]))
     tools = list(dict.fromkeys(rows["tool"]))
     history = release_models(records)
-    # the per-run tables read the release history; a store of one release per tool is all history
-    per_run = rows[rows["model"].isin(history)] if history else rows
+    per_run = history_rows(rows, records)  # the per-run tables read the release history
     pairs = sum(len(run) for tool_run in runs.values() for run in tool_run)
     shown_runs = sum(len(tool_run) for tool_run in runs.values())
     out: dict[str, list] = {}
@@ -713,9 +724,7 @@ def render(store_dir: "str | Path", out_dir: "str | Path") -> dict[str, Path]:
     md = summary_md(sections)
     html = render_html([b for name in HTML_SECTIONS for b in sections[name]], "reconcile atlas") \
         .replace("</body>", SCRIPT + "</body>")
-    history = release_models(records)
-    return write_set(out, {"atlas.md": md, "atlas.html": html,
-                           "atlas.csv": _csv(rows[rows["model"].isin(history)] if history else rows),
+    return write_set(out, {"atlas.md": md, "atlas.html": html, "atlas.csv": _csv(history_rows(rows, records)),
                            "atlas_matrix.csv": matrix_table(rows).to_csv(index=False, lineterminator="\n"),
                            "atlas_changes.csv": _changes_csv(changes)})
 
