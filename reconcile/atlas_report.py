@@ -256,16 +256,20 @@ def release_runs(signatures: dict[str, frozenset], releases: list[str]) -> list[
     return runs
 
 
+def _compared(tool_records: pd.DataFrame) -> pd.DataFrame:
+    """One tool's records on the models it ran at more than one release (all of them if none)."""
+    per_model = tool_records.groupby("model")["release"].nunique()
+    several = list(per_model[per_model > 1].index)
+    return tool_records[tool_records["model"].isin(several)] if several else tool_records
+
+
 def tool_runs(records: pd.DataFrame) -> dict[str, list[list[str]]]:
     """tool -> its runs of releases with identical numbers, in the order released, compared on the models the
     tool ran at more than one release (a model swept at its pin only, the matrix's breadth, says nothing about
     what changed between releases)."""
     out = {}
     for tool in dict.fromkeys(records["tool"]):
-        df = records[records["tool"] == tool]
-        per_model = df.groupby("model")["release"].nunique()
-        several = list(per_model[per_model > 1].index)
-        out[tool] = release_runs(_signature(df[df["model"].isin(several)] if several else df),
+        out[tool] = release_runs(_signature(_compared(records[records["tool"] == tool])),
                                  _release_order(records, tool))
     return out
 
@@ -290,7 +294,8 @@ def release_changes(records: pd.DataFrame, irs: dict, runs: "dict[str, list[list
             continue
         pairs = [(a[-1], b[0]) for a, b in zip(tool_run, tool_run[1:])]
         boundary = list(dict.fromkeys(v for pair in pairs for v in pair))
-        df = records[(records["tool"] == tool) & records["release"].isin(boundary)].reset_index(drop=True)
+        df = _compared(records[records["tool"] == tool])
+        df = df[df["release"].isin(boundary)].reset_index(drop=True)
         table = drift_rows(df, boundary, irs)
         totals = table[(table["layer"] == TOTAL) & (table["quantity"].isin(list(REFERENCE_METRIC)))]
         for r in totals.itertuples(index=False):
@@ -486,11 +491,20 @@ def grouped_installs(table: pd.DataFrame) -> pd.DataFrame:
 def crash_table(rows: pd.DataFrame) -> pd.DataFrame:
     """Jobs that ran and failed (not install failures: install_table), per tool, run of releases and message."""
     failed = rows[(rows["status"] != OK) & ~rows["message"].fillna("").str.startswith(INSTALL_FAILED)]
+    failed = failed.assign(message=[_SPEC_IN_TEXT.sub("MODEL", m) for m in failed["message"].fillna("")])
     out = []
     for (tool, releases, message), g in failed.groupby(["tool", "releases", "message"], sort=False):
-        out.append({"tool": tool, "releases": releases, "models": len(g), "status": g["status"].iloc[0],
-                    "message": message[:220]})
-    return pd.DataFrame(out, columns=["tool", "releases", "models", "status", "message"])
+        names = list(dict.fromkeys(g["model"]))
+        out.append({"tool": tool, "releases": releases, "models": len(names), "status": g["status"].iloc[0],
+                    "message": message[:220],
+                    "on": ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")})
+    frame = pd.DataFrame(out, columns=["tool", "releases", "models", "status", "message", "on"])
+    return frame.sort_values(["models", "tool"], ascending=[False, True], kind="stable").reset_index(drop=True)
+
+
+# a model spec named inside a crash message (the tools' adapters name the model they could not feed)
+_SPEC_IN_TEXT = re.compile(r"\b(?:hf|preset|timm|tv|module):[^\s()]+")
+MD_CRASH_ROWS = 40  # the markdown's crash table: the most common; atlas.html has every one
 
 
 def change_words(why: str) -> list[str]:
@@ -615,6 +629,11 @@ def blocks(rows: pd.DataFrame, changes: pd.DataFrame, jobs: pd.DataFrame, store_
     crashes = crash_table(rows)
     out["crashes"] = [Heading("Crashes and jobs that did not run", 2),
                       Table(crashes, "crashes") if len(crashes) else Para("None.")]
+    out["crashes_md"] = out["crashes"] if len(crashes) <= MD_CRASH_ROWS else [
+        Heading("Crashes and jobs that did not run", 2),
+        Para(f"The {MD_CRASH_ROWS} most common of {len(crashes)} (tool, releases, message) groups, "
+             f"{int(crashes['models'].sum())} jobs (MODEL: the model the job ran on); every one in atlas.html."),
+        Table(crashes.head(MD_CRASH_ROWS), "crashes")]
     per_tool, paper = cost_table(jobs, pairs)
     ran = jobs[jobs["engine"].fillna("") != ""]
     wall, cpu = float(ran["wall_s"].mean() or 0.0), float(ran["cpu_s"].mean() or 0.0)
@@ -639,7 +658,7 @@ def blocks(rows: pd.DataFrame, changes: pd.DataFrame, jobs: pd.DataFrame, store_
 
 # The markdown summary: these sections, dropping the later optional ones (each named in a closing line) until
 # it fits MAX_MD_BYTES; the HTML page has every section.
-MD_SECTIONS = ("head", "summary", "runs", "family", "installs", "crashes", "cost", "changes", "totals")
+MD_SECTIONS = ("head", "summary", "runs", "family", "installs", "crashes_md", "cost", "changes", "totals")
 MD_OPTIONAL = ("totals", "changes", "family")
 HTML_SECTIONS = ("head", "summary", "runs", "family", "matrix", "changes", "installs_every", "crashes", "cost", "every")
 LEFT_OUT = {"totals": "every total (atlas.csv)", "changes": "the per-model changes (atlas.html, atlas_changes.csv)",
