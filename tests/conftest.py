@@ -20,6 +20,17 @@ os.environ["RECONCILE_CACHE_DIR"] = str(SESSION_CACHE)
 os.environ.setdefault("RECONCILE_TOOL_CACHE", str(ROOT / ".cache" / "tools"))
 
 
+def _import_transformers_models() -> None:
+    """Jobs (reconcile/jobs.py) are forked from the test process and inherit its modules. Each job that builds a
+    transformers model (hf: specs, presets, sweeps) would otherwise import transformers' modeling code itself
+    (transformers.modeling_utils: ~2 s of CPU, most of a small job); imported here once, every job forked later has
+    it. torchvision first where installed, as reconcile.zoo_import.torchvision_first does in the jobs."""
+    from reconcile.zoo_import import torchvision_first
+
+    torchvision_first()
+    import transformers.modeling_utils  # noqa: F401
+
+
 # Fixtures whose tests are system tests: the default suite end to end (every tool on every default model), local
 # Ray clusters.
 SYSTEM_FIXTURES = ("default_run", "ray_local", "two_nodes")
@@ -43,6 +54,7 @@ _DEFAULT_RUN: dict = {}  # "process": the background `reconcile run`, "folder": 
 
 
 def pytest_collection_finish(session):
+    _import_transformers_models()  # before the first test forks a job
     if any("default_run" in getattr(item, "fixturenames", ()) for item in session.items):
         folder = Path(tempfile.mkdtemp(prefix="reconcile-default-run-"))
         with open(folder / "stderr.txt", "w") as stderr:  # a file, not a pipe nobody reads until the end
