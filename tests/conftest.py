@@ -1,3 +1,4 @@
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -25,6 +26,8 @@ def _import_transformers_models() -> None:
     transformers model (hf: specs, presets, sweeps) would otherwise import transformers' modeling code itself
     (transformers.modeling_utils: ~2 s of CPU, most of a small job); imported here once, every job forked later has
     it. torchvision first where installed, as reconcile.zoo_import.torchvision_first does in the jobs."""
+    if importlib.util.find_spec("transformers") is None:
+        return
     from reconcile.zoo_import import torchvision_first
 
     torchvision_first()
@@ -54,7 +57,6 @@ _DEFAULT_RUN: dict = {}  # "process": the background `reconcile run`, "folder": 
 
 
 def pytest_collection_finish(session):
-    _import_transformers_models()  # before the first test forks a job
     if any("default_run" in getattr(item, "fixturenames", ()) for item in session.items):
         folder = Path(tempfile.mkdtemp(prefix="reconcile-default-run-"))
         with open(folder / "stderr.txt", "w") as stderr:  # a file, not a pipe nobody reads until the end
@@ -64,6 +66,7 @@ def pytest_collection_finish(session):
                 [sys.executable, "-m", "reconcile", "run", "--out", str(folder / "out"), "--quiet", "--timeout", "900"],
                 cwd=ROOT,
                 stdout=subprocess.DEVNULL, stderr=stderr))
+    _import_transformers_models()  # before the first test forks a job
 
 
 def pytest_sessionfinish(session, exitstatus):
