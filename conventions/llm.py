@@ -531,6 +531,8 @@ def explain_total(total: float, s: Shapes, tokens: int) -> Optional[dict[str, Fr
     LOGITS and EMBED are always equal (d_model * n_vocab): a number cannot tell them apart, and LOGITS (a matmul
     every counter sees) comes first."""
     import itertools
+    import math
+    import numbers
 
     half = Fraction(1, 2)
     options = ((MACC, (0, half, 1, 2)), (ATTN, (0, half, 1, 2)), (LOGITS, (0, half, 1, 2)), (BIAS, (0, 1)),
@@ -539,8 +541,18 @@ def explain_total(total: float, s: Shapes, tokens: int) -> Optional[dict[str, Fr
     names = [t for t, _ in options]
     values = terms(s)
     target = Fraction(total)
+    # The ~46,000 combinations are summed in integers: scaled by 2 (the half coefficients) x the values' common
+    # denominator, every coefficient x value is a whole number. With whole `tokens` that integer test is exact and
+    # only its matches are evaluated as Fractions; otherwise every combination is.
+    whole = isinstance(tokens, numbers.Integral) and all(isinstance(values.get(t, 0), (int, Fraction)) for t in names)
+    scale = 2 * math.lcm(*(Fraction(values.get(t, 0)).denominator for t in names)) if whole else 1
+    scaled = [[int(Fraction(c) * values.get(t, 0) * scale) if whole else 0 for c in coefficients]
+              for t, coefficients in options]
+    per_sum, wanted = (int(tokens) * target.denominator, target.numerator * scale) if whole else (0, 0)  # sum x per_sum
     best = None
-    for combo in itertools.product(*(c for _, c in options)):
+    for combo, parts in zip(itertools.product(*(c for _, c in options)), itertools.product(*scaled)):
+        if whole and sum(parts) * per_sum != wanted:
+            continue
         picked = {t: Fraction(c) for t, c in zip(names, combo) if c}
         if evaluate(picked, values) * tokens == target:
             key = (len(picked), sum(picked.values()), [names.index(t) for t in picked])

@@ -33,8 +33,10 @@ too.
 from __future__ import annotations
 
 import atexit
+import multiprocessing as mp
 import os
 import signal
+import sys
 import time
 import traceback
 from dataclasses import dataclass, replace
@@ -295,9 +297,12 @@ class _Worker:
         self.fresh = True
         self.conn, child_conn = _CTX.Pipe()
         procs.PARENT_ENDS.append(self.conn)
+        # TensorFlow is not fork-safe once imported: a TF worker forked from a process that imported it (an API
+        # user's, a test's) hangs in its first session; it starts afresh then (its own `import tensorflow`)
+        context = mp.get_context("spawn") if self.group == "tf" and "tensorflow" in sys.modules else _CTX
         # not a daemon: it forks a child per job (daemons may not); close() always reaps it
-        self.process = _CTX.Process(target=_serve, args=(child_conn, self.group, self.timeout, self.tools,
-                                                         self.memory))
+        self.process = context.Process(target=_serve, args=(child_conn, self.group, self.timeout, self.tools,
+                                                            self.memory))
         self.process.start()
         procs.own_group(self.process.pid)
         child_conn.close()

@@ -1,3 +1,4 @@
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -18,6 +19,19 @@ SESSION_CACHE = Path(tempfile.gettempdir()) / f"reconcile-test-cache-{os.getpid(
 os.environ["RECONCILE_CACHE_DIR"] = str(SESSION_CACHE)
 # Old tool releases (`reconcile matrix`) are installed once and kept across sessions, beside the venv.
 os.environ.setdefault("RECONCILE_TOOL_CACHE", str(ROOT / ".cache" / "tools"))
+
+
+def _import_transformers_models() -> None:
+    """Jobs (reconcile/jobs.py) are forked from the test process and inherit its modules. Each job that builds a
+    transformers model (hf: specs, presets, sweeps) would otherwise import transformers' modeling code itself
+    (transformers.modeling_utils: ~2 s of CPU, most of a small job); imported here once, every job forked later has
+    it. torchvision first where installed, as reconcile.zoo_import.torchvision_first does in the jobs."""
+    if importlib.util.find_spec("transformers") is None:
+        return
+    from reconcile.zoo_import import torchvision_first
+
+    torchvision_first()
+    import transformers.modeling_utils  # noqa: F401
 
 
 # Fixtures whose tests are system tests: the default suite end to end (every tool on every default model), local
@@ -52,6 +66,7 @@ def pytest_collection_finish(session):
                 [sys.executable, "-m", "reconcile", "run", "--out", str(folder / "out"), "--quiet", "--timeout", "900"],
                 cwd=ROOT,
                 stdout=subprocess.DEVNULL, stderr=stderr))
+    _import_transformers_models()  # before the first test forks a job
 
 
 def pytest_sessionfinish(session, exitstatus):

@@ -110,6 +110,7 @@ def test_search_and_unexplained_residual():
     assert lost.residual == 7 and lost.origin == "none"
 
 
+@pytest.mark.slow  # a TensorFlow worker (import tensorflow, a graph profile): ~4 s
 def test_tf_and_calflops_near_miss_is_named_layer_by_layer():
     records = run(models="lenet", tools="tf_profiler,calflops")
     ex = explain(records)

@@ -307,7 +307,7 @@ def test_formulas_training_bad_input_is_one_line_exit_2(tmp_path, args, words):
 
 
 @pytest.mark.slow
-def test_which_train_compute_ranks_the_measured_figure_beside_the_formulas(tmp_path):
+def test_which_train_compute_ranks_the_measured_figure_beside_the_formulas(cli, tmp_path):
     # (--confirm: the measured step is a confirmation, not part of the default answer)
     # hf:gpt2 with 2 layers at T = 64, everything trainable: the measured step is 3 x the forward products,
     # 6 (MACC + ATTN + LOGITS) per token, by the shapes' own formulas (conventions/llm.py terms)
@@ -317,10 +317,8 @@ def test_which_train_compute_ranks_the_measured_figure_beside_the_formulas(tmp_p
     measured = 6 * (t[llm.MACC] + t[llm.ATTN] + t[llm.LOGITS])
     n_params = 2 * (12 * 768 ** 2 + 13 * 768) + 2 * 768 + 50257 * 768 + 1024 * 768  # blocks, ln_f, wte, wpe
     six_nd = 6 * n_params
-    done = subprocess.run([sys.executable, "-m", "reconcile", "which", spec, f"{six_nd * 1000:.6e}", "--quantity",
-                           "train-compute", "--tokens", "1000", "--seq-len", "64", "--limit", "0", "--confirm"],
-                          cwd=tmp_path,
-                          capture_output=True, text=True, timeout=300)
+    done = cli("which", spec, f"{six_nd * 1000:.6e}", "--quantity", "train-compute", "--tokens", "1000", "--seq-len",
+               "64", "--limit", "0", "--confirm", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     relative = (six_nd - measured) / measured
