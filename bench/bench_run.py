@@ -135,6 +135,8 @@ def test_suite(env: dict) -> tuple[list, list[str]]:
     for name, result, cpu_s, load_before in runs:
         if result.returncode != 0:
             notes.append(f"{name} FAILED: {result.stdout.strip().splitlines()[-1:]}")
+            # pytest's short summary names each failing test: a failure seen only here must be findable
+            notes.extend(f"  {line}" for line in result.stdout.splitlines() if line.startswith(("FAILED ", "ERROR ")))
         else:
             notes.append(f"{name}: {(result.stdout.strip().splitlines() or [''])[-1]}")
         # CPU seconds of all its processes: on a busy machine the wall time grows, this much less

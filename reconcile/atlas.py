@@ -13,13 +13,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
-from . import adapters
+from . import adapters, kept_specs
 from .engines import Engine, Failed
 from .engines.tooljob import JobResult, ToolJob, registries_of, run_tool_job, warm
 from .errors import UserError
 from .records import ERROR, MODEL_LEVEL, Record
 from .spec import ModelSpec
 from .store import Store, job_key
+from .sweep import hf_sweep_spec
 
 REFERENCE_TOOL = "document"
 # Tools whose releases the atlas sweeps (their adapters name a DISTRIBUTION `reconcile matrix` can install).
@@ -54,8 +55,7 @@ CORE_MODELS = ("lenet", "lenet_relu_module", "sepnet", "gconv", "mha", "block", 
           f"hf:vit?{_SMALL_TEXT}&image_size=32&patch_size=8")
 # More transformers architectures, as `reconcile sweep hf` names them (its small-config rule,
 # reconcile/hf_specs.py): the same models as those rows of the atlas's matrix of every architecture.
-HF_SWEEP_QUERY = "head=base&sizes=small&attn_implementation=eager&experts_implementation=eager"
-MORE_HF = tuple(f"hf:{t}?{HF_SWEEP_QUERY}"
+MORE_HF = tuple(hf_sweep_spec(t)
                 for t in ("t5", "roberta", "mistral", "qwen2", "mixtral", "gpt_neox", "swin", "convnext"))
 MODELS = CORE_MODELS + MORE_HF
 # Architecture family of the reference models (an hf: spec's family is its model type).
@@ -86,7 +86,7 @@ def sweep_architectures(table: Path = HF_SWEEP_TABLE) -> list[str]:
 
 
 def family(model: str) -> str:
-    if model.startswith(("hf:", "preset:")):
+    if kept_specs.is_kept(model):
         return model.split(":", 1)[1].split("?", 1)[0]
     return FAMILIES.get(model, "other")
 
@@ -97,52 +97,19 @@ def resolve_models(names: Optional[Sequence[str]] = None) -> list[ModelSpec]:
     names = list(dict.fromkeys(names if names is not None else MODELS))
     if not names:
         raise UserError("--models is empty: name at least one model, or leave the option out for the atlas's")
-    kept = resolve_kept([name for name in names if name.startswith(("hf:", "preset:"))])
+    kept = resolve_kept([name for name in names if kept_specs.is_kept(name)])
     return [kept[name] if name in kept else
             models.resolve(name) if ":" in name or name.endswith(".prototxt") else models.reference(name)
             for name in names]
 
 
-def _request(name: str) -> tuple:
-    return (name, None, None, None)  # the request `which` keys its resolved specs by (no batch, no sizes)
-
-
 def resolve_kept(names: list[str]) -> dict[str, ModelSpec]:
-    """hf:/preset: specs as resolved: from the cache where a sweep (or `which`) resolved them before, the others
-    in one job process (each alone costs a job importing transformers, ~1-3 s: a sweep of every architecture
-    resolves hundreds), kept in the cache. A spec that cannot be resolved raises its one line, as models.resolve."""
-    from . import cache
-    from .jobs import call_in_job
+    """hf:/preset: specs by name, as `which` keeps them (kept_specs: from the cache, the others in one job: a sweep
+    of every architecture resolves hundreds)."""
+    from . import kept_specs
 
-    out = {name: cache.stored_spec(_request(name)) for name in names}
-    todo = [name for name, spec in out.items() if spec is None]
-    if todo:
-        results = call_in_job(_resolve_many, (todo,), f"resolving {len(todo)} model specs",
-                              default_timeout=RESOLVE_TIMEOUT_S * len(todo))
-        for name, (state, value) in zip(todo, results):
-            if state == "error":
-                raise UserError(value)
-            cache.store_spec(_request(name), value)
-            out[name] = value
-    return out
-
-
-RESOLVE_TIMEOUT_S = 30.0  # per spec, of the one job that resolves a sweep's specs
-
-
-def _resolve_many(names: list[str]) -> list[tuple[str, object]]:
-    """In a job process: each spec resolved here (hf_specs.from_transformers probe_here), ("ok", spec) or
-    ("error", its one line); the first error ends the list (the caller stops there)."""
-    from .hf_specs import from_transformers
-
-    out: list[tuple[str, object]] = []
-    for name in names:
-        try:
-            out.append(("ok", from_transformers(name, probe_here=True)))
-        except UserError as exc:
-            out.append(("error", str(exc)))
-            break
-    return out
+    kept = kept_specs.resolve_kept([kept_specs.request(name) for name in names])
+    return {name: kept[kept_specs.request(name)] for name in names}
 
 
 def tool_list(names: Optional[Sequence[str]] = None) -> list[str]:

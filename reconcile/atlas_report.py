@@ -87,13 +87,13 @@ def normalise(records: pd.DataFrame, tool_cache: str = "") -> pd.DataFrame:
 def _irs(records: pd.DataFrame) -> dict:
     """model -> its layer IR, from the cache the sweep's jobs kept them in (reading it runs no model code); None
     for a model whose sources changed or whose IR is not kept there."""
-    from . import cache, models
+    from . import cache, kept_specs, models
     from .errors import UserError
     from .identity import identify
 
     names = list(dict.fromkeys(records["model"]))
     try:  # the sweep resolved them: from the spec cache, the rest in one job (not a job each)
-        resolved = atlas.resolve_kept([n for n in names if n.startswith(("hf:", "preset:"))])
+        resolved = atlas.resolve_kept([n for n in names if kept_specs.is_kept(n)])
     except UserError:
         resolved = {}  # one no longer resolves: each on its own below (models.specs_from_records says which)
     ran_as = records[["model", "input_shape", "source_hash"]].drop_duplicates().groupby("model")

@@ -15,6 +15,7 @@ killed whole at its timeout and when it ends, so processes a user's code spawned
 from __future__ import annotations
 
 import contextlib
+import gc
 import multiprocessing as mp
 import os
 import signal
@@ -233,6 +234,17 @@ def _job_main(send: Connection, receive: Connection, inherited: tuple, fn: Calla
     send.close()
 
 
+def start_process(process) -> None:
+    """process.start() with this process's objects frozen out of the garbage collector while it forks: the
+    child's first full collection would otherwise walk every object the parent holds, copying its memory page by
+    page (a lenet trace in a job: 0.54 s once the parent has imported TensorFlow, 0.10 s frozen)."""
+    gc.freeze()
+    try:
+        process.start()
+    finally:
+        gc.unfreeze()
+
+
 def fork_call(fn: Callable, args: tuple, timeout: float, inherited: tuple = (),
               memory: Optional[int] = None) -> tuple[str, Any]:
     """Run fn(*args) in a forked child (its own process group) with a timeout and a memory cap (bytes of address
@@ -244,7 +256,7 @@ def fork_call(fn: Callable, args: tuple, timeout: float, inherited: tuple = (),
     if memory is None:
         memory = WORKER_MEMORY if WORKER_MEMORY is not None else memory_cap()
     child = CTX.Process(target=_job_main, args=(send, receive, inherited, fn, args, memory), daemon=True)
-    child.start()
+    start_process(child)
     own_group(child.pid)
     JOB_GROUP = child.pid
     send.close()

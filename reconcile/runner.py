@@ -303,7 +303,7 @@ class _Worker:
         # not a daemon: it forks a child per job (daemons may not); close() always reaps it
         self.process = context.Process(target=_serve, args=(child_conn, self.group, self.timeout, self.tools,
                                                             self.memory))
-        self.process.start()
+        procs.start_process(self.process)
         procs.own_group(self.process.pid)
         child_conn.close()
 

@@ -75,6 +75,17 @@ ROW_COLUMNS = ("registry", "model", "spec", "tool", "status", "reason", "fallbac
 MODEL_ROW = ""  # the `tool` of a model row
 
 
+def hf_sweep_spec(model_type: str, sizes: str = "small", inputs: tuple[str, ...] = ()) -> str:
+    """The spec `reconcile sweep hf` builds a model type from: the base model, eager attention and experts, at
+    `sizes` (META_DEFAULT: the configuration's own sizes, built without memory for weights)."""
+    extra = f"&inputs={','.join(inputs)}" if inputs else ""
+    where = ""
+    if sizes == META_DEFAULT:
+        sizes, where = "default", "&device=meta"
+    return (f"hf:{model_type}?head=base&sizes={sizes}&attn_implementation=eager&experts_implementation=eager"
+            f"{extra}{where}")
+
+
 @dataclass(frozen=True)
 class SweepJob:
     """One model of a registry: picklable, its `key` stable across runs and machines."""
@@ -90,12 +101,7 @@ class SweepJob:
 
     def attempt_text(self, sizes: str, inputs: tuple[str, ...] = ()) -> str:
         if self.registry == "hf":
-            extra = f"&inputs={','.join(inputs)}" if inputs else ""
-            where = ""
-            if sizes == META_DEFAULT:  # the configuration's own sizes, built without memory for weights
-                sizes, where = "default", "&device=meta"
-            return (f"hf:{self.name}?head=base&sizes={sizes}&attn_implementation=eager"
-                    f"&experts_implementation=eager{extra}{where}")
+            return hf_sweep_spec(self.name, sizes, inputs)
         form = f"{'tv' if self.registry == 'torchvision' else 'timm'}:{self.name}"
         return form + ("?device=meta" if sizes == META_DEFAULT else "")
 
@@ -552,7 +558,7 @@ class LocalExecutor:
                 parent, child = ctx.Pipe()
                 procs.PARENT_ENDS.append(parent)
                 process = ctx.Process(target=_serve, args=(child, registries, memory))
-                process.start()
+                procs.start_process(process)
                 procs.own_group(process.pid)
                 child.close()
                 self.workers.append((parent, process))
@@ -592,7 +598,7 @@ class LocalExecutor:
         parent, child = procs.CTX.Pipe()
         procs.PARENT_ENDS.append(parent)
         new = procs.CTX.Process(target=_serve, args=(child, registries, memory))
-        new.start()
+        procs.start_process(new)
         procs.own_group(new.pid)
         child.close()
         self.workers.append((parent, new))

@@ -1181,26 +1181,18 @@ def resolve_quantity(quantity: Optional[str], printed: Printed, tokens: Optional
 
 def _resolve(model: Optional[str], model_file: Optional[str], input_shape: Optional[str], seq_len: Optional[int],
              trace: bool):
-    """models.resolve, an hf:/preset: spec kept in the one cache once resolved (cache.stored_spec: a second
-    question on the same model runs no job), with its layer IR traced on the meta device by the resolving job when
-    `trace` (kept on disk as well)."""
-    from . import cache, models
-    from .hf_specs import on_meta
+    """models.resolve, an hf:/preset: spec kept in the one cache once resolved (a second question on the same
+    model runs no job), with its layer IR traced on the meta device by the resolving job when `trace` (kept on disk
+    as well)."""
+    from . import models
+    from .kept_specs import is_kept, request, resolve_kept
+    from .validate import optional_count
 
     text = (model or "").strip()
-    if model_file or not text.startswith(("hf:", "preset:")):
+    if model_file or not is_kept(text):
         return models.resolve(model, model_file, input_shape, seq_len=seq_len)
-    request = (text, None, seq_len, input_shape)
-    kept = cache.stored_spec(request)
-    if kept is not None:
-        return kept
-    spec = models.resolve(model, model_file, input_shape, seq_len=seq_len, trace=trace)
-    cache.store_spec(request, spec)
-    light = on_meta(spec)
-    ir = models.cached_ir(light, "torch") if trace else None
-    if ir is not None and cache.stored_ir(light, "torch") is None:
-        cache.store_ir(light, "torch", ir, [])  # no user file: transformers is keyed by its version
-    return spec
+    key = request(text, optional_count(seq_len, "--seq-len"), input_shape)
+    return resolve_kept([key], trace=trace)[key]
 
 
 def _trace(spec) -> Model:

@@ -176,15 +176,17 @@ def test_a_release_whose_numbers_changed_is_listed_with_why(tmp_path):
     assert row in md, md
 
 
-def test_an_hf_spec_resolves_once_then_from_the_cache(tmp_path, monkeypatch):
-    from reconcile import atlas, models
+def test_an_hf_spec_resolves_once_then_from_the_cache_which_shares(tmp_path, monkeypatch):
+    from reconcile import atlas, jobs, which
 
     monkeypatch.setenv("RECONCILE_CACHE_DIR", str(tmp_path))
     gpt2 = next(name for name in atlas.CORE_MODELS if name.startswith("hf:gpt2"))
     first = atlas.resolve_models([gpt2])[0]
-    monkeypatch.setattr(models, "resolve", lambda *args, **kwargs: pytest.fail("resolved again"))
+    monkeypatch.setattr(jobs, "call_in_job", lambda *args, **kwargs: pytest.fail("resolved again"))
     again = atlas.resolve_models([gpt2])[0]
     assert again == first and again.config["n_embd"] == 64
+    # `which` asks the same kept spec: no job either
+    assert which._resolve(gpt2, None, None, None, trace=False) == first
 
 
 def test_a_spec_that_cannot_be_resolved_is_one_line_naming_it(tmp_path, monkeypatch):

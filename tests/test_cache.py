@@ -109,7 +109,7 @@ def fake_adapter(name, count):
     return module
 
 
-@pytest.mark.slow  # seconds: left out of make test-fast, run by make test
+@pytest.mark.system  # waits out a hung job's timeout (the system tier: hung and killed processes)
 def test_timeouts_and_dead_processes_are_not_kept_but_a_crash_is(cache_dir, monkeypatch):
     def hang(spec, emit):
         time.sleep(600)

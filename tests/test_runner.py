@@ -45,7 +45,7 @@ def fake_tools(monkeypatch):
     return tools
 
 
-@pytest.mark.slow  # seconds: left out of make test-fast, run by make test
+@pytest.mark.system  # waits out a hung job's timeout (the system tier: hung and killed processes)
 def test_failures_become_rows_and_the_run_completes(fake_tools):
     spec = reference("gconv")
     records = run_jobs([Job(t, spec) for t in ("t_hang", "t_crash", "t_die", "t_missing", "t_fine")], timeout=3)
@@ -74,6 +74,26 @@ def test_parent_that_used_torch_does_not_hang_the_jobs():
     _ = x @ x
     records = run(models="lenet", tools="thop", timeout=60, fresh=True)
     assert set(records.status) == {"ok"}  # a hung child would be an error row "timed out after 60 s"
+
+
+def _frozen_objects() -> int:
+    import gc
+
+    return gc.get_freeze_count()
+
+
+def test_a_job_starts_with_the_parents_objects_frozen_and_the_parent_collects_as_before():
+    """The objects a job inherits are out of its garbage collector's reach (its first full collection would copy
+    the parent's whole heap page by page), and the parent's own collector is as it was."""
+    import gc
+
+    from reconcile.jobs import fork_call
+
+    held = [[] for _ in range(1000)]  # containers (tracked by the collector) the parent holds when it forks
+    assert gc.get_freeze_count() == 0
+    state, frozen_in_child = fork_call(_frozen_objects, (), 60)
+    assert state == "ok" and frozen_in_child >= len(held)
+    assert gc.get_freeze_count() == 0
 
 
 @pytest.mark.slow

@@ -26,7 +26,7 @@ print(int(total.value.iloc[0]) if len(total) else records[["layer", "status", "m
 """
 
 
-@pytest.mark.slow  # TensorFlow in two processes
+@pytest.mark.system  # TensorFlow in two processes; before the fix, a job hung until its timeout
 def test_tf_profiler_runs_after_the_caller_imported_tensorflow(tmp_path):
     pytest.importorskip("tensorflow")
     env = {"RECONCILE_CACHE_DIR": str(tmp_path / "cache"), "TF_CPP_MIN_LOG_LEVEL": "3",

@@ -46,7 +46,7 @@ class _Worker:
         procs.PARENT_ENDS.append(self.conn)
         # not a daemon: it forks a child per job (daemons may not)
         self.process = procs.CTX.Process(target=_serve, args=(child, self.fn, self.warm))
-        self.process.start()
+        procs.start_process(self.process)
         procs.own_group(self.process.pid)
         child.close()
 

@@ -133,7 +133,9 @@ def test_a_signal_while_switching_in_waits_for_the_whole_set(tmp_path, monkeypat
     def replace(src, dst):
         if not sent:
             sent.append(1)
-            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C between the first and the second rename
+            # Ctrl-C between the first and the second rename. raise_signal delivers to this thread before it
+            # returns; os.kill(getpid()) may go to another of the process's threads and land after the block
+            signal.raise_signal(signal.SIGINT)
         return real_replace(src, dst)
 
     monkeypatch.setattr(os, "replace", replace)

@@ -91,8 +91,8 @@ def test_run_exit_statuses(tmp_path, monkeypatch, capsys):
         assert exited.value.code == 1 and says in capsys.readouterr().err
 
 
-@pytest.mark.slow  # seconds: left out of make test-fast, run by make test
-@pytest.mark.parametrize("fault", FAULTS)
+@pytest.mark.slow  # seconds: left out of make test-fast, run by make test; the hung model in the system tier
+@pytest.mark.parametrize("fault", [pytest.param(f, marks=pytest.mark.system) if f == "hangs" else f for f in FAULTS])
 def test_formulas_one_line_per_fault(zoo, capsys, fault):
     folder, paths = zoo
     try:
@@ -125,7 +125,7 @@ def test_end_to_end_segfault_in_a_tool_job(tmp_path):
     assert procs.in_session(proc.pid) == []
 
 
-@pytest.mark.slow  # seconds: left out of make test-fast, run by make test
+@pytest.mark.system  # waits out a hung job's timeout (the system tier: hung and killed processes)
 def test_explain_in_the_users_interpreter_never_runs_the_forward(tmp_path, monkeypatch):
     """reconcile.explain() on records without their IRs (a loaded records.csv): the IR comes from a job process,
     so a model that segfaults or hangs there costs an error, not the user's interpreter."""
