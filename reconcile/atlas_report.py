@@ -89,22 +89,13 @@ def _irs(records: pd.DataFrame) -> dict:
     for a model whose sources changed or whose IR is not kept there."""
     from . import cache, kept_specs, models
     from .errors import UserError
-    from .identity import identify
 
     names = list(dict.fromkeys(records["model"]))
     try:  # the sweep resolved them: from the spec cache, the rest in one job (not a job each)
         resolved = atlas.resolve_kept([n for n in names if kept_specs.is_kept(n)])
     except UserError:
-        resolved = {}  # one no longer resolves: each on its own below (models.specs_from_records says which)
-    ran_as = records[["model", "input_shape", "source_hash"]].drop_duplicates().groupby("model")
-    specs = {}
-    for name, spec in resolved.items():
-        seen = ran_as.get_group(name)
-        if len(seen) == 1 and seen["input_shape"].iloc[0] == "x".join(map(str, spec.input_shape)) \
-                and seen["source_hash"].iloc[0] == identify(spec).source_hash:
-            specs[name] = spec  # as models.specs_from_records would resolve it: same shape, same sources
-    rest, _ = models.specs_from_records(records[~records["model"].isin(list(specs))])
-    specs.update(rest)
+        resolved = {}  # one no longer resolves: each on its own (models.specs_from_records says which)
+    specs, _ = models.specs_from_records(records, resolved)
     out = {}
     for name in dict.fromkeys(records["model"]):
         spec = specs.get(name)

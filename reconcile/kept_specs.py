@@ -8,13 +8,12 @@ from __future__ import annotations
 from typing import Optional, Sequence
 
 from .errors import UserError
-from .spec import ModelSpec
+from .spec import HF_REGISTRY, ModelSpec, registry_of
 
 # Seconds per spec of the one job that resolves a batch (and traces it, with `trace`); one spec alone has the
 # timeout of any job a command starts (jobs.call_in_job), as a 175B preset built on the meta device may need.
 RESOLVE_TIMEOUT_S = 30.0
 SINGLE_TIMEOUT_S = 120.0
-KEPT_PREFIXES = ("hf:", "preset:")
 
 
 def request(text: str, seq_len: Optional[int] = None, input_shape: Optional[str] = None) -> tuple:
@@ -24,7 +23,8 @@ def request(text: str, seq_len: Optional[int] = None, input_shape: Optional[str]
 
 
 def is_kept(text: str) -> bool:
-    return text.strip().startswith(KEPT_PREFIXES)
+    """Built from a transformers configuration (hf:, preset:): resolving it needs a job."""
+    return registry_of(text) == HF_REGISTRY
 
 
 def resolve_kept(requests: Sequence[tuple], trace: bool = False) -> dict[tuple, ModelSpec]:

@@ -44,8 +44,9 @@ from .errors import OutOfMemory, UserError
 from .factories import load_factory, locate_module  # noqa: F401  (apart so front ends need not import this module)
 from .hf_specs import from_transformers, on_meta
 from .memory import is_out_of_memory, out_of_memory_text
-from .spec import (INPUT_SHAPE_RULES, MAX_INPUT_ELEMENTS, ModelSpec, _shape_option, _split_query,  # noqa: F401
-                   _with_batch, check_shape, parse_query, parse_shape)
+from .spec import (HF_REGISTRY, INPUT_SHAPE_RULES, MAX_INPUT_ELEMENTS, TIMM_REGISTRY,  # noqa: F401
+                   TORCHVISION_REGISTRY, ModelSpec, _shape_option, _split_query, _with_batch, check_shape,
+                   parse_query, parse_shape, registry_of)
 from .validate import optional_count
 
 
@@ -56,7 +57,7 @@ def is_path_spec(text: str) -> bool:
 
 
 def reference(name: str, batch: Optional[int] = None) -> ModelSpec:
-    if name.startswith(("hf:", "preset:", "module:", "tv:", "timm:")) or is_path_spec(name):
+    if registry_of(name) or name.startswith("module:") or is_path_spec(name):
         return resolve(name, batch=batch)  # callers that size reference models by batch accept every spec
     try:
         ref = reference_models.get(name)
@@ -170,13 +171,13 @@ def resolve(model: Optional[str], model_file: Optional[str] = None, input_shape:
                         "module:PACKAGE.MODULE:FACTORY, hf:MODEL_TYPE or preset:NAME")
     batch, seq_len = optional_count(batch, "--batch"), optional_count(seq_len, "--seq-len")
     text = model.strip()
-    if text.startswith(("hf:", "preset:")):
+    if registry_of(text) == HF_REGISTRY:
         traced: dict = {}
         spec = from_transformers(text, batch, seq_len, input_shape, layer_ir if trace else None, traced)
         if traced.get("ir") is not None:
             remember_ir(on_meta(spec), "torch", traced["ir"])
         return spec
-    if text.startswith(("tv:", "timm:")):
+    if registry_of(text) in (TIMM_REGISTRY, TORCHVISION_REGISTRY):
         if seq_len is not None:
             raise UserError(f"--seq-len applies to token models (hf:, preset:), not {text!r}")
         from .zoo_specs import from_zoo
@@ -387,11 +388,13 @@ def layer_ir(spec: ModelSpec, framework: str = "torch") -> Model:
     raise UserError(f"unknown framework {framework!r}: torch, keras or caffe")
 
 
-def specs_from_records(records) -> tuple[dict[str, ModelSpec], dict[str, str]]:
+def specs_from_records(records, resolved: Optional[dict[str, ModelSpec]] = None) \
+        -> tuple[dict[str, ModelSpec], dict[str, str]]:
     """The specs loaded records were counted on, from their identity columns (records.py): each model at the
     input shape it ran at, if its source hash is still that of its spec here. Returns (name -> spec, name -> why
     there is none: a spec that no longer resolves, or sources that changed since). Records without the columns
-    (written before them) give nothing: callers fall back to the model's own spec."""
+    (written before them) give nothing: callers fall back to the model's own spec. `resolved`: specs the caller
+    resolved already (many in one job), used where their input shape is the one the records ran at."""
     from .identity import identify
 
     specs: dict[str, ModelSpec] = {}
@@ -403,12 +406,15 @@ def specs_from_records(records) -> tuple[dict[str, ModelSpec], dict[str, str]]:
         shapes, hashes = set(group["input_shape"]) - {""}, set(group["source_hash"]) - {""}
         if len(shapes) != 1 or len(hashes) != 1:
             continue
-        shape = shapes.pop().replace("x", ",")
-        try:
-            spec = resolve(name) if name.endswith(".prototxt") else resolve(name, input_shape=shape)
-        except UserError as exc:
-            stale[name] = f"its spec does not resolve here ({exc})"
-            continue
+        shape = shapes.pop()
+        spec = (resolved or {}).get(name)
+        if spec is None or "x".join(map(str, spec.input_shape)) != shape:
+            try:
+                spec = resolve(name) if name.endswith(".prototxt") else \
+                    resolve(name, input_shape=shape.replace("x", ","))
+            except UserError as exc:
+                stale[name] = f"its spec does not resolve here ({exc})"
+                continue
         if identify(spec).source_hash != hashes.pop():
             stale[name] = "its sources changed since these records were made"
             continue

@@ -11,6 +11,17 @@ from typing import Any, Optional
 from .errors import UserError
 from .validate import MAX_INPUT_ELEMENTS, check_shape, parse_shape  # noqa: F401  (the shared parsers)
 
+# The model registries specs build from (the library a sweep worker imports before its jobs), by spec prefix.
+HF_REGISTRY, TIMM_REGISTRY, TORCHVISION_REGISTRY = "hf", "timm", "torchvision"
+REGISTRY_OF_PREFIX = {"hf:": HF_REGISTRY, "preset:": HF_REGISTRY, "timm:": TIMM_REGISTRY, "tv:": TORCHVISION_REGISTRY}
+
+
+def registry_of(text: str) -> Optional[str]:
+    """The registry a spec builds from (REGISTRY_OF_PREFIX), None for every other form."""
+    return next((registry for prefix, registry in REGISTRY_OF_PREFIX.items() if text.strip().startswith(prefix)),
+                None)
+
+
 INPUT_SHAPE_RULES = ("--input-shape: required with --model-file (the shape its forward takes, batch first, at "
                      "least 2 dimensions); for a reference model it replaces the model's own shape and must have "
                      "its number of dimensions; refused for a .prototxt (it declares its own input)")

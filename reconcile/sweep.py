@@ -44,8 +44,9 @@ from typing import Any, Callable, Iterable, Iterator, Optional
 
 from . import jobs as procs
 from .errors import NEEDS_LIBRARY, UserError
+from .spec import HF_REGISTRY, TIMM_REGISTRY, TORCHVISION_REGISTRY
 
-REGISTRIES = ("hf", "timm", "torchvision")
+REGISTRIES = (HF_REGISTRY, TIMM_REGISTRY, TORCHVISION_REGISTRY)
 SIZES = ("small", "default")
 DEFAULT_TIMEOUT_S = 300.0
 LANES = 2  # worker processes of the built-in executor (the machines have 2 cores)
@@ -100,7 +101,7 @@ class SweepJob:
         return self.attempt_text(self.sizes)
 
     def attempt_text(self, sizes: str, inputs: tuple[str, ...] = ()) -> str:
-        if self.registry == "hf":
+        if self.registry == HF_REGISTRY:
             return hf_sweep_spec(self.name, sizes, inputs)
         form = f"{'tv' if self.registry == 'torchvision' else 'timm'}:{self.name}"
         return form + ("?device=meta" if sizes == META_DEFAULT else "")
@@ -110,7 +111,7 @@ class SweepJob:
         forward refuses the main input alone) is tried with the inputs its forward takes from the configuration,
         then with the rule's depth only (sizes=layers: widths as configured), then as configured on the meta
         device (no memory for weights; FlopCounterMode and the reference count from shapes)."""
-        if self.registry != "hf":  # built on the meta device (their largest take minutes on a CPU), else on it
+        if self.registry != HF_REGISTRY:  # built on the meta device (their largest take minutes on a CPU), else on it
             return [(META_DEFAULT, ()), ("default", ())]
         order = {"small": ("small", "layers", META_DEFAULT)}.get(self.sizes, (self.sizes,))
         return [(sizes, inputs) for sizes in order for inputs in ((), EXTRA)]
@@ -169,7 +170,7 @@ def _torchvision_names() -> list[str]:
     return sorted(out)
 
 
-_LISTERS = {"hf": _hf_names, "timm": _timm_names, "torchvision": _torchvision_names}
+_LISTERS = {HF_REGISTRY: _hf_names, TIMM_REGISTRY: _timm_names, TORCHVISION_REGISTRY: _torchvision_names}
 
 
 def enumerate_jobs(registry: str, sizes: str = "small", tools: Iterable[str] = (),
@@ -181,7 +182,7 @@ def enumerate_jobs(registry: str, sizes: str = "small", tools: Iterable[str] = (
     if names is not None:
         wanted = list(dict.fromkeys(names))
         # timm: any model name (the sweep's list is one per architecture module; the job says if there is none)
-        unknown = [n for n in wanted if n not in listed] if registry != "timm" else []
+        unknown = [n for n in wanted if n not in listed] if registry != TIMM_REGISTRY else []
         if unknown:
             raise UserError(f"{registry} has no model {', '.join(map(repr, unknown[:5]))}")
         listed = wanted
@@ -197,10 +198,10 @@ def check_options(registry: str, sizes: str) -> None:
                         f"one of {', '.join(REGISTRIES)}")
     if sizes not in SIZES:
         raise UserError(f"--sizes must be one of {', '.join(SIZES)}, not {sizes!r}")
-    if registry in ("timm", "torchvision"):
+    if registry in (TIMM_REGISTRY, TORCHVISION_REGISTRY):
         from .zoo_specs import TIMM, TV, _available
 
-        missing = _available(TV if registry == "torchvision" else TIMM)
+        missing = _available(TV if registry == TORCHVISION_REGISTRY else TIMM)
         if missing:
             raise UserError(missing)
 
@@ -367,7 +368,7 @@ def _measure(job: SweepJob, spec, row: dict[str, Any]) -> list[dict[str, Any]]:
             row["gap_verdict"], row["gap_kind"] = explain_gap(module, example, total.macc, oracle, oracle_ops)
         except Exception as exc:  # noqa: BLE001
             row.update(gap_verdict=UNEXPLAINED, gap_kind=f"splitting the gap by op failed: {_first_line(exc)}")
-    if job.registry == "torchvision":
+    if job.registry == TORCHVISION_REGISTRY:
         _torchvision_metadata(job.name, row)
     return [row]
 
@@ -481,9 +482,9 @@ def run_job(job: SweepJob) -> list[dict[str, Any]]:
 # ------------------------------------------------------------------------------------------------ executors
 Executor = Callable[[list[SweepJob]], Iterator[tuple[SweepJob, list[dict[str, Any]], float]]]
 
-_WARM = {"hf": ("torch", "transformers", "reconcile.frontends.torch_ir", "torch.utils.flop_counter"),
-         "timm": ("torch", "reconcile.frontends.torch_ir", "torch.utils.flop_counter"),
-         "torchvision": ("torch", "reconcile.frontends.torch_ir", "torch.utils.flop_counter")}
+_WARM = {HF_REGISTRY: ("torch", "transformers", "reconcile.frontends.torch_ir", "torch.utils.flop_counter"),
+         TIMM_REGISTRY: ("torch", "reconcile.frontends.torch_ir", "torch.utils.flop_counter"),
+         TORCHVISION_REGISTRY: ("torch", "reconcile.frontends.torch_ir", "torch.utils.flop_counter")}
 
 
 def _zoo_first() -> None:
@@ -504,11 +505,11 @@ def _warm(registries: set[str]) -> None:
     for registry in sorted(registries):
         for name in _WARM[registry]:
             importlib.import_module(name)
-        if registry == "timm":
+        if registry == TIMM_REGISTRY:
             from .zoo_specs import import_timm
 
             import_timm()
-        elif registry == "torchvision":
+        elif registry == TORCHVISION_REGISTRY:
             from .zoo_specs import import_torchvision
 
             import_torchvision()
@@ -625,7 +626,8 @@ class LocalExecutor:
 def versions_of(registry: str) -> str:
     from .cache import _versions as versions
 
-    libraries = {"hf": ("transformers",), "timm": ("timm", "torchvision"), "torchvision": ("torchvision",)}
+    libraries = {HF_REGISTRY: ("transformers",), TIMM_REGISTRY: ("timm", "torchvision"),
+                 TORCHVISION_REGISTRY: ("torchvision",)}
     return versions(("torch",) + libraries[registry])
 
 

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from .. import identity, jobs as procs, runner
 from ..records import Record
-from ..spec import ModelSpec
+from ..spec import ModelSpec, registry_of
 
 
 @dataclass(frozen=True)
@@ -85,14 +85,9 @@ def run_tool_job(job: ToolJob) -> JobResult:
 TORCH_TOOLS = frozenset(runner.TOOL_IMPORTS) - {"tf_profiler"}
 
 
-# A spec's prefix -> the model registry whose library its jobs build from (reconcile.sweep._warm imports it).
-REGISTRY_PREFIXES = {"hf:": "hf", "preset:": "hf", "timm:": "timm", "tv:": "torchvision"}
-
-
 def registries_of(specs) -> frozenset:
-    """The model registries the specs build from (what `warm` imports besides torch and the tools)."""
-    return frozenset(registry for spec in specs for prefix, registry in REGISTRY_PREFIXES.items()
-                     if spec.name.startswith(prefix))
+    """The model registries the specs build from (what `warm` imports besides torch and the tools: sweep._warm)."""
+    return frozenset(registry_of(spec.name) for spec in specs) - {None}
 
 
 def warm(registries: frozenset = frozenset()) -> None:
