@@ -50,7 +50,22 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.system)
         if not any(item.get_closest_marker(name) for name in ("slow", "registry", "system")):
             item.add_marker(pytest.mark.fast)
-    items.sort(key=lambda item: "default_run" in getattr(item, "fixturenames", ()))  # stable: order kept otherwise
+    # stable (order kept otherwise): the tests that import TensorFlow into this process after the others, for a
+    # job forked from a process holding TensorFlow costs more (~20 ms more each, of ~70); the default run's last
+    items.sort(key=lambda item: ("default_run" in getattr(item, "fixturenames", ()),
+                                 item.get_closest_marker("tensorflow") is not None))
+
+
+_TENSORFLOW_SEEN: list = []
+
+
+def pytest_runtest_teardown(item, nextitem):
+    """The first test after which TensorFlow is in this process must be marked `tensorflow` (ordered last)."""
+    if not _TENSORFLOW_SEEN and "tensorflow" in sys.modules:
+        _TENSORFLOW_SEEN.append(item.nodeid)
+        if item.get_closest_marker("tensorflow") is None:
+            item.warn(pytest.PytestWarning("imports TensorFlow into the test process: mark it `tensorflow` "
+                                           "(tests/conftest.py runs those after the others)"))
 
 
 _DEFAULT_RUN: dict = {}  # "process": the background `reconcile run`, "folder": its --out and its stderr

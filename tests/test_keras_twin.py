@@ -8,7 +8,7 @@ import pytest
 from reconcile.models import ModelSpec, layer_ir, reference
 
 # TensorFlow is imported by the tests that build Keras models, never at collection (make test-fast imports no TF)
-pytestmark = [pytest.mark.slow,
+pytestmark = [pytest.mark.slow, pytest.mark.tensorflow,
               pytest.mark.skipif(importlib.util.find_spec("keras") is None, reason="keras is not installed")]
 
 FIELDS = ("name", "kind", "input_shapes", "output_shape", "kernel", "stride", "padding", "dilation", "groups", "bias",

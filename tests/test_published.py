@@ -14,7 +14,7 @@ from reconcile.diff import canonical_ir
 from reconcile.models import layer_ir, reference
 
 # TensorFlow is imported where a Keras twin is built, never at collection (make test-fast imports no TF)
-pytestmark = [pytest.mark.slow,
+pytestmark = [pytest.mark.slow, pytest.mark.tensorflow,
               pytest.mark.skipif(importlib.util.find_spec("keras") is None, reason="keras is not installed")]
 
 TWINNED = ("sepnet", "gconv", "mha", "block", "resblock", "resnet18", "resnet50_v1", "resnet50_v15", "vgg16",

@@ -18,7 +18,7 @@ from reconcile.models import reference
 from reconcile.records import COMPUTE, OK, PARAMS, TOTAL, UNSUPPORTED, Emitter
 
 # TensorFlow is imported by the adapter when a test runs it, never at collection (make test-fast imports no TF)
-pytestmark = [pytest.mark.slow,
+pytestmark = [pytest.mark.slow, pytest.mark.tensorflow,
               pytest.mark.skipif(importlib.util.find_spec("tensorflow") is None, reason="tensorflow is not installed")]
 
 # What the document's profiler printed after freezing, per op, derived by hand:
