@@ -106,8 +106,6 @@ def resolve_models(names: Optional[Sequence[str]] = None) -> list[ModelSpec]:
 def resolve_kept(names: list[str]) -> dict[str, ModelSpec]:
     """hf:/preset: specs by name, as `which` keeps them (kept_specs: from the cache, the others in one job: a sweep
     of every architecture resolves hundreds)."""
-    from . import kept_specs
-
     kept = kept_specs.resolve_kept([kept_specs.request(name) for name in names])
     return {name: kept[kept_specs.request(name)] for name in names}
 

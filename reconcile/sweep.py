@@ -103,7 +103,7 @@ class SweepJob:
     def attempt_text(self, sizes: str, inputs: tuple[str, ...] = ()) -> str:
         if self.registry == HF_REGISTRY:
             return hf_sweep_spec(self.name, sizes, inputs)
-        form = f"{'tv' if self.registry == 'torchvision' else 'timm'}:{self.name}"
+        form = f"{'tv' if self.registry == TORCHVISION_REGISTRY else 'timm'}:{self.name}"
         return form + ("?device=meta" if sizes == META_DEFAULT else "")
 
     def attempts(self) -> list[tuple[str, tuple[str, ...]]]:
