@@ -27,6 +27,7 @@ import pandas as pd
 
 from . import atlas
 from .records import COMPUTE, MODEL_LEVEL, OK, PARAMS, TOTAL, UNSUPPORTED
+from .spec import REGISTRY_OF_PREFIX
 from .render import Heading, Para, Table, render_html, render_md
 
 MAX_MD_BYTES = 150_000
@@ -494,7 +495,8 @@ def crash_table(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 # a model spec named inside a crash message (the tools' adapters name the model they could not feed)
-_SPEC_IN_TEXT = re.compile(r"\b(?:hf|preset|timm|tv|module):[^\s()]+")
+_SPEC_IN_TEXT = re.compile(r"\b(?:" + "|".join(re.escape(p[:-1]) for p in (*REGISTRY_OF_PREFIX, "module:"))
+                           + r"):[^\s()]+")
 MD_CRASH_ROWS = 40  # the markdown's crash table: the most common; atlas.html has every one
 
 

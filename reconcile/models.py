@@ -171,13 +171,14 @@ def resolve(model: Optional[str], model_file: Optional[str] = None, input_shape:
                         "module:PACKAGE.MODULE:FACTORY, hf:MODEL_TYPE or preset:NAME")
     batch, seq_len = optional_count(batch, "--batch"), optional_count(seq_len, "--seq-len")
     text = model.strip()
-    if registry_of(text) == HF_REGISTRY:
+    registry = registry_of(text)
+    if registry == HF_REGISTRY:
         traced: dict = {}
         spec = from_transformers(text, batch, seq_len, input_shape, layer_ir if trace else None, traced)
         if traced.get("ir") is not None:
             remember_ir(on_meta(spec), "torch", traced["ir"])
         return spec
-    if registry_of(text) in (TIMM_REGISTRY, TORCHVISION_REGISTRY):
+    if registry in (TIMM_REGISTRY, TORCHVISION_REGISTRY):
         if seq_len is not None:
             raise UserError(f"--seq-len applies to token models (hf:, preset:), not {text!r}")
         from .zoo_specs import from_zoo
